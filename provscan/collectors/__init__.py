@@ -1,0 +1,1 @@
+"""Collectors: plain functions that gather facts and findings. They never print, exit or decide."""

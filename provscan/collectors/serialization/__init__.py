@@ -1,0 +1,1 @@
+"""Serialization safety: can loading these files run code, or do they hide a payload?"""

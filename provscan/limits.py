@@ -1,0 +1,44 @@
+"""How much will provscan read or allocate for any one thing? Every bound, in one place.
+
+A hostile file can claim any length or count. Each reader checks the claim against
+these bounds *before* reading or allocating, and reports a finding when a claim is
+over a bound. The values are recorded in every report (ScanParameters.limits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    # safetensors: the reference implementation refuses headers over 100 MB.
+    safetensors_header_max: int = 100_000_000
+    # JSON metadata files (config.json, tokenizer_config.json ...) parsed whole.
+    json_file_max: int = 16 * MiB
+    # README.md read for its YAML front matter.
+    card_max: int = 4 * MiB
+    front_matter_max: int = 256 * KiB
+    # A single pickle stream (data.pkl or a plain pickle file) walked opcode by opcode.
+    pickle_max: int = 256 * MiB
+    pickle_max_opcodes: int = 10_000_000
+    # Zip archives: members and central directory entries considered.
+    zip_max_members: int = 100_000
+    # Bytes read from the start of each file to sniff its format.
+    sniff_bytes: int = 4 * KiB
+    # Files in one target.
+    max_files: int = 1_000_000
+    # Directory depth walked.
+    max_depth: int = 64
+    # Buffer per hashing worker (reused, never grows).
+    hash_buffer: int = 4 * MiB
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+DEFAULT_LIMITS = Limits()
