@@ -39,8 +39,10 @@ class SniffedFile:
 class Collected(Generic[T]):
     """A collector's section of the report plus its findings.
 
-    `skipped` is set when the step had nothing to do (e.g. no config.json); the step
-    is then recorded as skipped with that reason, which is not a failure.
+    `skipped` is set when the step did not run its checks (turned off by an option, or a
+    prerequisite missing); the step is recorded as skipped with that reason, and the
+    default policy denies a skipped required step. A step that simply found nothing to
+    read (no model card) completes, and the absence is a finding.
     """
 
     value: T

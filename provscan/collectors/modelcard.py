@@ -1,0 +1,124 @@
+"""What does the model card (README.md front matter) declare: licence, base model, tags?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from provscan.collectors.base import Collected, ScanFile
+from provscan.limits import Limits
+from provscan.report import CardFacts, Finding, Location, Severity
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load that refuses anchors and aliases.
+
+    Aliases let a few hundred bytes of YAML expand to gigabytes ("billion laughs");
+    model card front matter has no use for them.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases are not allowed in model card metadata", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[CardFacts | None]:
+    card = next((f for f in files if f.rel.lower() == "readme.md"), None)
+    if card is None:
+        finding = Finding(
+            rule_id="INV-CARD-MISSING",
+            severity=Severity.MEDIUM,
+            message="no model card (README.md): the declared licence and base model are unknown",
+        )
+        return Collected(value=None, findings=(finding,))
+    findings: list[Finding] = []
+    location = Location(path=card.rel)
+    with card.path.open("rb") as handle:
+        raw = handle.read(limits.card_max + 1)
+    if len(raw) > limits.card_max:
+        findings.append(
+            Finding(
+                rule_id="INV-CARD-TOO-LARGE",
+                severity=Severity.MEDIUM,
+                message=f"{card.rel}: larger than {limits.card_max} bytes; only the start was read",
+                location=location,
+            )
+        )
+        raw = raw[: limits.card_max]
+    text = raw.decode("utf-8", errors="replace")
+    front, problem = _front_matter(text, limits.front_matter_max)
+    if problem is not None:
+        findings.append(_malformed(card.rel, problem))
+        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+    if front is None:
+        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+    try:
+        data = yaml.load(front, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 2}, column {mark.column + 1})" if mark is not None else ""
+        detail = getattr(exc, "problem", None) or str(exc)
+        findings.append(_malformed(card.rel, f"front matter is not valid YAML{where}: {detail}"))
+        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        findings.append(_malformed(card.rel, f"front matter is a YAML {type(data).__name__}, not a mapping"))
+        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+    facts = _facts(card.rel, data, findings)
+    return Collected(value=facts, findings=tuple(findings))
+
+
+def _front_matter(text: str, max_len: int) -> tuple[str | None, str | None]:
+    """Return (front matter, problem). No leading '---' line means no front matter."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None, None
+    size = 0
+    for index, line in enumerate(lines[1:], start=1):
+        if line.strip() == "---":
+            return "".join(lines[1:index]), None
+        size += len(line)
+        if size > max_len:
+            return None, f"front matter is longer than {max_len} bytes"
+    return None, "front matter opened with '---' is never closed"
+
+
+def _strings(field: str, value: Any, rel: str, findings: list[Finding]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    good = tuple(str(v) for v in items if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+    if len(good) != len(items):
+        findings.append(_malformed(rel, f"'{field}' must be a string or a list of strings", Severity.MEDIUM))
+    return good
+
+
+def _facts(rel: str, data: dict[str, Any], findings: list[Finding]) -> CardFacts:
+    def one(field: str) -> str | None:
+        values = _strings(field, data.get(field), rel, findings)
+        return values[0] if values else None
+
+    return CardFacts(
+        path=rel,
+        licenses=_strings("license", data.get("license"), rel, findings),
+        license_name=one("license_name"),
+        license_link=one("license_link"),
+        base_models=_strings("base_model", data.get("base_model"), rel, findings),
+        tags=_strings("tags", data.get("tags"), rel, findings),
+        pipeline_tag=one("pipeline_tag"),
+        library_name=one("library_name"),
+    )
+
+
+def _malformed(rel: str, problem: str, severity: Severity = Severity.HIGH) -> Finding:
+    return Finding(
+        rule_id="INV-CARD-MALFORMED",
+        severity=severity,
+        message=f"{rel}: {problem}; the card's licence and lineage could not be read",
+        location=Location(path=rel),
+    )

@@ -1,0 +1,259 @@
+"""Can loading this pickle run code? Classifies what the opcode walk found against YAML data."""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import io
+import os
+from dataclasses import dataclass
+from enum import Enum
+from importlib import resources
+from typing import Any, BinaryIO
+
+import yaml
+
+from provscan.collectors.base import ScanFile
+from provscan.collectors.serialization.pickle_walk import (
+    TORCH_LEGACY_PICKLES,
+    BoundedReader,
+    PickleImport,
+    PickleMachine,
+    PickleWalk,
+    Unresolved,
+)
+from provscan.limits import Limits
+from provscan.report import Finding, Location, Severity
+
+_TOO_LARGE = "SER-PICKLE-TOO-LARGE"
+
+
+class GlobalVerdict(str, Enum):
+    ALLOWED = "allowed"
+    DANGEROUS = "dangerous"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class _Danger:
+    pattern: str
+    why: str
+
+
+def _knowledge(name: str) -> dict[str, Any]:
+    text = (resources.files("provscan") / "knowledge" / name).read_text(encoding="utf-8")
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
+        raise ValueError(f"provscan/knowledge/{name}: expected a mapping with an 'entries' list")
+    return document
+
+
+def _require(entry: Any, keys: tuple[str, ...], name: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not all(
+        isinstance(entry.get(k), (str, list)) and entry.get(k) for k in keys
+    ):
+        raise ValueError(
+            f"provscan/knowledge/{name}: every entry needs {', '.join(keys)}: {entry!r}"
+        )
+    return entry
+
+
+@functools.cache
+def allowed_globals() -> frozenset[str]:
+    """Exact 'module.name' globals that are safe to import and call."""
+    names: set[str] = set()
+    for entry in _knowledge("pickle_allowlist.yaml")["entries"]:
+        names.update(
+            str(g)
+            for g in _require(entry, ("globals", "source", "why"), "pickle_allowlist.yaml")[
+                "globals"
+            ]
+        )
+    return frozenset(names)
+
+
+@functools.cache
+def dangerous_patterns() -> tuple[_Danger, ...]:
+    """Patterns of globals known to run code, in file order (the first match explains)."""
+    found: list[_Danger] = []
+    for entry in _knowledge("pickle_dangerous.yaml")["entries"]:
+        entry = _require(entry, ("patterns", "why", "source"), "pickle_dangerous.yaml")
+        found.extend(_Danger(str(p), str(entry["why"])) for p in entry["patterns"])
+    return tuple(found)
+
+
+def _danger(qualified: str) -> _Danger | None:
+    for danger in dangerous_patterns():
+        # Anything reached through a dangerous object is dangerous too (builtins.eval.__call__).
+        if fnmatch.fnmatchcase(qualified, danger.pattern) or fnmatch.fnmatchcase(
+            qualified, danger.pattern + ".*"
+        ):
+            return danger
+    return None
+
+
+def classify_global(qualified: str, raw: str | None = None) -> tuple[GlobalVerdict, str | None]:
+    """Classify an import by the name the unpickler resolves (and the name as written)."""
+    for name in (qualified, raw):
+        danger = _danger(name) if name else None
+        if danger is not None:
+            return GlobalVerdict.DANGEROUS, danger.why
+    if qualified in allowed_globals():
+        return GlobalVerdict.ALLOWED, None
+    return GlobalVerdict.UNKNOWN, None
+
+
+def looks_like_pickle(head: bytes) -> bool:
+    """Whether two bytes open a protocol 2-5 pickle (PROTO opcode)."""
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def walk_pickles(
+    stream: BinaryIO, *, limit: int, max_opcodes: int, sniffed: bool = False
+) -> PickleWalk:
+    """Walk the pickle(s) in `stream` up to `limit` bytes.
+
+    Stacked pickles are walked too (torch's legacy format is five of them). A pickle
+    found only by sniffing (`sniffed`, or any after the first) that fails to parse and
+    imports nothing is taken for unrelated bytes, not reported as malformed: no
+    unpickler would run anything from it.
+    """
+    walk = PickleWalk()
+    reader = stream if isinstance(stream, io.BytesIO) else BoundedReader(stream, limit)
+    max_pickles: int | None = None
+    while max_pickles is None or walk.pickles < max_pickles:
+        start = reader.tell()
+        if start >= limit and walk.pickles == 0 and not sniffed:
+            walk.error, walk.error_offset, walk.exhausted = "no pickle data", start, True
+        if start >= limit or walk.opcode_limit:
+            break
+        head = reader.read(2)
+        reader.seek(start)
+        if walk.pickles and not looks_like_pickle(head):
+            break  # trailing bytes that pickle.load never reads
+        tentative = sniffed or walk.pickles > 0
+        events, exhausted = walk.events, walk.exhausted
+        machine = PickleMachine(walk, reader, limit)
+        machine.run(max_opcodes)
+        if machine.error is not None and tentative and walk.events == events:
+            walk.exhausted = exhausted
+            break
+        if machine.error is not None and walk.error is None:
+            walk.error, walk.error_offset = machine.error
+        if not machine.complete or machine.error is not None:
+            break
+        walk.pickles += 1
+        if walk.pickles == 1 and machine.torch_magic:
+            max_pickles = TORCH_LEGACY_PICKLES
+    return walk
+
+
+def describe(location: Location) -> str:
+    where = location.path or "<input>"
+    return f"{where} (member {location.member})" if location.member else where
+
+
+def _finding(
+    rule_id: str, severity: Severity, message: str, location: Location, evidence: dict[str, Any]
+) -> Finding:
+    return Finding(
+        rule_id=rule_id, severity=severity, message=message, location=location, evidence=evidence
+    )
+
+
+def _import_finding(imported: PickleImport, location: Location) -> Finding | None:
+    verdict, why = classify_global(imported.qualified, imported.raw)
+    if verdict is GlobalVerdict.ALLOWED:
+        return None
+    called = imported.call_opcode is not None
+    opcode = imported.call_opcode or imported.opcode
+    offset = imported.call_offset if imported.call_offset is not None else imported.offset
+    evidence: dict[str, Any] = {"global": imported.qualified, "opcode": opcode, "offset": offset}
+    if imported.raw != imported.qualified:
+        evidence["written_as"] = imported.raw
+    use = f"{'called' if called else 'imported'} by {opcode} at offset {offset}"
+    head = f"{describe(location)}: pickle imports {imported.qualified}"
+    at = location.model_copy(update={"offset": offset})
+    if verdict is GlobalVerdict.DANGEROUS:
+        evidence["why"] = why
+        message = f"{head} ({why}), {use}; loading it can run code"
+        return _finding("SER-PICKLE-DANGEROUS-GLOBAL", Severity.CRITICAL, message, at, evidence)
+    message = f"{head}, which is not on the allowlist of known-safe globals ({use})"
+    return _finding("SER-PICKLE-UNKNOWN-GLOBAL", Severity.HIGH, message, at, evidence)
+
+
+def _unresolved_finding(unresolved: Unresolved, location: Location, dynamic: bool) -> Finding:
+    head = f"{describe(location)}: {unresolved.opcode} at offset {unresolved.offset}"
+    at = location.model_copy(update={"offset": unresolved.offset})
+    evidence = {
+        "opcode": unresolved.opcode,
+        "offset": unresolved.offset,
+        "detail": unresolved.detail,
+    }
+    if dynamic:
+        message = f"{head} imports a global the scan cannot name ({unresolved.detail})"
+        return _finding("SER-PICKLE-DYNAMIC-GLOBAL", Severity.CRITICAL, message, at, evidence)
+    message = (
+        f"{head} imports copyreg {unresolved.detail}, which is not registered here; "
+        "what it names depends on the loading process"
+    )
+    return _finding("SER-PICKLE-UNKNOWN-EXTENSION", Severity.HIGH, message, at, evidence)
+
+
+def walk_findings(
+    walk: PickleWalk, location: Location, limits: Limits, *, cut: bool
+) -> list[Finding]:
+    """Findings for a finished walk. `cut`: more bytes followed than the walk could read."""
+    where = describe(location)
+    found = (_import_finding(i, location) for i in walk.imports.values())
+    findings = [f for f in found if f is not None]
+    findings.extend(_unresolved_finding(u, location, True) for u in walk.dynamic)
+    findings.extend(_unresolved_finding(u, location, False) for u in walk.unknown_extensions)
+    unscanned = "the rest was not scanned"
+    if walk.opcode_limit:
+        message = f"{where}: pickle has over {limits.pickle_max_opcodes} opcodes; {unscanned}"
+        evidence: dict[str, Any] = {"max_opcodes": limits.pickle_max_opcodes}
+        findings.append(_finding(_TOO_LARGE, Severity.HIGH, message, location, evidence))
+    elif walk.error is not None and walk.exhausted and cut:
+        message = f"{where}: pickle runs past the {limits.pickle_max}-byte limit; {unscanned}"
+        evidence = {"max_bytes": limits.pickle_max}
+        findings.append(_finding(_TOO_LARGE, Severity.HIGH, message, location, evidence))
+    elif walk.error is not None:
+        message = (
+            f"{where}: pickle does not parse at offset {walk.error_offset}: {walk.error}; "
+            "an unpickler runs everything before that point"
+        )
+        at = location.model_copy(update={"offset": walk.error_offset})
+        evidence = {
+            "error": walk.error[:500],
+            "offset": walk.error_offset,
+            "imports_before": len(walk.imports),
+        }
+        findings.append(_finding("SER-PICKLE-MALFORMED", Severity.HIGH, message, at, evidence))
+    return findings
+
+
+def scan_pickle_bytes(
+    data: bytes,
+    location: Location,
+    limits: Limits,
+    *,
+    total_size: int | None = None,
+    sniffed: bool = False,
+) -> list[Finding]:
+    """Scan an in-memory pickle (a zip member), already cut to at most limits.pickle_max bytes."""
+    stream, max_opcodes = io.BytesIO(data), limits.pickle_max_opcodes
+    walk = walk_pickles(stream, limit=len(data), max_opcodes=max_opcodes, sniffed=sniffed)
+    cut = total_size is not None and total_size > len(data)
+    return walk_findings(walk, location, limits, cut=cut)
+
+
+def scan_pickle_file(file: ScanFile, limits: Limits) -> list[Finding]:
+    """Scan a file whose content is a pickle (or torch's legacy stack of pickles)."""
+    with file.path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        # Read lazily through a bounded reader: a legacy torch file is GBs of storage
+        # after a few KB of pickles, and only the pickles are walked.
+        limit, max_opcodes = min(size, limits.pickle_max), limits.pickle_max_opcodes
+        walk = walk_pickles(handle, limit=limit, max_opcodes=max_opcodes)
+    return walk_findings(walk, Location(path=file.rel), limits, cut=size > limits.pickle_max)

@@ -1,0 +1,71 @@
+"""Is this safetensors file well formed, and does the safetensors library read it the same way?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provscan.collectors.base import ScanFile
+from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
+from provscan.limits import Limits
+from provscan.report import Finding, Location, Severity
+
+
+def _library_refusal(path: Path) -> str | None:
+    """Open the file the way loaders do (header and metadata only, no tensor reads)."""
+    from safetensors import (
+        safe_open,
+    )  # the library is a dependency; imported late to keep startup light
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            list(handle.keys())
+            handle.metadata()
+    except Exception as exc:  # any refusal is the finding, whatever the library raises
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def scan_safetensors(file: ScanFile, limits: Limits) -> list[Finding]:
+    """Check the header with provscan's bounded reader, then with the reference library."""
+    try:
+        header = read_header(file.path, max_header=limits.safetensors_header_max)
+    except SafetensorsError as exc:
+        return [
+            Finding(
+                rule_id="SER-SAFETENSORS-INVALID",
+                severity=Severity.CRITICAL,
+                message=f"{file.rel}: {exc.code}: {exc.message}",
+                location=Location(path=file.rel, offset=exc.offset),
+                evidence={"code": exc.code},
+            )
+        ]
+    findings: list[Finding] = []
+    for problem in header.problems:
+        subject = f"tensor {problem.tensor!r}: " if problem.tensor is not None else ""
+        evidence = {"code": problem.code}
+        if problem.tensor is not None:
+            evidence["tensor"] = problem.tensor
+        findings.append(
+            Finding(
+                rule_id="SER-SAFETENSORS-INVALID",
+                severity=Severity.CRITICAL,
+                message=f"{file.rel}: {problem.code}: {subject}{problem.message}",
+                location=Location(path=file.rel),
+                evidence=evidence,
+            )
+        )
+    if findings:
+        return findings
+    refusal = _library_refusal(file.path)
+    if refusal is not None:
+        # A parser differential: what provscan checked is not what a loader will read.
+        findings.append(
+            Finding(
+                rule_id="SER-SAFETENSORS-LOADER-DISAGREES",
+                severity=Severity.CRITICAL,
+                message=f"{file.rel}: valid header, yet the safetensors library refuses: {refusal}",
+                location=Location(path=file.rel),
+                evidence={"error": refusal[:500]},
+            )
+        )
+    return findings

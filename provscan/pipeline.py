@@ -1,0 +1,145 @@
+"""How does a target become a Report? Resolve, then run each collector in a fixed order."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal, TypeVar
+
+from provscan import __version__
+from provscan.collectors.base import Collected, SniffedFile
+from provscan.collectors.hashing import HashResult, hash_files
+from provscan.collectors.inventory import collect_inventory, file_entry
+from provscan.collectors.modelcard import collect_model_card
+from provscan.collectors.modelfacts import collect_model_facts
+from provscan.collectors.serialization.scan import scan_serialization
+from provscan.limits import DEFAULT_LIMITS, Limits
+from provscan.report import (
+    CardFacts,
+    Finding,
+    Manifest,
+    ModelFacts,
+    Report,
+    ScanParameters,
+    Step,
+    StepStatus,
+    ToolInfo,
+)
+from provscan.targets import resolve_target
+
+T = TypeVar("T")
+
+# Steps the scan runs, in order. The default policy requires all of them.
+STEPS = ("inventory", "hashing", "serialization", "model_facts", "model_card")
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    limits: Limits = DEFAULT_LIMITS
+    hash_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    serialization: Literal["files", "shards"] = "files"
+    shard_size: int = 1_000_000_000
+    # Called once with the total bytes to hash, then with each hashed chunk's size.
+    on_hash_start: Callable[[int], None] | None = None
+    on_hash_progress: Callable[[int], None] | None = None
+
+
+class _StepRunner:
+    """Runs collectors so that an exception becomes a failed step, never a crash or a pass."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.findings: list[Finding] = []
+
+    def run(self, name: str, collect: Callable[[], Collected[T]], default: T) -> T:
+        start = time.monotonic()
+        try:
+            result = collect()
+        except Exception as exc:  # noqa: BLE001 - isolation is the point: record and go on
+            self._record(name, StepStatus.FAILED, f"{type(exc).__name__}: {exc}", start)
+            return default
+        self.findings.extend(result.findings)
+        if result.skipped is not None:
+            self._record(name, StepStatus.SKIPPED, result.skipped, start)
+        else:
+            self._record(name, StepStatus.COMPLETED, None, start)
+        return result.value
+
+    def fail(self, name: str, reason: str) -> None:
+        """Mark a step that ran to its end but could not do all its work as failed."""
+        self.steps = [
+            Step(name=s.name, status=StepStatus.FAILED, required=s.required, reason=reason, duration_ms=s.duration_ms)
+            if s.name == name
+            else s
+            for s in self.steps
+        ]
+
+    def _record(self, name: str, status: StepStatus, reason: str | None, start: float) -> None:
+        elapsed = int((time.monotonic() - start) * 1000)
+        self.steps.append(Step(name=name, status=status, required=True, reason=reason, duration_ms=elapsed))
+
+
+def scan(target: str, options: ScanOptions | None = None) -> Report:
+    """Scan a target into a Report. Raises ProvscanError only when there is nothing to scan."""
+    options = options or ScanOptions()
+    scanned_at = datetime.now(timezone.utc).replace(microsecond=0)
+    resolved = resolve_target(target, options.limits)
+    runner = _StepRunner()
+    runner.findings.extend(resolved.findings)
+    files = resolved.files
+
+    sniffed: list[SniffedFile] = runner.run("inventory", lambda: collect_inventory(files, options.limits), [])
+
+    def hashing() -> Collected[HashResult]:
+        if options.on_hash_start is not None:
+            options.on_hash_start(sum(f.size for f in files))
+        return hash_files(
+            files,
+            model_name=resolved.info.name,
+            workers=options.hash_workers,
+            buffer_size=options.limits.hash_buffer,
+            method=options.serialization,
+            shard_size=options.shard_size,
+            progress=options.on_hash_progress,
+        )
+
+    hashed: HashResult | None = runner.run("hashing", hashing, None)
+    if hashed is not None and not hashed.complete:
+        runner.fail("hashing", "some files could not be hashed; the manifest is incomplete")
+    runner.run("serialization", lambda: scan_serialization(sniffed, options.limits), None)
+    model: ModelFacts | None = runner.run("model_facts", lambda: collect_model_facts(sniffed, options.limits), None)
+    card: CardFacts | None = runner.run("model_card", lambda: collect_model_card(files, options.limits), None)
+
+    digests = hashed.digests if hashed is not None else {}
+    manifest: Manifest | None = hashed.manifest if hashed is not None and hashed.complete else None
+    return Report(
+        tool=ToolInfo(version=__version__),
+        scanned_at=scanned_at,
+        target=resolved.info,
+        parameters=ScanParameters(
+            serialization=options.serialization,
+            shard_size=options.shard_size if options.serialization == "shards" else None,
+            hash_workers=options.hash_workers,
+            limits=options.limits.as_dict(),
+        ),
+        steps=tuple(runner.steps),
+        files=tuple(file_entry(item, digests.get(item.file.rel)) for item in sniffed),
+        manifest=manifest,
+        model=model,
+        card=card,
+        findings=tuple(_ordered(runner.findings)),
+    )
+
+
+_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def _ordered(findings: list[Finding]) -> list[Finding]:
+    def key(f: Finding) -> tuple[int, str, str, str]:
+        path = f.location.path if f.location and f.location.path else ""
+        return (_SEVERITY_ORDER[f.severity.value], f.rule_id, path, f.message)
+
+    return sorted(findings, key=key)

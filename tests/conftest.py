@@ -1,0 +1,52 @@
+"""Shared fixtures: generated model directories and a way to run the CLI as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.models import build_demo_model
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN_UPDATE = os.environ.get("PROVSCAN_UPDATE_GOLDEN") == "1"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+def run_provscan(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    """Run `python -m provscan ARGS` in a child process, exactly as a CI job would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "provscan", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def provscan() -> Callable[..., CliResult]:
+    return run_provscan
+
+
+@pytest.fixture
+def demo_model(tmp_path: Path) -> Path:
+    """A fresh copy of the clean demo model, safe to modify."""
+    return build_demo_model(tmp_path / "tiny-llama")

@@ -1,0 +1,50 @@
+"""Policy packs, probe data and the AI-BOM profile work from a source checkout and from a wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from provscan.resources import data_dir, default_policy_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_checkout_finds_the_top_level_folders() -> None:
+    for name in ("policies", "probes", "sbom"):
+        assert data_dir(name) in (REPO / name, REPO / "provscan" / "_data" / name)
+    assert (default_policy_dir() / "main.rego").is_file()
+
+
+@pytest.mark.slow
+def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((tmp_path / "dist").glob("provscan-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in ("provscan/_data/policies/default/main.rego", "provscan/_data/sbom/report.schema.json", "provscan/_data/probes/README.md"):
+        assert required in names
+    unpacked = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    # Run from an unrelated directory with the unpacked wheel first on the path, so
+    # neither the checkout nor the editable install can supply the data.
+    env = {"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}
+    where = subprocess.run(
+        [sys.executable, "-c", "import provscan.resources as r; print(r.default_policy_dir())"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert where == str(unpacked / "provscan" / "_data" / "policies" / "default")
+    result = subprocess.run(
+        [sys.executable, "-m", "provscan", "check", str(REPO / "fixtures" / "demo" / "tiny-llama"), "--bom", "bom.json", "-q"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "VERDICT: APPROVE" in result.stdout
+    assert (tmp_path / "bom.json").is_file()
