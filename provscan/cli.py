@@ -14,7 +14,7 @@ import click
 
 from provscan import __version__
 from provscan.errors import ExitCode, OutputError, ProvscanError, UsageError
-from provscan.pipeline import ScanOptions, scan
+from provscan.pipeline import ScanOptions, available_cpus, scan
 from provscan.report import Decision, Report
 from provscan.resources import default_policy_dir
 
@@ -128,7 +128,7 @@ def _policy_dirs(values: Sequence[str]) -> list[Path]:
 
 def _scan(target: str, kw: dict[str, Any]) -> Report:
     options = ScanOptions(
-        hash_workers=kw["workers"] or max(1, os.cpu_count() or 1),
+        hash_workers=kw["workers"] or available_cpus(),
         serialization=kw["serialization"],
         shard_size=kw["shard_size"],
     )

@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 
 from provscan import __version__
 from provscan.collectors.base import Collected, SniffedFile
-from provscan.collectors.hashing import HashResult, hash_files
+from provscan.collectors.hashing import HashResult, hash_files, planned_read_bytes
 from provscan.collectors.inventory import collect_inventory, file_entry
 from provscan.collectors.modelcard import collect_model_card
 from provscan.collectors.modelfacts import collect_model_facts
@@ -26,6 +26,7 @@ from provscan.report import (
     ScanParameters,
     Step,
     StepStatus,
+    TargetKind,
     ToolInfo,
 )
 from provscan.targets import resolve_target
@@ -39,12 +40,20 @@ STEPS = ("inventory", "hashing", "serialization", "model_facts", "model_card")
 @dataclass(frozen=True)
 class ScanOptions:
     limits: Limits = DEFAULT_LIMITS
-    hash_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    hash_workers: int = field(default_factory=lambda: available_cpus())
     serialization: Literal["files", "shards"] = "files"
     shard_size: int = 1_000_000_000
     # Called once with the total bytes to hash, then with each hashed chunk's size.
     on_hash_start: Callable[[int], None] | None = None
     on_hash_progress: Callable[[int], None] | None = None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (a container's CPU limit, not the host's core count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class _StepRunner:
@@ -95,7 +104,7 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
 
     def hashing() -> Collected[HashResult]:
         if options.on_hash_start is not None:
-            options.on_hash_start(sum(f.size for f in files))
+            options.on_hash_start(planned_read_bytes(files, method=options.serialization, shard_size=options.shard_size))
         return hash_files(
             files,
             model_name=resolved.info.name,
@@ -103,6 +112,7 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
             buffer_size=options.limits.hash_buffer,
             method=options.serialization,
             shard_size=options.shard_size,
+            single_file_target=resolved.info.kind is TargetKind.FILE,
             progress=options.on_hash_progress,
         )
 
