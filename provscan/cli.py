@@ -20,12 +20,21 @@ from provscan.resources import default_policy_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_DECISION_EXIT = {Decision.APPROVE: ExitCode.APPROVE, Decision.REVIEW: ExitCode.REVIEW, Decision.DENY: ExitCode.DENY}
+_DECISION_EXIT = {
+    Decision.APPROVE: ExitCode.APPROVE,
+    Decision.REVIEW: ExitCode.REVIEW,
+    Decision.DENY: ExitCode.DENY,
+}
 
 
 def _scan_options(func: F) -> F:
     options = [
-        click.option("--workers", type=click.IntRange(1, 256), default=None, help="Hashing threads (default: CPU count)."),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 256),
+            default=None,
+            help="Hashing threads (default: CPU count).",
+        ),
         click.option(
             "--serialization",
             type=click.Choice(["files", "shards"]),
@@ -33,10 +42,33 @@ def _scan_options(func: F) -> F:
             show_default=True,
             help="OMS manifest method: one digest per file, or per shard (parallel within big files).",
         ),
-        click.option("--shard-size", type=click.IntRange(1), default=1_000_000_000, show_default=True, help="Shard size in bytes for --serialization shards."),
-        click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="What to print on stdout."),
-        click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report to FILE."),
-        click.option("--bom", "bom_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CycloneDX 1.6 AI-BOM to FILE."),
+        click.option(
+            "--shard-size",
+            type=click.IntRange(1),
+            default=1_000_000_000,
+            show_default=True,
+            help="Shard size in bytes for --serialization shards.",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="What to print on stdout.",
+        ),
+        click.option(
+            "--json",
+            "json_out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the JSON report to FILE.",
+        ),
+        click.option(
+            "--bom",
+            "bom_out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the CycloneDX 1.6 AI-BOM to FILE.",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
@@ -57,11 +89,34 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("target")
-@click.option("--policy", "policies", multiple=True, metavar="DIR", help="Policy pack directory (repeatable; 'default' = the shipped pack). Replaces the default pack.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: ./provscan.toml if present).")
-@click.option("--policy-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True, help="Seconds before the policy engine is stopped (fail closed).")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    metavar="DIR",
+    help="Policy pack directory (repeatable; 'default' = the shipped pack). Replaces the default pack.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: ./provscan.toml if present).",
+)
+@click.option(
+    "--policy-timeout",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds before the policy engine is stopped (fail closed).",
+)
 @_scan_options
-def check(target: str, policies: tuple[str, ...], config_path: Path | None, policy_timeout: float, **kw: Any) -> int:
+def check(
+    target: str,
+    policies: tuple[str, ...],
+    config_path: Path | None,
+    policy_timeout: float,
+    **kw: Any,
+) -> int:
     """Scan TARGET, evaluate the policy, print the verdict and write the outputs.
 
     TARGET is a model directory, a single model file, or a Hugging Face cache snapshot.
@@ -94,8 +149,19 @@ def policy() -> None:
 
 
 @policy.command("test")
-@click.option("--policy", "policies", multiple=True, metavar="DIR", help="Pack(s) to test (default: the shipped pack).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="Config merged over the pack defaults.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    metavar="DIR",
+    help="Pack(s) to test (default: the shipped pack).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config merged over the pack defaults.",
+)
 def policy_test(policies: tuple[str, ...], config_path: Path | None) -> int:
     """Run each pack's table tests: tests/<case>/input.json in, expected.yaml verdict and rule ids out."""
     from provscan.config import load_config
@@ -105,7 +171,9 @@ def policy_test(policies: tuple[str, ...], config_path: Path | None) -> int:
     packs = _policy_dirs(policies)
     results = run_policy_tests(packs, config)
     if not results:
-        raise UsageError(f"no policy test cases found under {', '.join(str(p / 'tests') for p in packs)}")
+        raise UsageError(
+            f"no policy test cases found under {', '.join(str(p / 'tests') for p in packs)}"
+        )
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
         click.echo(f"{mark} {result.name}" + ("" if result.passed else f": {result.message}"))
@@ -135,9 +203,22 @@ def _scan(target: str, kw: dict[str, Any]) -> Report:
     show_progress = not kw["quiet"] and sys.stderr.isatty()
     if not show_progress:
         return scan(target, options)
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    columns = (TextColumn("hashing"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("hashing"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("hashing", total=None)
         options = ScanOptions(
@@ -162,7 +243,9 @@ def _emit(report: Report, kw: dict[str, Any]) -> None:
         from provscan.emit.cyclonedx import render_cyclonedx
         from provscan.licence_files import read_licence_texts
 
-        outputs.append((kw["bom_out"], render_cyclonedx(report, licence_texts=read_licence_texts(report))))
+        outputs.append(
+            (kw["bom_out"], render_cyclonedx(report, licence_texts=read_licence_texts(report)))
+        )
     for path, text in outputs:
         _write_atomically(path, text)
     if kw["fmt"] == "json":
@@ -189,7 +272,11 @@ def _write_atomically(path: Path, text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: one error handler, every outcome mapped to a documented exit code."""
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="provscan", standalone_mode=False)
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="provscan",
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -203,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(int(exc.exit_code))
     except Exception:  # noqa: BLE001 - a crash must never read as a pass
         traceback.print_exc()
-        click.echo("provscan: internal error (see the traceback above); no verdict. Please report it.", err=True)
+        click.echo(
+            "provscan: internal error (see the traceback above); no verdict. Please report it.",
+            err=True,
+        )
         sys.exit(int(ExitCode.INCOMPLETE))
     sys.exit(int(code) if isinstance(code, int) else 0)

@@ -11,7 +11,7 @@ For the default pack, for example::
     high = "deny"
 
     [[waivers]]
-    rule = "SER-PICKLE-GLOBAL"
+    rule = "SER-PICKLE-DANGEROUS-GLOBAL"
     path = "pytorch_model.bin"
     reason = "reviewed by the security team, ticket SEC-123"
 

@@ -63,13 +63,13 @@ class _StepRunner:
         self.steps: list[Step] = []
         self.findings: list[Finding] = []
 
-    def run(self, name: str, collect: Callable[[], Collected[T]], default: T) -> T:
+    def run(self, name: str, collect: Callable[[], Collected[T]]) -> T | None:
         start = time.monotonic()
         try:
             result = collect()
         except Exception as exc:  # noqa: BLE001 - isolation is the point: record and go on
             self._record(name, StepStatus.FAILED, f"{type(exc).__name__}: {exc}", start)
-            return default
+            return None
         self.findings.extend(result.findings)
         if result.skipped is not None:
             self._record(name, StepStatus.SKIPPED, result.skipped, start)
@@ -80,7 +80,13 @@ class _StepRunner:
     def fail(self, name: str, reason: str) -> None:
         """Mark a step that ran to its end but could not do all its work as failed."""
         self.steps = [
-            Step(name=s.name, status=StepStatus.FAILED, required=s.required, reason=reason, duration_ms=s.duration_ms)
+            Step(
+                name=s.name,
+                status=StepStatus.FAILED,
+                required=s.required,
+                reason=reason,
+                duration_ms=s.duration_ms,
+            )
             if s.name == name
             else s
             for s in self.steps
@@ -88,7 +94,9 @@ class _StepRunner:
 
     def _record(self, name: str, status: StepStatus, reason: str | None, start: float) -> None:
         elapsed = int((time.monotonic() - start) * 1000)
-        self.steps.append(Step(name=name, status=status, required=True, reason=reason, duration_ms=elapsed))
+        self.steps.append(
+            Step(name=name, status=status, required=True, reason=reason, duration_ms=elapsed)
+        )
 
 
 def scan(target: str, options: ScanOptions | None = None) -> Report:
@@ -100,11 +108,17 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     runner.findings.extend(resolved.findings)
     files = resolved.files
 
-    sniffed: list[SniffedFile] = runner.run("inventory", lambda: collect_inventory(files, options.limits), [])
+    sniffed: list[SniffedFile] = (
+        runner.run("inventory", lambda: collect_inventory(files, options.limits)) or []
+    )
 
     def hashing() -> Collected[HashResult]:
         if options.on_hash_start is not None:
-            options.on_hash_start(planned_read_bytes(files, method=options.serialization, shard_size=options.shard_size))
+            options.on_hash_start(
+                planned_read_bytes(
+                    files, method=options.serialization, shard_size=options.shard_size
+                )
+            )
         return hash_files(
             files,
             model_name=resolved.info.name,
@@ -116,12 +130,16 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
             progress=options.on_hash_progress,
         )
 
-    hashed: HashResult | None = runner.run("hashing", hashing, None)
+    hashed: HashResult | None = runner.run("hashing", hashing)
     if hashed is not None and not hashed.complete:
         runner.fail("hashing", "some files could not be hashed; the manifest is incomplete")
-    runner.run("serialization", lambda: scan_serialization(sniffed, options.limits), None)
-    model: ModelFacts | None = runner.run("model_facts", lambda: collect_model_facts(sniffed, options.limits), None)
-    card: CardFacts | None = runner.run("model_card", lambda: collect_model_card(files, options.limits), None)
+    runner.run("serialization", lambda: scan_serialization(sniffed, options.limits))
+    model: ModelFacts | None = runner.run(
+        "model_facts", lambda: collect_model_facts(sniffed, options.limits)
+    )
+    card: CardFacts | None = runner.run(
+        "model_card", lambda: collect_model_card(files, options.limits)
+    )
 
     digests = hashed.digests if hashed is not None else {}
     manifest: Manifest | None = hashed.manifest if hashed is not None and hashed.complete else None

@@ -116,34 +116,70 @@ def _display_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _walk(root: Path, directory: Path, allowed: Path, out: ResolvedTarget, limits: Limits, depth: int) -> None:
+def _walk(
+    root: Path, directory: Path, allowed: Path, out: ResolvedTarget, limits: Limits, depth: int
+) -> None:
     rel_dir = directory.relative_to(root).as_posix()
     if depth > limits.max_depth:
-        out.findings.append(_finding("INV-TOO-DEEP", Severity.CRITICAL, rel_dir, f"{rel_dir}: directory nesting exceeds {limits.max_depth} levels; deeper files were not scanned"))
+        out.findings.append(
+            _finding(
+                "INV-TOO-DEEP",
+                Severity.CRITICAL,
+                rel_dir,
+                f"{rel_dir}: directory nesting exceeds {limits.max_depth} levels; deeper files were not scanned",
+            )
+        )
         return
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        out.findings.append(_finding("INV-UNREADABLE", Severity.CRITICAL, rel_dir or ".", f"{rel_dir or '.'}: directory cannot be listed ({exc.strerror}); its files were not scanned"))
+        out.findings.append(
+            _finding(
+                "INV-UNREADABLE",
+                Severity.CRITICAL,
+                rel_dir or ".",
+                f"{rel_dir or '.'}: directory cannot be listed ({exc.strerror}); its files were not scanned",
+            )
+        )
         return
     for entry in entries:
         if len(out.files) >= limits.max_files:
-            out.findings.append(_finding("INV-TOO-MANY-FILES", Severity.CRITICAL, rel_dir or ".", f"more than {limits.max_files} files; the rest were not scanned"))
+            out.findings.append(
+                _finding(
+                    "INV-TOO-MANY-FILES",
+                    Severity.CRITICAL,
+                    rel_dir or ".",
+                    f"more than {limits.max_files} files; the rest were not scanned",
+                )
+            )
             return
         rel = _display_name((Path(rel_dir) / entry.name).as_posix() if rel_dir else entry.name)
         if rel == ".git" and entry.is_dir(follow_symlinks=False):
             # Git's object store (with LFS, full copies of the weights) is not loaded
             # by any runtime and is outside the OMS manifest; say that it was skipped.
-            out.findings.append(_finding("INV-GIT-SKIPPED", Severity.INFO, rel, ".git: git metadata directory was not scanned"))
+            out.findings.append(
+                _finding(
+                    "INV-GIT-SKIPPED",
+                    Severity.INFO,
+                    rel,
+                    ".git: git metadata directory was not scanned",
+                )
+            )
             continue
         _admit(root, Path(entry.path), rel, allowed, out, limits, depth)
 
 
-def _admit(root: Path, path: Path, rel: str, allowed: Path, out: ResolvedTarget, limits: Limits, depth: int) -> None:
+def _admit(
+    root: Path, path: Path, rel: str, allowed: Path, out: ResolvedTarget, limits: Limits, depth: int
+) -> None:
     try:
         st = path.lstat()
     except OSError as exc:
-        out.findings.append(_finding("INV-UNREADABLE", Severity.CRITICAL, rel, f"{rel}: cannot stat ({exc.strerror})"))
+        out.findings.append(
+            _finding(
+                "INV-UNREADABLE", Severity.CRITICAL, rel, f"{rel}: cannot stat ({exc.strerror})"
+            )
+        )
         return
     symlink = stat.S_ISLNK(st.st_mode)
     real = path
@@ -152,28 +188,64 @@ def _admit(root: Path, path: Path, rel: str, allowed: Path, out: ResolvedTarget,
         link_text = _display_name(os.readlink(path))
         if not real.is_relative_to(allowed):
             out.findings.append(
-                _finding("INV-SYMLINK-ESCAPE", Severity.CRITICAL, rel, f"{rel}: symbolic link to {link_text} resolves outside the target ({real}); not followed", target=link_text)
+                _finding(
+                    "INV-SYMLINK-ESCAPE",
+                    Severity.CRITICAL,
+                    rel,
+                    f"{rel}: symbolic link to {link_text} resolves outside the target ({real}); not followed",
+                    target=link_text,
+                )
             )
             return
         try:
             st = real.stat()
         except OSError:
-            out.findings.append(_finding("INV-SYMLINK-BROKEN", Severity.HIGH, rel, f"{rel}: symbolic link to {link_text} is broken", target=link_text))
+            out.findings.append(
+                _finding(
+                    "INV-SYMLINK-BROKEN",
+                    Severity.HIGH,
+                    rel,
+                    f"{rel}: symbolic link to {link_text} is broken",
+                    target=link_text,
+                )
+            )
             return
         if stat.S_ISDIR(st.st_mode):
             # Following directory links invites cycles and double counting; the
             # linked files are reported rather than silently skipped.
-            out.findings.append(_finding("INV-SYMLINK-UNFOLLOWED", Severity.HIGH, rel, f"{rel}: symbolic link to directory {link_text} was not followed; its files were not scanned", target=link_text))
+            out.findings.append(
+                _finding(
+                    "INV-SYMLINK-UNFOLLOWED",
+                    Severity.HIGH,
+                    rel,
+                    f"{rel}: symbolic link to directory {link_text} was not followed; its files were not scanned",
+                    target=link_text,
+                )
+            )
             return
     if stat.S_ISDIR(st.st_mode):
         _walk(root, path, allowed, out, limits, depth + 1)
         return
     if not stat.S_ISREG(st.st_mode):
-        out.findings.append(_finding("INV-SPECIAL-FILE", Severity.HIGH, rel, f"{rel}: is a special file (FIFO, socket or device); not opened"))
+        out.findings.append(
+            _finding(
+                "INV-SPECIAL-FILE",
+                Severity.HIGH,
+                rel,
+                f"{rel}: is a special file (FIFO, socket or device); not opened",
+            )
+        )
         return
     valid_name = "\\" not in rel or _is_utf8(path.name)
     if not valid_name:
-        out.findings.append(_finding("INV-BAD-FILENAME", Severity.HIGH, rel, f"{rel}: file name is not valid UTF-8; it cannot be part of a signed manifest"))
+        out.findings.append(
+            _finding(
+                "INV-BAD-FILENAME",
+                Severity.HIGH,
+                rel,
+                f"{rel}: file name is not valid UTF-8; it cannot be part of a signed manifest",
+            )
+        )
     out.files.append(
         ScanFile(
             rel=rel,
@@ -194,4 +266,10 @@ def _is_utf8(name: str) -> bool:
 
 
 def _finding(rule: str, severity: Severity, rel: str, message: str, **evidence: str) -> Finding:
-    return Finding(rule_id=rule, severity=severity, message=message, location=Location(path=rel), evidence=dict(evidence))
+    return Finding(
+        rule_id=rule,
+        severity=severity,
+        message=message,
+        location=Location(path=rel),
+        evidence=dict(evidence),
+    )

@@ -28,7 +28,9 @@ class CliResult:
         return json.loads(self.out)
 
 
-def run_provscan(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+def run_provscan(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> CliResult:
     """Run `python -m provscan ARGS` in a child process, exactly as a CI job would."""
     proc = subprocess.run(
         [sys.executable, "-m", "provscan", *args],

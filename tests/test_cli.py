@@ -22,7 +22,14 @@ from provscan.emit.cyclonedx import validate_cyclonedx
 
 
 def test_demo_model_is_approved_with_a_valid_bom(provscan, tmp_path: Path) -> None:
-    result = provscan("check", str(DEMO_DIR), "--bom", str(tmp_path / "bom.json"), "--json", str(tmp_path / "report.json"))
+    result = provscan(
+        "check",
+        str(DEMO_DIR),
+        "--bom",
+        str(tmp_path / "bom.json"),
+        "--json",
+        str(tmp_path / "report.json"),
+    )
     assert result.code == 0, result.out + result.err
     assert "VERDICT: APPROVE" in result.out
     bom_text = (tmp_path / "bom.json").read_text()
@@ -63,7 +70,9 @@ def test_truncated_safetensors_is_denied(provscan, tmp_path: Path) -> None:
     assert "model.safetensors" in result.out and "truncated" in result.out
 
 
-def test_oversized_safetensors_header_is_denied_without_reading_it(provscan, tmp_path: Path) -> None:
+def test_oversized_safetensors_header_is_denied_without_reading_it(
+    provscan, tmp_path: Path
+) -> None:
     model = tmp_path / "m"
     model.mkdir()
     (model / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + b"{}")
@@ -114,7 +123,9 @@ def test_unreadable_file_is_denied_with_the_file_named(demo_model: Path) -> None
             pytest.skip("running as root without util-linux setpriv: cannot make a file unreadable")
         drop = "-dac_override,-dac_read_search"
         command = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *command]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     reasons = json.loads(result.stdout)["verdict"]["reasons"]
     assert any(r["rule"] == "POL-STEP-INCOMPLETE" and "hashing" in r["msg"] for r in reasons)
@@ -145,7 +156,7 @@ def test_slow_policy_times_out_and_fails_closed(provscan, tmp_path: Path) -> Non
     (pack / "slow.rego").write_text(
         "package provscan.main\nimport rego.v1\n"
         "n := numbers.range(1, 3000)\n"
-        "deny contains {\"rule\": \"X\", \"msg\": \"m\"} if { count([1 | some a in n; some b in n; a == b + 100000]) > 0 }\n"
+        'deny contains {"rule": "X", "msg": "m"} if { count([1 | some a in n; some b in n; a == b + 100000]) > 0 }\n'
     )
     result = provscan("check", str(DEMO_DIR), "--policy", str(pack), "--policy-timeout", "1")
     assert result.code == 3
@@ -153,7 +164,9 @@ def test_slow_policy_times_out_and_fails_closed(provscan, tmp_path: Path) -> Non
 
 
 def test_output_that_cannot_be_written_fails_closed(provscan, tmp_path: Path) -> None:
-    result = provscan("check", str(DEMO_DIR), "--bom", str(tmp_path / "no" / "such" / "dir" / "bom.json"))
+    result = provscan(
+        "check", str(DEMO_DIR), "--bom", str(tmp_path / "no" / "such" / "dir" / "bom.json")
+    )
     assert result.code == 3
     assert "cannot write" in result.err
 
@@ -164,7 +177,9 @@ def test_config_file_reaches_the_policy(provscan, demo_model: Path, tmp_path: Pa
     config.write_text('[severity_levels]\nhigh = "deny"\n')
     assert provscan("check", str(demo_model), "--config", str(config)).code == 1
     waiver = tmp_path / "waive.toml"
-    waiver.write_text('[[waivers]]\nrule = "INV-PYTHON-CODE"\npath = "modeling_tiny.py"\nreason = "reviewed"\n')
+    waiver.write_text(
+        '[[waivers]]\nrule = "INV-PYTHON-CODE"\npath = "modeling_tiny.py"\nreason = "reviewed"\n'
+    )
     assert provscan("check", str(demo_model), "--config", str(waiver)).code == 0
 
 
@@ -190,7 +205,11 @@ def test_policy_test_command_fails_on_a_wrong_expectation(provscan, tmp_path: Pa
     case = next(p for p in sorted((pack / "tests").iterdir()) if p.is_dir())
     expected = case / "expected.yaml"
     text = expected.read_text()
-    flipped = text.replace("verdict: approve", "verdict: deny") if "verdict: approve" in text else "verdict: approve\n"
+    flipped = (
+        text.replace("verdict: approve", "verdict: deny")
+        if "verdict: approve" in text
+        else "verdict: approve\n"
+    )
     expected.write_text(flipped)
     result = provscan("policy", "test", "--policy", str(pack))
     assert result.code == 1
@@ -203,4 +222,6 @@ def test_console_script_is_installed() -> None:
         if os.environ.get("CI"):
             pytest.fail("CI installs provscan, but the console script is missing")
         pytest.skip("provscan is not installed in this environment (pip install -e .)")
-    assert subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith("provscan")
+    assert subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith(
+        "provscan"
+    )

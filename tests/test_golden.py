@@ -36,7 +36,9 @@ def check_golden(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     assert path.exists(), f"{path} is missing: run with PROVSCAN_UPDATE_GOLDEN=1"
-    assert path.read_text() == text, f"{path} drifted: rerun with PROVSCAN_UPDATE_GOLDEN=1 and review the diff"
+    assert path.read_text() == text, (
+        f"{path} drifted: rerun with PROVSCAN_UPDATE_GOLDEN=1 and review the diff"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,9 @@ def demo_report() -> Report:
     """The committed demo, scanned and judged by the default pack, at a fixed time."""
     report = scan(str(DEMO_DIR), ScanOptions(hash_workers=2))
     # Paths and time differ between machines; pin them for byte-stable goldens.
-    target = report.target.model_copy(update={"input": "fixtures/demo/tiny-llama", "root": "/models/tiny-llama"})
+    target = report.target.model_copy(
+        update={"input": "fixtures/demo/tiny-llama", "root": "/models/tiny-llama"}
+    )
     steps = tuple(s.model_copy(update={"duration_ms": 0}) for s in report.steps)
     report = report.model_copy(update={"scanned_at": FIXED_TIME, "target": target, "steps": steps})
     config, _ = load_config(None, REPO / "tests")
@@ -73,7 +77,11 @@ def test_demo_report_golden(demo_report: Report) -> None:
 
 
 def test_demo_bom_golden(demo_report: Report) -> None:
-    texts = read_licence_texts(demo_report.model_copy(update={"target": demo_report.target.model_copy(update={"root": str(DEMO_DIR)})}))
+    texts = read_licence_texts(
+        demo_report.model_copy(
+            update={"target": demo_report.target.model_copy(update={"root": str(DEMO_DIR)})}
+        )
+    )
     bom = render_cyclonedx(demo_report, licence_texts=texts) + "\n"
     assert validate_cyclonedx(bom) == []
     check_golden(EXAMPLES / "tiny-llama.cdx.json", bom)
@@ -88,7 +96,9 @@ def test_committed_demo_model_matches_a_fresh_build(tmp_path: Path) -> None:
     committed = sorted(p.relative_to(DEMO_DIR) for p in DEMO_DIR.rglob("*") if p.is_file())
     assert committed == sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
     for rel in committed:
-        assert (DEMO_DIR / rel).read_bytes() == (fresh / rel).read_bytes(), f"{rel} drifted from fixtures/models.py"
+        assert (DEMO_DIR / rel).read_bytes() == (fresh / rel).read_bytes(), (
+            f"{rel} drifted from fixtures/models.py"
+        )
 
 
 def test_demo_tokenizer_loads_with_the_tokenizers_library() -> None:

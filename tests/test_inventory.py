@@ -151,7 +151,12 @@ def test_pickle_named_safetensors_is_a_mismatch(tmp_path: Path) -> None:
 def test_matching_names_give_no_findings(tmp_path: Path) -> None:
     result = inventory(
         tmp_path,
-        {"w.safetensors": safetensors_bytes(tmp_path), "config.json": b"{}", "pytorch_model.bin": zip_bytes(), "README.md": b"# hi\n"},
+        {
+            "w.safetensors": safetensors_bytes(tmp_path),
+            "config.json": b"{}",
+            "pytorch_model.bin": zip_bytes(),
+            "README.md": b"# hi\n",
+        },
     )
     assert result.findings == ()
 

@@ -24,7 +24,9 @@ def sniffed(model: Path) -> list[SniffedFile]:
 def card_of(tmp_path: Path, text: str | bytes, limits: Limits = DEFAULT_LIMITS):
     path = tmp_path / "README.md"
     path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return collect_model_card([ScanFile(rel="README.md", path=path, size=path.stat().st_size)], limits)
+    return collect_model_card(
+        [ScanFile(rel="README.md", path=path, size=path.stat().st_size)], limits
+    )
 
 
 def test_demo_model_facts(demo_model: Path) -> None:
@@ -84,7 +86,10 @@ def test_unknown_families_imply_nothing(model: str) -> None:
 
 
 def test_card_front_matter(tmp_path: Path) -> None:
-    result = card_of(tmp_path, "---\nlicense: llama3.1\nbase_model:\n- meta-llama/Llama-3.1-8B\ntags: [a, b]\npipeline_tag: text-generation\n---\n# Card\n")
+    result = card_of(
+        tmp_path,
+        "---\nlicense: llama3.1\nbase_model:\n- meta-llama/Llama-3.1-8B\ntags: [a, b]\npipeline_tag: text-generation\n---\n# Card\n",
+    )
     card = result.value
     assert card is not None and result.findings == ()
     assert card.licenses == ("llama3.1",)
@@ -101,7 +106,11 @@ def test_real_cards_from_the_corpus(tmp_path: Path) -> None:
     ]:
         result = card_of(tmp_path, (source / name).read_bytes())
         assert result.findings == (), name
-        assert result.value is not None and result.value.licenses == (licence,) and base in result.value.base_models
+        assert (
+            result.value is not None
+            and result.value.licenses == (licence,)
+            and base in result.value.base_models
+        )
 
 
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
@@ -119,7 +128,10 @@ def test_unclosed_front_matter(tmp_path: Path) -> None:
 def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
     bomb = "---\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n---\n"
     result = card_of(tmp_path, bomb)
-    assert result.findings[0].rule_id == "INV-CARD-MALFORMED" and "aliases" in result.findings[0].message
+    assert (
+        result.findings[0].rule_id == "INV-CARD-MALFORMED"
+        and "aliases" in result.findings[0].message
+    )
 
 
 def test_python_tags_are_not_constructed(tmp_path: Path) -> None:

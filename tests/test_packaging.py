@@ -23,13 +23,28 @@ def test_checkout_finds_the_top_level_folders() -> None:
 @pytest.mark.slow
 def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
     wheel = next((tmp_path / "dist").glob("provscan-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for required in ("provscan/_data/policies/default/main.rego", "provscan/_data/sbom/report.schema.json", "provscan/_data/probes/README.md"):
+    for required in (
+        "provscan/_data/policies/default/main.rego",
+        "provscan/_data/sbom/report.schema.json",
+        "provscan/_data/probes/README.md",
+    ):
         assert required in names
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
@@ -38,12 +53,28 @@ def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> Non
     env = {"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}
     where = subprocess.run(
         [sys.executable, "-c", "import provscan.resources as r; print(r.default_policy_dir())"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert where == str(unpacked / "provscan" / "_data" / "policies" / "default")
     result = subprocess.run(
-        [sys.executable, "-m", "provscan", "check", str(REPO / "fixtures" / "demo" / "tiny-llama"), "--bom", "bom.json", "-q"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "provscan",
+            "check",
+            str(REPO / "fixtures" / "demo" / "tiny-llama"),
+            "--bom",
+            "bom.json",
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VERDICT: APPROVE" in result.stdout

@@ -17,7 +17,9 @@ from provscan.report import StepStatus
 def reference_root(path: Path) -> str:
     """Root digest as the OpenSSF reference implementation computes it."""
     config = model_signing.hashing.Config().use_file_serialization(hashing_algorithm="sha256")
-    config = config.set_ignored_paths(paths=["model.sig"], ignore_git_paths=True).set_allow_symlinks(True)
+    config = config.set_ignored_paths(
+        paths=["model.sig"], ignore_git_paths=True
+    ).set_allow_symlinks(True)
     manifest = config.hash(path)
     return Payload(manifest).statement.pb.subject[0].digest["sha256"]
 
@@ -45,15 +47,23 @@ def test_manifest_root_equals_model_signing_for_a_single_file(demo_model: Path) 
     assert report.manifest.root_digest == reference_root(weights)
 
 
-def test_manifest_root_equals_model_signing_for_an_hf_snapshot(demo_model: Path, tmp_path: Path) -> None:
+def test_manifest_root_equals_model_signing_for_an_hf_snapshot(
+    demo_model: Path, tmp_path: Path
+) -> None:
     snapshot = build_hf_cache_snapshot(tmp_path / "hub", "acme/tiny", "a" * 40, demo_model)
     report = scan(str(snapshot))
     assert report.manifest is not None
     # The snapshot is links into blobs/; the digests are of the linked content.
-    assert report.manifest.root_digest == reference_root(snapshot) == scan(str(demo_model)).manifest.root_digest
+    assert (
+        report.manifest.root_digest
+        == reference_root(snapshot)
+        == scan(str(demo_model)).manifest.root_digest
+    )
 
 
-def test_a_crashing_collector_is_a_failed_step_not_a_crash(demo_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashing_collector_is_a_failed_step_not_a_crash(
+    demo_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(*_args, **_kwargs):
         raise RuntimeError("boom")
 
@@ -75,7 +85,9 @@ def test_progress_callbacks_cover_every_byte(demo_model: Path) -> None:
 
 
 def test_parameters_are_recorded(demo_model: Path) -> None:
-    report = scan(str(demo_model), ScanOptions(hash_workers=3, serialization="shards", shard_size=4096))
+    report = scan(
+        str(demo_model), ScanOptions(hash_workers=3, serialization="shards", shard_size=4096)
+    )
     assert report.parameters.hash_workers == 3
     assert report.parameters.serialization == "shards" and report.parameters.shard_size == 4096
     assert report.parameters.limits["safetensors_header_max"] == 100_000_000

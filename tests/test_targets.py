@@ -137,7 +137,9 @@ def test_hf_cache_repo_folder_resolves_refs_main(demo_model: Path, tmp_path: Pat
     assert resolved.info.root == str(snapshot)
 
 
-def test_hf_snapshot_link_outside_the_repo_folder_is_an_escape(demo_model: Path, tmp_path: Path) -> None:
+def test_hf_snapshot_link_outside_the_repo_folder_is_an_escape(
+    demo_model: Path, tmp_path: Path
+) -> None:
     snapshot = build_hf_cache_snapshot(tmp_path / "hub", "acme/tiny-llama", REVISION, demo_model)
     other = build_hf_cache_snapshot(tmp_path / "hub", "evil/other", REVISION, demo_model)
     target = snapshot / "config.json"

@@ -84,11 +84,18 @@ finding_item(finding) := object.union(
 	location_details(finding),
 )
 
+# Messages name their file; prefix the location only when the message does not already.
 finding_msg(finding) := sprintf("%v: %v", [finding.location.path, finding.message]) if {
 	is_string(finding.location.path)
+	not startswith(finding.message, finding.location.path)
 }
 
 finding_msg(finding) := finding.message if not is_string(finding.location.path)
+
+finding_msg(finding) := finding.message if {
+	is_string(finding.location.path)
+	startswith(finding.message, finding.location.path)
+}
 
 location_details(finding) := {"file": finding.location.path} if is_string(finding.location.path)
 

@@ -48,8 +48,25 @@ EXPECTED_FORMATS: dict[str, frozenset[FileFormat]] = {
     ".model": frozenset({F.BINARY}),  # sentencepiece protobuf
 }
 
-_WEIGHT_FORMATS = {F.SAFETENSORS, F.GGUF, F.PICKLE, F.ZIP, F.ONNX, F.HDF5, F.NUMPY, F.SEVENZIP, F.TAR, F.GZIP}
-_CONFIG_NAMES = {"config.json", "generation_config.json", "params.json", "preprocessor_config.json", "model.safetensors.index.json"}
+_WEIGHT_FORMATS = {
+    F.SAFETENSORS,
+    F.GGUF,
+    F.PICKLE,
+    F.ZIP,
+    F.ONNX,
+    F.HDF5,
+    F.NUMPY,
+    F.SEVENZIP,
+    F.TAR,
+    F.GZIP,
+}
+_CONFIG_NAMES = {
+    "config.json",
+    "generation_config.json",
+    "params.json",
+    "preprocessor_config.json",
+    "model.safetensors.index.json",
+}
 _TOKENIZER_NAMES = {
     "tokenizer.json",
     "tokenizer_config.json",
@@ -156,7 +173,11 @@ def _name_findings(item: ScanFile, fmt: FileFormat) -> list[Finding]:
                 severity=Severity.HIGH,
                 message=f"{item.rel}: the name says {suffix} but the content is {fmt.value}",
                 location=location,
-                evidence={"extension": suffix, "content_format": fmt.value, "expected": sorted(f.value for f in expected)},
+                evidence={
+                    "extension": suffix,
+                    "content_format": fmt.value,
+                    "expected": sorted(f.value for f in expected),
+                },
             )
         )
     return out

@@ -21,8 +21,10 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases are not allowed in model card metadata", event.start_mark)
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+            raise yaml.composer.ComposerError(
+                None, None, "aliases are not allowed in model card metadata", event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
@@ -67,7 +69,9 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        findings.append(_malformed(card.rel, f"front matter is a YAML {type(data).__name__}, not a mapping"))
+        findings.append(
+            _malformed(card.rel, f"front matter is a YAML {type(data).__name__}, not a mapping")
+        )
         return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
     facts = _facts(card.rel, data, findings)
     return Collected(value=facts, findings=tuple(findings))
@@ -92,9 +96,13 @@ def _strings(field: str, value: Any, rel: str, findings: list[Finding]) -> tuple
     if value is None:
         return ()
     items = value if isinstance(value, list) else [value]
-    good = tuple(str(v) for v in items if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+    good = tuple(
+        str(v) for v in items if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    )
     if len(good) != len(items):
-        findings.append(_malformed(rel, f"'{field}' must be a string or a list of strings", Severity.MEDIUM))
+        findings.append(
+            _malformed(rel, f"'{field}' must be a string or a list of strings", Severity.MEDIUM)
+        )
     return good
 
 

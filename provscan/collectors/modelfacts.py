@@ -19,7 +19,9 @@ PARAMETER_TOLERANCE = 0.01
 _DECODER_FAMILIES = {"llama", "mistral", "qwen2", "qwen3", "gemma", "granite", "phi3"}
 
 
-def collect_model_facts(files: Sequence[SniffedFile], limits: Limits) -> Collected[ModelFacts | None]:
+def collect_model_facts(
+    files: Sequence[SniffedFile], limits: Limits
+) -> Collected[ModelFacts | None]:
     findings: list[Finding] = []
     config = _read_config(files, limits, findings)
     weights = [f for f in files if f.format is FileFormat.SAFETENSORS]
@@ -41,9 +43,13 @@ def collect_model_facts(files: Sequence[SniffedFile], limits: Limits) -> Collect
         dtypes |= header.dtypes
         names |= {t.name for t in header.tensors}
     config = config or {}
-    implied = implied_parameter_count(config, has_lm_head=any(n.endswith("lm_head.weight") for n in names))
+    implied = implied_parameter_count(
+        config, has_lm_head=any(n.endswith("lm_head.weight") for n in names)
+    )
     facts = ModelFacts(
-        architectures=tuple(str(a) for a in config.get("architectures") or () if isinstance(a, str)),
+        architectures=tuple(
+            str(a) for a in config.get("architectures") or () if isinstance(a, str)
+        ),
         model_type=config.get("model_type") if isinstance(config.get("model_type"), str) else None,
         config_dtype=_config_dtype(config),
         weight_dtypes=tuple(sorted(dtypes)),
@@ -52,7 +58,11 @@ def collect_model_facts(files: Sequence[SniffedFile], limits: Limits) -> Collect
         config_parameter_count=implied,
         weight_files=tuple(f.file.rel for f in weights),
     )
-    if facts.parameter_count and implied and abs(facts.parameter_count - implied) > PARAMETER_TOLERANCE * implied:
+    if (
+        facts.parameter_count
+        and implied
+        and abs(facts.parameter_count - implied) > PARAMETER_TOLERANCE * implied
+    ):
         findings.append(
             Finding(
                 rule_id="INV-PARAM-MISMATCH",
@@ -68,7 +78,9 @@ def collect_model_facts(files: Sequence[SniffedFile], limits: Limits) -> Collect
     return Collected(value=facts, findings=tuple(findings))
 
 
-def _read_config(files: Sequence[SniffedFile], limits: Limits, findings: list[Finding]) -> dict[str, Any] | None:
+def _read_config(
+    files: Sequence[SniffedFile], limits: Limits, findings: list[Finding]
+) -> dict[str, Any] | None:
     item = next((f for f in files if f.file.rel == "config.json"), None)
     if item is None:
         return None
@@ -119,7 +131,13 @@ def implied_parameter_count(config: Mapping[str, Any], *, has_lm_head: bool) -> 
     heads = _int(config, "num_attention_heads")
     if None in (vocab, hidden, inter, layers, heads) or not heads:
         return None
-    assert vocab is not None and hidden is not None and inter is not None and layers is not None and heads is not None
+    assert (
+        vocab is not None
+        and hidden is not None
+        and inter is not None
+        and layers is not None
+        and heads is not None
+    )
     kv_heads = _int(config, "num_key_value_heads") or heads
     head_dim = _int(config, "head_dim") or hidden // heads
     q_out, kv_out = heads * head_dim, kv_heads * head_dim

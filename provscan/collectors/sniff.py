@@ -57,7 +57,11 @@ def _is_safetensors(head: bytes) -> bool:
     # A JSON object must open right after the length. A length that does not fit the
     # file still routes here, so the safetensors checks name the problem (truncation,
     # oversized header) instead of the file passing as opaque binary.
-    return header_len > 0 and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ", b"\n", b"\r", b"\t", b"")
+    return (
+        header_len > 0
+        and head[8:9] == b"{"
+        and head[9:10] in (b'"', b"}", b" ", b"\n", b"\r", b"\t", b"")
+    )
 
 
 def _is_onnx(head: bytes) -> bool:

@@ -10,15 +10,27 @@ from rich.table import Table
 
 from provscan.report import Decision, Report, StepStatus
 
-_SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
-_DECISION_STYLE = {Decision.APPROVE: "bold green", Decision.REVIEW: "bold yellow", Decision.DENY: "bold red"}
+_SEVERITY_STYLE = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+_DECISION_STYLE = {
+    Decision.APPROVE: "bold green",
+    Decision.REVIEW: "bold yellow",
+    Decision.DENY: "bold red",
+}
 _LEVEL_STYLE = {"deny": "red", "review": "yellow", "warn": "cyan"}
 
 
 def render_terminal(report: Report, *, color: bool = False, width: int = 110) -> str:
     """Render a report (and its verdict, when there is one) as terminal text."""
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False)
+    console = Console(
+        file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
+    )
     _header(console, report)
     _steps(console, report)
     _findings(console, report)
@@ -29,18 +41,30 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 110) ->
 def _header(console: Console, report: Report) -> None:
     target = report.target
     total = sum(f.size for f in report.files)
-    console.print(f"[bold]provscan {report.tool.version}[/bold]  {escape(target.input)}  ({target.kind.value})")
+    console.print(
+        f"[bold]provscan {report.tool.version}[/bold]  {escape(target.input)}  ({target.kind.value})"
+    )
     if target.repo_id:
-        console.print(f"  repo       {escape(target.repo_id)}@{target.revision or 'unknown revision'}")
+        console.print(
+            f"  repo       {escape(target.repo_id)}@{target.revision or 'unknown revision'}"
+        )
     console.print(f"  files      {len(report.files)} ({_size(total)})")
     if report.manifest is not None:
-        console.print(f"  manifest   sha256:{report.manifest.root_digest} (OMS, {report.manifest.method})")
+        console.print(
+            f"  manifest   sha256:{report.manifest.root_digest} (OMS, {report.manifest.method})"
+        )
     model = report.model
     if model is not None:
         arch = ", ".join(model.architectures) or "unknown architecture"
-        params = f"{model.parameter_count:,} parameters" if model.parameter_count is not None else "parameters unknown"
+        params = (
+            f"{model.parameter_count:,} parameters"
+            if model.parameter_count is not None
+            else "parameters unknown"
+        )
         dtypes = ", ".join(model.weight_dtypes) or model.config_dtype or "dtype unknown"
-        console.print(f"  model      {escape(arch)} ({escape(model.model_type or '?')}), {params}, {escape(dtypes)}")
+        console.print(
+            f"  model      {escape(arch)} ({escape(model.model_type or '?')}), {params}, {escape(dtypes)}"
+        )
     card = report.card
     if card is not None:
         licences = ", ".join(card.licenses) or "none declared"
@@ -52,7 +76,9 @@ def _steps(console: Console, report: Report) -> None:
     unusual = [s for s in report.steps if s.status is not StepStatus.COMPLETED]
     for step in unusual:
         style = "red" if step.status is StepStatus.FAILED else "yellow"
-        console.print(f"  [{style}]step {step.name} {step.status.value}[/{style}]: {escape(step.reason or '')}")
+        console.print(
+            f"  [{style}]step {step.name} {step.status.value}[/{style}]: {escape(step.reason or '')}"
+        )
 
 
 def _findings(console: Console, report: Report) -> None:
@@ -60,13 +86,17 @@ def _findings(console: Console, report: Report) -> None:
     if not shown:
         console.print("  findings   none")
         return
-    table = Table(title=f"{len(shown)} finding(s)", title_justify="left", show_lines=False, expand=False)
+    table = Table(
+        title=f"{len(shown)} finding(s)", title_justify="left", show_lines=False, expand=False
+    )
     table.add_column("severity")
     table.add_column("rule")
     table.add_column("message", overflow="fold")
     for finding in shown:
         style = _SEVERITY_STYLE[finding.severity.value]
-        table.add_row(f"[{style}]{finding.severity.value}[/{style}]", finding.rule_id, escape(finding.message))
+        table.add_row(
+            f"[{style}]{finding.severity.value}[/{style}]", finding.rule_id, escape(finding.message)
+        )
     console.print(table)
 
 
@@ -75,10 +105,14 @@ def _verdict(console: Console, report: Report) -> None:
     if verdict is None:
         return
     style = _DECISION_STYLE[verdict.decision]
-    console.print(f"\n[{style}]VERDICT: {verdict.decision.value.upper()}[/{style}]  (policy {', '.join(verdict.policy.packs)}, sha256:{verdict.policy.digest[:12]})")
+    console.print(
+        f"\n[{style}]VERDICT: {verdict.decision.value.upper()}[/{style}]  (policy {', '.join(verdict.policy.packs)}, sha256:{verdict.policy.digest[:12]})"
+    )
     for reason in verdict.reasons:
         level_style = _LEVEL_STYLE[reason.level]
-        console.print(f"  [{level_style}]{reason.level:<6}[/{level_style}] {reason.rule}: {escape(reason.msg)}")
+        console.print(
+            f"  [{level_style}]{reason.level:<6}[/{level_style}] {reason.rule}: {escape(reason.msg)}"
+        )
 
 
 def _size(n: int) -> str:

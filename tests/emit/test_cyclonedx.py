@@ -158,7 +158,7 @@ def make_report(
 
 DENY_FINDINGS = (
     Finding(
-        rule_id="SER-PICKLE-GLOBAL",
+        rule_id="SER-PICKLE-DANGEROUS-GLOBAL",
         severity=Severity.CRITICAL,
         message="pickle imports os.system",
         location=Location(path="pytorch_model.bin", member="archive/data.pkl", offset=12),
@@ -172,7 +172,7 @@ DENY_FINDINGS = (
     Finding(rule_id="ORG-UNKNOWN", severity=Severity.LOW, message="publisher unknown"),
 )
 DENY_REASONS = (
-    Reason(rule="SER-PICKLE-GLOBAL", level="deny", msg="unsafe pickle global os.system"),
+    Reason(rule="SER-PICKLE-DANGEROUS-GLOBAL", level="deny", msg="unsafe pickle global os.system"),
     Reason(rule="LIC-NONCOMMERCIAL", level="review", msg="non-commercial licence"),
     Reason(
         rule="POL-STEP-FAILED",
@@ -378,7 +378,7 @@ def test_deny_records_rules_claims_and_evidence() -> None:
     identifiers = {r["identifier"] for r in standard["requirements"]}
     assert identifiers == {
         "ADMISSION",
-        "SER-PICKLE-GLOBAL",
+        "SER-PICKLE-DANGEROUS-GLOBAL",
         "LIC-NONCOMMERCIAL",
         "POL-STEP-FAILED",
         "ORG-UNKNOWN",
@@ -389,19 +389,19 @@ def test_deny_records_rules_claims_and_evidence() -> None:
     # three findings plus the failed and the skipped step; the completed step is not evidence
     assert len(evidence) == 5
     assert {"evidence:step:signatures", "evidence:step:probes"} <= set(evidence)
-    pickle = next(e for e in decl["evidence"] if "SER-PICKLE-GLOBAL" in e["description"])
+    pickle = next(e for e in decl["evidence"] if "SER-PICKLE-DANGEROUS-GLOBAL" in e["description"])
     attached = json.loads(pickle["data"][0]["contents"]["attachment"]["content"])
     assert attached["evidence"] == {"global": "os.system"}
 
     claims = {c["predicate"]: c for c in decl["claims"]}
-    pickle_claim = claims["deny SER-PICKLE-GLOBAL: unsafe pickle global os.system"]
+    pickle_claim = claims["deny SER-PICKLE-DANGEROUS-GLOBAL: unsafe pickle global os.system"]
     assert pickle_claim["target"] == model_of(doc)["bom-ref"]
     assert pickle_claim["evidence"] == [pickle["bom-ref"]]
     assert claims["deny POL-STEP-FAILED: required step signatures failed"]["evidence"] == [
         "evidence:step:signatures"
     ]
     scores = {m["requirement"]: m["conformance"]["score"] for m in decl["attestations"][0]["map"]}
-    assert scores["requirement:SER-PICKLE-GLOBAL"] == 0.0
+    assert scores["requirement:SER-PICKLE-DANGEROUS-GLOBAL"] == 0.0
     assert scores["requirement:LIC-NONCOMMERCIAL"] == 0.5
     assert scores["requirement:ORG-UNKNOWN"] == 1.0
     assert "unsafe pickle global" in decl["attestations"][0]["map"][0]["conformance"]["rationale"]

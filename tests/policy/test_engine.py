@@ -30,7 +30,7 @@ def with_findings(*findings: Finding) -> Report:
 
 
 def finding(
-    severity: Severity, rule: str = "SER-PICKLE-GLOBAL", path: str | None = "a.bin"
+    severity: Severity, rule: str = "SER-PICKLE-DANGEROUS-GLOBAL", path: str | None = "a.bin"
 ) -> Finding:
     location = Location(path=path) if path else None
     return Finding(rule_id=rule, severity=severity, message="bad thing", location=location)

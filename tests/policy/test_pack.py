@@ -69,7 +69,7 @@ def test_wrong_expectations_are_reported_as_failures(tmp_path: Path) -> None:
     assert not deny_case.passed
     assert "verdict: expected approve, got deny" in deny_case.message
     assert "deny: missing SER-OTHER" in deny_case.message
-    assert "deny: unexpected SER-PICKLE-GLOBAL" in deny_case.message
+    assert "deny: unexpected SER-PICKLE-DANGEROUS-GLOBAL" in deny_case.message
     warn_case = results["default/medium_finding_warn"]
     assert not warn_case.passed
     assert warn_case.message == "warn: unexpected LIC-MISSING"

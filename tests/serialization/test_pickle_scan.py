@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from provscan.collectors.base import ScanFile, SniffedFile
-from provscan.collectors.serialization.pickle_scan import (
+from provscan.collectors.serialization.pickle_globals import (
     GlobalVerdict,
     allowed_globals,
     classify_global,
@@ -173,6 +173,16 @@ def test_truncated_after_global_reports_global_and_offset(tmp_path: Path) -> Non
     assert malformed.severity is Severity.HIGH
     assert malformed.location is not None and malformed.location.offset == payload.index(b"X\x10")
     assert malformed.evidence["imports_before"] == 1
+
+
+def test_backslash_in_global_does_not_hide_what_follows(tmp_path: Path, canary: Path) -> None:
+    # pickletools cannot parse this GLOBAL (it escape-decodes the line); CPython reads it
+    # literally, and a module of that name may exist on the loader's sys.path.
+    payload = b"\x80\x02cmy\\mod\nThing\n0cos\nsystem\n" + _unicode(_cmd(canary)) + b"\x85R."
+    findings = scan(tmp_path, payload)
+    assert "SER-PICKLE-MALFORMED" not in rules(findings)
+    assert rules(findings)["SER-PICKLE-UNKNOWN-GLOBAL"].evidence["global"] == "my\\mod.Thing"
+    assert dangerous(findings, "os.system").evidence["opcode"] == "REDUCE"
 
 
 def test_unknown_global_is_high_not_critical(tmp_path: Path) -> None:

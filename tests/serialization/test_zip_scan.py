@@ -116,6 +116,13 @@ def test_real_torchscript_archive(tmp_path: Path) -> None:
     assert by_rule(scan(path), "SER-TORCHSCRIPT").severity is Severity.HIGH
 
 
+def test_checkpoint_saved_as_code_pt_is_not_torchscript(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "code.pt"  # torch.save names the archive folder after the file: code/
+    torch.save({"w": torch.ones(2)}, path)
+    assert scan(path) == []
+
+
 def test_two_data_pkl_members(tmp_path: Path) -> None:
     members = [*benign_members(), ("other/data.pkl", pickle.dumps([], protocol=2))]
     finding = by_rule(scan(make_zip(tmp_path / "model.pt", members)), "SER-ZIP-MULTIPLE-DATA-PKL")

@@ -1,26 +1,24 @@
-"""Can loading this pickle run code? Classifies what the opcode walk found against YAML data."""
+"""Can loading this pickle run code? Walks its pickles, bounded, and reports what they import."""
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import io
 import os
-from dataclasses import dataclass
-from enum import Enum
-from importlib import resources
+import warnings
 from typing import Any, BinaryIO
 
-import yaml
-
 from provscan.collectors.base import ScanFile
+from provscan.collectors.serialization.pickle_globals import (
+    GlobalVerdict,
+    PickleImport,
+    Unresolved,
+    classify_global,
+)
 from provscan.collectors.serialization.pickle_walk import (
     TORCH_LEGACY_PICKLES,
-    BoundedReader,
-    PickleImport,
     PickleMachine,
     PickleWalk,
-    Unresolved,
+    Stream,
 )
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity
@@ -28,79 +26,24 @@ from provscan.report import Finding, Location, Severity
 _TOO_LARGE = "SER-PICKLE-TOO-LARGE"
 
 
-class GlobalVerdict(str, Enum):
-    ALLOWED = "allowed"
-    DANGEROUS = "dangerous"
-    UNKNOWN = "unknown"
+class BoundedReader:
+    """A file view that never reads past `limit`, so a hostile length cannot allocate.
 
+    A buffered file's read(n) allocates n bytes before reading; BytesIO needs no wrapper.
+    """
 
-@dataclass(frozen=True)
-class _Danger:
-    pattern: str
-    why: str
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        self.raw = raw
+        self.limit = limit
+        self.tell = raw.tell
+        self.seek = raw.seek
 
+    def read(self, size: int = -1) -> bytes:
+        room = max(0, self.limit - self.raw.tell())
+        return self.raw.read(room if size < 0 or size > room else size)
 
-def _knowledge(name: str) -> dict[str, Any]:
-    text = (resources.files("provscan") / "knowledge" / name).read_text(encoding="utf-8")
-    document = yaml.safe_load(text)
-    if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
-        raise ValueError(f"provscan/knowledge/{name}: expected a mapping with an 'entries' list")
-    return document
-
-
-def _require(entry: Any, keys: tuple[str, ...], name: str) -> dict[str, Any]:
-    if not isinstance(entry, dict) or not all(
-        isinstance(entry.get(k), (str, list)) and entry.get(k) for k in keys
-    ):
-        raise ValueError(
-            f"provscan/knowledge/{name}: every entry needs {', '.join(keys)}: {entry!r}"
-        )
-    return entry
-
-
-@functools.cache
-def allowed_globals() -> frozenset[str]:
-    """Exact 'module.name' globals that are safe to import and call."""
-    names: set[str] = set()
-    for entry in _knowledge("pickle_allowlist.yaml")["entries"]:
-        names.update(
-            str(g)
-            for g in _require(entry, ("globals", "source", "why"), "pickle_allowlist.yaml")[
-                "globals"
-            ]
-        )
-    return frozenset(names)
-
-
-@functools.cache
-def dangerous_patterns() -> tuple[_Danger, ...]:
-    """Patterns of globals known to run code, in file order (the first match explains)."""
-    found: list[_Danger] = []
-    for entry in _knowledge("pickle_dangerous.yaml")["entries"]:
-        entry = _require(entry, ("patterns", "why", "source"), "pickle_dangerous.yaml")
-        found.extend(_Danger(str(p), str(entry["why"])) for p in entry["patterns"])
-    return tuple(found)
-
-
-def _danger(qualified: str) -> _Danger | None:
-    for danger in dangerous_patterns():
-        # Anything reached through a dangerous object is dangerous too (builtins.eval.__call__).
-        if fnmatch.fnmatchcase(qualified, danger.pattern) or fnmatch.fnmatchcase(
-            qualified, danger.pattern + ".*"
-        ):
-            return danger
-    return None
-
-
-def classify_global(qualified: str, raw: str | None = None) -> tuple[GlobalVerdict, str | None]:
-    """Classify an import by the name the unpickler resolves (and the name as written)."""
-    for name in (qualified, raw):
-        danger = _danger(name) if name else None
-        if danger is not None:
-            return GlobalVerdict.DANGEROUS, danger.why
-    if qualified in allowed_globals():
-        return GlobalVerdict.ALLOWED, None
-    return GlobalVerdict.UNKNOWN, None
+    def readline(self) -> bytes:
+        return self.raw.readline(max(0, self.limit - self.raw.tell()))
 
 
 def looks_like_pickle(head: bytes) -> bool:
@@ -118,8 +61,15 @@ def walk_pickles(
     imports nothing is taken for unrelated bytes, not reported as malformed: no
     unpickler would run anything from it.
     """
+    # genops warns (DeprecationWarning) on odd escapes in hostile input; that is not news.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _walk_stacked(stream, limit, max_opcodes, sniffed)
+
+
+def _walk_stacked(stream: BinaryIO, limit: int, max_opcodes: int, sniffed: bool) -> PickleWalk:
     walk = PickleWalk()
-    reader = stream if isinstance(stream, io.BytesIO) else BoundedReader(stream, limit)
+    reader: Stream = stream if isinstance(stream, io.BytesIO) else BoundedReader(stream, limit)
     max_pickles: int | None = None
     while max_pickles is None or walk.pickles < max_pickles:
         start = reader.tell()

@@ -7,7 +7,9 @@ import copyreg
 import pickle
 import pickletools
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, Protocol, cast
+
+from provscan.collectors.serialization.pickle_globals import PickleImport, Unresolved
 
 # torch's legacy (non-zip) format: a pickle of this number, then the protocol, sys info,
 # the object and the storage keys, followed by raw storage bytes that must not be parsed.
@@ -37,32 +39,7 @@ def _effect(op: pickletools.OpcodeInfo) -> tuple[bool, int, int]:
 
 
 _EFFECTS = {op.name: _effect(op) for op in pickletools.opcodes}
-
-
-@dataclass
-class PickleImport:
-    """One distinct global the pickle imports, where first seen, and the first call on it."""
-
-    module: str
-    name: str
-    raw: str  # "module.name" as written, before the protocol 0-2 renames
-    opcode: str
-    offset: int
-    call_opcode: str | None = None
-    call_offset: int | None = None
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.module}.{self.name}"
-
-
-@dataclass(frozen=True)
-class Unresolved:
-    """An import the walk cannot name: a STACK_GLOBAL on non-strings, an unknown EXT code."""
-
-    opcode: str
-    offset: int
-    detail: str
+_BY_CODE = {op.code: op for op in pickletools.opcodes}
 
 
 @dataclass
@@ -107,24 +84,13 @@ _MARK, _OPAQUE = _Token(), _Token()
 _Value = _Token | _Str | _Ref | _Made
 
 
-class BoundedReader:
-    """A file view that never reads past `limit`, so a hostile length cannot allocate.
+class Stream(Protocol):
+    """What the walk reads from: a BytesIO, or a BoundedReader over a file."""
 
-    A buffered file's read(n) allocates n bytes before reading; BytesIO needs no wrapper.
-    """
-
-    def __init__(self, raw: BinaryIO, limit: int) -> None:
-        self.raw = raw
-        self.limit = limit
-        self.tell = raw.tell
-        self.seek = raw.seek
-
-    def read(self, size: int = -1) -> bytes:
-        room = max(0, self.limit - self.raw.tell())
-        return self.raw.read(room if size < 0 or size > room else size)
-
-    def readline(self) -> bytes:
-        return self.raw.readline(max(0, self.limit - self.raw.tell()))
+    def read(self, size: int = -1, /) -> bytes: ...
+    def readline(self) -> bytes: ...
+    def tell(self) -> int: ...
+    def seek(self, offset: int, /) -> int: ...
 
 
 def _kind(value: _Value) -> str:
@@ -149,7 +115,7 @@ def _extension_target(code: int) -> tuple[str, str] | None:
 class PickleMachine:
     """Symbolic stack and memo for one pickle; unknown effects come from pickletools' metadata."""
 
-    def __init__(self, walk: PickleWalk, stream: BinaryIO | BoundedReader, limit: int) -> None:
+    def __init__(self, walk: PickleWalk, stream: Stream, limit: int) -> None:
         self.walk = walk
         self.stream = stream
         self.limit = limit
@@ -201,12 +167,34 @@ class PickleMachine:
                 self.complete = True
                 return
             except Exception as exc:  # genops raises ValueError and friends on hostile bytes
+                exhausted = tell() >= self.limit
+                if self.literal_line_opcode(next_offset):
+                    ops = pickletools.genops(cast(IO[bytes], self.stream))
+                    next_offset = tell()
+                    continue
                 self.fail(str(exc) or type(exc).__name__, next_offset)
-                self.walk.exhausted = tell() >= self.limit
+                self.walk.exhausted = exhausted
                 return
             self.walk.opcodes += 1
             self.step(opcode, arg, int(pos) if pos is not None else next_offset)
             next_offset = tell()
+
+    def literal_line_opcode(self, offset: int) -> bool:
+        """Walk a GLOBAL, INST or PERSID whose argument genops cannot parse, as CPython does.
+
+        pickletools escape-decodes these arguments and fails on a backslash that CPython's
+        unpickler takes literally; stopping there would hide every import after it.
+        """
+        self.stream.seek(offset)
+        code = self.stream.read(1)
+        if code not in (b"c", b"i", b"P"):
+            return False
+        lines = [self.stream.readline() for _ in range(1 if code == b"P" else 2)]
+        if not all(line.endswith(b"\n") for line in lines):
+            return False
+        self.walk.opcodes += 1
+        self.step(_BY_CODE[code.decode("latin-1")], None, offset)
+        return True
 
     def import_(self, module: str, name: str, opcode: str, offset: int) -> PickleImport:
         raw = f"{module}.{name}"

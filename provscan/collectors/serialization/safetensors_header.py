@@ -108,7 +108,10 @@ def read_header(path: Path, *, max_header: int) -> SafetensorsHeader:
         file_size = handle.seek(0, 2)
         handle.seek(0)
         if file_size < 8:
-            raise SafetensorsError("HeaderTooSmall", f"file is {file_size} bytes, shorter than the 8-byte length prefix")
+            raise SafetensorsError(
+                "HeaderTooSmall",
+                f"file is {file_size} bytes, shorter than the 8-byte length prefix",
+            )
         (header_len,) = struct.unpack("<Q", handle.read(8))
         if header_len > max_header:
             raise SafetensorsError(
@@ -127,20 +130,32 @@ def read_header(path: Path, *, max_header: int) -> SafetensorsHeader:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SafetensorsError("InvalidHeader", f"header is not UTF-8 ({exc.reason} at byte {8 + exc.start})", 8 + exc.start) from exc
+        raise SafetensorsError(
+            "InvalidHeader",
+            f"header is not UTF-8 ({exc.reason} at byte {8 + exc.start})",
+            8 + exc.start,
+        ) from exc
     if not text.startswith("{"):
         raise SafetensorsError("InvalidHeaderStart", "header does not start with '{'", offset=8)
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as exc:
-        raise SafetensorsError("InvalidHeaderDeserialization", f"header is not valid JSON: {exc.msg} at byte {8 + exc.pos}", 8 + exc.pos) from exc
+        raise SafetensorsError(
+            "InvalidHeaderDeserialization",
+            f"header is not valid JSON: {exc.msg} at byte {8 + exc.pos}",
+            8 + exc.pos,
+        ) from exc
     if not isinstance(document, dict):
-        raise SafetensorsError("InvalidHeaderDeserialization", "header JSON is not an object", offset=8)
+        raise SafetensorsError(
+            "InvalidHeaderDeserialization", "header JSON is not an object", offset=8
+        )
 
     metadata = document.pop("__metadata__", None)
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-            header.problems.append(Problem("InvalidMetadata", "__metadata__ must map strings to strings"))
+            header.problems.append(
+                Problem("InvalidMetadata", "__metadata__ must map strings to strings")
+            )
         else:
             header.metadata = metadata
     for name, info in document.items():
@@ -153,14 +168,20 @@ def read_header(path: Path, *, max_header: int) -> SafetensorsHeader:
 
 def _tensor(name: str, info: Any, problems: list[Problem]) -> TensorInfo | None:
     if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-        problems.append(Problem("TensorInvalidInfo", "entry must have exactly dtype, shape and data_offsets", name))
+        problems.append(
+            Problem(
+                "TensorInvalidInfo", "entry must have exactly dtype, shape and data_offsets", name
+            )
+        )
         return None
     dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
     if dtype not in DTYPE_BITS:
         problems.append(Problem("InvalidDtype", f"unknown dtype {dtype!r}", name))
         return None
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        problems.append(Problem("InvalidShape", f"shape {shape!r} is not a list of non-negative integers", name))
+        problems.append(
+            Problem("InvalidShape", f"shape {shape!r} is not a list of non-negative integers", name)
+        )
         return None
     if (
         not isinstance(offsets, list)
@@ -168,12 +189,24 @@ def _tensor(name: str, info: Any, problems: list[Problem]) -> TensorInfo | None:
         or not all(type(o) is int and o >= 0 for o in offsets)
         or offsets[0] > offsets[1]
     ):
-        problems.append(Problem("InvalidOffset", f"data_offsets {offsets!r} is not [start, end] with start <= end", name))
+        problems.append(
+            Problem(
+                "InvalidOffset",
+                f"data_offsets {offsets!r} is not [start, end] with start <= end",
+                name,
+            )
+        )
         return None
     tensor = TensorInfo(name, dtype, tuple(shape), offsets[0], offsets[1])
     bits = tensor.elements * DTYPE_BITS[dtype]
     if bits % 8:
-        problems.append(Problem("MisalignedSlice", f"{tensor.elements} elements of {dtype} are not a whole number of bytes", name))
+        problems.append(
+            Problem(
+                "MisalignedSlice",
+                f"{tensor.elements} elements of {dtype} are not a whole number of bytes",
+                name,
+            )
+        )
     elif bits // 8 != tensor.end - tensor.start:
         problems.append(
             Problem(
@@ -190,13 +223,26 @@ def _check_layout(header: SafetensorsHeader) -> None:
     expected = 0
     for tensor in sorted(header.tensors, key=lambda t: (t.start, t.end)):
         if tensor.start != expected:
-            kind = "overlaps the previous tensor" if tensor.start < expected else "leaves a gap before it"
-            header.problems.append(Problem("InvalidOffset", f"data starts at {tensor.start}, expected {expected}: {kind}", tensor.name))
+            kind = (
+                "overlaps the previous tensor"
+                if tensor.start < expected
+                else "leaves a gap before it"
+            )
+            header.problems.append(
+                Problem(
+                    "InvalidOffset",
+                    f"data starts at {tensor.start}, expected {expected}: {kind}",
+                    tensor.name,
+                )
+            )
         expected = max(expected, tensor.end)
     data_len = header.file_size - 8 - header.header_len
     if expected > data_len:
         header.problems.append(
-            Problem("MetadataIncompleteBuffer", f"tensors need {expected} data bytes but only {data_len} follow the header (truncated?)")
+            Problem(
+                "MetadataIncompleteBuffer",
+                f"tensors need {expected} data bytes but only {data_len} follow the header (truncated?)",
+            )
         )
     elif expected < data_len:
         header.problems.append(

@@ -72,10 +72,10 @@ def _declared_member_count(path: Path) -> int | None:
 
 
 def _is_torchscript(name: str) -> bool:
+    # torch.jit.save writes <archive>/code/... and <archive>/constants.pkl; <archive> is the
+    # file's stem, so a plain torch.save to code.pt has code/data.pkl and is not TorchScript.
     parts = name.split("/")
-    # torch.jit.save writes <archive>/code/... and <archive>/constants.pkl.
-    in_code = "code" in parts[:2] and len(parts) > parts.index("code") + 1
-    return in_code or parts[-1] == "constants.pkl"
+    return (len(parts) > 2 and parts[1] == "code") or parts[-1] == "constants.pkl"
 
 
 def _layout_findings(rel: str, infos: list[zipfile.ZipInfo]) -> list[Finding]:

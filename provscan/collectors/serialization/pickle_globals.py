@@ -1,0 +1,108 @@
+"""Is a pickle global known safe, known to run code, or unknown? Decided from YAML data."""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from dataclasses import dataclass
+from enum import Enum
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class PickleImport:
+    """One distinct global the pickle imports, where first seen, and the first call on it."""
+
+    module: str
+    name: str
+    raw: str  # "module.name" as written, before the protocol 0-2 renames
+    opcode: str
+    offset: int
+    call_opcode: str | None = None
+    call_offset: int | None = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """An import the walk cannot name: a STACK_GLOBAL on non-strings, an unknown EXT code."""
+
+    opcode: str
+    offset: int
+    detail: str
+
+
+class GlobalVerdict(str, Enum):
+    ALLOWED = "allowed"
+    DANGEROUS = "dangerous"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class _Danger:
+    pattern: str
+    why: str
+
+
+def _knowledge(name: str) -> dict[str, Any]:
+    text = (resources.files("provscan") / "knowledge" / name).read_text(encoding="utf-8")
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
+        raise ValueError(f"provscan/knowledge/{name}: expected a mapping with an 'entries' list")
+    return document
+
+
+def _require(entry: Any, keys: tuple[str, ...], name: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not all(
+        isinstance(entry.get(k), (str, list)) and entry.get(k) for k in keys
+    ):
+        raise ValueError(
+            f"provscan/knowledge/{name}: every entry needs {', '.join(keys)}: {entry!r}"
+        )
+    return entry
+
+
+@functools.cache
+def allowed_globals() -> frozenset[str]:
+    """Exact 'module.name' globals that are safe to import and call."""
+    names: set[str] = set()
+    for entry in _knowledge("pickle_allowlist.yaml")["entries"]:
+        entry = _require(entry, ("globals", "source", "why"), "pickle_allowlist.yaml")
+        names.update(str(name) for name in entry["globals"])
+    return frozenset(names)
+
+
+@functools.cache
+def dangerous_patterns() -> tuple[_Danger, ...]:
+    """Patterns of globals known to run code, in file order (the first match explains)."""
+    found: list[_Danger] = []
+    for entry in _knowledge("pickle_dangerous.yaml")["entries"]:
+        entry = _require(entry, ("patterns", "why", "source"), "pickle_dangerous.yaml")
+        found.extend(_Danger(str(p), str(entry["why"])) for p in entry["patterns"])
+    return tuple(found)
+
+
+def _danger(qualified: str) -> _Danger | None:
+    for danger in dangerous_patterns():
+        # Anything reached through a dangerous object is dangerous too (builtins.eval.__call__).
+        for pattern in (danger.pattern, danger.pattern + ".*"):
+            if fnmatch.fnmatchcase(qualified, pattern):
+                return danger
+    return None
+
+
+def classify_global(qualified: str, raw: str | None = None) -> tuple[GlobalVerdict, str | None]:
+    """Classify an import by the name the unpickler resolves (and the name as written)."""
+    for name in (qualified, raw):
+        danger = _danger(name) if name else None
+        if danger is not None:
+            return GlobalVerdict.DANGEROUS, danger.why
+    if qualified in allowed_globals():
+        return GlobalVerdict.ALLOWED, None
+    return GlobalVerdict.UNKNOWN, None
