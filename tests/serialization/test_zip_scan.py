@@ -90,6 +90,16 @@ def test_payload_hidden_in_member_not_named_pkl(tmp_path: Path, canary: Path) ->
     assert len(findings) == 1
 
 
+def test_large_storage_that_starts_like_a_pickle(tmp_path: Path, canary: Path) -> None:
+    storage = b"\x80\x02" + bytes(range(256)) * 8192  # 2 MiB of tensor bytes
+    hidden = payload(canary) + bytes(2 * 2**20)  # a real pickle followed by padding
+    members = [*benign_members(), ("archive/data/1", storage), ("archive/data/2", hidden)]
+    findings = scan(make_zip(tmp_path / "model.pt", members))
+    assert [(f.rule_id, f.location.member) for f in findings] == [  # type: ignore[union-attr]
+        ("SER-PICKLE-DANGEROUS-GLOBAL", "archive/data/2")
+    ]
+
+
 def test_payload_in_compressed_member(tmp_path: Path, canary: Path) -> None:
     path = tmp_path / "model.pt"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -44,6 +44,9 @@ DTYPE_BITS: dict[str, int] = {
 }
 
 
+_U64_MAX = 2**64 - 1
+
+
 class SafetensorsError(Exception):
     """The header cannot be read at all; `code` names the problem, like the Rust errors."""
 
@@ -194,6 +197,25 @@ def _tensor(name: str, info: Any, problems: list[Problem]) -> TensorInfo | None:
                 "InvalidOffset",
                 f"data_offsets {offsets!r} is not [start, end] with start <= end",
                 name,
+            )
+        )
+        return None
+    # The reference reader computes sizes in 64-bit unsigned arithmetic and refuses any
+    # overflow, even for zero-element tensors; Python's big integers would not notice.
+    product = 1
+    for dim in shape:
+        product *= dim
+        if dim > _U64_MAX or product > _U64_MAX:
+            problems.append(
+                Problem(
+                    "ValidationOverflow", f"shape {shape!r} overflows 64-bit size arithmetic", name
+                )
+            )
+            return None
+    if product * DTYPE_BITS[dtype] > _U64_MAX or offsets[1] > _U64_MAX:
+        problems.append(
+            Problem(
+                "ValidationOverflow", f"size of shape {shape!r} in {dtype} overflows 64 bits", name
             )
         )
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
+
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
@@ -12,15 +14,13 @@ from provscan.report import Finding, Location, Severity
 
 def _library_refusal(path: Path) -> str | None:
     """Open the file the way loaders do (header and metadata only, no tensor reads)."""
-    from safetensors import (
-        safe_open,
-    )  # the library is a dependency; imported late to keep startup light
-
     try:
         with safe_open(str(path), framework="numpy") as handle:
             list(handle.keys())
             handle.metadata()
-    except Exception as exc:  # any refusal is the finding, whatever the library raises
+    except (SafetensorError, OSError, ValueError) as exc:
+        # The library's refusals. Anything else (a broken install) is not a verdict on
+        # the file: it propagates and fails the step.
         return f"{type(exc).__name__}: {exc}"
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from provscan.collectors.base import Collected, ScanFile, SniffedFile
+from provscan.collectors.serialization.numpy_scan import scan_numpy
 from provscan.collectors.serialization.pickle_scan import scan_pickle_file
 from provscan.collectors.serialization.safetensors_scan import scan_safetensors
 from provscan.collectors.serialization.zip_scan import scan_zip
@@ -18,6 +19,26 @@ SCANNERS: dict[FileFormat, FormatScanner] = {
     FileFormat.PICKLE: scan_pickle_file,
     FileFormat.ZIP: scan_zip,
     FileFormat.SAFETENSORS: scan_safetensors,
+    FileFormat.NUMPY: scan_numpy,
+}
+
+# Formats this version recognises but does not look inside yet. Unknown is not safe:
+# each is a finding, so the policy (not silence) decides. Archives and HDF5 can carry
+# pickles or code (7z payloads, Keras Lambda layers); GGUF and ONNX carry templates
+# and external-data paths.
+UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
+    FileFormat.SEVENZIP: (
+        Severity.HIGH,
+        "a 7z archive can hide pickles from scanners that do not open it",
+    ),
+    FileFormat.TAR: (Severity.HIGH, "a tar archive (legacy torch format) can hold pickles"),
+    FileFormat.GZIP: (Severity.HIGH, "compressed content (joblib, tar.gz) can hold pickles"),
+    FileFormat.HDF5: (Severity.HIGH, "Keras HDF5 models can embed Lambda-layer code"),
+    FileFormat.ONNX: (
+        Severity.MEDIUM,
+        "ONNX external-data paths and custom operators are not checked",
+    ),
+    FileFormat.GGUF: (Severity.MEDIUM, "GGUF metadata and its chat template are not checked"),
 }
 
 
@@ -32,18 +53,33 @@ def _unreadable(file: ScanFile, exc: BaseException) -> Finding:
     )
 
 
+def _unscanned(sniffed: SniffedFile) -> Finding:
+    severity, risk = UNSCANNED[sniffed.format]
+    return Finding(
+        rule_id="SER-UNSCANNED-FORMAT",
+        severity=severity,
+        message=f"{sniffed.file.rel}: {sniffed.format.value} content is not inspected by this version: {risk}",
+        location=Location(path=sniffed.file.rel),
+        evidence={"format": sniffed.format.value},
+    )
+
+
 def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collected[None]:
     """Scan every pickle, zip and safetensors file; one file's failure is a finding, not a crash."""
     findings: list[Finding] = []
-    routed = 0
     for sniffed in files:
+        if sniffed.format in UNSCANNED:
+            findings.append(_unscanned(sniffed))
+            continue
         scanner = SCANNERS.get(sniffed.format)
         if scanner is None:
             continue
-        routed += 1
         try:
             findings.extend(scanner(sniffed.file, limits))
+        except (ImportError, MemoryError):
+            raise  # the scanner itself is broken: fail the step, do not blame the file
         except Exception as exc:  # a hostile or vanished file must not stop the other files
             findings.append(_unreadable(sniffed.file, exc))
-    skipped = None if routed else "no pickle, zip or safetensors files"
-    return Collected(value=None, findings=tuple(findings), skipped=skipped)
+    # Never "skipped" when nothing applies (a GGUF-only model): the default policy denies a
+    # skipped required step, and there was nothing unsafe to find.
+    return Collected(value=None, findings=tuple(findings))

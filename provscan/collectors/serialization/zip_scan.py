@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 import zlib
@@ -10,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from provscan.collectors.base import ScanFile
-from provscan.collectors.serialization.pickle_scan import looks_like_pickle, scan_pickle_bytes
+from provscan.collectors.serialization.pickle_scan import (
+    looks_like_pickle,
+    scan_pickle_bytes,
+    walk_pickles,
+)
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity
 
@@ -110,6 +115,13 @@ def _layout_findings(rel: str, infos: list[zipfile.ZipInfo]) -> list[Finding]:
     return findings
 
 
+def _may_be_pickle(prefix: bytes, limits: Limits) -> bool:
+    probe = walk_pickles(
+        io.BytesIO(prefix), limit=len(prefix), max_opcodes=limits.pickle_max_opcodes
+    )
+    return probe.error is None or probe.exhausted or probe.events > 0
+
+
 def _scan_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, rel: str, limits: Limits
 ) -> list[Finding]:
@@ -121,7 +133,11 @@ def _scan_member(
             # Decide by content too: a pickle hidden under any name (CVE-2025-1889, -10155).
             if not named and not looks_like_pickle(head):
                 return []
-            data = head + member.read(max(0, min(info.file_size, limits.pickle_max) - len(head)))
+            want = min(info.file_size, limits.pickle_max)
+            data = head + member.read(max(0, min(want, limits.sniff_bytes) - len(head)))
+            # A storage can start like a pickle by chance; read all of it only if its start parses.
+            if len(data) < want and (named or _may_be_pickle(data, limits)):
+                data += member.read(want - len(data))
     except _MEMBER_ERRORS as exc:
         message = (
             f"{rel}: cannot read member {info.filename}: {exc}; it was not scanned, "
