@@ -32,3 +32,12 @@ def test_every_emitted_rule_is_documented() -> None:
 
 def test_every_documented_rule_is_emitted() -> None:
     assert documented() - emitted() == set()
+
+
+def test_policy_table_tests_use_real_rule_ids() -> None:
+    used: set[str] = set()
+    for path in (REPO / "policies").glob("*/tests/*/*"):
+        used |= set(RULE.findall(path.read_text())) | set(
+            re.findall(r"\b((?:INV|HSH|SER|POL)-[A-Z0-9]+(?:-[A-Z0-9]+)*)\b", path.read_text())
+        )
+    assert used - documented() == set()

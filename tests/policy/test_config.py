@@ -87,7 +87,7 @@ def test_toml_config_reaches_rego_and_flips_the_verdict(tmp_path: Path) -> None:
     config, _ = load_config(None, tmp_path)
     assert evaluate(report, [PACK], config).decision is Decision.DENY
     (tmp_path / "provscan.toml").write_text(
-        '[[waivers]]\nrule = "SER-PICKLE-UNKNOWN"\n'
+        '[[waivers]]\nrule = "SER-PICKLE-UNKNOWN-GLOBAL"\n'
         'path = "pytorch_model.bin"\nreason = "reviewed"\n'
     )
     config, _ = load_config(None, tmp_path)

@@ -72,7 +72,7 @@ def test_wrong_expectations_are_reported_as_failures(tmp_path: Path) -> None:
     assert "deny: unexpected SER-PICKLE-DANGEROUS-GLOBAL" in deny_case.message
     warn_case = results["default/medium_finding_warn"]
     assert not warn_case.passed
-    assert warn_case.message == "warn: unexpected LIC-MISSING"
+    assert warn_case.message == "warn: unexpected INV-CARD-MISSING"
     assert sum(not r.passed for r in results.values()) == 2
 
 
@@ -126,14 +126,14 @@ def test_messages_name_the_step_file_and_waiver() -> None:
     missing = evaluate(load_case("missing_step_deny"), [PACK], {}).reasons[0]
     assert "serialization did not run" in missing.msg
 
-    waiver = {"rule": "SER-PICKLE-UNKNOWN", "reason": "ticket SEC-1"}
+    waiver = {"rule": "SER-PICKLE-UNKNOWN-GLOBAL", "reason": "ticket SEC-1"}
     verdict = evaluate(load_case("high_finding_review"), [PACK], {"waivers": [waiver]})
     assert verdict.decision is Decision.APPROVE
     (reason,) = verdict.reasons
     assert (reason.rule, reason.level) == ("POL-WAIVED", "warn")
-    assert "SER-PICKLE-UNKNOWN" in reason.msg and "ticket SEC-1" in reason.msg
+    assert "SER-PICKLE-UNKNOWN-GLOBAL" in reason.msg and "ticket SEC-1" in reason.msg
     assert reason.details["file"] == "pytorch_model.bin"
-    assert reason.details["finding_rule"] == "SER-PICKLE-UNKNOWN"
+    assert reason.details["finding_rule"] == "SER-PICKLE-UNKNOWN-GLOBAL"
 
 
 def test_data_yaml_holds_the_documented_defaults() -> None:
