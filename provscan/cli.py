@@ -76,6 +76,16 @@ def _scan_options(func: F) -> F:
     return func
 
 
+def _policy_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--policy", "policies", multiple=True, metavar="DIR", help=help_text)
+
+
+def _config_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help=help_text
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="provscan")
 def cli() -> None:
@@ -89,19 +99,10 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("target")
-@click.option(
-    "--policy",
-    "policies",
-    multiple=True,
-    metavar="DIR",
-    help="Policy pack directory (repeatable; 'default' = the shipped pack). Replaces the default pack.",
+@_policy_option(
+    "Policy pack directory (repeatable; 'default' = the shipped pack). Replaces the default pack."
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (default: ./provscan.toml if present).",
-)
+@_config_option("Config file (default: ./provscan.toml if present).")
 @click.option(
     "--policy-timeout",
     type=click.FloatRange(0.1),
@@ -149,19 +150,8 @@ def policy() -> None:
 
 
 @policy.command("test")
-@click.option(
-    "--policy",
-    "policies",
-    multiple=True,
-    metavar="DIR",
-    help="Pack(s) to test (default: the shipped pack).",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Config merged over the pack defaults.",
-)
+@_policy_option("Pack(s) to test (default: the shipped pack).")
+@_config_option("Config merged over the pack defaults.")
 def policy_test(policies: tuple[str, ...], config_path: Path | None) -> int:
     """Run each pack's table tests: tests/<case>/input.json in, expected.yaml verdict and rule ids out."""
     from provscan.config import load_config

@@ -96,6 +96,19 @@ class Finding(_Frozen):
         return value
 
 
+def file_finding(
+    rule_id: str, severity: Severity, path: str, message: str, **evidence: JsonValue
+) -> Finding:
+    """A finding about one file of the target (the common case)."""
+    return Finding(
+        rule_id=rule_id,
+        severity=severity,
+        message=message,
+        location=Location(path=path),
+        evidence=evidence,
+    )
+
+
 class Step(_Frozen):
     """One collector's outcome. A failed or skipped step always says why."""
 

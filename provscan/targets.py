@@ -21,7 +21,7 @@ from provscan.collectors.base import ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.errors import TargetError, UsageError
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity, TargetInfo, TargetKind
+from provscan.report import Finding, Severity, TargetInfo, TargetKind, file_finding
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_FOLDER_RE = re.compile(r"^(models|datasets|spaces)--(.+)$")
@@ -122,7 +122,7 @@ def _walk(
     rel_dir = directory.relative_to(root).as_posix()
     if depth > limits.max_depth:
         out.findings.append(
-            _finding(
+            file_finding(
                 "INV-TOO-DEEP",
                 Severity.CRITICAL,
                 rel_dir,
@@ -134,7 +134,7 @@ def _walk(
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
         out.findings.append(
-            _finding(
+            file_finding(
                 "INV-UNREADABLE",
                 Severity.CRITICAL,
                 rel_dir or ".",
@@ -145,7 +145,7 @@ def _walk(
     for entry in entries:
         if len(out.files) >= limits.max_files:
             out.findings.append(
-                _finding(
+                file_finding(
                     "INV-TOO-MANY-FILES",
                     Severity.CRITICAL,
                     rel_dir or ".",
@@ -158,7 +158,7 @@ def _walk(
             # Git's object store (with LFS, full copies of the weights) is not loaded
             # by any runtime and is outside the OMS manifest; say that it was skipped.
             out.findings.append(
-                _finding(
+                file_finding(
                     "INV-GIT-SKIPPED",
                     Severity.INFO,
                     rel,
@@ -176,7 +176,7 @@ def _admit(
         st = path.lstat()
     except OSError as exc:
         out.findings.append(
-            _finding(
+            file_finding(
                 "INV-UNREADABLE", Severity.CRITICAL, rel, f"{rel}: cannot stat ({exc.strerror})"
             )
         )
@@ -188,7 +188,7 @@ def _admit(
         link_text = _display_name(os.readlink(path))
         if not real.is_relative_to(allowed):
             out.findings.append(
-                _finding(
+                file_finding(
                     "INV-SYMLINK-ESCAPE",
                     Severity.CRITICAL,
                     rel,
@@ -201,7 +201,7 @@ def _admit(
             st = real.stat()
         except OSError:
             out.findings.append(
-                _finding(
+                file_finding(
                     "INV-SYMLINK-BROKEN",
                     Severity.HIGH,
                     rel,
@@ -214,7 +214,7 @@ def _admit(
             # Following directory links invites cycles and double counting; the
             # linked files are reported rather than silently skipped.
             out.findings.append(
-                _finding(
+                file_finding(
                     "INV-SYMLINK-UNFOLLOWED",
                     Severity.HIGH,
                     rel,
@@ -228,7 +228,7 @@ def _admit(
         return
     if not stat.S_ISREG(st.st_mode):
         out.findings.append(
-            _finding(
+            file_finding(
                 "INV-SPECIAL-FILE",
                 Severity.HIGH,
                 rel,
@@ -239,7 +239,7 @@ def _admit(
     valid_name = "\\" not in rel or _is_utf8(path.name)
     if not valid_name:
         out.findings.append(
-            _finding(
+            file_finding(
                 "INV-BAD-FILENAME",
                 Severity.HIGH,
                 rel,
@@ -263,13 +263,3 @@ def _is_utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _finding(rule: str, severity: Severity, rel: str, message: str, **evidence: str) -> Finding:
-    return Finding(
-        rule_id=rule,
-        severity=severity,
-        message=message,
-        location=Location(path=rel),
-        evidence=dict(evidence),
-    )

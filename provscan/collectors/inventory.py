@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from provscan.collectors.base import Collected, ScanFile, SniffedFile
 from provscan.collectors.sniff import sniff
 from provscan.limits import Limits
-from provscan.report import FileEntry, FileFormat, FileRole, Finding, Location, Severity
+from provscan.report import FileEntry, FileFormat, FileRole, Finding, Severity, file_finding
 
 F = FileFormat
 _PICKLE_CONTAINERS = {F.ZIP, F.PICKLE}
@@ -132,11 +132,11 @@ def _sniff_file(item: ScanFile, limits: Limits, findings: list[Finding]) -> File
             head = handle.read(limits.sniff_bytes)
     except OSError as exc:
         findings.append(
-            Finding(
-                rule_id="INV-UNREADABLE",
-                severity=Severity.CRITICAL,
-                message=f"{item.rel}: cannot be read ({exc.strerror or exc}); its content was not checked",
-                location=Location(path=item.rel),
+            file_finding(
+                "INV-UNREADABLE",
+                Severity.CRITICAL,
+                item.rel,
+                f"{item.rel}: cannot be read ({exc.strerror or exc}); its content was not checked",
             )
         )
         return FileFormat.UNREADABLE
@@ -146,34 +146,33 @@ def _sniff_file(item: ScanFile, limits: Limits, findings: list[Finding]) -> File
 def _name_findings(item: ScanFile, fmt: FileFormat) -> list[Finding]:
     out: list[Finding] = []
     suffix = PurePosixPath(item.rel).suffix.lower()
-    location = Location(path=item.rel)
     if suffix in _PYTHON_SUFFIXES:
         out.append(
-            Finding(
-                rule_id="INV-PYTHON-CODE",
-                severity=Severity.HIGH,
-                message=f"{item.rel}: Python code in a model repository; loading with trust_remote_code=True would run it",
-                location=location,
+            file_finding(
+                "INV-PYTHON-CODE",
+                Severity.HIGH,
+                item.rel,
+                f"{item.rel}: Python code in a model repository; loading with trust_remote_code=True would run it",
             )
         )
     elif suffix in _NATIVE_SUFFIXES:
         out.append(
-            Finding(
-                rule_id="INV-NATIVE-CODE",
-                severity=Severity.HIGH,
-                message=f"{item.rel}: executable code or script in a model repository",
-                location=location,
+            file_finding(
+                "INV-NATIVE-CODE",
+                Severity.HIGH,
+                item.rel,
+                f"{item.rel}: executable code or script in a model repository",
             )
         )
     expected = EXPECTED_FORMATS.get(suffix)
     if expected is not None and fmt is not FileFormat.UNREADABLE and fmt not in expected:
         out.append(
-            Finding(
-                rule_id="INV-FORMAT-MISMATCH",
-                severity=Severity.HIGH,
-                message=f"{item.rel}: the name says {suffix} but the content is {fmt.value}",
-                location=location,
-                evidence={
+            file_finding(
+                "INV-FORMAT-MISMATCH",
+                Severity.HIGH,
+                item.rel,
+                f"{item.rel}: the name says {suffix} but the content is {fmt.value}",
+                **{
                     "extension": suffix,
                     "content_format": fmt.value,
                     "expected": sorted(f.value for f in expected),

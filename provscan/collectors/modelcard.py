@@ -9,7 +9,7 @@ import yaml
 
 from provscan.collectors.base import Collected, ScanFile
 from provscan.limits import Limits
-from provscan.report import CardFacts, Finding, Location, Severity
+from provscan.report import CardFacts, Finding, Severity, file_finding
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -38,16 +38,15 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
         )
         return Collected(value=None, findings=(finding,))
     findings: list[Finding] = []
-    location = Location(path=card.rel)
     with card.path.open("rb") as handle:
         raw = handle.read(limits.card_max + 1)
     if len(raw) > limits.card_max:
         findings.append(
-            Finding(
-                rule_id="INV-CARD-TOO-LARGE",
-                severity=Severity.MEDIUM,
-                message=f"{card.rel}: larger than {limits.card_max} bytes; only the start was read",
-                location=location,
+            file_finding(
+                "INV-CARD-TOO-LARGE",
+                Severity.MEDIUM,
+                card.rel,
+                f"{card.rel}: larger than {limits.card_max} bytes; only the start was read",
             )
         )
         raw = raw[: limits.card_max]
@@ -124,9 +123,9 @@ def _facts(rel: str, data: dict[str, Any], findings: list[Finding]) -> CardFacts
 
 
 def _malformed(rel: str, problem: str, severity: Severity = Severity.HIGH) -> Finding:
-    return Finding(
-        rule_id="INV-CARD-MALFORMED",
-        severity=severity,
-        message=f"{rel}: {problem}; the card's licence and lineage could not be read",
-        location=Location(path=rel),
+    return file_finding(
+        "INV-CARD-MALFORMED",
+        severity,
+        rel,
+        f"{rel}: {problem}; the card's licence and lineage could not be read",
     )

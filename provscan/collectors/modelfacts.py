@@ -9,7 +9,7 @@ from typing import Any
 from provscan.collectors.base import Collected, SniffedFile
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
-from provscan.report import FileFormat, Finding, Location, ModelFacts, Severity
+from provscan.report import FileFormat, Finding, ModelFacts, Severity, file_finding
 
 # Weights may legitimately carry a few extra buffers (e.g. rotary inv_freq in older
 # Llama checkpoints); a larger gap means config and weights describe different models.
@@ -64,15 +64,16 @@ def collect_model_facts(
         and abs(facts.parameter_count - implied) > PARAMETER_TOLERANCE * implied
     ):
         findings.append(
-            Finding(
-                rule_id="INV-PARAM-MISMATCH",
-                severity=Severity.HIGH,
-                message=(
+            file_finding(
+                "INV-PARAM-MISMATCH",
+                Severity.HIGH,
+                "config.json",
+                (
                     f"config.json implies {implied:,} parameters but the safetensors weights hold "
                     f"{facts.parameter_count:,}: config and weights describe different models"
                 ),
-                location=Location(path="config.json"),
-                evidence={"config_parameters": implied, "weight_parameters": facts.parameter_count},
+                config_parameters=implied,
+                weight_parameters=facts.parameter_count,
             )
         )
     return Collected(value=facts, findings=tuple(findings))
@@ -97,11 +98,11 @@ def _read_config(
                 return document
             problem = f"a JSON {type(document).__name__}, not an object"
     findings.append(
-        Finding(
-            rule_id="INV-CONFIG-MALFORMED",
-            severity=Severity.HIGH,
-            message=f"config.json: {problem}; the architecture could not be read",
-            location=Location(path="config.json"),
+        file_finding(
+            "INV-CONFIG-MALFORMED",
+            Severity.HIGH,
+            "config.json",
+            f"config.json: {problem}; the architecture could not be read",
         )
     )
     return None

@@ -7,7 +7,7 @@ from numpy.lib import format as npy_format
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.pickle_scan import scan_pickle_bytes
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Location, Severity, file_finding
 
 # numpy's own default; its header parser (ast.literal_eval) refuses anything larger.
 MAX_NPY_HEADER = 10_000
@@ -15,7 +15,6 @@ MAX_NPY_HEADER = 10_000
 
 def scan_numpy(file: ScanFile, limits: Limits) -> list[Finding]:
     """Read the .npy header with numpy's own parser; walk the pickle of an object array."""
-    location = Location(path=file.rel)
     with file.path.open("rb") as handle:
         try:
             version = npy_format.read_magic(handle)
@@ -31,22 +30,22 @@ def scan_numpy(file: ScanFile, limits: Limits) -> list[Finding]:
             raise
         except Exception as exc:  # noqa: BLE001 - numpy's header parser raises assorted errors (ValueError, SyntaxError, tokenize.TokenError) on hostile input
             return [
-                Finding(
-                    rule_id="SER-NUMPY-MALFORMED",
-                    severity=Severity.HIGH,
-                    message=f"{file.rel}: numpy header cannot be read ({exc})",
-                    location=location,
+                file_finding(
+                    "SER-NUMPY-MALFORMED",
+                    Severity.HIGH,
+                    file.rel,
+                    f"{file.rel}: numpy header cannot be read ({exc})",
                 )
             ]
         if not dtype.hasobject:
             return []
         findings = [
-            Finding(
-                rule_id="SER-NUMPY-OBJECT-ARRAY",
-                severity=Severity.HIGH,
-                message=f"{file.rel}: object array (dtype {dtype}); loading it needs allow_pickle=True, which unpickles the data",
-                location=location,
-                evidence={"dtype": str(dtype)},
+            file_finding(
+                "SER-NUMPY-OBJECT-ARRAY",
+                Severity.HIGH,
+                file.rel,
+                f"{file.rel}: object array (dtype {dtype}); loading it needs allow_pickle=True, which unpickles the data",
+                dtype=str(dtype),
             )
         ]
         start = handle.tell()

@@ -9,7 +9,7 @@ from safetensors import SafetensorError, safe_open
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Location, Severity, file_finding
 
 
 def _library_refusal(path: Path) -> str | None:
@@ -46,12 +46,12 @@ def scan_safetensors(file: ScanFile, limits: Limits) -> list[Finding]:
         if problem.tensor is not None:
             evidence["tensor"] = problem.tensor
         findings.append(
-            Finding(
-                rule_id="SER-SAFETENSORS-INVALID",
-                severity=Severity.CRITICAL,
-                message=f"{file.rel}: {problem.code}: {subject}{problem.message}",
-                location=Location(path=file.rel),
-                evidence=evidence,
+            file_finding(
+                "SER-SAFETENSORS-INVALID",
+                Severity.CRITICAL,
+                file.rel,
+                f"{file.rel}: {problem.code}: {subject}{problem.message}",
+                **evidence,
             )
         )
     if findings:
@@ -60,12 +60,12 @@ def scan_safetensors(file: ScanFile, limits: Limits) -> list[Finding]:
     if refusal is not None:
         # A parser differential: what provscan checked is not what a loader will read.
         findings.append(
-            Finding(
-                rule_id="SER-SAFETENSORS-LOADER-DISAGREES",
-                severity=Severity.CRITICAL,
-                message=f"{file.rel}: valid header, yet the safetensors library refuses: {refusal}",
-                location=Location(path=file.rel),
-                evidence={"error": refusal[:500]},
+            file_finding(
+                "SER-SAFETENSORS-LOADER-DISAGREES",
+                Severity.CRITICAL,
+                file.rel,
+                f"{file.rel}: valid header, yet the safetensors library refuses: {refusal}",
+                error=refusal[:500],
             )
         )
     return findings

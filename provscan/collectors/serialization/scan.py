@@ -10,7 +10,7 @@ from provscan.collectors.serialization.pickle_scan import scan_pickle_file
 from provscan.collectors.serialization.safetensors_scan import scan_safetensors
 from provscan.collectors.serialization.zip_scan import scan_zip
 from provscan.limits import Limits
-from provscan.report import FileFormat, Finding, Location, Severity
+from provscan.report import FileFormat, Finding, Severity, file_finding
 
 FormatScanner = Callable[[ScanFile, Limits], list[Finding]]
 
@@ -44,23 +44,23 @@ UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
 
 def _unreadable(file: ScanFile, exc: BaseException) -> Finding:
     error = f"{type(exc).__name__}: {exc}"
-    return Finding(
-        rule_id="SER-UNREADABLE",
-        severity=Severity.HIGH,
-        message=f"{file.rel}: could not be scanned for serialization safety: {error}",
-        location=Location(path=file.rel),
-        evidence={"error": error[:500]},
+    return file_finding(
+        "SER-UNREADABLE",
+        Severity.HIGH,
+        file.rel,
+        f"{file.rel}: could not be scanned for serialization safety: {error}",
+        error=error[:500],
     )
 
 
 def _unscanned(sniffed: SniffedFile) -> Finding:
     severity, risk = UNSCANNED[sniffed.format]
-    return Finding(
-        rule_id="SER-UNSCANNED-FORMAT",
-        severity=severity,
-        message=f"{sniffed.file.rel}: {sniffed.format.value} content is not inspected by this version: {risk}",
-        location=Location(path=sniffed.file.rel),
-        evidence={"format": sniffed.format.value},
+    return file_finding(
+        "SER-UNSCANNED-FORMAT",
+        severity,
+        sniffed.file.rel,
+        f"{sniffed.file.rel}: {sniffed.format.value} content is not inspected by this version: {risk}",
+        format=sniffed.format.value,
     )
 
 
