@@ -83,7 +83,6 @@ class _StepRunner:
             Step(
                 name=s.name,
                 status=StepStatus.FAILED,
-                required=s.required,
                 reason=reason,
                 duration_ms=s.duration_ms,
             )
@@ -95,7 +94,7 @@ class _StepRunner:
     def _record(self, name: str, status: StepStatus, reason: str | None, start: float) -> None:
         elapsed = int((time.monotonic() - start) * 1000)
         self.steps.append(
-            Step(name=name, status=status, required=True, reason=reason, duration_ms=elapsed)
+            Step(name=name, status=status, reason=reason, duration_ms=elapsed)
         )
 
 

@@ -110,11 +110,13 @@ def file_finding(
 
 
 class Step(_Frozen):
-    """One collector's outcome. A failed or skipped step always says why."""
+    """One collector's outcome. A failed or skipped step always says why.
+
+    Whether a step is required is the policy's call (config `required_steps`), not the report's.
+    """
 
     name: str
     status: StepStatus
-    required: bool
     reason: str | None = None
     duration_ms: int = Field(default=0, ge=0)
 

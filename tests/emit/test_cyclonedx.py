@@ -136,8 +136,8 @@ def make_report(
         steps=steps
         if steps is not None
         else (
-            Step(name="inventory", status=StepStatus.COMPLETED, required=True),
-            Step(name="hashing", status=StepStatus.COMPLETED, required=True),
+            Step(name="inventory", status=StepStatus.COMPLETED),
+            Step(name="hashing", status=StepStatus.COMPLETED),
         ),
         files=files,
         manifest=manifest,
@@ -183,9 +183,9 @@ DENY_REASONS = (
     Reason(rule="ORG-UNKNOWN", level="warn", msg="publisher unknown"),
 )
 DENY_STEPS = (
-    Step(name="inventory", status=StepStatus.COMPLETED, required=True),
-    Step(name="signatures", status=StepStatus.FAILED, required=True, reason="bundle unreadable"),
-    Step(name="probes", status=StepStatus.SKIPPED, required=False, reason="not asked for"),
+    Step(name="inventory", status=StepStatus.COMPLETED),
+    Step(name="signatures", status=StepStatus.FAILED, reason="bundle unreadable"),
+    Step(name="probes", status=StepStatus.SKIPPED, reason="not asked for"),
 )
 
 
