@@ -93,9 +93,7 @@ class _StepRunner:
 
     def _record(self, name: str, status: StepStatus, reason: str | None, start: float) -> None:
         elapsed = int((time.monotonic() - start) * 1000)
-        self.steps.append(
-            Step(name=name, status=status, reason=reason, duration_ms=elapsed)
-        )
+        self.steps.append(Step(name=name, status=status, reason=reason, duration_ms=elapsed))
 
 
 def scan(target: str, options: ScanOptions | None = None) -> Report:

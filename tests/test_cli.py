@@ -225,3 +225,17 @@ def test_console_script_is_installed() -> None:
     assert subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith(
         "provscan"
     )
+
+
+def test_hf_cache_snapshot_end_to_end_records_repo_and_revision(
+    provscan, demo_model: Path, tmp_path: Path
+) -> None:
+    from fixtures.models import build_hf_cache_snapshot
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = build_hf_cache_snapshot(tmp_path / "hub", "acme/tiny-llama", revision, demo_model)
+    result = provscan("check", str(snapshot), "--bom", str(tmp_path / "bom.json"), "-q")
+    assert result.code == 0, result.out + result.err
+    assert f"acme/tiny-llama@{revision}" in result.out
+    model = json.loads((tmp_path / "bom.json").read_text())["components"][0]
+    assert model["purl"] == f"pkg:huggingface/acme/tiny-llama@{revision}"

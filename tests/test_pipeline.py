@@ -92,3 +92,44 @@ def test_parameters_are_recorded(demo_model: Path) -> None:
     assert report.parameters.serialization == "shards" and report.parameters.shard_size == 4096
     assert report.parameters.limits["safetensors_header_max"] == 100_000_000
     assert report.manifest is not None and report.manifest.method == "shards"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_garbage_under_model_file_names_never_crashes_a_step(tmp_path: Path, seed: int) -> None:
+    """Hostile input is the normal case: random and mangled bytes give findings, not failures."""
+    import random
+
+    rng = random.Random(seed)
+    names = [
+        "model.safetensors",
+        "pytorch_model.bin",
+        "config.json",
+        "README.md",
+        "weights.npy",
+        "data.pkl",
+    ]
+    demo = (
+        Path(__file__).resolve().parent.parent
+        / "fixtures"
+        / "demo"
+        / "tiny-llama"
+        / "model.safetensors"
+    )
+    seeds = [
+        demo.read_bytes()[:4096],
+        b"\x80\x04\x95",
+        b"PK\x03\x04",
+        b"\x93NUMPY\x01\x00",
+        b"---\n",
+        b"{",
+    ]
+    for name in names:
+        data = bytearray(rng.choice(seeds) + rng.randbytes(rng.randrange(0, 2048)))
+        for _ in range(rng.randrange(0, 8)):
+            if data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        (tmp_path / name).write_bytes(bytes(data))
+    report = scan(str(tmp_path), ScanOptions(hash_workers=2))
+    failed = [(s.name, s.reason) for s in report.steps if s.status is not StepStatus.COMPLETED]
+    assert failed == []
+    assert len(report.files) == len(names)
