@@ -8,7 +8,6 @@ import pickle
 import pickletools
 import struct
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +26,6 @@ from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, Severity
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "provscan" / "knowledge"
-
-
-@pytest.fixture
-def canary(tmp_path: Path) -> Iterator[Path]:
-    """A file the payloads would create if anything ever executed them."""
-    path = tmp_path / "canary"
-    yield path
-    assert not path.exists(), "a scanned payload was executed"
 
 
 def _cmd(canary: Path) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import struct
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from provscan.collectors.base import ScanFile, SniffedFile
 from provscan.collectors.serialization.scan import scan_serialization
 from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, Severity
-
-
-@pytest.fixture
-def canary(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "canary"
-    yield path
-    assert not path.exists(), "a scanned payload was executed"
 
 
 def payload(canary: Path) -> bytes:
