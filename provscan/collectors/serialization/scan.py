@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from provscan.collectors.base import Collected, ScanFile, SniffedFile
 from provscan.collectors.serialization.numpy_scan import scan_numpy
+from provscan.collectors.serialization.onnx_scan import scan_onnx
 from provscan.collectors.serialization.pickle_scan import scan_pickle_file
 from provscan.collectors.serialization.safetensors_scan import scan_safetensors
 from provscan.collectors.serialization.zip_scan import scan_zip
@@ -24,8 +25,7 @@ SCANNERS: dict[FileFormat, FormatScanner] = {
 
 # Formats this version recognises but does not look inside yet. Unknown is not safe:
 # each is a finding, so the policy (not silence) decides. Archives and HDF5 can carry
-# pickles or code (7z payloads, Keras Lambda layers); GGUF and ONNX carry templates
-# and external-data paths.
+# pickles or code (7z payloads, Keras Lambda layers); GGUF carries a chat template.
 UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
     FileFormat.SEVENZIP: (
         Severity.HIGH,
@@ -34,10 +34,6 @@ UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
     FileFormat.TAR: (Severity.HIGH, "a tar archive (legacy torch format) can hold pickles"),
     FileFormat.GZIP: (Severity.HIGH, "compressed content (joblib, tar.gz) can hold pickles"),
     FileFormat.HDF5: (Severity.HIGH, "Keras HDF5 models can embed Lambda-layer code"),
-    FileFormat.ONNX: (
-        Severity.MEDIUM,
-        "ONNX external-data paths and custom operators are not checked",
-    ),
     FileFormat.GGUF: (Severity.MEDIUM, "GGUF metadata and its chat template are not checked"),
 }
 
@@ -67,11 +63,17 @@ def _unscanned(sniffed: SniffedFile) -> Finding:
 def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collected[None]:
     """Scan every pickle, zip and safetensors file; one file's failure is a finding, not a crash."""
     findings: list[Finding] = []
+    present = frozenset(f.file.rel for f in files)
+    scanners: dict[FileFormat, FormatScanner] = {
+        **SCANNERS,
+        # ONNX external data is resolved against the other files of the target.
+        FileFormat.ONNX: lambda file, lim: scan_onnx(file, lim, present),
+    }
     for sniffed in files:
         if sniffed.format in UNSCANNED:
             findings.append(_unscanned(sniffed))
             continue
-        scanner = SCANNERS.get(sniffed.format)
+        scanner = scanners.get(sniffed.format)
         if scanner is None:
             continue
         try:
