@@ -165,3 +165,19 @@ def test_missing_card_is_a_finding(tmp_path: Path) -> None:
 def test_binary_card_does_not_crash(tmp_path: Path) -> None:
     result = card_of(tmp_path, b"---\n\xff\xfe\x00license: mit\n---\n")
     assert result.value is not None
+
+
+def test_deeply_nested_config_is_a_finding(demo_model: Path) -> None:
+    (demo_model / "config.json").write_text('{"a": ' * 200_000 + "1" + "}" * 200_000)
+    result = collect_model_facts(sniffed(demo_model), DEFAULT_LIMITS)
+    assert [f.rule_id for f in result.findings] == ["INV-CONFIG-MALFORMED"]
+    assert "too deeply" in result.findings[0].message
+
+
+def test_deeply_nested_front_matter_is_a_finding(tmp_path: Path) -> None:
+    result = card_of(
+        tmp_path,
+        "---\nlicense: " + "[" * 100_000 + "]" * 100_000 + "\n---\n",
+        Limits(front_matter_max=1_000_000),
+    )
+    assert [f.rule_id for f in result.findings] == ["INV-CARD-MALFORMED"]

@@ -59,6 +59,9 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
         return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
     try:
         data = yaml.load(front, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        findings.append(_malformed(card.rel, "front matter nests too deeply to parse"))
+        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2}, column {mark.column + 1})" if mark is not None else ""

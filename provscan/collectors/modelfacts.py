@@ -93,6 +93,8 @@ def _read_config(
             document = json.loads(item.file.path.read_bytes())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             problem = f"not valid JSON ({exc})"
+        except RecursionError:
+            problem = "nested too deeply to parse"
         else:
             if isinstance(document, dict):
                 return document

@@ -112,3 +112,13 @@ def test_a_broken_install_fails_the_step_instead_of_blaming_the_file(
         scan_module.scan_serialization(
             [sniffed(tmp_path / "w.safetensors", FileFormat.SAFETENSORS)], Limits()
         )
+
+
+def test_deeply_nested_safetensors_header_is_invalid_not_a_crash(tmp_path: Path) -> None:
+    header = ('{"a": ' * 200_000 + "1" + "}" * 200_000).encode()
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    findings = scan_serialization([sniffed(path, FileFormat.SAFETENSORS)], Limits()).findings
+    assert [(f.rule_id, f.evidence.get("code")) for f in findings] == [
+        ("SER-SAFETENSORS-INVALID", "InvalidHeaderDeserialization")
+    ]

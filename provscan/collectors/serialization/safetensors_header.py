@@ -142,6 +142,10 @@ def read_header(path: Path, *, max_header: int) -> SafetensorsHeader:
         raise SafetensorsError("InvalidHeaderStart", "header does not start with '{'", offset=8)
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except RecursionError as exc:
+        raise SafetensorsError(
+            "InvalidHeaderDeserialization", "header JSON nests too deeply to parse", offset=8
+        ) from exc
     except json.JSONDecodeError as exc:
         raise SafetensorsError(
             "InvalidHeaderDeserialization",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from provscan.collectors.base import Collected, ScanFile, SniffedFile
+from provscan.collectors.serialization.keras_scan import scan_keras_zip
 from provscan.collectors.serialization.numpy_scan import scan_numpy
 from provscan.collectors.serialization.onnx_scan import scan_onnx
 from provscan.collectors.serialization.pickle_scan import scan_pickle_file
@@ -68,6 +69,8 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
         **SCANNERS,
         # ONNX external data is resolved against the other files of the target.
         FileFormat.ONNX: lambda file, lim: scan_onnx(file, lim, present),
+        # A Keras v3 archive is a zip whose config.json is code by another name.
+        FileFormat.ZIP: lambda file, lim: scan_zip(file, lim) + scan_keras_zip(file, lim),
     }
     for sniffed in files:
         if sniffed.format in UNSCANNED:
