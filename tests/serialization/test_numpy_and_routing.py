@@ -73,7 +73,6 @@ def test_malformed_npy_header(tmp_path: Path) -> None:
         (FileFormat.SEVENZIP, Severity.HIGH),
         (FileFormat.TAR, Severity.HIGH),
         (FileFormat.HDF5, Severity.HIGH),
-        (FileFormat.GGUF, Severity.MEDIUM),
     ],
 )
 def test_formats_not_yet_inspected_are_findings(

@@ -179,7 +179,7 @@ def test_router_turns_errors_into_unreadable_findings(tmp_path: Path) -> None:
         ("SER-UNREADABLE", Severity.HIGH, "gone.safetensors"),
         ("SER-UNREADABLE", Severity.HIGH, "gone.pkl"),
         ("SER-UNREADABLE", Severity.HIGH, "gone.zip"),
-        ("SER-UNSCANNED-FORMAT", Severity.MEDIUM, "model.gguf"),
+        ("SER-UNREADABLE", Severity.HIGH, "model.gguf"),
     ]
     assert collected.value is None and collected.skipped is None
 

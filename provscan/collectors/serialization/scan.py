@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from provscan.collectors.base import Collected, ScanFile, SniffedFile
+from provscan.collectors.serialization.gguf_scan import scan_gguf, scan_tokenizer_config_template
 from provscan.collectors.serialization.keras_scan import scan_keras_zip
 from provscan.collectors.serialization.numpy_scan import scan_numpy
 from provscan.collectors.serialization.onnx_scan import scan_onnx
@@ -22,11 +23,17 @@ SCANNERS: dict[FileFormat, FormatScanner] = {
     FileFormat.ZIP: scan_zip,
     FileFormat.SAFETENSORS: scan_safetensors,
     FileFormat.NUMPY: scan_numpy,
+    FileFormat.GGUF: scan_gguf,
 }
+
+# Files whose chat template a runtime renders with Jinja (transformers, vLLM, SGLang):
+# routed by name, and only when their content is JSON or text.
+TEMPLATE_FILES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
+_TEMPLATE_FORMATS = frozenset({FileFormat.JSON, FileFormat.TEXT})
 
 # Formats this version recognises but does not look inside yet. Unknown is not safe:
 # each is a finding, so the policy (not silence) decides. Archives and HDF5 can carry
-# pickles or code (7z payloads, Keras Lambda layers); GGUF carries a chat template.
+# pickles or code (7z payloads, Keras Lambda layers).
 UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
     FileFormat.SEVENZIP: (
         Severity.HIGH,
@@ -35,7 +42,6 @@ UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
     FileFormat.TAR: (Severity.HIGH, "a tar archive (legacy torch format) can hold pickles"),
     FileFormat.GZIP: (Severity.HIGH, "compressed content (joblib, tar.gz) can hold pickles"),
     FileFormat.HDF5: (Severity.HIGH, "Keras HDF5 models can embed Lambda-layer code"),
-    FileFormat.GGUF: (Severity.MEDIUM, "GGUF metadata and its chat template are not checked"),
 }
 
 
@@ -77,6 +83,9 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
             findings.append(_unscanned(sniffed))
             continue
         scanner = scanners.get(sniffed.format)
+        name = sniffed.file.rel.rsplit("/", 1)[-1]
+        if name in TEMPLATE_FILES and sniffed.format in _TEMPLATE_FORMATS:
+            scanner = scan_tokenizer_config_template
         if scanner is None:
             continue
         try:

@@ -1,0 +1,176 @@
+"""Is this GGUF file well formed, does its chat template inject code, and what origin does it declare?"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from provscan.collectors.base import ScanFile
+from provscan.collectors.serialization.chat_template import UNCHECKED, lint_chat_template
+from provscan.collectors.serialization.gguf_reader import (
+    GgufArray,
+    GgufError,
+    GgufMetadata,
+    GgufValue,
+    read_gguf,
+)
+from provscan.limits import Limits
+from provscan.report import Finding, Location, Severity, file_finding
+
+PROVENANCE_VALUE_MAX = 1024  # characters kept of each general.* value
+PROVENANCE_KEYS = frozenset(
+    {"general.name", "general.basename", "general.finetune", "general.version",
+     "general.size_label", "general.license", "general.license.name", "general.license.link",
+     "general.author", "general.organization", "general.url", "general.repo_url",
+     "general.doi", "general.uuid", "general.architecture", "general.quantization_version",
+     "general.file_type", "general.base_model.count"}
+)  # fmt: skip
+PROVENANCE_PREFIXES = ("general.source.", "general.base_model.")
+
+# Problems that break no known loader's bounds but depart from the spec or from what
+# llama.cpp accepts; a reader that differs from the scanner is worth a review, not a
+# hostile-file verdict. Every other problem is a structure llama.cpp-family parsers have
+# mishandled before (heap overflows, CVE-2025-53630), so it is critical.
+NONSTANDARD_PROBLEMS = frozenset(
+    {"too-many-dims", "unknown-tensor-type", "nested-array", "string-truncated", "key-too-long"}
+)
+EVIDENCE_PATTERNS_MAX = 20
+
+
+def _template_findings(rel: str, where: str, template: str) -> list[Finding]:
+    hits = lint_chat_template(template)
+    findings: list[Finding] = []
+    unchecked = [excerpt for name, excerpt in hits if name == UNCHECKED]
+    patterns = [(name, excerpt) for name, excerpt in hits if name != UNCHECKED]
+    if unchecked:
+        findings.append(
+            file_finding(
+                "SER-CHAT-TEMPLATE-UNCHECKED",
+                Severity.HIGH,
+                rel,
+                f"{rel}: chat template {where} could not be fully checked: {unchecked[0]}",
+                template=where,
+                reason=unchecked[0],
+            )
+        )
+    if patterns:
+        names = sorted({name for name, _ in patterns})
+        findings.append(
+            file_finding(
+                "SER-CHAT-TEMPLATE-INJECTION",
+                Severity.CRITICAL,
+                rel,
+                f"{rel}: chat template {where} reaches for Python internals when rendered "
+                f"({', '.join(names)}): server-side template injection",
+                template=where,
+                patterns=names,
+                excerpts=[excerpt for _, excerpt in patterns[:EVIDENCE_PATTERNS_MAX]],
+            )
+        )
+    return findings
+
+
+def _chat_templates(meta: GgufMetadata) -> list[tuple[str, str]]:
+    return [
+        (key, value)
+        for key, value in meta.kv.items()
+        if (key == "tokenizer.chat_template" or key.startswith("tokenizer.chat_template."))
+        and isinstance(value, str)
+    ]
+
+
+def scan_gguf(file: ScanFile, limits: Limits) -> list[Finding]:
+    """Check a GGUF file's structure with the bounded reader, then lint its chat templates."""
+    del limits  # GGUF bounds are module constants in gguf_reader until they move to Limits
+    try:
+        meta = read_gguf(file.path)
+    except GgufError as exc:
+        return [
+            Finding(
+                rule_id="SER-GGUF-MALFORMED",
+                severity=Severity.CRITICAL,
+                message=f"{file.rel}: {exc.message}",
+                location=Location(path=file.rel, offset=exc.offset),
+                evidence={"code": "unreadable-structure"},
+            )
+        ]
+    findings: list[Finding] = []
+    for problem in meta.problems:
+        mild = problem.code in NONSTANDARD_PROBLEMS
+        findings.append(
+            Finding(
+                rule_id="SER-GGUF-NONSTANDARD" if mild else "SER-GGUF-MALFORMED",
+                severity=Severity.HIGH if mild else Severity.CRITICAL,
+                message=f"{file.rel}: {problem.code}: {problem.message}",
+                location=Location(path=file.rel, offset=problem.offset),
+                evidence={"code": problem.code},
+            )
+        )
+    for key, template in _chat_templates(meta):
+        findings.extend(_template_findings(file.rel, key, template))
+    return findings
+
+
+def _plain(value: GgufValue) -> Any:
+    if isinstance(value, GgufArray):
+        return [_plain(item) for item in value.items]
+    if isinstance(value, str):
+        return value[:PROVENANCE_VALUE_MAX]
+    return value
+
+
+def gguf_provenance(meta: GgufMetadata) -> dict[str, Any]:
+    """The general.* keys that say what the model is, who made it, and under what licence."""
+    return {
+        key: _plain(value)
+        for key, value in meta.kv.items()
+        if key in PROVENANCE_KEYS or key.startswith(PROVENANCE_PREFIXES)
+    }
+
+
+def _templates_in_config(data: Any) -> list[tuple[str, str]] | None:
+    """The named templates of a tokenizer_config.json / chat_template.json, None if malformed."""
+    value = data.get("chat_template") if isinstance(data, dict) else None
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [("chat_template", value)]
+    if isinstance(value, list):
+        found: list[tuple[str, str]] = []
+        for index, entry in enumerate(value):
+            if not isinstance(entry, dict) or not isinstance(entry.get("template"), str):
+                return None
+            found.append((f"chat_template[{entry.get('name', index)!s}]", entry["template"]))
+        return found
+    return None
+
+
+def scan_tokenizer_config_template(file: ScanFile, limits: Limits) -> list[Finding]:
+    """Lint the chat template(s) of tokenizer_config.json, chat_template.json or a .jinja file."""
+    rel = file.rel
+
+    def unchecked(reason: str) -> list[Finding]:
+        message = f"{rel}: chat template could not be checked: {reason}"
+        return [
+            file_finding("SER-CHAT-TEMPLATE-UNCHECKED", Severity.HIGH, rel, message, reason=reason)
+        ]
+
+    if file.size > limits.json_file_max:
+        return unchecked(f"{file.size} bytes is over json_file_max ({limits.json_file_max})")
+    with file.path.open("rb") as handle:
+        raw = handle.read(limits.json_file_max + 1)  # bounded even if the file grew
+    if len(raw) > limits.json_file_max:
+        return unchecked(f"the file is over json_file_max ({limits.json_file_max})")
+    text = raw.decode("utf-8", errors="replace")
+    templates: list[tuple[str, str]] | None = [("chat_template", text)]
+    if not rel.endswith(".jinja"):
+        try:
+            templates = _templates_in_config(json.loads(text))
+        except (ValueError, RecursionError):
+            return unchecked("not valid JSON")
+    if templates is None:
+        return unchecked("chat_template is neither a string nor a list of {name, template}")
+    findings: list[Finding] = []
+    for where, template in templates:
+        findings.extend(_template_findings(rel, where, template))
+    return findings
