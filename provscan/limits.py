@@ -37,6 +37,20 @@ class Limits:
     # Buffer per hashing worker (reused, never grows).
     hash_buffer: int = 4 * MiB
 
+    # Containers (tar, 7z, compressed streams, archives inside archives).
+    # Archives nested inside archives deeper than this are reported, not opened.
+    archive_max_depth: int = 3
+    # Members of one tar or 7z archive considered (zip has zip_max_members).
+    archive_max_members: int = 100_000
+    # One member held in memory to look inside it (a nested zip or 7z needs random access).
+    archive_max_member_bytes: int = 256 * MiB
+    # Bytes decompressed or read from one archive or compressed stream, in all.
+    archive_max_total_bytes: int = 4 * GiB
+    # Output/input size ratio past which a compressed stream is called a bomb ...
+    decompression_max_ratio: int = 100
+    # ... once its output passes this size (small files compress well legitimately).
+    decompression_ratio_floor: int = 1 * MiB
+
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 

@@ -70,8 +70,6 @@ def test_malformed_npy_header(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fmt", "severity"),
     [
-        (FileFormat.SEVENZIP, Severity.HIGH),
-        (FileFormat.TAR, Severity.HIGH),
         (FileFormat.HDF5, Severity.HIGH),
     ],
 )

@@ -2,55 +2,97 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from numpy.lib import format as npy_format
 
 from provscan.collectors.base import ScanFile
-from provscan.collectors.serialization.pickle_scan import scan_pickle_bytes
+from provscan.collectors.serialization.pickle_scan import describe, scan_pickle_bytes
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity, file_finding
+from provscan.report import Finding, Location, Severity
 
 # numpy's own default; its header parser (ast.literal_eval) refuses anything larger.
 MAX_NPY_HEADER = 10_000
 
 
-def scan_numpy(file: ScanFile, limits: Limits) -> list[Finding]:
-    """Read the .npy header with numpy's own parser; walk the pickle of an object array."""
-    with file.path.open("rb") as handle:
-        try:
-            version = npy_format.read_magic(handle)
-            if version == (1, 0):
-                _shape, _fortran, dtype = npy_format.read_array_header_1_0(
-                    handle, max_header_size=MAX_NPY_HEADER
-                )
-            else:
-                _shape, _fortran, dtype = npy_format.read_array_header_2_0(
-                    handle, max_header_size=MAX_NPY_HEADER
-                )
-        except ImportError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - numpy's header parser raises assorted errors (ValueError, SyntaxError, tokenize.TokenError) on hostile input
-            return [
-                file_finding(
-                    "SER-NUMPY-MALFORMED",
-                    Severity.HIGH,
-                    file.rel,
-                    f"{file.rel}: numpy header cannot be read ({exc})",
-                )
-            ]
-        if not dtype.hasobject:
-            return []
-        findings = [
-            file_finding(
-                "SER-NUMPY-OBJECT-ARRAY",
-                Severity.HIGH,
-                file.rel,
-                f"{file.rel}: object array (dtype {dtype}); loading it needs allow_pickle=True, which unpickles the data",
-                dtype=str(dtype),
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Counted:
+    """Counts what numpy's header parser consumed, to give the pickle's offset."""
+
+    def __init__(self, raw: _Readable) -> None:
+        self.raw = raw
+        self.offset = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.raw.read(size)
+        self.offset += len(data)
+        return data
+
+
+def _finding(rule_id: str, message: str, location: Location, **evidence: str | int) -> Finding:
+    return Finding(
+        rule_id=rule_id,
+        severity=Severity.HIGH,
+        message=message,
+        location=location,
+        evidence=dict(evidence),
+    )
+
+
+def scan_npy_stream(
+    stream: _Readable, size: int | None, location: Location, limits: Limits
+) -> list[Finding]:
+    """Read a .npy header with numpy's own parser (as np.load does, also for .npz members);
+    walk the pickle of an object array. `size` is the stream's length, None if unknown."""
+    counted = _Counted(stream)
+    where = describe(location)
+    try:
+        version = npy_format.read_magic(counted)
+        if version == (1, 0):
+            _shape, _fortran, dtype = npy_format.read_array_header_1_0(
+                counted, max_header_size=MAX_NPY_HEADER
             )
-        ]
-        start = handle.tell()
-        data = handle.read(limits.pickle_max)
+        else:
+            _shape, _fortran, dtype = npy_format.read_array_header_2_0(
+                counted, max_header_size=MAX_NPY_HEADER
+            )
+    except ImportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises assorted errors (ValueError, SyntaxError, tokenize.TokenError) on hostile input
+        message = f"{where}: numpy header cannot be read ({exc})"
+        return [_finding("SER-NUMPY-MALFORMED", message, location)]
+    if not dtype.hasobject:
+        return []
+    message = (
+        f"{where}: object array (dtype {dtype}); loading it needs allow_pickle=True, "
+        "which unpickles the data"
+    )
+    findings = [_finding("SER-NUMPY-OBJECT-ARRAY", message, location, dtype=str(dtype))]
+    start = counted.offset
+    # Chunked: a hostile size must not allocate before the bytes exist.
+    parts: list[bytes] = []
+    left = limits.pickle_max
+    while left > 0:
+        piece = stream.read(min(left, 1024 * 1024))
+        if not piece:
+            break
+        parts.append(piece)
+        left -= len(piece)
+    data = b"".join(parts)
+    if size is not None:
+        total = size - start
+    else:
+        total = len(data) + 1 if left == 0 and stream.read(1) else len(data)
     # The object array's elements follow the header as one pickle stream.
-    location = Location(path=file.rel, offset=start)
-    findings.extend(scan_pickle_bytes(data, location, limits, total_size=file.size - start))
+    at = location.model_copy(update={"offset": start})
+    findings.extend(scan_pickle_bytes(data, at, limits, total_size=total))
     return findings
+
+
+def scan_numpy(file: ScanFile, limits: Limits) -> list[Finding]:
+    """Scan a .npy file on disk."""
+    with file.path.open("rb") as handle:
+        return scan_npy_stream(handle, file.size, Location(path=file.rel), limits)

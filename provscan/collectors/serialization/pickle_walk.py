@@ -80,8 +80,23 @@ class _Made:
     by: PickleImport  # what calling an import returned
 
 
+@dataclass(eq=False)
+class _Lit:
+    """An int, bool or None, or a small tuple or dict of values, as the pickle spells it."""
+
+    value: Any
+
+
+@dataclass(eq=False)
+class _Dtype:
+    """A numpy.dtype built by REDUCE from a string (joblib array metadata), and its BUILD state."""
+
+    spec: str
+    state: tuple[Any, ...] | None = None
+
+
 _MARK, _OPAQUE = _Token(), _Token()
-_Value = _Token | _Str | _Ref | _Made
+_Value = _Token | _Str | _Ref | _Made | _Lit | _Dtype
 
 
 class Stream(Protocol):
@@ -115,10 +130,16 @@ def _extension_target(code: int) -> tuple[str, str] | None:
 class PickleMachine:
     """Symbolic stack and memo for one pickle; unknown effects come from pickletools' metadata."""
 
-    def __init__(self, walk: PickleWalk, stream: Stream, limit: int) -> None:
+    def __init__(
+        self, walk: PickleWalk, stream: Stream, limit: int, *, nested: bool = False
+    ) -> None:
         self.walk = walk
         self.stream = stream
         self.limit = limit
+        self.nested = nested  # a joblib object array's pickle: plain pickle.Unpickler semantics
+        self.halted = False  # the stream can no longer be followed (joblib array data)
+        self.max_opcodes = 0
+        self.wrappers: dict[int, dict[Any, Any]] = {}  # joblib wrapper objects' attributes
         self.stack: list[_Value] = []
         self.memo: dict[int, _Value] = {}
         self.proto = 0
@@ -157,7 +178,8 @@ class PickleMachine:
         ops = pickletools.genops(cast(IO[bytes], self.stream))  # needs read, readline and tell
         tell = self.stream.tell
         next_offset = tell()
-        while True:
+        self.max_opcodes = max_opcodes
+        while not self.halted:
             if self.walk.opcodes >= max_opcodes:
                 self.walk.opcode_limit = True
                 return
@@ -228,6 +250,8 @@ class PickleMachine:
 
     def step(self, op: pickletools.OpcodeInfo, arg: Any, pos: int) -> None:  # noqa: C901
         name = op.name
+        if name in literal_opcodes() and literal_step(self, name, arg, pos):
+            return
         if name not in _SPECIAL:
             self.generic(name, pos)
         elif name in _STRING_OPCODES:
@@ -309,3 +333,10 @@ class PickleMachine:
             # APPEND/SETITEM(S)/ADDITEMS into an imported object mutates it in place.
             self.call(container, name, pos)
         self.stack.extend([_OPAQUE] * after)
+
+
+# Imported last: pickle_joblib builds on the value types above.
+from provscan.collectors.serialization.pickle_joblib import (  # noqa: E402
+    literal_opcodes,
+    literal_step,
+)

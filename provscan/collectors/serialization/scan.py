@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from provscan.collectors.base import Collected, ScanFile, SniffedFile
+from provscan.collectors.serialization.archives import scan_7z, scan_compressed, scan_gzip, scan_tar
 from provscan.collectors.serialization.gguf_scan import scan_gguf, scan_tokenizer_config_template
 from provscan.collectors.serialization.keras_scan import scan_keras_zip
 from provscan.collectors.serialization.numpy_scan import scan_numpy
@@ -24,6 +25,12 @@ SCANNERS: dict[FileFormat, FormatScanner] = {
     FileFormat.SAFETENSORS: scan_safetensors,
     FileFormat.NUMPY: scan_numpy,
     FileFormat.GGUF: scan_gguf,
+    FileFormat.TAR: scan_tar,
+    FileFormat.GZIP: scan_gzip,
+    FileFormat.SEVENZIP: scan_7z,
+    # zlib, bz2, xz and joblib's old "ZF" streams have no magic the sniffer trusts; this
+    # reads 64 bytes and returns nothing when the content is not compressed.
+    FileFormat.BINARY: scan_compressed,
 }
 
 # Files whose chat template a runtime renders with Jinja (transformers, vLLM, SGLang):
@@ -32,15 +39,10 @@ TEMPLATE_FILES = frozenset({"tokenizer_config.json", "chat_template.json", "chat
 _TEMPLATE_FORMATS = frozenset({FileFormat.JSON, FileFormat.TEXT})
 
 # Formats this version recognises but does not look inside yet. Unknown is not safe:
-# each is a finding, so the policy (not silence) decides. Archives and HDF5 can carry
-# pickles or code (7z payloads, Keras Lambda layers).
+# each is a finding, so the policy (not silence) decides. HDF5 is left unread because
+# the only reader is libhdf5 (C, with its own history of memory-safety bugs), and Keras
+# HDF5 models can embed Lambda-layer code.
 UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
-    FileFormat.SEVENZIP: (
-        Severity.HIGH,
-        "a 7z archive can hide pickles from scanners that do not open it",
-    ),
-    FileFormat.TAR: (Severity.HIGH, "a tar archive (legacy torch format) can hold pickles"),
-    FileFormat.GZIP: (Severity.HIGH, "compressed content (joblib, tar.gz) can hold pickles"),
     FileFormat.HDF5: (Severity.HIGH, "Keras HDF5 models can embed Lambda-layer code"),
 }
 

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import io
 import struct
 import zipfile
 import zlib
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from provscan.collectors.base import ScanFile
+from provscan.collectors.serialization.members import (
+    Rejoined,
+    may_be_pickle,
+    member_location,
+    read_bounded,
+    scan_member_bytes,
+    scan_member_stream,
+)
 from provscan.collectors.serialization.pickle_scan import (
+    describe,
     looks_like_pickle,
     scan_pickle_bytes,
-    walk_pickles,
 )
+from provscan.collectors.serialization.zip_local import header_disagreement, raw_member
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity
 
@@ -54,26 +61,25 @@ def _finding(
     )
 
 
-def _declared_member_count(path: Path) -> int | None:
+def _declared_member_count(handle: IO[bytes]) -> int | None:
     """The entry count the end-of-central-directory record claims, read before zipfile
     builds a ZipInfo for every entry (which is where a huge count would cost memory)."""
-    with path.open("rb") as handle:
-        size = handle.seek(0, 2)
-        tail_len = min(size, 22 + 0xFFFF)
-        handle.seek(size - tail_len)
-        tail = handle.read(tail_len)
-        at = tail.rfind(_EOCD)
-        if at < 0 or len(tail) - at < 22:
-            return None
-        (count,) = struct.unpack_from("<H", tail, at + 10)
-        locator = at - 20
-        if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == _EOCD64_LOCATOR:
-            (eocd64_offset,) = struct.unpack_from("<Q", tail, locator + 8)
-            handle.seek(eocd64_offset)
-            record = handle.read(56)
-            if len(record) == 56 and record[:4] == _EOCD64:
-                (count,) = struct.unpack_from("<Q", record, 32)
-        return int(count)
+    size = handle.seek(0, 2)
+    tail_len = min(size, 22 + 0xFFFF)
+    handle.seek(size - tail_len)
+    tail = handle.read(tail_len)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < 22:
+        return None
+    (count,) = struct.unpack_from("<H", tail, at + 10)
+    locator = at - 20
+    if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == _EOCD64_LOCATOR:
+        (eocd64_offset,) = struct.unpack_from("<Q", tail, locator + 8)
+        handle.seek(eocd64_offset)
+        record = handle.read(56)
+        if len(record) == 56 and record[:4] == _EOCD64:
+            (count,) = struct.unpack_from("<Q", record, 32)
+    return int(count)
 
 
 def _is_torchscript(name: str) -> bool:
@@ -83,9 +89,9 @@ def _is_torchscript(name: str) -> bool:
     return (len(parts) > 2 and parts[1] == "code") or parts[-1] == "constants.pkl"
 
 
-def _layout_findings(rel: str, infos: list[zipfile.ZipInfo]) -> list[Finding]:
+def _layout_findings(where: Location, infos: list[zipfile.ZipInfo]) -> list[Finding]:
     findings: list[Finding] = []
-    where = Location(path=rel)
+    rel = describe(where)
     script = [i.filename for i in infos if _is_torchscript(i.filename)]
     if script:
         message = (
@@ -115,42 +121,85 @@ def _layout_findings(rel: str, infos: list[zipfile.ZipInfo]) -> list[Finding]:
     return findings
 
 
-def _may_be_pickle(prefix: bytes, limits: Limits) -> bool:
-    probe = walk_pickles(
-        io.BytesIO(prefix), limit=len(prefix), max_opcodes=limits.pickle_max_opcodes
+def _mismatch_findings(
+    handle: IO[bytes], infos: list[zipfile.ZipInfo], where: Location
+) -> list[Finding]:
+    findings: list[Finding] = []
+    for info in infos:
+        try:
+            differences = header_disagreement(handle, info)
+        except (OSError, ValueError, struct.error) as exc:
+            differences = {"error": str(exc)[:200]}
+        if differences is None:
+            continue
+        message = (
+            f"{describe(where)}: member {info.filename}'s local header disagrees with the "
+            f"central directory ({', '.join(sorted(differences))}); readers differ on what it holds"
+        )
+        location = member_location(where, info.filename)
+        evidence = {"differences": differences, "offset": info.header_offset}
+        findings.append(
+            _finding("SER-ZIP-HEADER-MISMATCH", Severity.HIGH, message, location, **evidence)
+        )
+    return findings
+
+
+def _unreadable(
+    info: zipfile.ZipInfo, where: Location, location: Location, exc: BaseException
+) -> list[Finding]:
+    message = (
+        f"{describe(where)}: cannot read member {info.filename}: {exc}; it was not scanned, "
+        "though PyTorch's own zip reader may still load it"
     )
-    return probe.error is None or probe.exhausted or probe.events > 0
+    error = str(exc)[:500]
+    return [_finding("SER-ZIP-MEMBER-UNREADABLE", Severity.HIGH, message, location, error=error)]
+
+
+def _scan_raw(
+    handle: IO[bytes], info: zipfile.ZipInfo, location: Location, limits: Limits, depth: int
+) -> list[Finding]:
+    try:
+        data = raw_member(handle, info, limits)
+    except (OSError, ValueError, struct.error, zlib.error):
+        return []
+    if not data:
+        return []
+    return scan_member_bytes(data, location, limits, depth, name=info.filename)
 
 
 def _scan_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, rel: str, limits: Limits
+    archive: zipfile.ZipFile,
+    handle: IO[bytes],
+    info: zipfile.ZipInfo,
+    where: Location,
+    limits: Limits,
+    depth: int,
 ) -> list[Finding]:
-    location = Location(path=rel, member=info.filename)
+    location = member_location(where, info.filename)
     named = info.filename.lower().endswith(_PICKLE_SUFFIXES)
     try:
         with archive.open(info) as member:
-            head = member.read(2)
-            # Decide by content too: a pickle hidden under any name (CVE-2025-1889, -10155).
+            head = read_bounded(member, limits.sniff_bytes)
+            # Decide by content too: a pickle hidden under any name (CVE-2025-1889, -10155);
+            # anything else (a nested archive, an .npy of an .npz) goes to the member router.
             if not named and not looks_like_pickle(head):
-                return []
+                joined = Rejoined(head, member)
+                return scan_member_stream(
+                    joined, info.file_size, location, limits, depth, name=info.filename
+                )
             want = min(info.file_size, limits.pickle_max)
-            data = head + member.read(max(0, min(want, limits.sniff_bytes) - len(head)))
+            data = head[:want]
             # A storage can start like a pickle by chance; read all of it only if its start parses.
-            if len(data) < want and (named or _may_be_pickle(data, limits)):
-                data += member.read(want - len(data))
+            if len(data) < want and (named or may_be_pickle(data, limits)):
+                data += read_bounded(member, want - len(data))
     except _MEMBER_ERRORS as exc:
-        message = (
-            f"{rel}: cannot read member {info.filename}: {exc}; it was not scanned, "
-            "though PyTorch's own zip reader may still load it"
-        )
-        error = str(exc)[:500]
-        return [
-            _finding("SER-ZIP-MEMBER-UNREADABLE", Severity.HIGH, message, location, error=error)
-        ]
+        # Refused by zipfile is not refused by every loader: also scan the raw bytes.
+        raw = _scan_raw(handle, info, location, limits, depth)
+        return _unreadable(info, where, location, exc) + raw
     findings: list[Finding] = []
     if named and info.file_size > limits.pickle_max:
         message = (
-            f"{rel}: member {info.filename} is {info.file_size} bytes, over the "
+            f"{describe(where)}: member {info.filename} is {info.file_size} bytes, over the "
             f"{limits.pickle_max}-byte pickle limit; only its start was scanned"
         )
         evidence = {"size": info.file_size, "max_bytes": limits.pickle_max}
@@ -163,36 +212,46 @@ def _scan_member(
     return findings + scanned
 
 
-def scan_zip(file: ScanFile, limits: Limits) -> list[Finding]:
-    """Scan every pickle in a zip archive, by name or by content; never extracts to disk."""
-    where = Location(path=file.rel)
+def scan_zip_archive(
+    handle: IO[bytes], where: Location, limits: Limits, depth: int
+) -> list[Finding]:
+    """Scan a zip read from `handle` (a file on disk, or a nested member in memory).
+
+    `where` names the archive itself; `depth` is the depth of its members (1 on disk).
+    """
+    rel = describe(where)
     bound = limits.zip_max_members
-    declared = _declared_member_count(file.path)
+    declared = _declared_member_count(handle)
     if declared is not None and declared > bound:
-        message = (
-            f"{file.rel}: archive declares {declared} members, over the limit {bound}; not scanned"
-        )
+        message = f"{rel}: archive declares {declared} members, over the limit {bound}; not scanned"
         evidence = {"declared": declared, "max_members": bound}
         return [_finding("SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence)]
     try:
-        archive = zipfile.ZipFile(file.path)
+        archive = zipfile.ZipFile(handle)
     except _ARCHIVE_ERRORS as exc:
-        message = f"{file.rel}: zip archive cannot be opened: {exc}"
+        message = f"{rel}: zip archive cannot be opened: {exc}"
         return [_finding("SER-ZIP-MALFORMED", Severity.HIGH, message, where, error=str(exc)[:500])]
     findings: list[Finding] = []
     with archive:
         infos = archive.infolist()
         if len(infos) > bound:
             message = (
-                f"{file.rel}: archive has {len(infos)} members; only the first {bound} were scanned"
+                f"{rel}: archive has {len(infos)} members; only the first {bound} were scanned"
             )
             evidence = {"members": len(infos), "max_members": bound}
             findings.append(
                 _finding("SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence)
             )
             infos = infos[:bound]
-        findings.extend(_layout_findings(file.rel, infos))
+        findings.extend(_layout_findings(where, infos))
+        findings.extend(_mismatch_findings(handle, infos, where))
         for info in infos:
             if not info.is_dir():
-                findings.extend(_scan_member(archive, info, file.rel, limits))
+                findings.extend(_scan_member(archive, handle, info, where, limits, depth))
     return findings
+
+
+def scan_zip(file: ScanFile, limits: Limits) -> list[Finding]:
+    """Scan every pickle in a zip archive, by name or by content; never extracts to disk."""
+    with file.path.open("rb") as handle:
+        return scan_zip_archive(handle, Location(path=file.rel), limits, depth=1)
