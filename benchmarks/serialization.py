@@ -67,13 +67,19 @@ def run_measured(argv: list[str], timeout: float, env: dict[str, str]) -> Run:
     present: os.wait4's ru_maxrss (and RUSAGE_CHILDREN) inherit this process's RSS at fork,
     so a big parent would hide every tool's real peak."""
     start = time.monotonic()
-    rss_file = tempfile.NamedTemporaryFile(prefix="rss-", delete=False)
+    rss_file = tempfile.NamedTemporaryFile(prefix="rss-", delete=False)  # noqa: SIM115 - /usr/bin/time writes it
     rss_file.close()
     if TIME.exists():
         argv = [str(TIME), "-f", "%M", "-o", rss_file.name, *argv]
     with tempfile.TemporaryFile() as sink:
+        # Some tools (fickling) drop result files in their working directory.
         proc = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=tempfile.gettempdir(),
         )
         timed_out = False
         while True:

@@ -67,20 +67,6 @@ def test_malformed_npy_header(tmp_path: Path) -> None:
     assert [f.rule_id for f in findings] == ["SER-NUMPY-MALFORMED"]
 
 
-@pytest.mark.parametrize(
-    ("fmt", "severity"),
-    [
-        (FileFormat.HDF5, Severity.HIGH),
-    ],
-)
-def test_formats_not_yet_inspected_are_findings(
-    tmp_path: Path, fmt: FileFormat, severity: Severity
-) -> None:
-    (tmp_path / "f").write_bytes(b"x")
-    findings = scan_serialization([sniffed(tmp_path / "f", fmt)], Limits()).findings
-    assert [(f.rule_id, f.severity) for f in findings] == [("SER-UNSCANNED-FORMAT", severity)]
-
-
 @pytest.mark.parametrize("shape", [[2**40, 2**40, 0], [2**70, 0]])
 def test_shapes_that_overflow_64_bits_are_invalid_like_the_reference_reader(
     tmp_path: Path, shape: list[int]

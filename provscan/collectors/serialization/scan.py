@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from provscan.collectors.base import Collected, ScanFile, SniffedFile
 from provscan.collectors.serialization.archives import scan_7z, scan_compressed, scan_gzip, scan_tar
 from provscan.collectors.serialization.gguf_scan import scan_gguf, scan_tokenizer_config_template
+from provscan.collectors.serialization.hdf5_scan import scan_hdf5
 from provscan.collectors.serialization.keras_scan import scan_keras_zip
 from provscan.collectors.serialization.numpy_scan import scan_numpy
 from provscan.collectors.serialization.onnx_scan import scan_onnx
@@ -28,6 +29,7 @@ SCANNERS: dict[FileFormat, FormatScanner] = {
     FileFormat.TAR: scan_tar,
     FileFormat.GZIP: scan_gzip,
     FileFormat.SEVENZIP: scan_7z,
+    FileFormat.HDF5: scan_hdf5,
     # zlib, bz2, xz and joblib's old "ZF" streams have no magic the sniffer trusts; this
     # reads 64 bytes and returns nothing when the content is not compressed.
     FileFormat.BINARY: scan_compressed,
@@ -38,14 +40,6 @@ SCANNERS: dict[FileFormat, FormatScanner] = {
 TEMPLATE_FILES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
 _TEMPLATE_FORMATS = frozenset({FileFormat.JSON, FileFormat.TEXT})
 
-# Formats this version recognises but does not look inside yet. Unknown is not safe:
-# each is a finding, so the policy (not silence) decides. HDF5 is left unread because
-# the only reader is libhdf5 (C, with its own history of memory-safety bugs), and Keras
-# HDF5 models can embed Lambda-layer code.
-UNSCANNED: dict[FileFormat, tuple[Severity, str]] = {
-    FileFormat.HDF5: (Severity.HIGH, "Keras HDF5 models can embed Lambda-layer code"),
-}
-
 
 def _unreadable(file: ScanFile, exc: BaseException) -> Finding:
     error = f"{type(exc).__name__}: {exc}"
@@ -55,17 +49,6 @@ def _unreadable(file: ScanFile, exc: BaseException) -> Finding:
         file.rel,
         f"{file.rel}: could not be scanned for serialization safety: {error}",
         error=error[:500],
-    )
-
-
-def _unscanned(sniffed: SniffedFile) -> Finding:
-    severity, risk = UNSCANNED[sniffed.format]
-    return file_finding(
-        "SER-UNSCANNED-FORMAT",
-        severity,
-        sniffed.file.rel,
-        f"{sniffed.file.rel}: {sniffed.format.value} content is not inspected by this version: {risk}",
-        format=sniffed.format.value,
     )
 
 
@@ -81,9 +64,6 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
         FileFormat.ZIP: lambda file, lim: scan_zip(file, lim) + scan_keras_zip(file, lim),
     }
     for sniffed in files:
-        if sniffed.format in UNSCANNED:
-            findings.append(_unscanned(sniffed))
-            continue
         scanner = scanners.get(sniffed.format)
         name = sniffed.file.rel.rsplit("/", 1)[-1]
         if name in TEMPLATE_FILES and sniffed.format in _TEMPLATE_FORMATS:
