@@ -17,14 +17,7 @@ _CATALOGUE_CANARY = Path("/nonexistent/provscan-corpus-canary")
 
 # Gaps the current scanner has. Each is strict: once the scanner catches the sample, the
 # xfail turns into a failure and the entry must be removed.
-XFAIL: dict[str, str] = {
-    "ext_opcode_copyreg": "an unregistered EXT code is reported high (SER-PICKLE-UNKNOWN-EXTENSION), "
-    "not critical, though the stream calls whatever the loader's copyreg registry names",
-    "benign_joblib_dump": "joblib.numpy_pickle.NumpyArrayWrapper is on the dangerous list "
-    "(critical false positive on every joblib.dump with numpy arrays)",
-    "benign_sklearn_joblib": "joblib.numpy_pickle.NumpyArrayWrapper is on the dangerous list "
-    "(critical false positive on every joblib.dump with numpy arrays)",
-}
+XFAIL: dict[str, str] = {}
 
 
 def _catalogue() -> list[Sample]:

@@ -208,7 +208,7 @@ def test_stack_global_on_non_strings_is_dynamic(tmp_path: Path) -> None:
 
 def test_unknown_extension_code(tmp_path: Path) -> None:
     finding = rules(scan(tmp_path, b"\x80\x02\x82\x07)R."))["SER-PICKLE-UNKNOWN-EXTENSION"]
-    assert finding.severity is Severity.HIGH and finding.evidence["opcode"] == "EXT1"
+    assert finding.severity is Severity.CRITICAL and finding.evidence["opcode"] == "EXT1"
 
 
 def test_missing_memo_key_is_malformed(tmp_path: Path) -> None:

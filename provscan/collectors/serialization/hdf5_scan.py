@@ -70,9 +70,10 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
         str(limits.json_file_max),
     ]
     try:
-        proc = subprocess.run(
+        # Fixed code, no shell; -I keeps the scanned directory off the child's import path.
+        proc = subprocess.run(  # noqa: S603
             command, capture_output=True, timeout=TIMEOUT_S, cwd=Path(file.path).parent, check=False
-        )  # noqa: S603 - fixed code, no shell
+        )
     except subprocess.TimeoutExpired:
         return [
             _finding(

@@ -147,7 +147,9 @@ def _unresolved_finding(unresolved: Unresolved, location: Location, dynamic: boo
         f"{head} imports copyreg {unresolved.detail}, which is not registered here; "
         "what it names depends on the loading process"
     )
-    return _finding("SER-PICKLE-UNKNOWN-EXTENSION", Severity.HIGH, message, at, evidence)
+    # Critical, like a dynamic global: the callable cannot be checked, and no model
+    # serializer (torch, numpy, joblib) emits EXT opcodes, so only a crafted stream has one.
+    return _finding("SER-PICKLE-UNKNOWN-EXTENSION", Severity.CRITICAL, message, at, evidence)
 
 
 def walk_findings(
