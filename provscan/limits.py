@@ -3,6 +3,13 @@
 A hostile file can claim any length or count. Each reader checks the claim against
 these bounds *before* reading or allocating, and reports a finding when a claim is
 over a bound. The values are recorded in every report (ScanParameters.limits).
+
+Structural bounds that follow from a format's own specification rather than from a
+policy choice stay beside their reader, as named constants at the top of the module:
+GGUF (collectors/serialization/gguf_reader.py: key, string, array, tensor and metadata
+bounds), ONNX (onnx_scan.py: nesting depth, fields visited, string length), HDF5
+(hdf5_scan.py: child memory cap and timeout), chat templates (chat_template.py: parse
+size) and Keras configs (keras_scan.py: JSON nodes walked).
 """
 
 from __future__ import annotations
