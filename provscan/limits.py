@@ -1,4 +1,4 @@
-"""How much will provscan read or allocate for any one thing? Every bound, in one place.
+"""How much will provscan read or allocate for any one thing? Every tunable bound, in one place.
 
 A hostile file can claim any length or count. Each reader checks the claim against
 these bounds *before* reading or allocating, and reports a finding when a claim is
