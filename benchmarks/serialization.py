@@ -233,6 +233,7 @@ def _print_summary(
     print()
     print(
         f"{'tool':<11} {'detected':>8} {'missed':>6} {'false alarms':>12} {'errors':>6}"
+        f" {'not detected':>12}"
         f"   (of {sum(s.malicious for s in samples)} malicious /"
         f" {sum(not s.malicious for s in samples)} benign)"
     )
@@ -241,7 +242,10 @@ def _print_summary(
         miss = sum(1 for s in samples if s.malicious and results[s.name][tool.name] == "clean")
         fa = sum(1 for s in samples if not s.malicious and results[s.name][tool.name] == "detected")
         err = sum(1 for s in samples if results[s.name][tool.name] == "error")
-        print(f"{tool.name:<11} {det:>8} {miss:>6} {fa:>12} {err:>6}")
+        # An error on a malicious file is not a detection: a gate that errors lets it through
+        # or blocks everything. "not detected" = malicious samples missed or errored.
+        undetected = sum(1 for s in samples if s.malicious) - det
+        print(f"{tool.name:<11} {det:>8} {miss:>6} {fa:>12} {err:>6} {undetected:>12}")
 
 
 def _print_matrix(
