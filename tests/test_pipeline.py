@@ -107,6 +107,11 @@ def test_garbage_under_model_file_names_never_crashes_a_step(tmp_path: Path, see
         "README.md",
         "weights.npy",
         "data.pkl",
+        "model.gguf",
+        "model.onnx",
+        "tokenizer_config.json",
+        "model.h5",
+        "archive.tar.gz",
     ]
     demo = (
         Path(__file__).resolve().parent.parent
@@ -122,6 +127,13 @@ def test_garbage_under_model_file_names_never_crashes_a_step(tmp_path: Path, see
         b"\x93NUMPY\x01\x00",
         b"---\n",
         b"{",
+        b"GGUF\x03\x00\x00\x00",
+        b"\x1f\x8b\x08\x00",
+        b"7z\xbc\xaf\x27\x1c",
+        b"\x89HDF\r\n\x1a\n",
+        b"\x08\x08\x12\x07pytorch",
+        b"BZh91AY&SY",
+        b"x\x9c",
     ]
     for name in names:
         data = bytearray(rng.choice(seeds) + rng.randbytes(rng.randrange(0, 2048)))
