@@ -188,3 +188,19 @@ def test_nothing_is_extracted(tmp_path: Path, canary: Path) -> None:
     assert "SER-PICKLE-MALFORMED" in {f.rule_id for f in scan(path)}  # the empty data.pkl
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     assert not (tmp_path.parent / "escape.pkl").exists()
+
+
+def test_garbage_data_pkl_deflate_bomb_is_not_read_into_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "pytorch_model.bin"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("archive/data.pkl", "w") as member:
+            for _ in range(64):
+                member.write(bytes(1 << 20))  # 64 MiB of zeros, ~64 KiB compressed
+    tracemalloc.start()
+    findings = scan(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "SER-PICKLE-MALFORMED" in [f.rule_id for f in findings]
+    assert peak < 16 * 1024 * 1024

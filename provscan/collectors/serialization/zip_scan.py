@@ -189,8 +189,10 @@ def _scan_member(
                 )
             want = min(info.file_size, limits.pickle_max)
             data = head[:want]
-            # A storage can start like a pickle by chance; read all of it only if its start parses.
-            if len(data) < want and (named or may_be_pickle(data, limits)):
+            # Read the rest only if the start parses: a storage can begin like a pickle by
+            # chance, and a named data.pkl that is garbage from byte 0 (a deflate bomb of
+            # zeros) fails the loader right there, so its remaining bytes cannot matter.
+            if len(data) < want and may_be_pickle(data, limits):
                 data += read_bounded(member, want - len(data))
     except _MEMBER_ERRORS as exc:
         # Refused by zipfile is not refused by every loader: also scan the raw bytes.
