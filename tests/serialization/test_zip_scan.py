@@ -194,10 +194,12 @@ def test_garbage_data_pkl_deflate_bomb_is_not_read_into_memory(tmp_path: Path) -
     import tracemalloc
 
     path = tmp_path / "pytorch_model.bin"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("archive/data.pkl", "w") as member:
-            for _ in range(64):
-                member.write(bytes(1 << 20))  # 64 MiB of zeros, ~64 KiB compressed
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("archive/data.pkl", "w") as member,
+    ):
+        for _ in range(64):
+            member.write(bytes(1 << 20))  # 64 MiB of zeros, ~64 KiB compressed
     tracemalloc.start()
     findings = scan(path)
     peak = tracemalloc.get_traced_memory()[1]
