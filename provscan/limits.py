@@ -41,6 +41,8 @@ class Limits:
     max_files: int = 1_000_000
     # Directory depth walked.
     max_depth: int = 64
+    # Findings kept per (rule, file); the rest are counted in one summary finding.
+    findings_per_rule_and_file: int = 50
     # Buffer per hashing worker (reused, never grows).
     hash_buffer: int = 4 * MiB
 

@@ -20,6 +20,7 @@ from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.report import (
     CardFacts,
     Finding,
+    Location,
     Manifest,
     ModelFacts,
     Report,
@@ -155,7 +156,9 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
         manifest=manifest,
         model=model,
         card=card,
-        findings=tuple(_ordered(runner.findings)),
+        findings=tuple(
+            _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)
+        ),
     )
 
 
@@ -168,3 +171,36 @@ def _ordered(findings: list[Finding]) -> list[Finding]:
         return (_SEVERITY_ORDER[f.severity.value], f.rule_id, path, f.message)
 
     return sorted(findings, key=key)
+
+
+def _capped(findings: list[Finding], cap: int) -> list[Finding]:
+    """Keep at most `cap` findings per (rule, file), then one that counts the rest.
+
+    A hostile file can produce findings by the thousand (one per unknown global); the
+    policy engine's cost grows with the square of a rule's result set, and a person reads
+    none of them past the first few. Findings arrive ordered most severe first, so what is
+    kept is the worst of each group, and the summary carries the group's worst severity.
+    """
+    kept: list[Finding] = []
+    dropped: dict[tuple[str, str], list[Finding]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for finding in findings:
+        path = finding.location.path if finding.location and finding.location.path else ""
+        group = (finding.rule_id, path)
+        seen[group] = seen.get(group, 0) + 1
+        if seen[group] <= cap:
+            kept.append(finding)
+        else:
+            dropped.setdefault(group, []).append(finding)
+    for (rule_id, path), rest in dropped.items():
+        worst = min(rest, key=lambda f: _SEVERITY_ORDER[f.severity.value])
+        kept.append(
+            Finding(
+                rule_id=rule_id,
+                severity=worst.severity,
+                message=f"{path or 'the target'}: {len(rest)} more {rule_id} findings not listed (over {cap} for one file)",
+                location=Location(path=path) if path else None,
+                evidence={"not_listed": len(rest)},
+            )
+        )
+    return _ordered(kept)

@@ -145,3 +145,14 @@ def test_garbage_under_model_file_names_never_crashes_a_step(tmp_path: Path, see
     failed = [(s.name, s.reason) for s in report.steps if s.status is not StepStatus.COMPLETED]
     assert failed == []
     assert len(report.files) == len(names)
+
+
+def test_thousands_of_findings_from_one_file_are_capped(tmp_path: Path) -> None:
+    ops = b"\x80\x02" + b"".join(b"cmod%d\nname%d\n0" % (i, i) for i in range(500)) + b"N."
+    (tmp_path / "x.pkl").write_bytes(ops)
+    report = scan(str(tmp_path))
+    unknown = [f for f in report.findings if f.rule_id == "SER-PICKLE-UNKNOWN-GLOBAL"]
+    assert len(unknown) == 51
+    summary = [f for f in unknown if "not_listed" in f.evidence]
+    assert len(summary) == 1 and summary[0].evidence["not_listed"] == 450
+    assert summary[0].severity.value == "high"
