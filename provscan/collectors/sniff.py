@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import pickletools
+import re
 import struct
 
 from provscan.report import FileFormat
@@ -19,6 +20,9 @@ _MAGICS: tuple[tuple[bytes, int, FileFormat], ...] = (
     (b"\x1f\x8b", 0, FileFormat.GZIP),
     (b"ustar", 257, FileFormat.TAR),
 )
+
+# C0 controls other than tab, newlines, form feed, vertical tab and escape: text has few.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 
 # Opcodes that make a byte run a pickle rather than text that happens to parse.
 _PICKLE_SIGNAL = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "STOP"}
@@ -113,5 +117,5 @@ def _as_text(head: bytes, *, complete: bool) -> str | None:
         return None
     if "\x00" in text:
         return None
-    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\r\n\f\v\x1b")
+    controls = len(_CONTROL_CHARS.findall(text))
     return None if controls > len(text) // 100 else text
