@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 from provscan import __version__
 from provscan.collectors.base import Collected, SniffedFile
 from provscan.collectors.hashing import HashResult, hash_files, planned_read_bytes
+from provscan.collectors.hub_hashes import compare_hub_hashes
 from provscan.collectors.inventory import collect_inventory, file_entry
 from provscan.collectors.modelcard import collect_model_card
 from provscan.collectors.modelfacts import collect_model_facts
@@ -117,7 +118,7 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
                     files, method=options.serialization, shard_size=options.shard_size
                 )
             )
-        return hash_files(
+        result = hash_files(
             files,
             model_name=resolved.info.name,
             workers=options.hash_workers,
@@ -127,6 +128,11 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
             single_file_target=resolved.info.kind is TargetKind.FILE,
             progress=options.on_hash_progress,
         )
+        if resolved.info.kind is not TargetKind.HF_CACHE_SNAPSHOT:
+            return result
+        # The cache names each blob by the hash the Hub recorded: compare, offline.
+        hub = compare_hub_hashes(files, result.value.digests)
+        return Collected(value=result.value, findings=result.findings + tuple(hub))
 
     hashed: HashResult | None = runner.run("hashing", hashing)
     if hashed is not None and not hashed.complete:
