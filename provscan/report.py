@@ -96,17 +96,23 @@ class Finding(_Frozen):
         return value
 
 
+def located_finding(
+    rule_id: str, severity: Severity, message: str, location: Location, /, **evidence: JsonValue
+) -> Finding:
+    """A finding at a location (file, archive member, offset), evidence as keywords.
+
+    Positional-only, so evidence may use any key (an ONNX finding records `location`).
+    """
+    return Finding(
+        rule_id=rule_id, severity=severity, message=message, location=location, evidence=evidence
+    )
+
+
 def file_finding(
-    rule_id: str, severity: Severity, path: str, message: str, **evidence: JsonValue
+    rule_id: str, severity: Severity, path: str, message: str, /, **evidence: JsonValue
 ) -> Finding:
     """A finding about one file of the target (the common case)."""
-    return Finding(
-        rule_id=rule_id,
-        severity=severity,
-        message=message,
-        location=Location(path=path),
-        evidence=evidence,
-    )
+    return located_finding(rule_id, severity, message, Location(path=path), **evidence)
 
 
 class Step(_Frozen):

@@ -10,7 +10,6 @@ from typing import IO, Any
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.inflate import Codec, Inflated, Readable, codec_of
 from provscan.collectors.serialization.members import (
-    archive_finding,
     escapes,
     member_location,
     name_findings,
@@ -19,14 +18,14 @@ from provscan.collectors.serialization.members import (
 )
 from provscan.collectors.serialization.pickle_scan import describe
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Location, Severity, located_finding
 
 __all__ = ["codec_of", "scan_7z", "scan_compressed", "scan_gzip", "scan_tar"]
 
 
 def _unreadable(location: Location, what: str, why: str) -> Finding:
     message = f"{describe(location)}: {what} cannot be read ({why}); its content was not scanned"
-    return archive_finding(
+    return located_finding(
         "SER-ARCHIVE-UNREADABLE", Severity.HIGH, message, location, error=why[:500]
     )
 
@@ -34,7 +33,7 @@ def _unreadable(location: Location, what: str, why: str) -> Finding:
 def _too_many(location: Location, limits: Limits) -> Finding:
     bound = limits.archive_max_members
     message = f"{describe(location)}: archive has over {bound} members; the rest were not scanned"
-    return archive_finding(
+    return located_finding(
         "SER-ARCHIVE-TOO-MANY-MEMBERS", Severity.HIGH, message, location, max_members=bound
     )
 
@@ -45,7 +44,7 @@ def _too_large(location: Location, limits: Limits, read: int) -> Finding:
         f"{describe(location)}: archive content passes the {bound}-byte total limit; "
         "the rest was not scanned"
     )
-    return archive_finding(
+    return located_finding(
         "SER-ARCHIVE-TOO-LARGE", Severity.HIGH, message, location, max_bytes=bound, read=read
     )
 
@@ -64,7 +63,7 @@ def _link_findings(info: tarfile.TarInfo, location: Location) -> list[Finding]:
         "extracting it lets later members write anywhere"
     )
     evidence = {"kind": kind, "target": info.linkname[:500]}
-    return [archive_finding("SER-ARCHIVE-LINK", Severity.HIGH, message, location, **evidence)]
+    return [located_finding("SER-ARCHIVE-LINK", Severity.HIGH, message, location, **evidence)]
 
 
 def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: int) -> list[Finding]:
@@ -130,7 +129,7 @@ def scan_compressed_stream(
         )
         evidence["max_ratio"] = limits.decompression_max_ratio
         findings.append(
-            archive_finding("SER-DECOMPRESSION-BOMB", Severity.HIGH, message, where, **evidence)
+            located_finding("SER-DECOMPRESSION-BOMB", Severity.HIGH, message, where, **evidence)
         )
     elif inflated.too_large:
         findings.append(_too_large(where, limits, inflated.produced))

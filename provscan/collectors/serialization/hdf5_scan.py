@@ -19,7 +19,7 @@ from pathlib import Path
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.keras_scan import keras_config_findings
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Severity, file_finding
 
 TIMEOUT_S = 30.0
 CHILD_MEMORY = 1024 * 1024 * 1024  # address-space cap for libhdf5 in the child
@@ -54,8 +54,9 @@ def h5py_available() -> bool:
 def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
     if not h5py_available():
         return [
-            _finding(
+            file_finding(
                 "SER-UNSCANNED-FORMAT",
+                Severity.HIGH,
                 file.rel,
                 f"{file.rel}: HDF5 content is not inspected (h5py is not installed: pip install 'provscan[formats]'); Keras HDF5 models can embed Lambda-layer code",
             )
@@ -76,8 +77,9 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
         )
     except subprocess.TimeoutExpired:
         return [
-            _finding(
+            file_finding(
                 "SER-HDF5-UNREADABLE",
+                Severity.HIGH,
                 file.rel,
                 f"{file.rel}: reading the HDF5 attributes did not finish in {TIMEOUT_S:g} s",
             )
@@ -87,8 +89,9 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
             f"exit status {proc.returncode}"
         ]
         return [
-            _finding(
+            file_finding(
                 "SER-HDF5-UNREADABLE",
+                Severity.HIGH,
                 file.rel,
                 f"{file.rel}: libhdf5 could not read the file ({tail[0][:300]})",
             )
@@ -97,8 +100,9 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
         reply = json.loads(proc.stdout)
     except json.JSONDecodeError:
         return [
-            _finding(
+            file_finding(
                 "SER-HDF5-UNREADABLE",
+                Severity.HIGH,
                 file.rel,
                 f"{file.rel}: the HDF5 reader gave no usable answer",
             )
@@ -108,8 +112,9 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
         return []  # an HDF5 file without a Keras architecture (plain weights)
     if reply.get("truncated"):
         return [
-            _finding(
+            file_finding(
                 "SER-KERAS-MALFORMED",
+                Severity.HIGH,
                 file.rel,
                 f"{file.rel}: Keras model_config is larger than {limits.json_file_max} bytes",
             )
@@ -118,8 +123,9 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
         config = json.loads(config_text)
     except (json.JSONDecodeError, RecursionError) as exc:
         return [
-            _finding(
+            file_finding(
                 "SER-KERAS-MALFORMED",
+                Severity.HIGH,
                 file.rel,
                 f"{file.rel}: Keras model_config is not valid JSON ({type(exc).__name__})",
             )
@@ -127,10 +133,4 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
     try:
         return keras_config_findings(config, file.rel, "attrs/model_config")
     except ValueError as exc:
-        return [_finding("SER-KERAS-MALFORMED", file.rel, f"{file.rel}: {exc}")]
-
-
-def _finding(rule: str, rel: str, message: str) -> Finding:
-    return Finding(
-        rule_id=rule, severity=Severity.HIGH, message=message, location=Location(path=rel)
-    )
+        return [file_finding("SER-KERAS-MALFORMED", Severity.HIGH, file.rel, f"{file.rel}: {exc}")]

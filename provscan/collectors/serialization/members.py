@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import posixpath
-from typing import Any, Protocol
+from typing import Protocol
 
 from provscan.collectors.serialization.numpy_scan import scan_npy_stream
 from provscan.collectors.serialization.pickle_scan import (
@@ -24,7 +24,7 @@ from provscan.collectors.serialization.pickle_scan import (
 )
 from provscan.collectors.sniff import sniff
 from provscan.limits import Limits
-from provscan.report import FileFormat, Finding, Location, Severity
+from provscan.report import FileFormat, Finding, Location, Severity, located_finding
 
 CHAIN = "!/"
 _CHUNK = 1024 * 1024
@@ -70,14 +70,6 @@ def member_location(parent: Location, name: str) -> Location:
     return Location(path=parent.path, member=member)
 
 
-def archive_finding(
-    rule_id: str, severity: Severity, message: str, location: Location, **evidence: Any
-) -> Finding:
-    return Finding(
-        rule_id=rule_id, severity=severity, message=message, location=location, evidence=evidence
-    )
-
-
 def escapes(name: str) -> bool:
     """Whether an archive path leaves the extraction folder (absolute, drive, or ..)."""
     path = name.replace("\\", "/")
@@ -91,7 +83,7 @@ def name_findings(name: str, location: Location) -> list[Finding]:
         return []
     message = f"{describe(location)}: member name {name!r} points outside the extraction folder"
     return [
-        archive_finding(
+        located_finding(
             "SER-ARCHIVE-PATH-TRAVERSAL", Severity.HIGH, message, location, name=name[:500]
         )
     ]
@@ -106,7 +98,7 @@ def too_deep(location: Location, limits: Limits, depth: int) -> Finding | None:
         f"{limits.archive_max_depth}; its content was not scanned"
     )
     evidence = {"depth": depth + 1, "max_depth": limits.archive_max_depth}
-    return archive_finding("SER-ARCHIVE-TOO-DEEP", Severity.HIGH, message, location, **evidence)
+    return located_finding("SER-ARCHIVE-TOO-DEEP", Severity.HIGH, message, location, **evidence)
 
 
 def may_be_pickle(prefix: bytes, limits: Limits) -> bool:
@@ -150,7 +142,7 @@ def _read_whole(
         "its content was not scanned"
     )
     evidence = {"max_bytes": bound, "size": size}
-    return archive_finding("SER-ARCHIVE-TOO-LARGE", Severity.HIGH, message, location, **evidence)
+    return located_finding("SER-ARCHIVE-TOO-LARGE", Severity.HIGH, message, location, **evidence)
 
 
 def scan_member_stream(

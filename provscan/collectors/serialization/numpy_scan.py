@@ -9,7 +9,7 @@ from numpy.lib import format as npy_format
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.pickle_scan import describe, scan_pickle_bytes
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Location, Severity, located_finding
 
 # numpy's own default; its header parser (ast.literal_eval) refuses anything larger.
 MAX_NPY_HEADER = 10_000
@@ -30,16 +30,6 @@ class _Counted:
         data = self.raw.read(size)
         self.offset += len(data)
         return data
-
-
-def _finding(rule_id: str, message: str, location: Location, **evidence: str | int) -> Finding:
-    return Finding(
-        rule_id=rule_id,
-        severity=Severity.HIGH,
-        message=message,
-        location=location,
-        evidence=dict(evidence),
-    )
 
 
 def scan_npy_stream(
@@ -63,14 +53,18 @@ def scan_npy_stream(
         raise
     except Exception as exc:  # noqa: BLE001 - numpy's header parser raises assorted errors (ValueError, SyntaxError, tokenize.TokenError) on hostile input
         message = f"{where}: numpy header cannot be read ({exc})"
-        return [_finding("SER-NUMPY-MALFORMED", message, location)]
+        return [located_finding("SER-NUMPY-MALFORMED", Severity.HIGH, message, location)]
     if not dtype.hasobject:
         return []
     message = (
         f"{where}: object array (dtype {dtype}); loading it needs allow_pickle=True, "
         "which unpickles the data"
     )
-    findings = [_finding("SER-NUMPY-OBJECT-ARRAY", message, location, dtype=str(dtype))]
+    findings = [
+        located_finding(
+            "SER-NUMPY-OBJECT-ARRAY", Severity.HIGH, message, location, dtype=str(dtype)
+        )
+    ]
     start = counted.offset
     # Chunked: a hostile size must not allocate before the bytes exist.
     parts: list[bytes] = []

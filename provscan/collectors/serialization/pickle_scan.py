@@ -21,7 +21,7 @@ from provscan.collectors.serialization.pickle_walk import (
     Stream,
 )
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Location, Severity, located_finding
 
 _TOO_LARGE = "SER-PICKLE-TOO-LARGE"
 
@@ -103,14 +103,6 @@ def describe(location: Location) -> str:
     return f"{where} (member {location.member})" if location.member else where
 
 
-def _finding(
-    rule_id: str, severity: Severity, message: str, location: Location, evidence: dict[str, Any]
-) -> Finding:
-    return Finding(
-        rule_id=rule_id, severity=severity, message=message, location=location, evidence=evidence
-    )
-
-
 def _import_finding(imported: PickleImport, location: Location) -> Finding | None:
     verdict, why = classify_global(imported.qualified, imported.raw)
     if verdict is GlobalVerdict.ALLOWED:
@@ -127,9 +119,11 @@ def _import_finding(imported: PickleImport, location: Location) -> Finding | Non
     if verdict is GlobalVerdict.DANGEROUS:
         evidence["why"] = why
         message = f"{head} ({why}), {use}; loading it can run code"
-        return _finding("SER-PICKLE-DANGEROUS-GLOBAL", Severity.CRITICAL, message, at, evidence)
+        return located_finding(
+            "SER-PICKLE-DANGEROUS-GLOBAL", Severity.CRITICAL, message, at, **evidence
+        )
     message = f"{head}, which is not on the allowlist of known-safe globals ({use})"
-    return _finding("SER-PICKLE-UNKNOWN-GLOBAL", Severity.HIGH, message, at, evidence)
+    return located_finding("SER-PICKLE-UNKNOWN-GLOBAL", Severity.HIGH, message, at, **evidence)
 
 
 def _unresolved_finding(unresolved: Unresolved, location: Location, dynamic: bool) -> Finding:
@@ -142,14 +136,18 @@ def _unresolved_finding(unresolved: Unresolved, location: Location, dynamic: boo
     }
     if dynamic:
         message = f"{head} imports a global the scan cannot name ({unresolved.detail})"
-        return _finding("SER-PICKLE-DYNAMIC-GLOBAL", Severity.CRITICAL, message, at, evidence)
+        return located_finding(
+            "SER-PICKLE-DYNAMIC-GLOBAL", Severity.CRITICAL, message, at, **evidence
+        )
     message = (
         f"{head} imports copyreg {unresolved.detail}, which is not registered here; "
         "what it names depends on the loading process"
     )
     # Critical, like a dynamic global: the callable cannot be checked, and no model
     # serializer (torch, numpy, joblib) emits EXT opcodes, so only a crafted stream has one.
-    return _finding("SER-PICKLE-UNKNOWN-EXTENSION", Severity.CRITICAL, message, at, evidence)
+    return located_finding(
+        "SER-PICKLE-UNKNOWN-EXTENSION", Severity.CRITICAL, message, at, **evidence
+    )
 
 
 def walk_findings(
@@ -165,11 +163,11 @@ def walk_findings(
     if walk.opcode_limit:
         message = f"{where}: pickle has over {limits.pickle_max_opcodes} opcodes; {unscanned}"
         evidence: dict[str, Any] = {"max_opcodes": limits.pickle_max_opcodes}
-        findings.append(_finding(_TOO_LARGE, Severity.HIGH, message, location, evidence))
+        findings.append(located_finding(_TOO_LARGE, Severity.HIGH, message, location, **evidence))
     elif walk.error is not None and walk.exhausted and cut:
         message = f"{where}: pickle runs past the {limits.pickle_max}-byte limit; {unscanned}"
         evidence = {"max_bytes": limits.pickle_max}
-        findings.append(_finding(_TOO_LARGE, Severity.HIGH, message, location, evidence))
+        findings.append(located_finding(_TOO_LARGE, Severity.HIGH, message, location, **evidence))
     elif walk.error is not None:
         message = (
             f"{where}: pickle does not parse at offset {walk.error_offset}: {walk.error}; "
@@ -181,7 +179,9 @@ def walk_findings(
             "offset": walk.error_offset,
             "imports_before": len(walk.imports),
         }
-        findings.append(_finding("SER-PICKLE-MALFORMED", Severity.HIGH, message, at, evidence))
+        findings.append(
+            located_finding("SER-PICKLE-MALFORMED", Severity.HIGH, message, at, **evidence)
+        )
     return findings
 
 

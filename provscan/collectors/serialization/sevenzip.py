@@ -14,14 +14,13 @@ import py7zr
 from py7zr.io import Py7zIO, WriterFactory
 
 from provscan.collectors.serialization.members import (
-    archive_finding,
     escapes,
     member_location,
     name_findings,
 )
 from provscan.collectors.serialization.pickle_scan import describe
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Location, Severity, located_finding
 
 Visit = Callable[[str, bytes], None]
 
@@ -75,7 +74,7 @@ class _Factory(WriterFactory):
 
 
 def _finding(rule_id: str, where: Location, message: str, **evidence: int | str) -> Finding:
-    return archive_finding(
+    return located_finding(
         rule_id, Severity.HIGH, f"{describe(where)}: {message}", where, **evidence
     )
 

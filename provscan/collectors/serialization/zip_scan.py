@@ -6,7 +6,7 @@ import struct
 import zipfile
 import zlib
 from collections import Counter
-from typing import IO, Any
+from typing import IO
 
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.members import (
@@ -24,7 +24,7 @@ from provscan.collectors.serialization.pickle_scan import (
 )
 from provscan.collectors.serialization.zip_local import header_disagreement, raw_member
 from provscan.limits import Limits
-from provscan.report import Finding, Location, Severity
+from provscan.report import Finding, Location, Severity, located_finding
 
 _PICKLE_SUFFIXES = (".pkl", ".pickle")
 _TOO_LARGE = "SER-PICKLE-TOO-LARGE"
@@ -51,14 +51,6 @@ _MEMBER_ERRORS = (
     zlib.error,
     OSError,
 )
-
-
-def _finding(
-    rule_id: str, severity: Severity, message: str, location: Location, **evidence: Any
-) -> Finding:
-    return Finding(
-        rule_id=rule_id, severity=severity, message=message, location=location, evidence=evidence
-    )
 
 
 def _declared_member_count(handle: IO[bytes]) -> int | None:
@@ -99,7 +91,9 @@ def _layout_findings(where: Location, infos: list[zipfile.ZipInfo]) -> list[Find
             "archives to torch.jit.load, which runs their code (CVE-2025-32434)"
         )
         evidence = {"members": script[:10], "count": len(script)}
-        findings.append(_finding("SER-TORCHSCRIPT", Severity.HIGH, message, where, **evidence))
+        findings.append(
+            located_finding("SER-TORCHSCRIPT", Severity.HIGH, message, where, **evidence)
+        )
     data_pkls = [i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "data.pkl"]
     if len(data_pkls) > 1:
         message = (
@@ -107,7 +101,7 @@ def _layout_findings(where: Location, infos: list[zipfile.ZipInfo]) -> list[Find
         )
         evidence = {"members": data_pkls[:10]}
         findings.append(
-            _finding("SER-ZIP-MULTIPLE-DATA-PKL", Severity.HIGH, message, where, **evidence)
+            located_finding("SER-ZIP-MULTIPLE-DATA-PKL", Severity.HIGH, message, where, **evidence)
         )
     duplicates = sorted(n for n, c in Counter(i.filename for i in infos).items() if c > 1)
     if duplicates:
@@ -116,7 +110,7 @@ def _layout_findings(where: Location, infos: list[zipfile.ZipInfo]) -> list[Find
         )
         evidence = {"members": duplicates[:10]}
         findings.append(
-            _finding("SER-ZIP-DUPLICATE-MEMBER", Severity.HIGH, message, where, **evidence)
+            located_finding("SER-ZIP-DUPLICATE-MEMBER", Severity.HIGH, message, where, **evidence)
         )
     return findings
 
@@ -139,7 +133,7 @@ def _mismatch_findings(
         location = member_location(where, info.filename)
         evidence = {"differences": differences, "offset": info.header_offset}
         findings.append(
-            _finding("SER-ZIP-HEADER-MISMATCH", Severity.HIGH, message, location, **evidence)
+            located_finding("SER-ZIP-HEADER-MISMATCH", Severity.HIGH, message, location, **evidence)
         )
     return findings
 
@@ -152,7 +146,9 @@ def _unreadable(
         "though PyTorch's own zip reader may still load it"
     )
     error = str(exc)[:500]
-    return [_finding("SER-ZIP-MEMBER-UNREADABLE", Severity.HIGH, message, location, error=error)]
+    return [
+        located_finding("SER-ZIP-MEMBER-UNREADABLE", Severity.HIGH, message, location, error=error)
+    ]
 
 
 def _scan_raw(
@@ -205,7 +201,7 @@ def _scan_member(
             f"{limits.pickle_max}-byte pickle limit; only its start was scanned"
         )
         evidence = {"size": info.file_size, "max_bytes": limits.pickle_max}
-        findings.append(_finding(_TOO_LARGE, Severity.HIGH, message, location, **evidence))
+        findings.append(located_finding(_TOO_LARGE, Severity.HIGH, message, location, **evidence))
     scanned = scan_pickle_bytes(
         data, location, limits, total_size=info.file_size, sniffed=not named
     )
@@ -227,12 +223,18 @@ def scan_zip_archive(
     if declared is not None and declared > bound:
         message = f"{rel}: archive declares {declared} members, over the limit {bound}; not scanned"
         evidence = {"declared": declared, "max_members": bound}
-        return [_finding("SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence)]
+        return [
+            located_finding("SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence)
+        ]
     try:
         archive = zipfile.ZipFile(handle)
     except _ARCHIVE_ERRORS as exc:
         message = f"{rel}: zip archive cannot be opened: {exc}"
-        return [_finding("SER-ZIP-MALFORMED", Severity.HIGH, message, where, error=str(exc)[:500])]
+        return [
+            located_finding(
+                "SER-ZIP-MALFORMED", Severity.HIGH, message, where, error=str(exc)[:500]
+            )
+        ]
     findings: list[Finding] = []
     with archive:
         infos = archive.infolist()
@@ -242,7 +244,9 @@ def scan_zip_archive(
             )
             evidence = {"members": len(infos), "max_members": bound}
             findings.append(
-                _finding("SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence)
+                located_finding(
+                    "SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence
+                )
             )
             infos = infos[:bound]
         findings.extend(_layout_findings(where, infos))
