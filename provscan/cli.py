@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -211,14 +212,12 @@ def _scan(target: str, kw: dict[str, Any]) -> Report:
     )
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("hashing", total=None)
-        options = ScanOptions(
-            hash_workers=options.hash_workers,
-            serialization=options.serialization,
-            shard_size=options.shard_size,
+        with_progress = dataclasses.replace(
+            options,
             on_hash_start=lambda total: progress.update(task, total=total),
             on_hash_progress=lambda n: progress.advance(task, n),
         )
-        return scan(target, options)
+        return scan(target, with_progress)
 
 
 def _emit(report: Report, kw: dict[str, Any]) -> None:

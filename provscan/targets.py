@@ -236,7 +236,7 @@ def _admit(
             )
         )
         return
-    valid_name = "\\" not in rel or _is_utf8(path.name)
+    valid_name = _is_utf8(path.name)  # scandir gives undecodable bytes as surrogates
     if not valid_name:
         out.findings.append(
             file_finding(

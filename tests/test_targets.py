@@ -146,3 +146,13 @@ def test_hf_snapshot_link_outside_the_repo_folder_is_an_escape(
     target.unlink()
     os.symlink(other / "config.json", target)  # into another repo's blobs
     assert "INV-SYMLINK-ESCAPE" in rules(resolve_target(str(snapshot), DEFAULT_LIMITS))
+
+
+def test_undecodable_file_name_is_a_finding_and_left_out_of_the_manifest(demo_model: Path) -> None:
+    name = os.fsencode(demo_model) + b"/caf\xe9.bin"
+    with open(name, "wb") as handle:
+        handle.write(b"x")
+    resolved = resolve_target(str(demo_model), DEFAULT_LIMITS)
+    assert "INV-BAD-FILENAME" in rules(resolved)
+    odd = next(f for f in resolved.files if f.rel.startswith("caf"))
+    assert odd.rel == "caf\\xe9.bin" and odd.in_manifest is False

@@ -47,7 +47,6 @@ class PickleWalk:
     imports: dict[str, PickleImport] = field(default_factory=dict)  # by qualified name
     dynamic: list[Unresolved] = field(default_factory=list)
     unknown_extensions: list[Unresolved] = field(default_factory=list)
-    persistent_ids: int = 0
     pickles: int = 0  # complete pickles (ended by STOP)
     opcodes: int = 0
     error: str | None = None  # first parse or stack error, where CPython's unpickler stops
@@ -314,9 +313,8 @@ class PickleMachine:
         elif name == "STOP":
             self.pop(pos)
         else:
-            if name in ("PERSID", "BINPERSID"):
-                # torch's persistent_load of storages: expected, and not an import.
-                self.walk.persistent_ids += 1
+            # PERSID/BINPERSID (torch's persistent_load of storages) are expected and
+            # import nothing: they fall through to the generic stack effect.
             if name == "LONG1" and arg == TORCH_LEGACY_MAGIC:
                 self.torch_magic = True
             self.generic(name, pos)
