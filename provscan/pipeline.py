@@ -14,16 +14,20 @@ from provscan.collectors.base import Collected, SniffedFile
 from provscan.collectors.hashing import HashResult, hash_files, planned_read_bytes
 from provscan.collectors.hub_hashes import compare_hub_hashes
 from provscan.collectors.inventory import collect_inventory, file_entry
+from provscan.collectors.licence import collect_licence
 from provscan.collectors.modelcard import collect_model_card
 from provscan.collectors.modelfacts import collect_model_facts
+from provscan.collectors.origin import collect_origin
 from provscan.collectors.serialization.scan import scan_serialization
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.report import (
     CardFacts,
     Finding,
+    LicenceFacts,
     Location,
     Manifest,
     ModelFacts,
+    OriginFacts,
     Report,
     ScanParameters,
     Step,
@@ -36,7 +40,9 @@ from provscan.targets import resolve_target
 T = TypeVar("T")
 
 # Steps the scan runs, in order. The default policy requires all of them.
-STEPS = ("inventory", "hashing", "serialization", "model_facts", "model_card")
+STEPS = (
+    "inventory", "hashing", "serialization", "model_facts", "model_card", "origin", "licence",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,13 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     card: CardFacts | None = runner.run(
         "model_card", lambda: collect_model_card(files, options.limits)
     )
+    origin: OriginFacts | None = runner.run(
+        "origin", lambda: collect_origin(sniffed, resolved.info, card, model, options.limits)
+    )
+    licence: LicenceFacts | None = runner.run(
+        "licence",
+        lambda: collect_licence(sniffed, resolved.info, card, origin, options.limits),
+    )
 
     digests = hashed.digests if hashed is not None else {}
     manifest: Manifest | None = hashed.manifest if hashed is not None and hashed.complete else None
@@ -162,6 +175,8 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
         manifest=manifest,
         model=model,
         card=card,
+        origin=origin,
+        licence=licence,
         findings=tuple(
             _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)
         ),

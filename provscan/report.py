@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Bump the minor version for additive changes, the major for anything that
 # breaks a consumer (renamed or removed fields, changed meaning).
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 RULE_ID_PATTERN = r"^(INV|HSH|SIG|SER|LIC|ORG|PRB|POL)-[A-Z0-9]+(-[A-Z0-9]+)*$"
 _RULE_ID_RE = re.compile(RULE_ID_PATTERN)
@@ -177,9 +177,155 @@ class CardFacts(_Frozen):
     license_name: str | None = None
     license_link: str | None = None
     base_models: tuple[str, ...] = ()
+    base_model_relation: str | None = None
+    license_prose: str | None = None  # "License: X" in the card's text, when it has no front matter
     tags: tuple[str, ...] = ()
     pipeline_tag: str | None = None
     library_name: str | None = None
+
+
+# ---------------------------------------------------------------- licence
+
+LicenceKind = Literal["licence", "aup", "notice"]
+Commercial = Literal["yes", "no", "conditional", "unknown"]
+
+
+class LicenceEvidence(_Frozen):
+    """One place the artifact says something about its licence, and what provscan made of it.
+
+    `source`: card:license | card:license_name | card:license_link | card:prose | file |
+    gguf | config | knowledge:model (the licence a known official repo was released under).
+    `key` is the knowledge-base key it identified (None: not identified); `score` is the
+    text similarity (0-1) for licence files; `sha256` identifies the text that was read.
+    """
+
+    source: str
+    path: str | None = None
+    value: str
+    key: str | None = None
+    kind: LicenceKind | None = None
+    score: float | None = Field(default=None, ge=0, le=1)
+    sha256: str | None = None
+
+
+class Threshold(_Frozen):
+    """A size of the licensee above which the licence's terms change.
+
+    `effect`: separate_licence (the grant does not reach: ask the licensor), terminates (the
+    licence ends), or display (a duty to show the model's name starts; use stays allowed).
+    """
+
+    metric: Literal["monthly_active_users", "annual_revenue_usd", "monthly_revenue_usd"]
+    value: int = Field(ge=0)
+    effect: Literal["separate_licence", "terminates", "display"] = "separate_licence"
+    clause: str
+
+
+class TerritorialRestriction(_Frozen):
+    """Territories where the licence grants no rights (for the models in `scope`)."""
+
+    territories: tuple[str, ...]  # ISO 3166-1 alpha-2 codes, or "EU"
+    scope: Literal["all", "multimodal"]
+    clause: str  # the licence's own words
+    applies: bool | None  # does the scope cover this model? None: provscan cannot tell
+
+
+class LicenceTerms(_Frozen):
+    """The machine-checkable terms of one licence that governs this model."""
+
+    key: str
+    name: str
+    kind: LicenceKind = "licence"
+    spdx: str | None = None
+    commercial: Commercial
+    commercial_note: str | None = None
+    thresholds: tuple[Threshold, ...] = ()
+    aup_url: str | None = None
+    attribution_display: str | None = None  # text the licensee must display ("Built with Llama")
+    attribution_notice: str | None = None  # notice text to ship with copies
+    naming_prefix: str | None = None  # derivative model names must begin with this
+    output_restriction: str | None = None
+    territorial: tuple[TerritorialRestriction, ...] = ()
+    governing_law: str | None = None
+    venue: str | None = None
+    flow_down: bool | None = None  # use restrictions must be passed on as enforceable terms
+    remote_restriction: bool | None = None  # licensor may restrict use remotely
+    copyleft: Literal["none", "weak", "strong", "network"] | None = None
+    source: str  # where these terms were read
+    via: str | None = None  # None: the model's own licence; else the ancestor it comes from
+
+
+class LicenceFacts(_Frozen):
+    """What the model may be used for: every licence signal, and the terms concluded from them."""
+
+    evidence: tuple[LicenceEvidence, ...] = ()
+    declared: tuple[str, ...] = ()  # keys the card / GGUF / config metadata declare
+    detected: tuple[str, ...] = ()  # keys identified from licence files' text
+    concluded: tuple[str, ...] = ()  # the model's own licence(s), as provscan concludes
+    inherited: tuple[str, ...] = ()  # licences that reach it through its base models
+    terms: tuple[LicenceTerms, ...] = ()  # concluded, inherited and their AUPs
+
+
+# ---------------------------------------------------------------- origin
+
+Confidence = Literal["high", "medium", "low"]
+Relation = Literal["finetune", "adapter", "merge", "quantized", "unknown"]
+
+
+class Publisher(_Frozen):
+    """A Hub organisation, and the legal entity behind it when the registry knows it."""
+
+    org: str
+    key: str | None = None  # publishers.yaml key; None: not in the registry
+    legal_entity: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    evidence_url: str | None = None
+
+
+class LineageEdge(_Frozen):
+    """`child` was made from `base` (by `relation`), as `sources` say."""
+
+    child: str
+    base: str
+    relation: Relation
+    sources: tuple[str, ...]
+
+
+class FamilySignal(_Frozen):
+    """One piece of evidence, read from the files, for the model family."""
+
+    family: str
+    signal: Literal[
+        "model_type", "architecture", "tokenizer", "vocab_size", "chat_template",
+        "name_or_path", "auto_map", "gguf", "params", "generation_config", "knowledge",
+    ]  # fmt: skip
+    path: str | None = None
+    detail: str
+    strength: Literal["strong", "weak"]
+
+
+class Jurisdiction(_Frozen):
+    """A country the weights come from, and why provscan thinks so."""
+
+    country: str
+    org: str
+    role: Literal["publisher", "root", "family"]  # uploader, lineage root, or inferred family
+    confidence: Confidence
+    evidence: str
+
+
+class OriginFacts(_Frozen):
+    """Where the weights come from: publisher, base-model chain, family, jurisdictions."""
+
+    publisher: Publisher | None = None  # this artifact's own publisher, when known
+    lineage: tuple[LineageEdge, ...] = ()
+    roots: tuple[Publisher, ...] = ()  # publishers of the lineage roots
+    root_models: tuple[str, ...] = ()
+    family: str | None = None
+    family_confidence: Confidence | None = None
+    family_signals: tuple[FamilySignal, ...] = ()
+    multimodal: bool | None = None
+    jurisdictions: tuple[Jurisdiction, ...] = ()
 
 
 class TargetInfo(_Frozen):
@@ -245,6 +391,8 @@ class Report(_Frozen):
     manifest: Manifest | None = None
     model: ModelFacts | None = None
     card: CardFacts | None = None
+    origin: OriginFacts | None = None
+    licence: LicenceFacts | None = None
     findings: tuple[Finding, ...]
     verdict: Verdict | None = None
 

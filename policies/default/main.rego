@@ -1,9 +1,20 @@
 # provscan default policy: turns the facts and findings of a scan report into
 # deny / review / warn results. Input: the report JSON. Config: data.provscan.config
 # (data.yaml in this folder, with the user's provscan.toml merged over it).
-# Rule ids and config keys: README.md in this folder.
+# Rule ids and config keys: README.md in this folder. The licence and origin rules are in
+# licence.rego and origin.rego (same package).
 #
 # Kept to Rego v1 syntax and built-ins that both regopy (rego-cpp) and OPA support.
+# regopy 1.5.2 pitfalls these modules work around:
+# - sprintf %v wraps some strings in raw quotes, which makes the engine's output invalid
+#   JSON (provscan then stops with exit 3): strings made by upper, lower, concat or
+#   replace, and a string literal bound to a variable or passed as a function argument.
+#   Strings from input, data, rule values, object / array / set members and sprintf are
+#   safe. So: compare normalised strings but print the originals, keep literal texts in
+#   objects (config_shapes below), and join a message holding a concat result with concat.
+# - `null > 3` is true: check is_number before comparing a config value.
+# - A function may not call another clause of itself; `some k, v in obj` is refused inside
+#   a comprehension (iterate with a reference: `[k | obj[k]]`).
 package provscan.main
 
 import rego.v1
@@ -171,6 +182,30 @@ deny contains item if {
 	}
 }
 
+# ---------------------------------------------------------------- configurable levels
+
+# Rules whose level is itself a config value (licence.unknown, licence.attribution,
+# origin.unknown) add {"level": <that value>, "item": <result>} to `leveled`; these three
+# rules file each item under its level. "none" files it nowhere, and so does an invalid
+# level, which POL-BAD-CONFIG denies (so a typo never passes silently).
+deny contains item if {
+	some entry in leveled
+	entry.level == "deny"
+	item := entry.item
+}
+
+review contains item if {
+	some entry in leveled
+	entry.level == "review"
+	item := entry.item
+}
+
+warn contains item if {
+	some entry in leveled
+	entry.level == "warn"
+	item := entry.item
+}
+
 # ---------------------------------------------------------------- config shape
 
 deny contains item if {
@@ -191,4 +226,105 @@ deny contains item if {
 		"msg": sprintf("config %v must be a list", [key]),
 		"key": key,
 	}
+}
+
+# The licence and origin settings, and the shape each value must have. A bad value denies:
+# it would otherwise switch a check off without anyone noticing. (A table, not one rule per
+# key: regopy's sprintf mangles a string literal passed as a function argument.)
+config_shapes := {
+	"licence": "table",
+	"licence.allowed": "licence keys",
+	"licence.denied": "licence keys",
+	"licence.commercial_use": "boolean",
+	"licence.monthly_active_users": "amount",
+	"licence.annual_revenue_usd": "amount",
+	"licence.unknown": "level",
+	"licence.attribution": "level",
+	"deployment_territory": "territory",
+	"eu_member_states": "country codes",
+	"origin": "table",
+	"origin.denied_jurisdictions": "country codes",
+	"origin.review_jurisdictions": "country codes",
+	"origin.unknown": "level",
+}
+
+shape_rules := {
+	"table": "must be a table",
+	"licence keys": "must be a list of licence keys (non-empty strings)",
+	"boolean": "must be true or false",
+	"amount": "must be a number >= 0, or left out",
+	"level": "must be one of deny, review, warn, none",
+	"territory": "must be \"EU\", an ISO 3166-1 alpha-2 country code, a list of them, or left out",
+	"country codes": "must be a list of ISO 3166-1 alpha-2 country codes",
+}
+
+deny contains item if {
+	some key, shape in config_shapes
+	not has_shape(shape, setting(key))
+	item := {
+		"rule": "POL-BAD-CONFIG",
+		"msg": sprintf("config %v %v (got %v)", [key, shape_rules[shape], setting(key)]),
+		"key": key,
+	}
+}
+
+# A misspelt key in the licence or origin table would be ignored, its default used instead.
+deny contains item if {
+	some table in ["licence", "origin"]
+	is_object(config[table])
+	some name, _ in config[table]
+	key := sprintf("%v.%v", [table, name])
+	not config_shapes[key]
+	prefix := sprintf("%v.", [table])
+	known := [known_key | config_shapes[known_key]; startswith(known_key, prefix)]
+	item := {
+		"rule": "POL-BAD-CONFIG",
+		"msg": sprintf("config %v is not a known setting (misspelt?); the %v table takes %v", [key, table, known]),
+		"key": key,
+	}
+}
+
+# The config value at a dotted key; an absent key reads as null.
+setting(key) := object.get(config, split(key, "."), null)
+
+has_shape("table", value) if is_object(value)
+
+has_shape("licence keys", value) if {
+	is_array(value)
+	every entry in value {
+		is_string(entry)
+		trim_space(entry) != ""
+	}
+}
+
+has_shape("boolean", value) if is_boolean(value)
+
+has_shape("amount", value) if value == null
+
+has_shape("amount", value) if {
+	is_number(value)
+	value >= 0
+}
+
+has_shape("level", value) if value in valid_levels
+
+has_shape("territory", value) if value == null
+
+has_shape("territory", value) if country_code(value)
+
+has_shape("territory", value) if country_codes(value)
+
+has_shape("country codes", value) if country_codes(value)
+
+country_codes(value) if {
+	is_array(value)
+	every entry in value {
+		country_code(entry)
+	}
+}
+
+# Two letters, either case ("EU" passes too: deployment_territory may name it).
+country_code(value) if {
+	is_string(value)
+	regex.match(`^[A-Za-z]{2}$`, value)
 }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from provscan.report import FileFormat, Finding
 
@@ -48,3 +49,24 @@ class Collected(Generic[T]):
     value: T
     findings: tuple[Finding, ...] = ()
     skipped: str | None = None
+
+
+def load_json_object(file: ScanFile, max_bytes: int) -> tuple[dict[str, Any] | None, str | None]:
+    """(object, None) for a JSON object file, else (None, what is wrong with it). Bounded."""
+    if file.size > max_bytes:
+        return None, f"larger than {max_bytes} bytes"
+    try:
+        with file.path.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)  # bounded even if the file grew since the inventory
+        if len(raw) > max_bytes:
+            return None, f"larger than {max_bytes} bytes"
+        document = json.loads(raw)
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"not valid JSON ({exc})"
+    except RecursionError:
+        return None, "nested too deeply to parse"
+    if isinstance(document, dict):
+        return document, None
+    return None, f"a JSON {type(document).__name__}, not an object"

@@ -79,7 +79,7 @@ _TOKENIZER_NAMES = {
     "chat_template.jinja",
     "chat_template.json",
 }
-_LICENCE_STEMS = ("license", "licence", "notice", "use_policy", "copying")
+_LICENCE_STEMS = ("license", "licence", "notice", "use_policy", "usage_policy", "copying")
 _PYTHON_SUFFIXES = {".py", ".pyc", ".pyo", ".pyw"}
 _NATIVE_SUFFIXES = {".so", ".dll", ".dylib", ".exe", ".sh", ".bat", ".ps1"}
 

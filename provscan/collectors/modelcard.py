@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,31 +52,33 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
         )
         raw = raw[: limits.card_max]
     text = raw.decode("utf-8", errors="replace")
+    prose = prose_licence(text)
+    bare = CardFacts(path=card.rel, license_prose=prose)
     front, problem = _front_matter(text, limits.front_matter_max)
     if problem is not None:
         findings.append(_malformed(card.rel, problem))
-        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+        return Collected(value=bare, findings=tuple(findings))
     if front is None:
-        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+        return Collected(value=bare, findings=tuple(findings))
     try:
         data = yaml.load(front, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         findings.append(_malformed(card.rel, "front matter nests too deeply to parse"))
-        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+        return Collected(value=bare, findings=tuple(findings))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2}, column {mark.column + 1})" if mark is not None else ""
         detail = getattr(exc, "problem", None) or str(exc)
         findings.append(_malformed(card.rel, f"front matter is not valid YAML{where}: {detail}"))
-        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
+        return Collected(value=bare, findings=tuple(findings))
     if data is None:
         data = {}
     if not isinstance(data, dict):
         findings.append(
             _malformed(card.rel, f"front matter is a YAML {type(data).__name__}, not a mapping")
         )
-        return Collected(value=CardFacts(path=card.rel), findings=tuple(findings))
-    facts = _facts(card.rel, data, findings)
+        return Collected(value=bare, findings=tuple(findings))
+    facts = _facts(card.rel, data, findings, prose)
     return Collected(value=facts, findings=tuple(findings))
 
 
@@ -108,7 +111,22 @@ def _strings(field: str, value: Any, rel: str, findings: list[Finding]) -> tuple
     return good
 
 
-def _facts(rel: str, data: dict[str, Any], findings: list[Finding]) -> CardFacts:
+# "**License:** llama3" or "- License: [Apache 2.0](https://...)" in the card's text.
+_PROSE_LICENCE = re.compile(r"^[\s>*_#-]*licen[cs]e[\s*_]*:[\s*_]*(.+?)\s*$", re.I | re.M)
+_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_FRONT = re.compile(r"\A---[ \t]*\r?\n.*?^---[ \t]*$", re.S | re.M)
+
+
+def prose_licence(text: str) -> str | None:
+    """The first 'License: X' line of the card's text (a weak signal, used when nothing better says)."""
+    match = _PROSE_LICENCE.search(_FRONT.sub("", text, count=1))
+    if match is None:
+        return None
+    value = _MD_LINK.sub(r"\1", match.group(1)).strip(" *_`")
+    return value[:120] or None
+
+
+def _facts(rel: str, data: dict[str, Any], findings: list[Finding], prose: str | None) -> CardFacts:
     def one(field: str) -> str | None:
         values = _strings(field, data.get(field), rel, findings)
         return values[0] if values else None
@@ -119,6 +137,8 @@ def _facts(rel: str, data: dict[str, Any], findings: list[Finding]) -> CardFacts
         license_name=one("license_name"),
         license_link=one("license_link"),
         base_models=_strings("base_model", data.get("base_model"), rel, findings),
+        base_model_relation=one("base_model_relation"),
+        license_prose=prose,
         tags=_strings("tags", data.get("tags"), rel, findings),
         pipeline_tag=one("pipeline_tag"),
         library_name=one("library_name"),

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from provscan.collectors.base import Collected, SniffedFile
+from provscan.collectors.base import Collected, SniffedFile, load_json_object
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, ModelFacts, Severity, file_finding
@@ -85,20 +84,9 @@ def _read_config(
     item = next((f for f in files if f.file.rel == "config.json"), None)
     if item is None:
         return None
-    problem: str | None = None
-    if item.file.size > limits.json_file_max:
-        problem = f"larger than {limits.json_file_max} bytes"
-    else:
-        try:
-            document = json.loads(item.file.path.read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            problem = f"not valid JSON ({exc})"
-        except RecursionError:
-            problem = "nested too deeply to parse"
-        else:
-            if isinstance(document, dict):
-                return document
-            problem = f"a JSON {type(document).__name__}, not an object"
+    document, problem = load_json_object(item.file, limits.json_file_max)
+    if document is not None:
+        return document
     findings.append(
         file_finding(
             "INV-CONFIG-MALFORMED",

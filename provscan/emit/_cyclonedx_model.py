@@ -17,10 +17,13 @@ from cyclonedx.model import (
     XsUri,
 )
 from cyclonedx.model.component import Component, ComponentType, Pedigree
+from cyclonedx.model.contact import OrganizationalEntity, PostalAddress
 from cyclonedx.model.license import DisjunctiveLicense, LicenseAcknowledgement
 from packageurl import PackageURL
 
-from provscan.report import CardFacts, FileEntry, Report, Severity
+from provscan.collectors.licence import lookup
+from provscan.knowledge_base import known_model, licence_by_key, reference_text
+from provscan.report import FileEntry, LineageEdge, OriginFacts, Publisher, Report, Severity
 
 HF_BASE_URL = "https://huggingface.co"
 # Named in the model component's properties so a reader knows what its one hash covers.
@@ -58,58 +61,128 @@ def resolve_link(link: str, report: Report) -> str:
     return f"{HF_BASE_URL}/{report.target.repo_id}/blob/{revision}/{link.lstrip('./')}"
 
 
-def _chosen_licence_text(licence_texts: Mapping[str, str]) -> str | None:
-    """The text of the model's main licence file: top-level LICENSE/LICENCE first."""
-
-    def rank(path: str) -> tuple[int, bool, str]:
-        base = path.rsplit("/", 1)[-1].upper()
-        return path.count("/"), not base.startswith(("LICENSE", "LICENCE")), path
-
-    for path in sorted(licence_texts, key=rank):
-        return licence_texts[path]
-    return None
-
-
-def licences(
-    card: CardFacts | None, report: Report, licence_texts: Mapping[str, str]
-) -> list[DisjunctiveLicense]:
-    """The licences the card declares: SPDX ids where they are ids, else named with terms."""
-    if card is None:
-        return []
-    declared = list(card.licenses) or ([card.license_name] if card.license_name else [])
+def _licence(
+    key: str | None,
+    fallback_name: str,
+    ack: LicenseAcknowledgement,
+    text: str | None,
+    url: str | None,
+) -> DisjunctiveLicense:
+    """One licence entry: its SPDX id where there is one, else its name, text and URL."""
     factory = LicenseFactory()
-    url = XsUri(resolve_link(card.license_link, report)) if card.license_link else None
-    text_content = _chosen_licence_text(licence_texts)
-    text = AttachedText(content=text_content) if text_content is not None else None
-    out: list[DisjunctiveLicense] = []
-    for tag in declared:
+    entry = licence_by_key(key) if key else None
+    attached = AttachedText(content=text) if text is not None else None
+    link = XsUri(url) if url else None
+    if entry is not None and entry.spdx:
         try:
             # make_with_id, not make_from_string: an SPDX expression here would turn the
             # licence list into an expression, which 1.6 forbids mixing with named licences.
-            out.append(factory.make_with_id(tag, acknowledgement=LicenseAcknowledgement.DECLARED))
-            continue
+            return factory.make_with_id(entry.spdx, text=attached, url=link, acknowledgement=ack)
         except InvalidSpdxLicenseException:
             pass
-        # HF cards say 'license: other' and put the real name in license_name.
-        name = card.license_name if tag == "other" and card.license_name else tag
+    name = entry.name if entry is not None else fallback_name
+    return factory.make_with_name(name, text=attached, url=link, acknowledgement=ack)
+
+
+def _licence_url(key: str | None) -> str | None:
+    entry = licence_by_key(key) if key else None
+    return entry.urls[0] if entry is not None and entry.urls else None
+
+
+def _text_for(key: str, report: Report, licence_texts: Mapping[str, str]) -> str | None:
+    """The licence's text: the model's own file where it was identified, else the reference."""
+    facts = report.licence
+    for e in facts.evidence if facts else ():
+        if e.source == "file" and e.key == key and e.path is not None and e.path in licence_texts:
+            return licence_texts[e.path]
+    entry = licence_by_key(key)
+    return reference_text(entry.text) if entry is not None and entry.text else None
+
+
+def _declared(report: Report) -> list[tuple[str, str, str | None]]:
+    """(source, value as written, knowledge key) for each licence the metadata declares.
+
+    From the licence step's evidence; when that step did not run, from the card itself.
+    """
+    if report.licence is not None:
+        return [
+            (e.source, e.value, e.key)
+            for e in report.licence.evidence
+            if e.source in {"card:license", "card:license_name", "gguf", "config"}
+            and e.kind in (None, "licence")
+        ]
+    card = report.card
+    if card is None:
+        return []
+    values = [v for v in card.licenses if not (v == "other" and card.license_name)]
+    values += [card.license_name] if card.license_name else []
+    out: list[tuple[str, str, str | None]] = []
+    for value in values:
+        entry = lookup(value)
+        out.append(("card:license", value, entry.key if entry else None))
+    return out
+
+
+def licences(report: Report, licence_texts: Mapping[str, str]) -> list[DisjunctiveLicense]:
+    """Declared licences (what the artifact's metadata says, as written) and concluded ones
+    (what provscan identified from texts and metadata, with the full text attached)."""
+    out: list[DisjunctiveLicense] = []
+    card = report.card
+    facts = report.licence
+    declared_link = resolve_link(card.license_link, report) if card and card.license_link else None
+    seen: set[str] = set()
+    for source, value, key in _declared(report):
+        label = key or value
+        if label in seen:
+            continue
+        seen.add(label)
+        url = declared_link if source.startswith("card") else None
         out.append(
-            factory.make_with_name(
-                name, text=text, url=url, acknowledgement=LicenseAcknowledgement.DECLARED
+            _licence(key, value, LicenseAcknowledgement.DECLARED, None, url or _licence_url(key))
+        )
+    for key in facts.concluded if facts else ():
+        out.append(
+            _licence(
+                key,
+                key,
+                LicenseAcknowledgement.CONCLUDED,
+                _text_for(key, report, licence_texts),
+                _licence_url(key),
             )
         )
     return out
 
 
-def ancestors(card: CardFacts | None, own_ref: str) -> list[Component]:
-    """The card's base models as machine-learning-model components (pedigree ancestors)."""
-    if card is None:
-        return []
+def _organisation(publisher: Publisher | None) -> OrganizationalEntity | None:
+    if publisher is None or publisher.key is None:
+        return None
+    return OrganizationalEntity(
+        name=publisher.legal_entity,
+        urls=[XsUri(publisher.evidence_url)] if publisher.evidence_url else None,
+        address=PostalAddress(country=publisher.country) if publisher.country else None,
+    )
+
+
+def ancestors(report: Report, own_ref: str) -> list[Component]:
+    """The base models as machine-learning-model components (pedigree ancestors)."""
+    origin = report.origin
+    if origin is None:  # the origin step did not run: the card's claims, unchecked
+        bases = report.card.base_models if report.card else ()
+        edges = [
+            LineageEdge(child=own_ref, base=b, relation="unknown", sources=("card",)) for b in bases
+        ]
+        origin = OriginFacts(lineage=tuple(edges))
+    roots = {root.org: root for root in origin.roots}
     out: list[Component] = []
-    for base in dict.fromkeys(card.base_models):  # keeps order, drops repeats
+    for edge in origin.lineage:
+        base = edge.base
         ref = f"model:{base}"
         if ref == own_ref:
             ref = f"{ref}#base"  # a local folder named like its base model: refs must stay unique
         split = split_repo_id(base)
+        organisation = _organisation(roots.get(split[0])) if split else None
+        known = known_model(base)
+        entry = licence_by_key(known.licence) if known else None
         out.append(
             Component(
                 type=ComponentType.MACHINE_LEARNING_MODEL,
@@ -117,6 +190,33 @@ def ancestors(card: CardFacts | None, own_ref: str) -> list[Component]:
                 group=split[0] if split else None,
                 name=split[1] if split else base,
                 purl=PackageURL("huggingface", split[0], split[1]) if split else None,
+                supplier=organisation,
+                manufacturer=organisation,
+                # The licence the base was released under, as the knowledge base records it.
+                licenses=[
+                    _licence(
+                        entry.key,
+                        entry.name,
+                        LicenseAcknowledgement.CONCLUDED,
+                        None,
+                        _licence_url(entry.key),
+                    )
+                ]
+                if entry is not None
+                else [],
+                external_references=[
+                    ExternalReference(
+                        type=ExternalReferenceType.DISTRIBUTION, url=XsUri(f"{HF_BASE_URL}/{base}")
+                    )
+                ]
+                if split
+                else [],
+                properties=props(
+                    [
+                        ("provscan:lineage:relation", edge.relation),
+                        ("provscan:lineage:sources", ", ".join(edge.sources)),
+                    ]
+                ),
             )
         )
     return out
@@ -142,6 +242,53 @@ def file_component(entry: FileEntry) -> Component:
     )
 
 
+def _licence_properties(report: Report) -> list[tuple[str, object]]:
+    facts = report.licence
+    if facts is None:
+        return []
+    pairs: list[tuple[str, object]] = [
+        ("provscan:licence:declared", ",".join(facts.declared)),
+        ("provscan:licence:detected", ",".join(facts.detected)),
+        ("provscan:licence:concluded", ",".join(facts.concluded) or "unknown"),
+        ("provscan:licence:inherited", ",".join(facts.inherited)),
+    ]
+    for t in facts.terms:
+        if t.kind != "licence":
+            continue
+        prefix = f"provscan:licence:{t.key}"
+        pairs += [
+            (f"{prefix}:commercial", t.commercial),
+            (f"{prefix}:via", t.via),
+            (f"{prefix}:attribution", t.attribution_display),
+            (f"{prefix}:naming_prefix", t.naming_prefix),
+            (f"{prefix}:governing_law", t.governing_law),
+            (f"{prefix}:aup", t.aup_url),
+        ]
+        for threshold in t.thresholds:
+            pairs.append((f"{prefix}:threshold:{threshold.metric}", threshold.value))
+        for restriction in t.territorial:
+            scope = f"{','.join(restriction.territories)} ({restriction.scope} models)"
+            pairs.append((f"{prefix}:territory-excluded", scope))
+    return pairs
+
+
+def _origin_properties(report: Report) -> list[tuple[str, object]]:
+    origin = report.origin
+    if origin is None:
+        return []
+    pairs: list[tuple[str, object]] = [
+        ("provscan:origin:family", origin.family),
+        ("provscan:origin:family_confidence", origin.family_confidence),
+        ("provscan:origin:multimodal", origin.multimodal),
+        ("provscan:origin:root_models", ",".join(origin.root_models)),
+    ]
+    for j in origin.jurisdictions:
+        pairs.append(
+            (f"provscan:origin:jurisdiction:{j.role}", f"{j.country} ({j.org}, {j.confidence})")
+        )
+    return pairs
+
+
 def _model_properties(report: Report) -> list[Property]:
     pairs: list[tuple[str, object]] = []
     if report.manifest is not None:
@@ -159,6 +306,7 @@ def _model_properties(report: Report) -> list[Property]:
             ("provscan:card:path", report.card.path),
             ("provscan:card:library_name", report.card.library_name),
         ]
+    pairs += _licence_properties(report) + _origin_properties(report)
     pairs.append(("provscan:findings:total", len(report.findings)))
     for severity in Severity:
         count = sum(1 for f in report.findings if f.severity is severity)
@@ -175,6 +323,28 @@ def _model_properties(report: Report) -> list[Property]:
     return props(pairs)
 
 
+def _external_references(report: Report) -> list[ExternalReference]:
+    """Where the model, its card and its licence texts live (each URL once)."""
+    target = report.target
+    urls: dict[str, ExternalReferenceType] = {}
+    if target.repo_id:
+        urls[f"{HF_BASE_URL}/{target.repo_id}"] = ExternalReferenceType.DISTRIBUTION
+        if report.card is not None:
+            revision = target.revision or "main"
+            card_url = f"{HF_BASE_URL}/{target.repo_id}/blob/{revision}/{report.card.path}"
+            urls[card_url] = ExternalReferenceType.MODEL_CARD
+    if report.card is not None and report.card.license_link:
+        urls.setdefault(
+            resolve_link(report.card.license_link, report), ExternalReferenceType.LICENSE
+        )
+    for terms in report.licence.terms if report.licence else ():
+        entry = licence_by_key(terms.key)
+        for url in [*(entry.urls[:1] if entry else ()), terms.aup_url]:
+            if url:
+                urls.setdefault(url, ExternalReferenceType.LICENSE)
+    return [ExternalReference(type=kind, url=XsUri(url)) for url, kind in urls.items()]
+
+
 def model_component(report: Report, licence_texts: Mapping[str, str]) -> Component:
     """The model as a machine-learning-model component with its files nested inside."""
     target = report.target
@@ -185,22 +355,8 @@ def model_component(report: Report, licence_texts: Mapping[str, str]) -> Compone
         if split and target.revision
         else None
     )
-    refs: list[ExternalReference] = []
-    if target.repo_id:
-        refs.append(
-            ExternalReference(
-                type=ExternalReferenceType.DISTRIBUTION,
-                url=XsUri(f"{HF_BASE_URL}/{target.repo_id}"),
-            )
-        )
-    if report.card is not None and report.card.license_link:
-        refs.append(
-            ExternalReference(
-                type=ExternalReferenceType.LICENSE,
-                url=XsUri(resolve_link(report.card.license_link, report)),
-            )
-        )
-    lineage = ancestors(report.card, ref)
+    lineage = ancestors(report, ref)
+    organisation = _organisation(report.origin.publisher) if report.origin else None
     return Component(
         type=ComponentType.MACHINE_LEARNING_MODEL,
         bom_ref=ref,
@@ -213,9 +369,11 @@ def model_component(report: Report, licence_texts: Mapping[str, str]) -> Compone
             if report.manifest is not None
             else []
         ),
-        licenses=licences(report.card, report, licence_texts),
+        supplier=organisation,
+        manufacturer=organisation,
+        licenses=licences(report, licence_texts),
         pedigree=Pedigree(ancestors=lineage) if lineage else None,
-        external_references=refs,
+        external_references=_external_references(report),
         tags=report.card.tags if report.card is not None else (),
         components=[file_component(entry) for entry in report.files],
         properties=_model_properties(report),

@@ -70,6 +70,46 @@ def _header(console: Console, report: Report) -> None:
         licences = ", ".join(card.licenses) or "none declared"
         base = ", ".join(card.base_models) or "none declared"
         console.print(f"  card       licence: {escape(licences)}; base model: {escape(base)}")
+    _licence(console, report)
+    _origin(console, report)
+
+
+def _licence(console: Console, report: Report) -> None:
+    facts = report.licence
+    if facts is None:
+        return
+    own = [t for t in facts.terms if t.kind == "licence" and t.via is None]
+    if not own:
+        console.print("  licence    [yellow]unknown[/yellow] (no licence could be concluded)")
+    for t in own:
+        sources = sorted(
+            {e.path or e.source for e in facts.evidence if e.key == t.key and e.kind == "licence"}
+        )
+        console.print(
+            f"  licence    {escape(t.name)} {escape(f'[{t.key}]')} from {escape(', '.join(sources))}; "
+            f"commercial use: {t.commercial}"
+        )
+    for t in facts.terms:
+        if t.kind == "licence" and t.via is not None:
+            console.print(
+                f"  inherits   {escape(t.name)} {escape(f'[{t.key}]')} via {escape(t.via)}; "
+                f"commercial use: {t.commercial}"
+            )
+
+
+def _origin(console: Console, report: Report) -> None:
+    origin = report.origin
+    if origin is None:
+        return
+    family = (
+        f"{origin.family} ({origin.family_confidence} confidence)" if origin.family else "unknown"
+    )
+    places = ", ".join(
+        f"{j.country} via {j.role} {j.org} ({j.confidence})" for j in origin.jurisdictions
+    )
+    console.print(f"  origin     {escape(places or 'unknown')}; family {escape(family)}")
+    for edge in origin.lineage:
+        console.print(f"  lineage    {escape(edge.relation)} of {escape(edge.base)}")
 
 
 def _steps(console: Console, report: Report) -> None:

@@ -13,20 +13,29 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from fixtures.models import build_demo_model
+from provscan.collectors.licence import collect_licence
+from provscan.collectors.origin import collect_origin
 from provscan.emit._cyclonedx_schema import _canonical
 from provscan.emit.cyclonedx import render_cyclonedx, validate_cyclonedx
 from provscan.errors import OutputError
+from provscan.licence_files import read_licence_texts
+from provscan.limits import DEFAULT_LIMITS
+from provscan.pipeline import ScanOptions, scan
 from provscan.report import (
+    SCHEMA_VERSION,
     CardFacts,
     Decision,
     FileEntry,
     FileFormat,
     FileRole,
     Finding,
+    LicenceFacts,
     Location,
     Manifest,
     ManifestResource,
     ModelFacts,
+    OriginFacts,
     PolicyInfo,
     Reason,
     Report,
@@ -319,8 +328,8 @@ def test_non_spdx_licence_has_name_text_and_resolved_link() -> None:
     [entry] = model["licenses"]
     lic = entry["license"]
     assert "id" not in lic
-    assert lic["name"] == "llama3"
-    assert lic["text"]["content"] == LLAMA_TEXT
+    assert lic["name"] == "Meta Llama 3 Community License Agreement"  # the card said 'llama3'
+    assert lic["acknowledgement"] == "declared"
     link = f"https://huggingface.co/acme/tiny-llama/blob/{REVISION}/LICENSE"
     assert lic["url"] == link
     assert {"type": "license", "url": link} in model["externalReferences"]
@@ -420,7 +429,7 @@ def test_report_without_verdict_has_evidence_but_no_attestation() -> None:
 
 def test_metadata_records_scan_parameters() -> None:
     meta = render(deny_report())["metadata"]
-    assert prop(meta, "provscan:report:schema_version") == ["1.0.0"]
+    assert prop(meta, "provscan:report:schema_version") == [SCHEMA_VERSION]
     assert prop(meta, "provscan:target:kind") == ["directory"]
     assert prop(meta, "provscan:hash:algorithm") == ["sha256"]
     assert prop(meta, "provscan:hash:serialization") == ["files"]
@@ -486,6 +495,13 @@ def test_repeat_check_uses_json_schema_equality() -> None:
     assert _canonical("1") != _canonical(1)
 
 
+def _provenance(report: Report) -> tuple[OriginFacts, LicenceFacts]:
+    """Origin and licence facts the real collectors derive from the report's card alone."""
+    origin = collect_origin([], report.target, report.card, report.model, DEFAULT_LIMITS).value
+    licence = collect_licence([], report.target, report.card, origin, DEFAULT_LIMITS).value
+    return origin, licence
+
+
 def _kitchen_sink() -> Report:
     """A report that makes the emitter write every property it knows."""
     files = (
@@ -505,9 +521,17 @@ def _kitchen_sink() -> Report:
         card=llama_card(),
         files=files,
     )
-    assert report.manifest is not None and report.model is not None
+    assert report.manifest is not None and report.model is not None and report.card is not None
+    card = report.card.model_copy(
+        update={"base_models": (*llama_card().base_models, "meta-llama/Llama-3.2-11B-Vision")}
+    )
+    origin, licence = _provenance(report.model_copy(update={"card": card}))
     return report.model_copy(
         update={
+            "card": card,
+            # What file evidence would add (a tokenizer family, an identified LICENSE text).
+            "origin": origin.model_copy(update={"family": "llama3", "family_confidence": "high"}),
+            "licence": licence.model_copy(update={"detected": ("llama3",)}),
             "parameters": report.parameters.model_copy(
                 update={"serialization": "shards", "shard_size": 1 << 30}
             ),
@@ -549,3 +573,42 @@ def test_sbom_readme_documents_exactly_the_emitted_properties() -> None:
     assert undocumented == set()
     unused = {d for d, p in zip(documented, patterns) if not any(p.match(n) for n in emitted)}
     assert unused == set()
+
+
+def test_scanned_derivative_bom_has_concluded_text_supplier_country_and_ancestors(
+    tmp_path: Path,
+) -> None:
+    model = build_demo_model(tmp_path / "model")
+    (model / "README.md").write_text(
+        "---\nlicense: apache-2.0\nbase_model: Qwen/Qwen2.5-7B-Instruct\n---\n# tuned\n"
+    )
+    report = scan(str(model), ScanOptions(hash_workers=1))
+    texts = read_licence_texts(report)
+    doc = render(report, licence_texts=texts)
+    bom = model_of(doc)
+    by_ack = {lic["acknowledgement"]: lic for lic in (e["license"] for e in bom["licenses"])}
+    assert by_ack["declared"]["id"] == "Apache-2.0"
+    concluded = by_ack["concluded"]
+    assert concluded["id"] == "Apache-2.0"
+    assert concluded["text"]["content"] == texts["LICENSE"]  # the model's own file, in full
+    [ancestor] = bom["pedigree"]["ancestors"]
+    assert ancestor["purl"] == "pkg:huggingface/Qwen/Qwen2.5-7B-Instruct"
+    assert ancestor["supplier"]["address"]["country"] == "CN"
+    assert ancestor["manufacturer"]["name"] == ancestor["supplier"]["name"]
+    assert [lic["license"]["id"] for lic in ancestor["licenses"]] == ["Apache-2.0"]
+    assert prop(ancestor, "provscan:lineage:relation") == ["finetune"]
+    assert "CN (Qwen, " in prop(bom, "provscan:origin:jurisdiction:root")[0]
+    assert validate_cyclonedx(json.dumps(doc)) == []
+
+
+def test_known_release_bom_names_its_publisher_as_supplier_with_country(tmp_path: Path) -> None:
+    from fixtures.models import build_hf_cache_snapshot
+
+    model = build_demo_model(tmp_path / "model")
+    snapshot = build_hf_cache_snapshot(tmp_path / "hub", "google/gemma-2b-it", REVISION, model)
+    report = scan(str(snapshot), ScanOptions(hash_workers=1))
+    bom = model_of(render(report, licence_texts=read_licence_texts(report)))
+    assert bom["supplier"]["address"]["country"] == "US"
+    assert bom["supplier"]["name"] == "Google LLC"
+    types = {ref["type"] for ref in bom["externalReferences"]}
+    assert {"distribution", "model-card", "license"} <= types

@@ -236,6 +236,11 @@ def test_a_shadowing_module_in_the_working_directory_is_not_imported(
 def test_digest_covers_pack_files_and_config() -> None:
     pack = engine.load_pack(default_policy_dir())
     names = [name for name, _ in pack.sources]
-    assert names == ["default/main.rego", "default/data.yaml"]
+    assert names == [
+        "default/licence.rego",
+        "default/main.rego",
+        "default/origin.rego",
+        "default/data.yaml",
+    ]
     raw = dict(pack.sources)["default/main.rego"]
     assert hashlib.sha256(raw).hexdigest() != engine.policy_digest([pack], pack.defaults)

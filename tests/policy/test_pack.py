@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from provscan.pipeline import STEPS
 from provscan.policy.engine import evaluate
 from provscan.policy.testing import CaseResult, find_cases, run_policy_tests
 from provscan.report import Decision, Report
@@ -138,13 +139,7 @@ def test_messages_name_the_step_file_and_waiver() -> None:
 
 def test_data_yaml_holds_the_documented_defaults() -> None:
     config = yaml.safe_load((PACK / "data.yaml").read_text())["config"]
-    assert config["required_steps"] == [
-        "inventory",
-        "hashing",
-        "serialization",
-        "model_facts",
-        "model_card",
-    ]
+    assert config["required_steps"] == list(STEPS)  # every step the scan runs
     assert config["severity_levels"] == {
         "critical": "deny",
         "high": "review",
@@ -156,13 +151,19 @@ def test_data_yaml_holds_the_documented_defaults() -> None:
 
 
 def test_readme_documents_every_rule_id_the_pack_emits() -> None:
-    emitted = set(re.findall(r'"(POL-[A-Z-]+)"', (PACK / "main.rego").read_text()))
-    assert emitted == {
+    emitted = {
+        rule
+        for module in PACK.glob("*.rego")
+        for rule in re.findall(r'"(POL-[A-Z-]+)"', module.read_text())
+    }
+    assert emitted >= {
         "POL-STEP-INCOMPLETE",
         "POL-NO-FILES",
         "POL-WAIVED",
         "POL-BAD-WAIVER",
         "POL-BAD-CONFIG",
+        "POL-LICENCE-TERRITORY",
+        "POL-ORIGIN-DENIED",
     }
     readme = (PACK / "README.md").read_text()
     assert all(f"`{rule}`" in readme for rule in emitted)

@@ -1,0 +1,471 @@
+"""Where do the weights come from: publisher, base-model chain, family, jurisdictions?
+
+Claims (the card's base_model, GGUF general.base_model.*, config _name_or_path, an
+adapter's base) are checked against evidence read from the model's own files (model_type
+and architectures, tokenizer special tokens, vocabulary size). Cards are often wrong or
+stripped: the family and its publisher still come out of the files, and a claim the files
+contradict is a finding. A Hub org name is not an identity, so origin is only ever taken
+from the curated publisher registry, never from the uploader's name alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from provscan.collectors.base import Collected, ScanFile, SniffedFile, load_json_object
+from provscan.collectors.serialization.gguf_reader import GgufError, read_gguf
+from provscan.collectors.serialization.gguf_scan import gguf_provenance
+from provscan.knowledge_base import (
+    FamilyEntry,
+    PublisherEntry,
+    family_base,
+    family_by_key,
+    known_model,
+    publisher_by_key,
+    publisher_for_org,
+)
+from provscan.limits import Limits
+from provscan.report import (
+    CardFacts,
+    Confidence,
+    FamilySignal,
+    FileFormat,
+    Finding,
+    Jurisdiction,
+    LineageEdge,
+    ModelFacts,
+    OriginFacts,
+    Publisher,
+    Relation,
+    Severity,
+    TargetInfo,
+    file_finding,
+)
+
+# Only the start of tokenizer.json is searched for special tokens: `added_tokens` comes
+# first, and the vocabulary after it can be tens of megabytes.
+TOKENIZER_HEAD = 4 * 1024 * 1024
+_TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_HF_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/([^/\s]+/[^/\s?#]+)")
+_RELATIONS: frozenset[str] = frozenset({"finetune", "adapter", "merge", "quantized"})
+_STRENGTH = {"strong": 3, "weak": 1}
+
+
+@dataclass
+class _Evidence:
+    """What the collector gathered from the files before deciding anything."""
+
+    claims: list[tuple[str, Relation | None, str]] = field(
+        default_factory=list
+    )  # base, relation, source
+    signals: list[FamilySignal] = field(default_factory=list)
+    model_types: set[str] = field(default_factory=set)
+    config_multimodal: bool | None = None
+    gguf_org: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+
+def collect_origin(
+    files: Sequence[SniffedFile],
+    target: TargetInfo,
+    card: CardFacts | None,
+    model: ModelFacts | None,
+    limits: Limits,
+) -> Collected[OriginFacts]:
+    by_name = {item.file.rel: item for item in files}
+    evidence = _Evidence()
+    _card_claims(card, evidence)
+    config = _json(by_name.get("config.json"), limits)
+    if config is not None:
+        _config_evidence(config, "config.json", target, evidence)
+    adapter = _json(by_name.get("adapter_config.json"), limits)
+    if adapter is not None:
+        base = adapter.get("base_model_name_or_path")
+        if isinstance(base, str) and _REPO_ID.match(base):
+            evidence.claims.append((base, "adapter", "adapter_config.json"))
+    if any(f.file.rel in {"mergekit_config.yml", "mergekit_config.yaml"} for f in files):
+        evidence.claims = [(b, r or "merge", s) for b, r, s in evidence.claims]
+    params = _json(by_name.get("params.json"), limits)
+    if params is not None:
+        _vocab_signal(params.get("vocab_size"), "params.json", "params", evidence)
+    _tokenizer_evidence(by_name, limits, evidence)
+    for item in files:
+        if item.format is FileFormat.GGUF:
+            _gguf_evidence(item.file, evidence)
+    if model is not None and model.model_type:
+        evidence.model_types.add(model.model_type)
+    own_known = known_model(target.repo_id) if target.repo_id else None
+    if own_known is not None and own_known.family is not None:
+        evidence.signals.append(
+            FamilySignal(
+                family=own_known.family,
+                signal="knowledge",
+                detail=f"{target.repo_id} is a known release of this family",
+                strength="strong",
+            )
+        )
+    return Collected(
+        value=_decide(target, evidence, own_known is not None and own_known.multimodal),
+        findings=tuple(evidence.findings),
+    )
+
+
+# ---------------------------------------------------------------- evidence
+
+
+def _json(item: SniffedFile | None, limits: Limits) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    document, _problem = load_json_object(item.file, limits.json_file_max)
+    return document  # a malformed config.json is reported by the model_facts step
+
+
+def _card_claims(card: CardFacts | None, evidence: _Evidence) -> None:
+    if card is None:
+        return
+    relation: Relation | None = None
+    if card.base_model_relation in _RELATIONS:
+        relation = card.base_model_relation  # type: ignore[assignment]  # checked just above
+    tagged: dict[str, Relation] = {}
+    for tag in card.tags:
+        parts = tag.split(":")
+        if len(parts) == 3 and parts[0] == "base_model" and parts[1] in _RELATIONS:
+            tagged[parts[2]] = parts[1]  # type: ignore[assignment]  # checked just above
+    bases = [b for b in dict.fromkeys(card.base_models) if _REPO_ID.match(b)]
+    merged = len(bases) > 1 or any(t in {"merge", "mergekit"} for t in card.tags)
+    for base in bases:
+        chosen = relation or tagged.get(base) or ("merge" if merged else "finetune")
+        evidence.claims.append((base, chosen, f"{card.path} base_model"))
+    for base, tag_relation in tagged.items():
+        if base not in bases and _REPO_ID.match(base):
+            evidence.claims.append((base, tag_relation, f"{card.path} tags"))
+
+
+def _config_evidence(
+    config: dict[str, Any], rel: str, target: TargetInfo, evidence: _Evidence
+) -> None:
+    model_type = config.get("model_type")
+    if isinstance(model_type, str):
+        evidence.model_types.add(model_type)
+    architectures = [a for a in config.get("architectures") or () if isinstance(a, str)]
+    for family in family_base().families:
+        if isinstance(model_type, str) and model_type in family.model_types:
+            evidence.signals.append(
+                FamilySignal(
+                    family=family.key,
+                    signal="model_type",
+                    path=rel,
+                    detail=f"model_type {model_type!r}",
+                    strength="strong" if family.exclusive else "weak",
+                )
+            )
+        shared = [a for a in architectures if a in family.architectures]
+        if shared:
+            evidence.signals.append(
+                FamilySignal(
+                    family=family.key,
+                    signal="architecture",
+                    path=rel,
+                    detail=f"architectures {shared}",
+                    strength="strong" if family.exclusive else "weak",
+                )
+            )
+    _vocab_signal(config.get("vocab_size"), rel, "vocab_size", evidence)
+    evidence.config_multimodal = any(
+        isinstance(config.get(key), dict) for key in ("vision_config", "audio_config")
+    )
+    # _name_or_path: what the weights were loaded from before being saved (often the base).
+    name = config.get("_name_or_path")
+    if isinstance(name, str) and _REPO_ID.match(name) and name != target.repo_id:
+        evidence.claims.append((name, None, f"{rel} _name_or_path"))
+    # auto_map "org/repo--module.Class": remote code taken from another repo (a base model).
+    auto_map = config.get("auto_map")
+    if isinstance(auto_map, dict):
+        for value in auto_map.values():
+            for ref in value if isinstance(value, list) else [value]:
+                if isinstance(ref, str) and "--" in ref:
+                    repo = ref.split("--", 1)[0]
+                    if _REPO_ID.match(repo) and repo != target.repo_id:
+                        evidence.claims.append((repo, None, f"{rel} auto_map"))
+
+
+def _vocab_signal(value: object, rel: str, signal: str, evidence: _Evidence) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return
+    for family in family_base().families:
+        if value in family.tokenizer.vocab_sizes:
+            evidence.signals.append(
+                FamilySignal(
+                    family=family.key,
+                    signal=signal,  # type: ignore[arg-type]  # "params" or "vocab_size"
+                    path=rel,
+                    detail=f"vocab_size {value}",
+                    strength="weak",
+                )
+            )
+
+
+def _tokenizer_evidence(
+    by_name: dict[str, SniffedFile], limits: Limits, evidence: _Evidence
+) -> None:
+    heads: dict[str, bytes] = {}
+    for name in _TOKENIZER_FILES:
+        item = by_name.get(name)
+        if item is None:
+            continue
+        try:
+            with item.file.path.open("rb") as handle:
+                heads[name] = handle.read(min(TOKENIZER_HEAD, limits.json_file_max))
+        except OSError:
+            continue
+    if not heads:
+        return
+    for family in family_base().families:
+        signature = family.tokenizer
+        if not signature.special_tokens:
+            continue
+        found: dict[str, list[str]] = {}
+        for token in signature.special_tokens:
+            forms = {token.encode(), json.dumps(token).strip('"').encode()}
+            for name, head in heads.items():
+                if any(form in head for form in forms):
+                    found.setdefault(name, []).append(token)
+        best = max(found.items(), key=lambda item: len(item[1]), default=None)
+        if best is not None and len(best[1]) >= signature.min_special:
+            evidence.signals.append(
+                FamilySignal(
+                    family=family.key,
+                    signal="tokenizer",
+                    path=best[0],
+                    detail=f"special tokens {best[1]}",
+                    strength="strong",
+                )
+            )
+
+
+def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
+    try:
+        meta = gguf_provenance(read_gguf(file.path))
+    except (GgufError, OSError):
+        return  # reported by the serialization step
+    architecture = meta.get("general.architecture")
+    if isinstance(architecture, str):
+        evidence.model_types.add(architecture)
+        for family in family_base().families:
+            if architecture in family.model_types:
+                evidence.signals.append(
+                    FamilySignal(
+                        family=family.key,
+                        signal="gguf",
+                        path=file.rel,
+                        detail=f"general.architecture {architecture!r}",
+                        strength="strong" if family.exclusive else "weak",
+                    )
+                )
+    count = meta.get("general.base_model.count")
+    for index in range(min(count, 16) if isinstance(count, int) else 0):
+        prefix = f"general.base_model.{index}."
+        repo = _gguf_base(meta, prefix)
+        if repo is not None:
+            evidence.claims.append((repo, "quantized", f"{file.rel} {prefix}*"))
+    organization = meta.get("general.organization")
+    if isinstance(organization, str):
+        evidence.gguf_org = organization
+
+
+def _gguf_base(meta: dict[str, Any], prefix: str) -> str | None:
+    url = meta.get(prefix + "repo_url")
+    if isinstance(url, str) and (match := _HF_URL.match(url)):
+        return match.group(1)
+    org, name = meta.get(prefix + "organization"), meta.get(prefix + "name")
+    if isinstance(org, str) and isinstance(name, str):
+        candidate = f"{org}/{name}".replace(" ", "-")
+        return candidate if _REPO_ID.match(candidate) else None
+    return None
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def _decide(target: TargetInfo, evidence: _Evidence, known_multimodal: bool) -> OriginFacts:
+    family, confidence = _family(evidence.signals)
+    own_org = target.repo_id.split("/", 1)[0] if target.repo_id else evidence.gguf_org
+    publisher = _publisher(own_org) if own_org else None
+    lineage = _lineage(target, evidence.claims)
+    bases = tuple(dict.fromkeys(edge.base for edge in lineage))
+    roots = tuple(_publisher(base.split("/", 1)[0]) for base in bases)
+    multimodal = _multimodal(evidence, bases, known_multimodal)
+    jurisdictions = _jurisdictions(publisher, roots, bases, family, confidence, evidence)
+    return OriginFacts(
+        publisher=publisher,
+        lineage=lineage,
+        roots=tuple(dict.fromkeys(roots)),
+        root_models=bases,
+        family=family.key if family else None,
+        family_confidence=confidence if family else None,
+        family_signals=tuple(evidence.signals),
+        multimodal=multimodal,
+        jurisdictions=jurisdictions,
+    )
+
+
+def _family(signals: Sequence[FamilySignal]) -> tuple[FamilyEntry | None, Confidence]:
+    """The family with the most evidence; none when two families tie for the lead."""
+    scores: dict[str, int] = {}
+    for signal in signals:
+        scores[signal.family] = scores.get(signal.family, 0) + _STRENGTH[signal.strength]
+    ranked = sorted(scores.items(), key=lambda item: -item[1])
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return None, "low"
+    key = ranked[0][0]
+    strong = {s.signal for s in signals if s.family == key and s.strength == "strong"}
+    confidence: Confidence = "high" if len(strong) >= 2 else "medium" if strong else "low"
+    return family_by_key(key), confidence
+
+
+def _publisher(org: str) -> Publisher:
+    entry = publisher_for_org(org)
+    return _as_publisher(org, entry)
+
+
+def _as_publisher(org: str, entry: PublisherEntry | None) -> Publisher:
+    if entry is None:
+        return Publisher(org=org)
+    return Publisher(
+        org=org,
+        key=entry.key,
+        legal_entity=entry.legal_entity,
+        country=entry.country,
+        evidence_url=entry.evidence_url,
+    )
+
+
+def _lineage(
+    target: TargetInfo, claims: Iterable[tuple[str, Relation | None, str]]
+) -> tuple[LineageEdge, ...]:
+    child = target.repo_id or target.name
+    merged: dict[str, tuple[Relation | None, list[str]]] = {}
+    for base, relation, source in claims:
+        if base == target.repo_id:
+            continue  # a model naming itself (a config saved from its own repo) is no lineage
+        known_relation, sources = merged.get(base, (None, []))
+        merged[base] = (known_relation or relation, [*sources, source])
+    return tuple(
+        LineageEdge(child=child, base=base, relation=relation or "unknown", sources=tuple(sources))
+        for base, (relation, sources) in merged.items()
+    )
+
+
+def _multimodal(evidence: _Evidence, bases: Sequence[str], known: bool) -> bool | None:
+    if known or evidence.config_multimodal:
+        return True
+    for base in bases:
+        entry = known_model(base)
+        if entry is not None and entry.multimodal:
+            return True
+    multimodal_types = {t for f in family_base().families for t in f.multimodal_model_types}
+    if evidence.model_types & multimodal_types:
+        return True
+    if evidence.config_multimodal is None and not evidence.model_types:
+        return None  # no config to tell from
+    return False
+
+
+def _jurisdictions(
+    publisher: Publisher | None,
+    roots: Sequence[Publisher],
+    bases: Sequence[str],
+    family: FamilyEntry | None,
+    family_confidence: Confidence,
+    evidence: _Evidence,
+) -> tuple[Jurisdiction, ...]:
+    family_publisher = publisher_by_key(family.publisher) if family else None
+    out: list[Jurisdiction] = []
+    if publisher is not None and publisher.country is not None:
+        out.append(
+            Jurisdiction(
+                country=publisher.country,
+                org=publisher.org,
+                role="publisher",
+                confidence="high"
+                if family_publisher and family_publisher.key == publisher.key
+                else "medium",
+                evidence=f"the artifact is published by {publisher.org} ({publisher.legal_entity})",
+            )
+        )
+    root_keys = {r.key for r in roots if r.key}
+    for base, root in zip(bases, roots, strict=True):
+        if root.key is None:
+            evidence.findings.append(
+                Finding(
+                    rule_id="ORG-BASE-UNKNOWN",
+                    severity=Severity.INFO,
+                    message=f"base model {base}: publisher {root.org} is not in the publisher registry; its origin is unknown",
+                    evidence={"base_model": base},
+                )
+            )
+            continue
+        agrees = family_publisher is not None and family_publisher.key == root.key
+        confidence: Confidence = "high" if agrees else "medium" if family is None else "low"
+        out.append(
+            Jurisdiction(
+                country=root.country or "",
+                org=root.org,
+                role="root",
+                confidence=confidence,
+                evidence=f"base model {base} is published by {root.legal_entity}",
+            )
+        )
+    claimed = root_keys | ({publisher.key} if publisher and publisher.key else set())
+    if family is not None and family_publisher is not None:
+        if claimed and family_publisher.key not in claimed and family_confidence != "low":
+            _mismatch(family, family_publisher, bases, publisher, evidence)
+        if family_publisher.key not in claimed:
+            out.append(
+                Jurisdiction(
+                    country=family_publisher.country,
+                    org=family_publisher.hub_orgs[0],
+                    role="family",
+                    confidence=family_confidence,
+                    evidence=f"the files show a {family.name} model ({family_publisher.legal_entity})",
+                )
+            )
+    return tuple(out)
+
+
+def _mismatch(
+    family: FamilyEntry,
+    family_publisher: PublisherEntry,
+    bases: Sequence[str],
+    publisher: Publisher | None,
+    evidence: _Evidence,
+) -> None:
+    claim = (
+        f"base model {', '.join(bases)}"
+        if bases
+        else f"publisher {publisher.org if publisher else '?'}"
+    )
+    signals = [s for s in evidence.signals if s.family == family.key and s.strength == "strong"]
+    where = signals[0].path if signals and signals[0].path else None
+    detail = "; ".join(f"{s.path or s.signal}: {s.detail}" for s in signals)
+    message = (
+        f"the artifact claims {claim}, but its files show a {family.name} model "
+        f"by {family_publisher.legal_entity} ({detail})"
+    )
+    evidence.findings.append(
+        file_finding(
+            "ORG-CLAIM-MISMATCH", Severity.HIGH, where, message, family=family.key, claim=claim
+        )
+        if where
+        else Finding(
+            rule_id="ORG-CLAIM-MISMATCH",
+            severity=Severity.HIGH,
+            message=message,
+            evidence={"family": family.key, "claim": claim},
+        )
+    )
