@@ -144,3 +144,23 @@ def test_tokenizer_alone_decides_between_llama_generations(tmp_path: Path) -> No
     report = _scan(model)
     assert report.origin is not None and report.origin.family == "llama3"
     assert {j.country for j in report.origin.jurisdictions} == {"US"}
+
+
+WEIRD_VALUES = [None, True, 7, -1, 1.5, "", "x" * 5000, [], {}, [1, [2]], {"a": {"b": None}}]
+
+
+@pytest.mark.parametrize("value", WEIRD_VALUES, ids=repr)
+def test_wrongly_typed_metadata_fields_never_fail_the_steps(tmp_path: Path, value: object) -> None:
+    """Hostile but valid JSON/YAML in every field the origin and licence steps read."""
+    model = _model(tmp_path)
+    fields = ("model_type", "architectures", "vocab_size", "_name_or_path", "auto_map", "license")
+    config = json.loads((model / "config.json").read_text())
+    config.update(dict.fromkeys(fields, value), vision_config=value)
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": value}))
+    (model / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": value}))
+    card = {"license": value, "license_name": value, "base_model": value, "tags": value,
+            "base_model_relation": value}  # fmt: skip
+    (model / "README.md").write_text(f"---\n{json.dumps(card)}\n---\n")
+    report = _scan(model)
+    assert all(s.status is StepStatus.COMPLETED for s in report.steps), report.steps

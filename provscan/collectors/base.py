@@ -70,3 +70,8 @@ def load_json_object(file: ScanFile, max_bytes: int) -> tuple[dict[str, Any] | N
     if isinstance(document, dict):
         return document, None
     return None, f"a JSON {type(document).__name__}, not an object"
+
+
+def string_list(value: object) -> list[str]:
+    """The strings of a JSON list field; anything else (a bool, a number, a map) gives none."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

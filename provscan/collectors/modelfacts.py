@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from provscan.collectors.base import Collected, SniffedFile, load_json_object
+from provscan.collectors.base import Collected, SniffedFile, load_json_object, string_list
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, ModelFacts, Severity, file_finding
@@ -46,9 +46,7 @@ def collect_model_facts(
         config, has_lm_head=any(n.endswith("lm_head.weight") for n in names)
     )
     facts = ModelFacts(
-        architectures=tuple(
-            str(a) for a in config.get("architectures") or () if isinstance(a, str)
-        ),
+        architectures=tuple(string_list(config.get("architectures"))),
         model_type=config.get("model_type") if isinstance(config.get("model_type"), str) else None,
         config_dtype=_config_dtype(config),
         weight_dtypes=tuple(sorted(dtypes)),
@@ -115,7 +113,10 @@ def implied_parameter_count(config: Mapping[str, Any], *, has_lm_head: bool) -> 
     projections (+ biases for Qwen2, + q/k norms for Qwen3), a gated MLP of three
     matrices, two RMSNorms, a final norm, and an lm_head unless tied to the embeddings.
     """
-    if config.get("model_type") not in _DECODER_FAMILIES:
+    if (
+        not isinstance(config.get("model_type"), str)
+        or config["model_type"] not in _DECODER_FAMILIES
+    ):
         return None
     vocab, hidden = _int(config, "vocab_size"), _int(config, "hidden_size")
     inter, layers = _int(config, "intermediate_size"), _int(config, "num_hidden_layers")

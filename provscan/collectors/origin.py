@@ -16,7 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provscan.collectors.base import Collected, ScanFile, SniffedFile, load_json_object
+from provscan.collectors.base import (
+    Collected,
+    ScanFile,
+    SniffedFile,
+    load_json_object,
+    string_list,
+)
 from provscan.collectors.serialization.gguf_reader import GgufError, read_gguf
 from provscan.collectors.serialization.gguf_scan import gguf_provenance
 from provscan.knowledge_base import (
@@ -152,7 +158,7 @@ def _config_evidence(
     model_type = config.get("model_type")
     if isinstance(model_type, str):
         evidence.model_types.add(model_type)
-    architectures = [a for a in config.get("architectures") or () if isinstance(a, str)]
+    architectures = string_list(config.get("architectures"))
     for family in family_base().families:
         if isinstance(model_type, str) and model_type in family.model_types:
             evidence.signals.append(
