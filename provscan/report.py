@@ -108,6 +108,13 @@ def located_finding(
     )
 
 
+def target_finding(
+    rule_id: str, severity: Severity, message: str, /, **evidence: JsonValue
+) -> Finding:
+    """A finding about the target as a whole (its licence, its origin), not one file."""
+    return Finding(rule_id=rule_id, severity=severity, message=message, evidence=evidence)
+
+
 def file_finding(
     rule_id: str, severity: Severity, path: str, message: str, /, **evidence: JsonValue
 ) -> Finding:

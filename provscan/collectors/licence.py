@@ -39,6 +39,7 @@ from provscan.report import (
     TargetInfo,
     TerritorialRestriction,
     file_finding,
+    target_finding,
 )
 
 # A licence file larger than this is not a licence (the longest model licences are ~20 KB).
@@ -293,27 +294,25 @@ def _conflicts(
 
     if declared and detected and not set(detected) <= set(declared):
         gathered.findings.append(
-            Finding(
-                rule_id="LIC-CONFLICT",
-                severity=Severity.HIGH,
-                message=(
-                    f"licence sources disagree: {where(declared, _METADATA)}, but "
-                    f"{where(detected, ('file',))}; the licence text governs"
-                ),
-                evidence={"declared": list(declared), "detected": list(detected)},
+            target_finding(
+                "LIC-CONFLICT",
+                Severity.HIGH,
+                f"licence sources disagree: {where(declared, _METADATA)}, but "
+                f"{where(detected, ('file',))}; the licence text governs",
+                declared=list(declared),
+                detected=list(detected),
             )
         )
     stated = detected or declared
     if known and stated and not set(known) & set(stated):
         gathered.findings.append(
-            Finding(
-                rule_id="LIC-CONFLICT",
-                severity=Severity.HIGH,
-                message=(
-                    f"this repo's known release licence is {', '.join(known)}, but the "
-                    f"artifact says {', '.join(stated)}"
-                ),
-                evidence={"known": list(known), "stated": list(stated)},
+            target_finding(
+                "LIC-CONFLICT",
+                Severity.HIGH,
+                f"this repo's known release licence is {', '.join(known)}, but the "
+                f"artifact says {', '.join(stated)}",
+                known=list(known),
+                stated=list(stated),
             )
         )
 
@@ -345,14 +344,14 @@ def _laundering(
         entry = licence_by_key(key)
         if entry is not None and restricted(entry):
             gathered.findings.append(
-                Finding(
-                    rule_id="LIC-LAUNDERING",
-                    severity=Severity.HIGH,
-                    message=(
-                        f"the model is labelled {', '.join(concluded)} but derives from {base}, "
-                        f"released under {entry.name}; that licence's terms still apply"
-                    ),
-                    evidence={"own": list(concluded), "inherited": key, "base_model": base},
+                target_finding(
+                    "LIC-LAUNDERING",
+                    Severity.HIGH,
+                    f"the model is labelled {', '.join(concluded)} but derives from {base}, "
+                    f"released under {entry.name}; that licence's terms still apply",
+                    own=list(concluded),
+                    inherited=key,
+                    base_model=base,
                 )
             )
 

@@ -50,6 +50,7 @@ from provscan.report import (
     Severity,
     TargetInfo,
     file_finding,
+    target_finding,
 )
 
 # Only the start of tokenizer.json is searched for special tokens: `added_tokens` comes
@@ -162,24 +163,12 @@ def _config_evidence(
     for family in family_base().families:
         if isinstance(model_type, str) and model_type in family.model_types:
             evidence.signals.append(
-                FamilySignal(
-                    family=family.key,
-                    signal="model_type",
-                    path=rel,
-                    detail=f"model_type {model_type!r}",
-                    strength="strong" if family.exclusive else "weak",
-                )
+                _declared_by(family, "model_type", rel, f"model_type {model_type!r}")
             )
         shared = [a for a in architectures if a in family.architectures]
         if shared:
             evidence.signals.append(
-                FamilySignal(
-                    family=family.key,
-                    signal="architecture",
-                    path=rel,
-                    detail=f"architectures {shared}",
-                    strength="strong" if family.exclusive else "weak",
-                )
+                _declared_by(family, "architecture", rel, f"architectures {shared}")
             )
     _vocab_signal(config.get("vocab_size"), rel, "vocab_size", evidence)
     evidence.config_multimodal = any(
@@ -198,6 +187,17 @@ def _config_evidence(
                     repo = ref.split("--", 1)[0]
                     if _REPO_ID.match(repo) and repo != target.repo_id:
                         evidence.claims.append((repo, None, f"{rel} auto_map"))
+
+
+def _declared_by(family: FamilyEntry, signal: str, rel: str, detail: str) -> FamilySignal:
+    """A model_type / architecture match: strong only where the family owns the name."""
+    return FamilySignal(
+        family=family.key,
+        signal=signal,  # type: ignore[arg-type]  # one of the literal signal kinds
+        path=rel,
+        detail=detail,
+        strength="strong" if family.exclusive else "weak",
+    )
 
 
 def _vocab_signal(value: object, rel: str, signal: str, evidence: _Evidence) -> None:
@@ -265,13 +265,7 @@ def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
         for family in family_base().families:
             if architecture in family.model_types:
                 evidence.signals.append(
-                    FamilySignal(
-                        family=family.key,
-                        signal="gguf",
-                        path=file.rel,
-                        detail=f"general.architecture {architecture!r}",
-                        strength="strong" if family.exclusive else "weak",
-                    )
+                    _declared_by(family, "gguf", file.rel, f"general.architecture {architecture!r}")
                 )
     count = meta.get("general.base_model.count")
     for index in range(min(count, 16) if isinstance(count, int) else 0):
@@ -408,11 +402,11 @@ def _jurisdictions(
     for base, root in zip(bases, roots, strict=True):
         if root.key is None:
             evidence.findings.append(
-                Finding(
-                    rule_id="ORG-BASE-UNKNOWN",
-                    severity=Severity.INFO,
-                    message=f"base model {base}: publisher {root.org} is not in the publisher registry; its origin is unknown",
-                    evidence={"base_model": base},
+                target_finding(
+                    "ORG-BASE-UNKNOWN",
+                    Severity.INFO,
+                    f"base model {base}: publisher {root.org} is not in the publisher registry; its origin is unknown",
+                    base_model=base,
                 )
             )
             continue
@@ -468,10 +462,7 @@ def _mismatch(
             "ORG-CLAIM-MISMATCH", Severity.HIGH, where, message, family=family.key, claim=claim
         )
         if where
-        else Finding(
-            rule_id="ORG-CLAIM-MISMATCH",
-            severity=Severity.HIGH,
-            message=message,
-            evidence={"family": family.key, "claim": claim},
+        else target_finding(
+            "ORG-CLAIM-MISMATCH", Severity.HIGH, message, family=family.key, claim=claim
         )
     )
