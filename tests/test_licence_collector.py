@@ -158,3 +158,12 @@ def test_text_only_llama_32_restriction_does_not_apply(tmp_path: Path) -> None:
     assert report.licence is not None
     restrictions = [r for t in report.licence.terms for r in t.territorial]
     assert restrictions and all(r.applies is False for r in restrictions)
+
+
+@pytest.mark.parametrize("value", ["other", "unknown"])
+def test_hub_placeholders_are_not_unknown_ids_but_conclude_nothing(
+    value: str, tmp_path: Path
+) -> None:
+    report = _scan(_model(tmp_path, _card(f"license: {value}")))
+    assert "LIC-UNKNOWN-ID" not in _rules(report)
+    assert report.licence is not None and report.licence.concluded == ()

@@ -139,7 +139,10 @@ def _card_evidence(card: CardFacts | None, gathered: _Gathered) -> None:
             continue  # 'other' says: look at license_name / license_link
         found = _looked_up("card:license", value, card.path)
         gathered.evidence.append(found)
-        if found.key is None and value != "unknown":
+        if found.key is None and value not in {
+            "other",
+            "unknown",
+        }:  # valid Hub ids: "see elsewhere"
             gathered.findings.append(
                 file_finding(
                     "LIC-UNKNOWN-ID",
