@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from provscan.collectors.base import Collected, SniffedFile, load_json_object
 from provscan.collectors.inventory import role_of
 from provscan.collectors.licence_text import identify
-from provscan.collectors.serialization.gguf_reader import GgufError, read_gguf
-from provscan.collectors.serialization.gguf_scan import gguf_provenance
+from provscan.collectors.serialization.gguf_scan import read_provenance
 from provscan.knowledge_base import LicenceEntry, known_model, licence_base, licence_by_key
 from provscan.limits import Limits
 from provscan.report import (
@@ -222,9 +221,8 @@ def _file_evidence(item: SniffedFile, gathered: _Gathered) -> None:
 
 
 def _gguf_evidence(item: SniffedFile, gathered: _Gathered) -> None:
-    try:
-        meta = gguf_provenance(read_gguf(item.file.path))
-    except (GgufError, OSError):
+    meta = read_provenance(item.file.path)
+    if meta is None:
         return  # reported by the serialization step
     for key in ("general.license", "general.license.name", "general.license.link"):
         value = meta.get(key)

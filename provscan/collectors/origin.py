@@ -23,8 +23,7 @@ from provscan.collectors.base import (
     load_json_object,
     string_list,
 )
-from provscan.collectors.serialization.gguf_reader import GgufError, read_gguf
-from provscan.collectors.serialization.gguf_scan import gguf_provenance
+from provscan.collectors.serialization.gguf_scan import read_provenance
 from provscan.knowledge_base import (
     FamilyEntry,
     PublisherEntry,
@@ -255,9 +254,8 @@ def _tokenizer_evidence(
 
 
 def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
-    try:
-        meta = gguf_provenance(read_gguf(file.path))
-    except (GgufError, OSError):
+    meta = read_provenance(file.path)
+    if meta is None:
         return  # reported by the serialization step
     architecture = meta.get("general.architecture")
     if isinstance(architecture, str):

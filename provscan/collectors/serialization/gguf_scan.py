@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from provscan.collectors.base import ScanFile
@@ -117,6 +119,27 @@ def _plain(value: GgufValue) -> Any:
     if isinstance(value, str):
         return value[:PROVENANCE_VALUE_MAX]
     return value
+
+
+def read_provenance(path: Path) -> dict[str, Any] | None:
+    """The general.* keys of a GGUF file, None when it does not parse (a serialization finding).
+
+    The origin and licence steps both need them; the file is parsed once per
+    (path, size, mtime) for both, not once per step.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _provenance_cached(path, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _provenance_cached(path: Path, _size: int, _mtime_ns: int) -> dict[str, Any] | None:
+    try:
+        return gguf_provenance(read_gguf(path))
+    except (GgufError, OSError):
+        return None
 
 
 def gguf_provenance(meta: GgufMetadata) -> dict[str, Any]:
