@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from fixtures.models import build_demo_model
 from provscan.pipeline import ScanOptions, scan
 from provscan.report import Report, StepStatus
+from tests.conftest import CliResult
 
 LICENCES = Path(__file__).parent / "data" / "licences"
 LLAMA_31 = LICENCES / "llama-3.1-community-license.txt"
@@ -167,3 +169,12 @@ def test_hub_placeholders_are_not_unknown_ids_but_conclude_nothing(
     report = _scan(_model(tmp_path, _card(f"license: {value}")))
     assert "LIC-UNKNOWN-ID" not in _rules(report)
     assert report.licence is not None and report.licence.concluded == ()
+
+
+def test_unreadable_licence_file_keeps_the_model_from_approval(
+    tmp_path: Path, provscan: Callable[..., CliResult]
+) -> None:
+    model = _model(tmp_path, _card("license: mit"), bytes(range(256)) * 64)
+    result = provscan("check", str(model))
+    assert result.code == 4, result.out  # review: the declared MIT cannot be checked
+    assert "LIC-FILE-UNREADABLE" in result.out

@@ -73,7 +73,7 @@ def collect_licence(
         gathered.findings.append(
             file_finding(
                 "LIC-FILE-UNREADABLE",
-                Severity.MEDIUM,
+                Severity.HIGH,
                 item.file.rel,
                 f"{item.file.rel}: not read: the target holds more than {LICENCE_FILES_MAX} licence files",
             )
@@ -172,7 +172,7 @@ def _file_evidence(item: SniffedFile, gathered: _Gathered) -> None:
         gathered.findings.append(
             file_finding(
                 "LIC-FILE-UNREADABLE",
-                Severity.MEDIUM,
+                Severity.HIGH,
                 rel,
                 f"{rel}: licence file not read ({why}); its terms are unknown",
                 format=item.format.value,
@@ -186,7 +186,7 @@ def _file_evidence(item: SniffedFile, gathered: _Gathered) -> None:
     except OSError as exc:
         gathered.findings.append(
             file_finding(
-                "LIC-FILE-UNREADABLE", Severity.MEDIUM, rel, f"{rel}: unreadable ({exc.strerror})"
+                "LIC-FILE-UNREADABLE", Severity.HIGH, rel, f"{rel}: unreadable ({exc.strerror})"
             )
         )
         return
