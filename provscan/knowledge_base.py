@@ -8,6 +8,7 @@ models below when first loaded; a malformed file is a bug in provscan, raised lo
 from __future__ import annotations
 
 import fnmatch
+import re
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -190,6 +191,24 @@ def reference_text(name: str) -> str:
 
 def licence_by_key(key: str) -> LicenceEntry | None:
     return next((e for e in licence_base().licences if e.key == key), None)
+
+
+_URL_NOISE = re.compile(r"^https?://(www\.)?|/+$")
+
+
+def lookup(value: str) -> LicenceEntry | None:
+    """The entry a licence id, name, alias, SPDX id or URL means; None if unknown."""
+    folded = value.strip().casefold()
+    url = _URL_NOISE.sub("", folded)
+    for entry in licence_base().licences:
+        names = {entry.key, *entry.hub_ids, *entry.aliases, entry.name}
+        if entry.spdx:
+            names.add(entry.spdx)
+        if folded in {n.casefold() for n in names}:
+            return entry
+        if url and any(_URL_NOISE.sub("", u.casefold()) == url for u in entry.urls):
+            return entry
+    return None
 
 
 def publisher_for_org(org: str) -> PublisherEntry | None:

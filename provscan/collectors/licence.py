@@ -15,7 +15,6 @@ the licence a known official release was published under. Then:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +22,7 @@ from provscan.collectors.base import Collected, SniffedFile, load_json_object
 from provscan.collectors.inventory import role_of
 from provscan.collectors.licence_text import identify
 from provscan.collectors.serialization.gguf_scan import read_provenance
-from provscan.knowledge_base import LicenceEntry, known_model, licence_base, licence_by_key
+from provscan.knowledge_base import LicenceEntry, known_model, licence_by_key, lookup
 from provscan.limits import Limits
 from provscan.report import (
     CardFacts,
@@ -45,7 +44,6 @@ from provscan.report import (
 LICENCE_TEXT_MAX = 1024 * 1024
 # Licence files read per scan; a directory of thousands of NOTICE files is not read through.
 LICENCE_FILES_MAX = 64
-_URL_NOISE = re.compile(r"^https?://(www\.)?|/+$")
 
 # Evidence sources, strongest first, for choosing the model's own licence.
 _METADATA = ("card:license", "card:license_name", "card:license_link", "gguf", "config")
@@ -102,21 +100,6 @@ def collect_licence(
 
 
 # ---------------------------------------------------------------- evidence
-
-
-def lookup(value: str) -> LicenceEntry | None:
-    """The knowledge-base entry a licence id, name, SPDX id or URL means; None if unknown."""
-    folded = value.strip().casefold()
-    url = _URL_NOISE.sub("", folded)
-    for entry in licence_base().licences:
-        names = {entry.key, *entry.hub_ids, *entry.aliases, entry.name}
-        if entry.spdx:
-            names.add(entry.spdx)
-        if folded in {n.casefold() for n in names}:
-            return entry
-        if url and any(_URL_NOISE.sub("", u.casefold()) == url for u in entry.urls):
-            return entry
-    return None
 
 
 def _looked_up(source: str, value: str, path: str | None) -> LicenceEvidence:

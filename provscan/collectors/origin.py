@@ -73,7 +73,6 @@ class _Evidence:
     model_types: set[str] = field(default_factory=set)
     config_multimodal: bool | None = None
     gguf_org: str | None = None
-    findings: list[Finding] = field(default_factory=list)
 
 
 def collect_origin(
@@ -115,10 +114,7 @@ def collect_origin(
                 strength="strong",
             )
         )
-    return Collected(
-        value=_decide(target, evidence, own_known is not None and own_known.multimodal),
-        findings=tuple(evidence.findings),
-    )
+    return _decide(target, evidence, own_known is not None and own_known.multimodal)
 
 
 # ---------------------------------------------------------------- evidence
@@ -290,7 +286,9 @@ def _gguf_base(meta: dict[str, Any], prefix: str) -> str | None:
 # ---------------------------------------------------------------- decisions
 
 
-def _decide(target: TargetInfo, evidence: _Evidence, known_multimodal: bool) -> OriginFacts:
+def _decide(
+    target: TargetInfo, evidence: _Evidence, known_multimodal: bool
+) -> Collected[OriginFacts]:
     family, confidence = _family(evidence.signals)
     own_org = target.repo_id.split("/", 1)[0] if target.repo_id else evidence.gguf_org
     publisher = _publisher(own_org) if own_org else None
@@ -298,8 +296,22 @@ def _decide(target: TargetInfo, evidence: _Evidence, known_multimodal: bool) -> 
     bases = tuple(dict.fromkeys(edge.base for edge in lineage))
     roots = tuple(_publisher(base.split("/", 1)[0]) for base in bases)
     multimodal = _multimodal(evidence, bases, known_multimodal)
-    jurisdictions = _jurisdictions(publisher, roots, bases, family, confidence, evidence)
-    return OriginFacts(
+    family_publisher = publisher_by_key(family.publisher) if family else None
+    # Publishers the artifact claims (its own, its bases'); the files may show another.
+    claimed = {p.key for p in (publisher, *roots) if p is not None and p.key}
+    jurisdictions = _jurisdictions(
+        publisher, roots, bases, family, family_publisher, confidence, claimed
+    )
+    findings = _unknown_bases(bases, roots)
+    if (
+        family is not None
+        and family_publisher is not None
+        and claimed
+        and family_publisher.key not in claimed
+        and confidence != "low"
+    ):
+        findings.append(_mismatch(family, family_publisher, bases, publisher, evidence.signals))
+    facts = OriginFacts(
         publisher=publisher,
         lineage=lineage,
         roots=tuple(dict.fromkeys(roots)),
@@ -310,6 +322,7 @@ def _decide(target: TargetInfo, evidence: _Evidence, known_multimodal: bool) -> 
         multimodal=multimodal,
         jurisdictions=jurisdictions,
     )
+    return Collected(value=facts, findings=tuple(findings))
 
 
 def _family(signals: Sequence[FamilySignal]) -> tuple[FamilyEntry | None, Confidence]:
@@ -327,11 +340,8 @@ def _family(signals: Sequence[FamilySignal]) -> tuple[FamilyEntry | None, Confid
 
 
 def _publisher(org: str) -> Publisher:
+    """The org as the registry knows it; an org the registry lacks has no country."""
     entry = publisher_for_org(org)
-    return _as_publisher(org, entry)
-
-
-def _as_publisher(org: str, entry: PublisherEntry | None) -> Publisher:
     if entry is None:
         return Publisher(org=org)
     return Publisher(
@@ -379,10 +389,11 @@ def _jurisdictions(
     roots: Sequence[Publisher],
     bases: Sequence[str],
     family: FamilyEntry | None,
+    family_publisher: PublisherEntry | None,
     family_confidence: Confidence,
-    evidence: _Evidence,
+    claimed: set[str],
 ) -> tuple[Jurisdiction, ...]:
-    family_publisher = publisher_by_key(family.publisher) if family else None
+    """Every country the evidence ties the weights to: claimed ones and the files' own."""
     out: list[Jurisdiction] = []
     if publisher is not None and publisher.country is not None:
         out.append(
@@ -396,44 +407,44 @@ def _jurisdictions(
                 evidence=f"the artifact is published by {publisher.org} ({publisher.legal_entity})",
             )
         )
-    root_keys = {r.key for r in roots if r.key}
     for base, root in zip(bases, roots, strict=True):
-        if root.key is None:
-            evidence.findings.append(
-                target_finding(
-                    "ORG-BASE-UNKNOWN",
-                    Severity.INFO,
-                    f"base model {base}: publisher {root.org} is not in the publisher registry; its origin is unknown",
-                    base_model=base,
-                )
-            )
-            continue
+        if root.country is None:
+            continue  # not in the registry: ORG-BASE-UNKNOWN
         agrees = family_publisher is not None and family_publisher.key == root.key
         confidence: Confidence = "high" if agrees else "medium" if family is None else "low"
         out.append(
             Jurisdiction(
-                country=root.country or "",
+                country=root.country,
                 org=root.org,
                 role="root",
                 confidence=confidence,
                 evidence=f"base model {base} is published by {root.legal_entity}",
             )
         )
-    claimed = root_keys | ({publisher.key} if publisher and publisher.key else set())
-    if family is not None and family_publisher is not None:
-        if claimed and family_publisher.key not in claimed and family_confidence != "low":
-            _mismatch(family, family_publisher, bases, publisher, evidence)
-        if family_publisher.key not in claimed:
-            out.append(
-                Jurisdiction(
-                    country=family_publisher.country,
-                    org=family_publisher.hub_orgs[0],
-                    role="family",
-                    confidence=family_confidence,
-                    evidence=f"the files show a {family.name} model ({family_publisher.legal_entity})",
-                )
+    if family is not None and family_publisher is not None and family_publisher.key not in claimed:
+        out.append(
+            Jurisdiction(
+                country=family_publisher.country,
+                org=family_publisher.hub_orgs[0],
+                role="family",
+                confidence=family_confidence,
+                evidence=f"the files show a {family.name} model ({family_publisher.legal_entity})",
             )
+        )
     return tuple(out)
+
+
+def _unknown_bases(bases: Sequence[str], roots: Sequence[Publisher]) -> list[Finding]:
+    return [
+        target_finding(
+            "ORG-BASE-UNKNOWN",
+            Severity.INFO,
+            f"base model {base}: publisher {root.org} is not in the publisher registry; its origin is unknown",
+            base_model=base,
+        )
+        for base, root in zip(bases, roots, strict=True)
+        if root.key is None
+    ]
 
 
 def _mismatch(
@@ -441,26 +452,24 @@ def _mismatch(
     family_publisher: PublisherEntry,
     bases: Sequence[str],
     publisher: Publisher | None,
-    evidence: _Evidence,
-) -> None:
+    all_signals: Sequence[FamilySignal],
+) -> Finding:
     claim = (
         f"base model {', '.join(bases)}"
         if bases
         else f"publisher {publisher.org if publisher else '?'}"
     )
-    signals = [s for s in evidence.signals if s.family == family.key and s.strength == "strong"]
+    signals = [s for s in all_signals if s.family == family.key and s.strength == "strong"]
     where = signals[0].path if signals and signals[0].path else None
     detail = "; ".join(f"{s.path or s.signal}: {s.detail}" for s in signals)
     message = (
         f"the artifact claims {claim}, but its files show a {family.name} model "
         f"by {family_publisher.legal_entity} ({detail})"
     )
-    evidence.findings.append(
-        file_finding(
+    if where:
+        return file_finding(
             "ORG-CLAIM-MISMATCH", Severity.HIGH, where, message, family=family.key, claim=claim
         )
-        if where
-        else target_finding(
-            "ORG-CLAIM-MISMATCH", Severity.HIGH, message, family=family.key, claim=claim
-        )
+    return target_finding(
+        "ORG-CLAIM-MISMATCH", Severity.HIGH, message, family=family.key, claim=claim
     )

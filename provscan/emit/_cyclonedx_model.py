@@ -21,8 +21,7 @@ from cyclonedx.model.contact import OrganizationalEntity, PostalAddress
 from cyclonedx.model.license import DisjunctiveLicense, LicenseAcknowledgement
 from packageurl import PackageURL
 
-from provscan.collectors.licence import lookup
-from provscan.knowledge_base import known_model, licence_by_key, reference_text
+from provscan.knowledge_base import known_model, licence_by_key, lookup, reference_text
 from provscan.report import FileEntry, LineageEdge, OriginFacts, Publisher, Report, Severity
 
 HF_BASE_URL = "https://huggingface.co"
