@@ -17,7 +17,8 @@ from provscan import __version__
 from provscan.errors import ExitCode, OutputError, ProvscanError, UsageError
 from provscan.pipeline import ScanOptions, available_cpus, scan
 from provscan.report import Decision, Report
-from provscan.resources import default_policy_dir
+from provscan.resources import default_policy_dir, shipped_policy_dir
+from provscan.signing.trust import TrustSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,6 +72,36 @@ def _scan_options(func: F) -> F:
             help="Write the CycloneDX 1.6 AI-BOM to FILE.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+        click.option(
+            "--signature",
+            "signatures",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="OMS signature (Sigstore bundle) to verify, besides the target's own model.sig. Repeatable.",
+        ),
+        click.option(
+            "--trusted-key",
+            "trusted_keys",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="PEM",
+            help="Public key (EC P-256/384/521) whose signatures are trusted. Repeatable.",
+        ),
+        click.option(
+            "--trusted-ca",
+            "trusted_cas",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="PEM",
+            help="CA certificate(s) that certificate-chain signatures must lead to. Repeatable.",
+        ),
+        click.option(
+            "--sigstore-trusted-root",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="JSON",
+            help="Sigstore trusted_root.json to verify keyless signatures against, offline "
+            "(default: the Sigstore public-good root shipped with the sigstore package).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -101,9 +132,24 @@ def cli() -> None:
 @cli.command()
 @click.argument("target")
 @_policy_option(
-    "Policy pack directory (repeatable; 'default' = the shipped pack). Replaces the default pack."
+    "Policy pack directory, or a shipped pack's name: default, production (requires a trusted "
+    "signature). Repeatable. Replaces the default pack."
 )
 @_config_option("Config file (default: ./provscan.toml if present).")
+@click.option(
+    "--trusted-identity",
+    "trusted_identities",
+    multiple=True,
+    metavar="IDENTITY",
+    help="Sigstore signer identity (e-mail or workflow URI) to trust; pair each with --trusted-issuer.",
+)
+@click.option(
+    "--trusted-issuer",
+    "trusted_issuers",
+    multiple=True,
+    metavar="URL",
+    help="OIDC issuer of the --trusted-identity in the same position.",
+)
 @click.option(
     "--policy-timeout",
     type=click.FloatRange(0.1),
@@ -116,6 +162,8 @@ def check(
     target: str,
     policies: tuple[str, ...],
     config_path: Path | None,
+    trusted_identities: tuple[str, ...],
+    trusted_issuers: tuple[str, ...],
     policy_timeout: float,
     **kw: Any,
 ) -> int:
@@ -125,10 +173,19 @@ def check(
     """
     from provscan.config import load_config
     from provscan.policy.engine import evaluate
+    from provscan.signing.trust import trust_from_config
 
-    config, _source = load_config(config_path, Path.cwd())
+    config, source = load_config(config_path, Path.cwd())
+    config = _with_identities(config, trusted_identities, trusted_issuers)
+    trust = trust_from_config(
+        config,
+        source.parent if source is not None else None,
+        keys=kw["trusted_keys"],
+        cas=kw["trusted_cas"],
+        sigstore_root=kw["sigstore_trusted_root"],
+    )
     packs = _policy_dirs(policies)
-    report = _scan(target, kw)
+    report = _scan(target, kw, trust)
     verdict = evaluate(report, packs, config, timeout_s=policy_timeout)
     report = report.model_copy(update={"verdict": verdict})
     _emit(report, kw)
@@ -140,7 +197,10 @@ def check(
 @_scan_options
 def inspect(target: str, **kw: Any) -> int:
     """Scan TARGET and report what was found, without a policy verdict (exit 0 when the report was produced)."""
-    report = _scan(target, kw)
+    from provscan.signing.trust import load_trust
+
+    trust = load_trust(kw["trusted_keys"], kw["trusted_cas"], kw["sigstore_trusted_root"])
+    report = _scan(target, kw, trust)
     _emit(report, kw)
     return int(ExitCode.APPROVE)
 
@@ -178,18 +238,38 @@ def _policy_dirs(values: Sequence[str]) -> list[Path]:
         return [default_policy_dir()]
     dirs = []
     for value in values:
-        path = default_policy_dir() if value == "default" else Path(value)
+        shipped = shipped_policy_dir(value) if not Path(value).is_dir() else None
+        path = shipped or Path(value)
         if not path.is_dir():
-            raise UsageError(f"--policy {value}: not a directory")
+            raise UsageError(f"--policy {value}: not a directory, nor a shipped pack (default, production)")
         dirs.append(path)
     return dirs
 
 
-def _scan(target: str, kw: dict[str, Any]) -> Report:
+def _with_identities(
+    config: dict[str, Any], identities: Sequence[str], issuers: Sequence[str]
+) -> dict[str, Any]:
+    """The config with --trusted-identity / --trusted-issuer pairs added to [trust] identities."""
+    if len(identities) != len(issuers):
+        raise UsageError(
+            f"{len(identities)} --trusted-identity but {len(issuers)} --trusted-issuer: give one issuer per identity"
+        )
+    if not identities:
+        return config
+    trust = dict(config.get("trust") or {}) if isinstance(config.get("trust"), dict) else {}
+    existing = trust.get("identities", [])
+    added = [{"identity": i, "issuer": u} for i, u in zip(identities, issuers)]
+    trust["identities"] = [*(existing if isinstance(existing, list) else []), *added]
+    return {**config, "trust": trust}
+
+
+def _scan(target: str, kw: dict[str, Any], trust: TrustSettings) -> Report:
     options = ScanOptions(
         hash_workers=kw["workers"] or available_cpus(),
         serialization=kw["serialization"],
         shard_size=kw["shard_size"],
+        signature_paths=tuple(kw["signatures"]),
+        trust=trust,
     )
     show_progress = not kw["quiet"] and sys.stderr.isatty()
     if not show_progress:

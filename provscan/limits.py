@@ -43,6 +43,10 @@ class Limits:
     max_depth: int = 64
     # Findings kept per (rule, file); the rest are counted in one summary finding.
     findings_per_rule_and_file: int = 50
+    # An OMS signature file (a Sigstore bundle JSON): about 200 bytes per signed file.
+    signature_max: int = 64 * MiB
+    # Resources (files or shards) and ignore paths one signature may list.
+    signature_max_resources: int = 1_000_000
     # Buffer per hashing worker (reused, never grows).
     hash_buffer: int = 4 * MiB
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -11,14 +12,29 @@ from typing import Literal, TypeVar
 
 from provscan import __version__
 from provscan.collectors.base import Collected, SniffedFile
-from provscan.collectors.hashing import HashResult, hash_files, planned_read_bytes
-from provscan.collectors.hub_hashes import compare_hub_hashes
-from provscan.collectors.inventory import collect_inventory, file_entry
+from provscan.collectors.hashing import (
+    DEFAULT_IGNORE_PATHS,
+    HashResult,
+    hash_files,
+    planned_read_bytes,
+)
+from provscan.collectors.hub_hashes import (
+    LOCAL_DIR_METADATA,
+    compare_hub_hashes,
+    compare_local_dir_metadata,
+)
+from provscan.collectors.inventory import collect_inventory, file_entry, role_of
 from provscan.collectors.licence import collect_licence
 from provscan.collectors.modelcard import collect_model_card
 from provscan.collectors.modelfacts import collect_model_facts
 from provscan.collectors.origin import collect_origin
 from provscan.collectors.serialization.scan import scan_serialization
+from provscan.collectors.signatures import (
+    SignaturePlan,
+    collect_signatures,
+    model_signing_rehash,
+    plan_signatures,
+)
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.report import (
     CardFacts,
@@ -30,18 +46,21 @@ from provscan.report import (
     OriginFacts,
     Report,
     ScanParameters,
+    SignatureFacts,
     Step,
     StepStatus,
     TargetKind,
     ToolInfo,
 )
+from provscan.signing.trust import TrustSettings, load_trust
 from provscan.targets import resolve_target
 
 T = TypeVar("T")
 
 # Steps the scan runs, in order. The default policy requires all of them.
 STEPS = (
-    "inventory", "hashing", "serialization", "model_facts", "model_card", "origin", "licence",
+    "inventory", "hashing", "signatures", "serialization", "model_facts", "model_card",
+    "origin", "licence",
 )  # fmt: skip
 
 
@@ -51,6 +70,10 @@ class ScanOptions:
     hash_workers: int = field(default_factory=lambda: available_cpus())
     serialization: Literal["files", "shards"] = "files"
     shard_size: int = 1_000_000_000
+    # Signature files given besides the target's own model.sig (--signature).
+    signature_paths: tuple[Path, ...] = ()
+    # What signatures are checked against (None: only Sigstore's embedded public-good root).
+    trust: TrustSettings | None = None
     # Called once with the total bytes to hash, then with each hashed chunk's size.
     on_hash_start: Callable[[int], None] | None = None
     on_hash_progress: Callable[[int], None] | None = None
@@ -111,7 +134,18 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     resolved = resolve_target(target, options.limits)
     runner = _StepRunner()
     runner.findings.extend(resolved.findings)
-    files = resolved.files
+    root = Path(resolved.info.root)
+    # Signatures are read before hashing: the signer's serialization decides the manifest,
+    # so that verifying costs no second read. A failure here fails the signatures step.
+    plan: SignaturePlan | Exception
+    try:
+        plan = plan_signatures(resolved.files, root, options.signature_paths, options.limits)
+        files = plan.manifest_files(resolved.files)
+    except Exception as exc:  # noqa: BLE001 - recorded as the signatures step's failure below
+        plan, files = exc, resolved.files
+    signed = plan.hashing if isinstance(plan, SignaturePlan) else None
+    method = signed.method if signed is not None else options.serialization
+    shard_size = (signed.shard_size or options.shard_size) if signed is not None else options.shard_size
 
     sniffed: list[SniffedFile] = (
         runner.run("inventory", lambda: collect_inventory(files, options.limits)) or []
@@ -119,30 +153,50 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
 
     def hashing() -> Collected[HashResult]:
         if options.on_hash_start is not None:
-            options.on_hash_start(
-                planned_read_bytes(
-                    files, method=options.serialization, shard_size=options.shard_size
-                )
-            )
+            options.on_hash_start(planned_read_bytes(files, method=method, shard_size=shard_size))
         result = hash_files(
             files,
             model_name=resolved.info.name,
             workers=options.hash_workers,
             buffer_size=options.limits.hash_buffer,
-            method=options.serialization,
-            shard_size=options.shard_size,
+            method=method,
+            shard_size=shard_size,
+            ignore_paths=signed.ignore_paths if signed is not None else DEFAULT_IGNORE_PATHS,
+            allow_symlinks=signed.allow_symlinks if signed is not None else True,
             single_file_target=resolved.info.kind is TargetKind.FILE,
             progress=options.on_hash_progress,
         )
-        if resolved.info.kind is not TargetKind.HF_CACHE_SNAPSHOT:
+        hub: list[Finding] = []
+        if resolved.info.kind is TargetKind.HF_CACHE_SNAPSHOT:
+            # The cache names each blob by the hash the Hub recorded: compare, offline.
+            hub += compare_hub_hashes(files, result.value.digests)
+        if any(f.rel.startswith(LOCAL_DIR_METADATA) for f in files):
+            # `hf download --local-dir` records each file's Hub hash in .cache/huggingface/download/.
+            hub += compare_local_dir_metadata(files, result.value.digests)
+        if not hub:
             return result
-        # The cache names each blob by the hash the Hub recorded: compare, offline.
-        hub = compare_hub_hashes(files, result.value.digests)
         return Collected(value=result.value, findings=result.findings + tuple(hub))
 
     hashed: HashResult | None = runner.run("hashing", hashing)
     if hashed is not None and not hashed.complete:
         runner.fail("hashing", "some files could not be hashed; the manifest is incomplete")
+    manifest: Manifest | None = hashed.manifest if hashed is not None and hashed.complete else None
+
+    def signatures() -> Collected[SignatureFacts]:
+        if isinstance(plan, Exception):
+            raise plan
+        roles = {item.file.rel: role_of(item.file.rel, item.format) for item in sniffed}
+        ignored = plan.ignored()
+        return collect_signatures(
+            plan,
+            manifest,
+            files,
+            roles,
+            options.trust or load_trust(),
+            rehash=model_signing_rehash(root, ignored) if root.is_dir() else None,
+        )
+
+    signature_facts: SignatureFacts | None = runner.run("signatures", signatures)
     runner.run("serialization", lambda: scan_serialization(sniffed, options.limits))
     model: ModelFacts | None = runner.run(
         "model_facts", lambda: collect_model_facts(sniffed, options.limits)
@@ -159,14 +213,13 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     )
 
     digests = hashed.digests if hashed is not None else {}
-    manifest: Manifest | None = hashed.manifest if hashed is not None and hashed.complete else None
     return Report(
         tool=ToolInfo(version=__version__),
         scanned_at=scanned_at,
         target=resolved.info,
         parameters=ScanParameters(
-            serialization=options.serialization,
-            shard_size=options.shard_size if options.serialization == "shards" else None,
+            serialization=method,
+            shard_size=shard_size if method == "shards" else None,
             hash_workers=options.hash_workers,
             limits=options.limits.as_dict(),
         ),
@@ -177,6 +230,7 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
         card=card,
         origin=origin,
         licence=licence,
+        signatures=signature_facts,
         findings=tuple(
             _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)
         ),

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Bump the minor version for additive changes, the major for anything that
 # breaks a consumer (renamed or removed fields, changed meaning).
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 
 RULE_ID_PATTERN = r"^(INV|HSH|SIG|SER|LIC|ORG|PRB|POL)-[A-Z0-9]+(-[A-Z0-9]+)*$"
 _RULE_ID_RE = re.compile(RULE_ID_PATTERN)
@@ -155,7 +155,7 @@ class Manifest(_Frozen):
 
     model_name: str
     method: Literal["files", "shards"]
-    hash_type: Literal["sha256"] = "sha256"
+    hash_type: Literal["sha256", "blake2", "blake3"] = "sha256"
     allow_symlinks: bool
     ignore_paths: tuple[str, ...]
     shard_size: int | None = None
@@ -335,6 +335,107 @@ class OriginFacts(_Frozen):
     jurisdictions: tuple[Jurisdiction, ...] = ()
 
 
+# ---------------------------------------------------------------- signatures
+
+
+class SignatureStatus(str, Enum):
+    """What checking one signature file showed, before any file is compared.
+
+    verified: the signature checks out against a trust anchor provscan was given (a
+      public key, a CA certificate, or a Sigstore trusted root);
+    unverified: well formed, but nothing provscan was given can check it (a key it does
+      not hold, a certificate chain to a CA it was not given);
+    invalid: the signature, its certificate chain or its transparency-log proof fails, or
+      the signed manifest is inconsistent;
+    malformed: not a readable OpenSSF model signature (OMS) bundle.
+    """
+
+    VERIFIED = "verified"
+    UNVERIFIED = "unverified"
+    INVALID = "invalid"
+    MALFORMED = "malformed"
+
+
+SignatureMethod = Literal["key", "certificate", "sigstore"]
+Integrity = Literal["match", "mismatch", "not_checked"]
+
+
+class TlogEntry(_Frozen):
+    """The transparency-log entry a Sigstore bundle carries (its inclusion proof was checked)."""
+
+    log_index: int
+    integrated_time: datetime | None = None
+    log_id: str | None = None  # base64 key id of the log
+
+
+class Signer(_Frozen):
+    """Who signed: the key, certificate and (Sigstore) identity in the signature."""
+
+    method: SignatureMethod
+    key_fingerprint: str | None = None  # SHA-256 of the PEM public key (the OMS key hint)
+    key_type: str | None = None  # e.g. ecdsa-p256
+    certificate_subject: str | None = None
+    certificate_issuer: str | None = None
+    certificate_serial: str | None = None
+    certificate_fingerprint: str | None = None  # SHA-256 of the DER signing certificate
+    chain: tuple[str, ...] = ()  # subjects of the certificates the bundle carries after the leaf
+    identity: str | None = None  # certificate SAN: e-mail, URI or other name
+    oidc_issuer: str | None = None  # Sigstore OIDC issuer extension
+    tlog: TlogEntry | None = None
+    # What the signature was checked against: "key:<sha256>", "ca:<sha256 of the CA
+    # certificate>", "sigstore:<sha256 of the trusted root file>"; None when unverified.
+    trust_anchor: str | None = None
+
+
+class SignedSerialization(_Frozen):
+    """How the signer hashed the model (the OMS predicate's `serialization`)."""
+
+    method: str
+    hash_type: str
+    shard_size: int | None = None
+    allow_symlinks: bool = False
+    ignore_paths: tuple[str, ...] = ()
+
+
+class SignatureCheck(_Frozen):
+    """One signature file: who signed, whether it verifies, and whether the files match it."""
+
+    path: str  # relative to the target when inside it, else as given
+    sha256: str | None = None
+    status: SignatureStatus
+    reason: str | None = None  # why it is not verified
+    signer: Signer | None = None
+    predicate_type: str | None = None
+    serialization: SignedSerialization | None = None
+    signed_root_digest: str | None = None  # the in-toto subject digest over the signed resources
+    signed_files: int = Field(default=0, ge=0)
+    integrity: Integrity = "not_checked"
+    integrity_reason: str | None = None  # why not checked
+    changed: tuple[str, ...] = ()  # signed files whose content differs
+    missing: tuple[str, ...] = ()  # signed files that are absent
+    extra: tuple[str, ...] = ()  # files present that the signature does not list
+    not_covered: tuple[str, ...] = ()  # files present that the signature's ignore paths leave out
+
+
+class TrustAnchor(_Frozen):
+    """One thing provscan was told to trust (config [trust] or a --trusted-* option)."""
+
+    kind: Literal["key", "ca", "sigstore_root"]
+    fingerprint: str  # SHA-256 (PEM public key, DER certificate, trusted root file)
+    source: str  # the file it was read from, or "embedded" for sigstore's own root
+    name: str | None = None  # key type, certificate subject
+
+
+class SignatureFacts(_Frozen):
+    """Every signature found or given, and the anchors they were checked against.
+
+    No signature is a fact for the policy (`signatures` empty), not an error.
+    """
+
+    signatures: tuple[SignatureCheck, ...] = ()
+    anchors: tuple[TrustAnchor, ...] = ()
+
+
 class TargetInfo(_Frozen):
     input: str  # what the user typed
     kind: TargetKind
@@ -400,6 +501,7 @@ class Report(_Frozen):
     card: CardFacts | None = None
     origin: OriginFacts | None = None
     licence: LicenceFacts | None = None
+    signatures: SignatureFacts | None = None
     findings: tuple[Finding, ...]
     verdict: Verdict | None = None
 

@@ -30,3 +30,11 @@ def data_dir(name: str) -> Path:
 
 def default_policy_dir() -> Path:
     return data_dir("policies") / "default"
+
+
+def shipped_policy_dir(name: str) -> Path | None:
+    """The shipped pack of that name ('default', 'production'), or None if there is none."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    path = data_dir("policies") / name
+    return path if path.is_dir() else None

@@ -246,6 +246,9 @@ config_shapes := {
 	"origin.denied_jurisdictions": "country codes",
 	"origin.review_jurisdictions": "country codes",
 	"origin.unknown": "level",
+	"signatures": "table",
+	"signatures.unsigned": "level",
+	"signatures.untrusted": "level",
 }
 
 shape_rules := {
@@ -268,9 +271,9 @@ deny contains item if {
 	}
 }
 
-# A misspelt key in the licence or origin table would be ignored, its default used instead.
+# A misspelt key in the licence, origin or signatures table would be ignored, its default used instead.
 deny contains item if {
-	some table in ["licence", "origin"]
+	some table in ["licence", "origin", "signatures"]
 	is_object(config[table])
 	some name, _ in config[table]
 	key := sprintf("%v.%v", [table, name])

@@ -1,10 +1,12 @@
-"""Do a Hugging Face cache snapshot's files still match the hashes the Hub recorded for them?
+"""Do files downloaded from the Hugging Face Hub still match the hashes the Hub recorded for them?
 
-huggingface_hub names every cached blob after the hash the Hub gave the file: the SHA-256
-of an LFS file (weights), the git blob SHA-1 of a regular git file (configs, cards). A
-blob whose content no longer matches its name was changed after download. Checked offline:
-LFS files against the SHA-256 the hashing step already computed (no second read); small
-git files by their git blob SHA-1.
+The Hub gives every file a hash: the SHA-256 of an LFS file (weights), the git blob SHA-1 of
+a regular git file (configs, cards). huggingface_hub keeps that hash beside the download:
+a cache snapshot names each blob by it; a `--local-dir` download writes it as the etag in
+`.cache/huggingface/download/<file>.metadata` (lines: commit hash, etag, timestamp). A file
+whose content no longer matches was changed after download, and huggingface_hub's own
+mtime check would not say so. Checked offline: LFS files against the SHA-256 the hashing
+step already computed (no second read); small git files by their git blob SHA-1.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import re
 from collections.abc import Mapping, Sequence
 
 from provscan.collectors.base import ScanFile
-from provscan.report import Finding, Severity, file_finding
+from provscan.report import Finding, JsonValue, Severity, file_finding
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 # Git-tracked (non-LFS) files on the Hub are small; larger ones are not re-read for SHA-1.
 GIT_BLOB_MAX = 64 * 1024 * 1024
+# Where huggingface_hub's local-dir mode records each download (huggingface_hub/_local_folder.py).
+LOCAL_DIR_METADATA = ".cache/huggingface/download/"
+_METADATA_SUFFIX = ".metadata"
+METADATA_MAX = 4 * 1024
 
 
 def git_blob_sha1(path_bytes: bytes) -> str:
@@ -28,43 +34,161 @@ def git_blob_sha1(path_bytes: bytes) -> str:
     return hashlib.sha1(header + path_bytes, usedforsecurity=False).hexdigest()
 
 
+def _git_sha1_of(file: ScanFile) -> str | None:
+    """The file's git blob SHA-1, or None if it cannot be read or grew past GIT_BLOB_MAX."""
+    try:
+        with file.path.open("rb") as handle:
+            data = handle.read(GIT_BLOB_MAX + 1)  # bounded even if the file grew since inventory
+    except OSError:
+        return None  # an unreadable file is reported by inventory and hashing
+    return git_blob_sha1(data) if len(data) <= GIT_BLOB_MAX else None
+
+
+def check_recorded_hash(
+    file: ScanFile,
+    recorded: str,
+    digests: Mapping[str, str],
+    what: str,
+    **evidence: JsonValue,
+) -> Finding | None:
+    """A finding when `file` does not match the hash the Hub `recorded` for it, else None.
+
+    `what` says where the hash was recorded, for messages ("cached blob name",
+    "download metadata etag"); `evidence` is added to the finding (its source, commit, metadata file).
+    """
+    if _SHA256.match(recorded):
+        actual, algorithm = digests.get(file.rel), "sha256"
+    elif _SHA1.match(recorded) and file.size <= GIT_BLOB_MAX:
+        actual, algorithm = _git_sha1_of(file), "git-sha1"
+    else:
+        why = (
+            f"is a git blob SHA-1 but the file is over {GIT_BLOB_MAX} bytes"
+            if _SHA1.match(recorded)
+            else "is not a hash provscan can check"
+        )
+        return file_finding(
+            "HSH-HUB-UNVERIFIED",
+            Severity.MEDIUM,
+            file.rel,
+            f"{file.rel}: {what} {recorded[:80]!r} {why}",
+            recorded=recorded[:80],
+            **evidence,
+        )
+    if actual is None or actual == recorded:
+        return None
+    commit = evidence.get("commit")
+    at_commit = f" at commit {commit}" if commit else ""
+    return file_finding(
+        "HSH-HUB-MISMATCH",
+        Severity.CRITICAL,
+        file.rel,
+        f"{file.rel}: content {algorithm} {actual} differs from {recorded}, the hash the Hub "
+        f"recorded{at_commit} ({what}); the file was changed after download",
+        algorithm=algorithm,
+        recorded=recorded,
+        actual=actual,
+        **evidence,
+    )
+
+
 def compare_hub_hashes(files: Sequence[ScanFile], digests: Mapping[str, str]) -> list[Finding]:
     """Findings for snapshot files whose content differs from the hash their blob is named by."""
     findings: list[Finding] = []
     for file in files:
-        if not file.symlink or file.path.parent.name != "blobs":
+        if file.symlink and file.path.parent.name == "blobs":
+            finding = check_recorded_hash(
+                file, file.path.name, digests, "cached blob name", source="hub-cache-blob"
+            )
+            if finding is not None:
+                findings.append(finding)
+    return findings
+
+
+def read_local_dir_metadata(file: ScanFile, max_bytes: int) -> tuple[str, str] | str:
+    """(commit, etag) from one download metadata file, or what is wrong with it. Bounded.
+
+    Parsed as huggingface_hub's read_download_metadata does: the first three lines are
+    the commit hash, the etag and a float timestamp; the etag is normalised (a `W/`
+    prefix and quotes dropped) in case a writer stored the raw HTTP header.
+    """
+    try:
+        with file.path.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if len(raw) > max_bytes:
+        return f"larger than {max_bytes} bytes"
+    try:
+        lines = [line.strip() for line in raw.decode("utf-8").split("\n")]
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    if len(lines) < 3:
+        return "fewer than three lines (commit hash, etag, timestamp)"
+    commit, etag, timestamp = lines[:3]
+    try:
+        float(timestamp)
+    except ValueError:
+        return f"third line {timestamp[:40]!r} is not a timestamp"
+    etag = etag.removeprefix("W/").strip('"').lower()
+    if not commit or not etag:
+        return "empty commit hash or etag"
+    return commit[:80], etag
+
+
+def compare_local_dir_metadata(
+    files: Sequence[ScanFile], digests: Mapping[str, str], max_bytes: int = METADATA_MAX
+) -> list[Finding]:
+    """Findings for files of a `--local-dir` download that differ from, or lack, their metadata's hash.
+
+    Files without metadata are not findings: users add their own, and signatures cover those.
+    """
+    by_rel = {file.rel: file for file in files}
+    findings: list[Finding] = []
+    for meta in files:
+        rel = meta.rel
+        if not (rel.startswith(LOCAL_DIR_METADATA) and rel.endswith(_METADATA_SUFFIX)):
             continue
-        recorded = file.path.name
-        if _SHA256.match(recorded):
-            actual = digests.get(file.rel)
-            algorithm = "sha256"
-        elif _SHA1.match(recorded) and file.size <= GIT_BLOB_MAX:
-            try:
-                actual = git_blob_sha1(file.path.read_bytes())
-            except OSError:
-                continue  # an unreadable file is reported by inventory and hashing
-            algorithm = "git-sha1"
-        else:
+        name = rel[len(LOCAL_DIR_METADATA) : -len(_METADATA_SUFFIX)]
+        parsed = read_local_dir_metadata(meta, max_bytes) if name else "names no file"
+        if isinstance(parsed, str):
             findings.append(
                 file_finding(
                     "HSH-HUB-UNVERIFIED",
                     Severity.MEDIUM,
-                    file.rel,
-                    f"{file.rel}: cached blob {recorded[:80]} is not named by a hash provscan can check",
-                    blob=recorded[:80],
+                    rel,
+                    f"{rel}: huggingface_hub download metadata is malformed ({parsed}); "
+                    f"{name or 'its file'} cannot be compared with the Hub's record",
+                    problem=parsed,
+                    source="local-dir-metadata",
                 )
             )
             continue
-        if actual is not None and actual != recorded:
+        commit, etag = parsed
+        file = by_rel.get(name)
+        if file is None:
             findings.append(
                 file_finding(
-                    "HSH-HUB-MISMATCH",
-                    Severity.CRITICAL,
-                    file.rel,
-                    f"{file.rel}: content {algorithm} {actual} differs from the {recorded} the Hub recorded; the file was changed after download",
-                    algorithm=algorithm,
-                    recorded=recorded,
-                    actual=actual,
+                    "HSH-HUB-MISSING",
+                    Severity.HIGH,
+                    name,
+                    f"{name}: downloaded from the Hub at commit {commit} (recorded in {rel}) "
+                    "but no longer present; the download was changed afterwards",
+                    commit=commit,
+                    recorded=etag[:80],
+                    metadata=rel,
+                    source="local-dir-metadata",
                 )
             )
+            continue
+        finding = check_recorded_hash(
+            file,
+            etag,
+            digests,
+            "download metadata etag",
+            commit=commit,
+            metadata=rel,
+            source="local-dir-metadata",
+        )
+        if finding is not None:
+            findings.append(finding)
     return findings

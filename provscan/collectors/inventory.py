@@ -109,6 +109,8 @@ def file_entry(item: SniffedFile, sha256: str | None) -> FileEntry:
 
 def role_of(rel: str, fmt: FileFormat) -> FileRole:
     path = PurePosixPath(rel)
+    if path.parts[:2] == (".cache", "huggingface"):
+        return FileRole.OTHER  # huggingface_hub's download bookkeeping (hf download --local-dir)
     name = path.name.lower()
     suffix = path.suffix.lower()
     if suffix in _PYTHON_SUFFIXES or suffix in _NATIVE_SUFFIXES:

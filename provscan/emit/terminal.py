@@ -53,6 +53,7 @@ def _header(console: Console, report: Report) -> None:
         console.print(
             f"  manifest   sha256:{report.manifest.root_digest} (OMS, {report.manifest.method})"
         )
+    _signatures(console, report)
     model = report.model
     if model is not None:
         arch = ", ".join(model.architectures) or "unknown architecture"
@@ -72,6 +73,33 @@ def _header(console: Console, report: Report) -> None:
         console.print(f"  card       licence: {escape(licences)}; base model: {escape(base)}")
     _licence(console, report)
     _origin(console, report)
+
+
+def _signatures(console: Console, report: Report) -> None:
+    facts = report.signatures
+    if facts is None:
+        return
+    if not facts.signatures:
+        console.print("  signature  [yellow]none[/yellow] (no model.sig, no --signature)")
+    for sig in facts.signatures:
+        colour = {"verified": "green", "unverified": "yellow"}.get(sig.status.value, "red")
+        line = f"  signature  {escape(sig.path)}: [{colour}]{sig.status.value}[/{colour}]"
+        signer = sig.signer
+        if signer is not None:
+            who = signer.identity or signer.certificate_subject or (
+                f"key {signer.key_fingerprint[:16]}" if signer.key_fingerprint else "unknown signer"
+            )
+            issuer = f" via {signer.oidc_issuer}" if signer.oidc_issuer else ""
+            log = f", log index {signer.tlog.log_index}" if signer.tlog else ""
+            line += f" ({signer.method}: {escape(who)}{escape(issuer)}{log})"
+        files = {
+            "match": f"; {sig.signed_files} signed file(s) match",
+            "mismatch": f"; files differ: {len(sig.changed)} changed, {len(sig.missing)} missing, {len(sig.extra)} extra",
+            "not_checked": "; files not compared",
+        }[sig.integrity]
+        console.print(line + files)
+        if sig.reason and sig.status.value != "verified":
+            console.print(f"             {escape(sig.reason)}")
 
 
 def _licence(console: Console, report: Report) -> None:

@@ -26,6 +26,7 @@ from provscan.config import merge_config
 from provscan.errors import ConfigError, PolicyError, UsageError
 from provscan.policy.verdict import PACKAGE, verdict_from_result
 from provscan.report import PolicyInfo, Report, Verdict
+from provscan.resources import shipped_policy_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class PolicyPack:
     modules: tuple[tuple[str, str], ...]  # (display name, source)
     defaults: dict[str, Any]
     sources: tuple[tuple[str, bytes], ...]  # every file that changes a decision
+    extends: str | None = None  # a shipped pack this one builds on (loaded before it)
 
 
 def _is_policy_file(rel: Path) -> bool:
@@ -86,10 +88,10 @@ def load_pack(root: Path, name: str | None = None) -> PolicyPack:
             f"a pack must add rules to package {PACKAGE}: "
             'deny contains {"rule": "ID", "msg": "why"} if { ... }',
         )
-    defaults, data_source = _load_defaults(root, name)
+    defaults, extends, data_source = _load_defaults(root, name)
     if data_source is not None:
         sources.append(data_source)
-    return PolicyPack(name, root, tuple(modules), defaults, tuple(sources))
+    return PolicyPack(name, root, tuple(modules), defaults, tuple(sources), extends)
 
 
 def _lint(display: str, text: str) -> None:
@@ -102,10 +104,13 @@ def _lint(display: str, text: str) -> None:
         )
 
 
-def _load_defaults(root: Path, name: str) -> tuple[dict[str, Any], tuple[str, bytes] | None]:
+def _load_defaults(
+    root: Path, name: str
+) -> tuple[dict[str, Any], str | None, tuple[str, bytes] | None]:
+    """(config defaults, the shipped pack it extends, the data file) of a pack."""
     present = [root / f for f in DATA_FILES if (root / f).is_file()]
     if not present:
-        return {}, None
+        return {}, None, None
     if len(present) > 1:
         raise PolicyError(f"policy pack {root} has both data.yaml and data.json; keep one")
     path = present[0]
@@ -116,25 +121,48 @@ def _load_defaults(root: Path, name: str) -> tuple[dict[str, Any], tuple[str, by
     except (yaml.YAMLError, ValueError) as exc:
         raise PolicyError(f"policy data {display} cannot be parsed: {exc}") from exc
     if doc is None:
-        return {}, (display, raw)
-    if not isinstance(doc, dict) or set(doc) - {"config"}:
-        raise PolicyError(f"policy data {display} must be a mapping with a single key 'config'")
+        return {}, None, (display, raw)
+    if not isinstance(doc, dict) or set(doc) - {"config", "extends"}:
+        raise PolicyError(
+            f"policy data {display} must be a mapping with the keys 'config' and optionally 'extends'"
+        )
     config = doc.get("config") or {}
     if not isinstance(config, dict):
         raise PolicyError(f"policy data {display}: 'config' must be a mapping")
-    return config, (display, raw)
+    extends = doc.get("extends")
+    if extends is not None and not isinstance(extends, str):
+        raise PolicyError(f"policy data {display}: 'extends' must name a shipped pack")
+    return config, extends, (display, raw)
 
 
 def load_packs(policy_dirs: Sequence[Path]) -> list[PolicyPack]:
+    """Load the packs in order; a pack that `extends` a shipped pack gets it loaded first."""
     if not policy_dirs:
         raise UsageError("no policy pack given")
     packs: list[PolicyPack] = []
     names: set[str] = set()
-    for root in policy_dirs:
+    loaded: set[Path] = set()
+
+    def add(root: Path, chain: tuple[Path, ...]) -> None:
+        resolved = root.resolve()
+        if resolved in loaded:
+            return
+        if resolved in chain:
+            raise PolicyError(f"policy pack {root} extends itself (through {', '.join(map(str, chain))})")
         # Two packs may share a folder name; module names must stay unique.
         name = root.name if root.name not in names else str(root)
+        pack = load_pack(root, name)
+        if pack.extends is not None:
+            base = shipped_policy_dir(pack.extends)
+            if base is None:
+                raise PolicyError(f"policy pack {root} extends {pack.extends!r}, which is not a shipped pack")
+            add(base, (*chain, resolved))
         names.add(name)
-        packs.append(load_pack(root, name))
+        loaded.add(resolved)
+        packs.append(pack)
+
+    for root in policy_dirs:
+        add(root, ())
     return packs
 
 

@@ -1,0 +1,308 @@
+"""Are these the signer's exact files? Find OMS signatures, verify them, compare manifests.
+
+Signatures are read before hashing (`plan_signatures`): the first one hashed with SHA-256
+decides how the hashing step builds its manifest (files or shards, shard size, ignored
+paths), so verification reuses that manifest and no file is read twice. A signature made
+with another hash or serialization is checked with model_signing's own hashing (a second
+read, reported as such).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from provscan.collectors.base import Collected, ScanFile
+from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
+from provscan.limits import Limits
+from provscan.report import (
+    FileRole,
+    Finding,
+    Manifest,
+    ManifestResource,
+    SignatureCheck,
+    SignatureFacts,
+    SignatureStatus,
+    Severity,
+    SignedSerialization,
+    file_finding,
+    target_finding,
+)
+from provscan.signing.bundle import ParsedSignature, SignatureFormatError, read_signature, split_shard
+from provscan.signing.trust import TrustSettings
+from provscan.signing.verify import verify_signature
+
+CONVENTIONAL_NAME = "model.sig"
+_GIT_PATHS = tuple(p for p in DEFAULT_IGNORE_PATHS if p != CONVENTIONAL_NAME)
+_SENSITIVE_ROLES = {FileRole.WEIGHTS, FileRole.CODE, FileRole.TOKENIZER, FileRole.CONFIG}
+# Builds the target's manifest the way a signature says (another hash or serialization).
+RehashFn = Callable[[SignedSerialization], Manifest]
+
+
+@dataclass(frozen=True)
+class LoadedSignature:
+    display: str  # relative to the target when inside it, else the path given
+    rel: str | None  # its name inside the target, when it is one of the target's files
+    parsed: ParsedSignature | None
+    error: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class SignaturePlan:
+    signatures: tuple[LoadedSignature, ...] = ()
+
+    @property
+    def hashing(self) -> SignedSerialization | None:
+        """The serialization the hashing step should use: the first SHA-256 signature's."""
+        for item in self.signatures:
+            if item.parsed is not None and item.parsed.serialization.hash_type == "sha256":
+                return item.parsed.serialization
+        return None
+
+    def ignored(self) -> tuple[str, ...]:
+        """Paths the manifest leaves out: git paths, the signature files, the signer's ignores."""
+        paths = set(DEFAULT_IGNORE_PATHS)
+        paths.update(item.rel for item in self.signatures if item.rel is not None)
+        if self.hashing is not None:
+            paths.update(self.hashing.ignore_paths)
+        return tuple(sorted(paths))
+
+    def manifest_files(self, files: Sequence[ScanFile]) -> list[ScanFile]:
+        """The target's files, with in_manifest matching what the signer hashed."""
+        ignored = self.ignored()
+        return [
+            f if not f.in_manifest or not is_ignored(f.rel, ignored) else dataclasses.replace(f, in_manifest=False)
+            for f in files
+        ]
+
+
+def plan_signatures(
+    files: Sequence[ScanFile], root: Path, given: Sequence[Path], limits: Limits
+) -> SignaturePlan:
+    """Read the target's model.sig and every --signature file (unverified, bounded)."""
+    by_path = {f.path.resolve(): f for f in files}
+    found: list[tuple[str, str | None, Path]] = []
+    for f in files:
+        if f.rel == CONVENTIONAL_NAME:
+            found.append((f.rel, f.rel, f.path))
+    for path in given:
+        inside = by_path.get(path.resolve())
+        if inside is not None and any(rel == inside.rel for _, rel, _ in found):
+            continue
+        found.append((inside.rel if inside else str(path), inside.rel if inside else None, path))
+    loaded = []
+    for display, rel, path in found:
+        try:
+            parsed = read_signature(path, limits.signature_max, limits.signature_max_resources)
+        except SignatureFormatError as exc:
+            loaded.append(LoadedSignature(display, rel, None, str(exc)))
+            continue
+        loaded.append(LoadedSignature(display, rel, parsed, sha256=parsed.sha256))
+    return SignaturePlan(tuple(loaded))
+
+
+def collect_signatures(
+    plan: SignaturePlan,
+    manifest: Manifest | None,
+    files: Sequence[ScanFile],
+    roles: Mapping[str, FileRole],
+    trust: TrustSettings,
+    rehash: RehashFn | None = None,
+) -> Collected[SignatureFacts]:
+    """Verify each signature and compare the files with what it signed.
+
+    `files` carry in_manifest as `plan.manifest_files` set it; `manifest` is the hashing
+    step's (None when some file could not be hashed); `rehash(serialization)` builds a
+    manifest for a signature hashed another way (None: such a signature is not compared).
+    """
+    checks: list[SignatureCheck] = []
+    findings: list[Finding] = []
+    not_covered = _not_covered(plan, files)
+    for item in plan.signatures:
+        check, found = _check_one(item, manifest, files, roles, trust, rehash, not_covered)
+        checks.append(check)
+        findings.extend(found)
+    return Collected(SignatureFacts(signatures=tuple(checks), anchors=trust.anchors()), tuple(findings))
+
+
+def _check_one(
+    item: LoadedSignature,
+    manifest: Manifest | None,
+    files: Sequence[ScanFile],
+    roles: Mapping[str, FileRole],
+    trust: TrustSettings,
+    rehash: RehashFn | None,
+    not_covered: tuple[str, ...],
+) -> tuple[SignatureCheck, list[Finding]]:
+    at = item.rel
+    if item.parsed is None:
+        message = f"{item.display}: not a usable OpenSSF model signature: {item.error}"
+        return (
+            SignatureCheck(path=item.display, sha256=item.sha256, status=SignatureStatus.MALFORMED, reason=item.error),
+            [_finding("SIG-MALFORMED", Severity.CRITICAL, at, message, signature=item.display)],
+        )
+    parsed = item.parsed
+    verification = verify_signature(parsed, trust)
+    check = SignatureCheck(
+        path=item.display,
+        sha256=parsed.sha256,
+        status=verification.status,
+        reason=verification.reason,
+        signer=verification.signer,
+        predicate_type=parsed.predicate_type,
+        serialization=parsed.serialization,
+        signed_root_digest=parsed.subject_digest,
+        signed_files=len({_file_of(name, parsed) for name in parsed.resources}),
+        not_covered=not_covered,
+    )
+    findings: list[Finding] = []
+    if verification.status is SignatureStatus.INVALID:
+        findings.append(_finding("SIG-INVALID", Severity.CRITICAL, at, f"{item.display}: {verification.reason}", signature=item.display))
+    elif verification.status is SignatureStatus.MALFORMED:
+        findings.append(_finding("SIG-MALFORMED", Severity.CRITICAL, at, f"{item.display}: {verification.reason}", signature=item.display))
+    elif verification.status is SignatureStatus.UNVERIFIED:
+        findings.append(_finding("SIG-UNVERIFIED", Severity.INFO, at, f"{item.display}: {verification.reason}", signature=item.display))
+    check, integrity = _compare(check, parsed, manifest, files, rehash)
+    findings.extend(integrity)
+    for rel in not_covered:
+        severity = Severity.HIGH if roles.get(rel) in _SENSITIVE_ROLES else Severity.MEDIUM
+        findings.append(
+            _finding(
+                "SIG-NOT-COVERED",
+                severity,
+                rel,
+                f"{rel}: not covered by signature {item.display} (its ignore_paths leave it out), so nothing proves it is the signer's",
+                signature=item.display,
+            )
+        )
+    return check, findings
+
+
+def _compare(
+    check: SignatureCheck,
+    parsed: ParsedSignature,
+    manifest: Manifest | None,
+    files: Sequence[ScanFile],
+    rehash: RehashFn | None,
+) -> tuple[SignatureCheck, list[Finding]]:
+    ours = manifest if manifest is not None and _same_serialization(manifest, parsed.serialization) else None
+    if ours is None and manifest is not None and rehash is not None:
+        try:
+            ours = rehash(parsed.serialization)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the files unchecked, and says why
+            reason = f"the files could not be hashed the way the signer did ({type(exc).__name__}: {exc})"
+            return _unchecked(check, reason)
+    if ours is None:
+        reason = (
+            "some files could not be hashed, so the files were not compared"
+            if manifest is None
+            else f"the signature uses {parsed.serialization.method}/{parsed.serialization.hash_type} hashing, which this run did not compute"
+        )
+        return _unchecked(check, reason)
+    single = {f.rel for f in files if f.in_manifest} if len(files) == 1 else None
+    signed = _by_file(parsed.resources, parsed, single)
+    actual = _by_file({r.name: (r.algorithm, r.digest) for r in ours.resources}, parsed, single)
+    changed = sorted(name for name in signed.keys() & actual.keys() if signed[name] != actual[name])
+    missing = sorted(signed.keys() - actual.keys())
+    extra = sorted(actual.keys() - signed.keys())
+    findings = [
+        _finding("SIG-FILE-CHANGED", Severity.CRITICAL, rel, f"{rel}: content differs from what {check.path} signed", signature=check.path)
+        for rel in changed
+    ]
+    findings += [
+        _finding("SIG-FILE-MISSING", Severity.CRITICAL, None, f"{rel}: signed by {check.path} but absent", signature=check.path, file=rel)
+        for rel in missing
+    ]
+    findings += [
+        _finding("SIG-FILE-EXTRA", Severity.CRITICAL, rel, f"{rel}: present but not signed by {check.path}", signature=check.path)
+        for rel in extra
+    ]
+    integrity = "mismatch" if changed or missing or extra else "match"
+    updated = check.model_copy(
+        update={"integrity": integrity, "changed": tuple(changed), "missing": tuple(missing), "extra": tuple(extra)}
+    )
+    return updated, findings
+
+
+def _unchecked(check: SignatureCheck, reason: str) -> tuple[SignatureCheck, list[Finding]]:
+    updated = check.model_copy(update={"integrity": "not_checked", "integrity_reason": reason})
+    message = f"{check.path}: {reason}"
+    return updated, [_finding("SIG-UNCHECKED", Severity.HIGH, None, message, signature=check.path)]
+
+
+def _same_serialization(manifest: Manifest, signed: SignedSerialization) -> bool:
+    return (
+        manifest.method == signed.method
+        and manifest.hash_type == signed.hash_type
+        and (signed.method == "files" or manifest.shard_size == signed.shard_size)
+    )
+
+
+def _file_of(name: str, parsed: ParsedSignature) -> str:
+    return split_shard(name)[0] if parsed.serialization.method == "shards" else name
+
+
+def _by_file(
+    resources: Mapping[str, tuple[str, str]], parsed: ParsedSignature, single: set[str] | None
+) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """Resources grouped per file: a file differs when any of its shards (or its digest) does."""
+    grouped: dict[str, list[tuple[str, str, str]]] = {}
+    for name, (algorithm, digest) in resources.items():
+        path = _file_of(name, parsed)
+        if path == "." and single:  # a single-file model: model_signing names it "."
+            path = next(iter(single))
+        grouped.setdefault(path, []).append((name, algorithm, digest))
+    return {path: tuple(sorted(items)) for path, items in grouped.items()}
+
+
+def _not_covered(plan: SignaturePlan, files: Sequence[ScanFile]) -> tuple[str, ...]:
+    """Files left out of the manifest other than git paths and the signature files themselves."""
+    own = {item.rel for item in plan.signatures if item.rel is not None}
+    return tuple(
+        sorted(f.rel for f in files if not f.in_manifest and f.rel not in own and not is_ignored(f.rel, _GIT_PATHS))
+    )
+
+
+def _finding(rule: str, severity: Severity, path: str | None, message: str, **evidence: str) -> Finding:
+    if path is not None:
+        return file_finding(rule, severity, path, message, **evidence)
+    return target_finding(rule, severity, message, **evidence)
+
+
+def model_signing_rehash(root: Path, ignored: Sequence[str]) -> RehashFn:
+    """A RehashFn that hashes `root` with model_signing itself (a second read of every file)."""
+
+    def rehash(serialization: SignedSerialization) -> Manifest:
+        from model_signing import hashing
+
+        paths = sorted(set(ignored) | set(serialization.ignore_paths))
+        config = hashing.Config().set_ignored_paths(paths=[root / p for p in paths], ignore_git_paths=True)
+        algorithm = serialization.hash_type
+        if serialization.method == "shards":
+            config.use_shard_serialization(
+                hashing_algorithm=algorithm,  # type: ignore[arg-type]
+                shard_size=serialization.shard_size or 1_000_000_000,
+                allow_symlinks=True,
+            )
+        else:
+            config.use_file_serialization(hashing_algorithm=algorithm, allow_symlinks=True)  # type: ignore[arg-type]
+        theirs = config.hash(root)
+        resources = tuple(
+            ManifestResource(name=str(r.identifier), algorithm=r.digest.algorithm, digest=r.digest.digest_hex)
+            for r in theirs.resource_descriptors()
+        )
+        return Manifest(
+            model_name=root.name,
+            method=serialization.method,  # type: ignore[arg-type]
+            hash_type=serialization.hash_type,  # type: ignore[arg-type]
+            allow_symlinks=True,
+            ignore_paths=tuple(paths),
+            shard_size=serialization.shard_size,
+            resources=resources,
+            root_digest="",
+        )
+
+    return rehash

@@ -1,0 +1,1 @@
+"""OpenSSF model signatures (OMS): reading, verifying and producing them."""

@@ -1,0 +1,320 @@
+"""Does a signature check out, and who made it? Key, certificate-chain and Sigstore bundles.
+
+The checks themselves are the reference implementations': model_signing's verifiers for
+key and certificate bundles, sigstore-python's for Sigstore bundles (certificate chain to
+the trusted root's Fulcio CA, signed certificate timestamp, transparency-log inclusion
+proof, DSSE signature), all offline. What this module adds is telling apart a signature
+that fails (invalid) from one that nothing provscan was given can check (unverified).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from cryptography import exceptions as crypto_exceptions
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ObjectIdentifier
+
+from provscan.report import SignatureStatus, Signer, TlogEntry
+from provscan.signing.bundle import ParsedSignature
+from provscan.signing.trust import TrustSettings, key_fingerprint, oms_key_type
+
+# Fulcio's OIDC issuer extensions: v1 holds the raw URL, v2 a DER UTF8String; a username
+# identity is an OtherName of type 1.3.6.1.4.1.57264.1.7 (a DER UTF8String too).
+_OIDC_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+_OIDC_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
+_FULCIO_USERNAME = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
+# Transparency-log entry types sigstore-python (4.5) can check for a DSSE bundle.
+_SUPPORTED_DSSE_ENTRIES = {("dsse", "0.0.1"), ("hashedrekord", "0.0.2")}
+
+
+@dataclass(frozen=True)
+class Verification:
+    status: SignatureStatus
+    reason: str | None
+    signer: Signer
+
+
+def verify_signature(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
+    """Check one parsed signature against the trust anchors. Never raises for bad input."""
+    if parsed.method == "key":
+        return _verify_key(parsed, trust)
+    if parsed.method == "certificate":
+        return _verify_certificate(parsed, trust)
+    return _verify_sigstore(parsed, trust)
+
+
+def _model_signing_bundle(parsed: ParsedSignature) -> object:
+    """The bundle as model_signing's key / certificate verifiers take it."""
+    from model_signing._signing import sign_sigstore_pb
+    from sigstore_models.bundle import v1 as bundle_pb
+
+    # The same adjustments as model_signing's Signature.read (which reads an unbounded
+    # file from a path): older bundles lack tlogEntries; rawBytes / keyDetails are dropped.
+    document = dict(parsed.document)
+    material = dict(document["verificationMaterial"])
+    material.setdefault("tlogEntries", [])
+    if isinstance(material.get("publicKey"), dict):
+        key = {k: v for k, v in material["publicKey"].items() if k not in ("rawBytes", "keyDetails")}
+        key.setdefault("hint", None)
+        material["publicKey"] = key
+    document["verificationMaterial"] = material
+    return sign_sigstore_pb.Signature(bundle_pb.Bundle.from_dict(document))
+
+
+def _checked_payload(verifier: object, parsed: ParsedSignature) -> None:
+    """Run a model_signing verifier; raise if the payload it vouches for is not the one parsed."""
+    signature = _model_signing_bundle(parsed)
+    # model_signing prints a warning on stdout for old key bundles: keep stdout for reports.
+    with contextlib.redirect_stdout(io.StringIO()):
+        payload_type, payload = verifier._verify_signed_content(signature)  # type: ignore[attr-defined]
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if payload != parsed.payload:
+        raise ValueError("the verified payload differs from the bundle's")
+
+
+def _verify_key(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
+    from model_signing._signing import sign_ec_key
+
+    material = parsed.document["verificationMaterial"]["publicKey"]
+    hint = material.get("hint") if isinstance(material, dict) else None
+    hint = hint if isinstance(hint, str) and hint else None
+    signer = Signer(method="key", key_fingerprint=hint)
+    candidates = [k for k in trust.keys if hint is None or k.fingerprint == hint]
+    if not candidates:
+        named = f"public key {hint}" if hint else "a public key the bundle does not name"
+        return Verification(
+            SignatureStatus.UNVERIFIED,
+            f"signed with {named}, which is not among the trusted keys (--trusted-key or [trust] keys)",
+            signer,
+        )
+    failures = []
+    for key in candidates:
+        try:
+            _checked_payload(sign_ec_key.Verifier(key.source), parsed)
+        except (crypto_exceptions.InvalidSignature, ValueError, TypeError, IndexError) as exc:
+            failures.append(f"{key.source}: {_describe(exc)}")
+            continue
+        verified = signer.model_copy(
+            update={"key_fingerprint": key.fingerprint, "key_type": key.key_type, "trust_anchor": f"key:{key.fingerprint}"}
+        )
+        return Verification(SignatureStatus.VERIFIED, None, verified)
+    return Verification(
+        SignatureStatus.INVALID,
+        "the signature does not verify with the trusted key it names: the signed content was changed after signing, or another key signed it ("
+        + "; ".join(failures)
+        + ")",
+        signer,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, crypto_exceptions.InvalidSignature):
+        return "signature mismatch"
+    return str(exc) or type(exc).__name__
+
+
+def _chain(parsed: ParsedSignature) -> list[x509.Certificate]:
+    chain = parsed.document["verificationMaterial"].get("x509CertificateChain")
+    certificates = chain.get("certificates") if isinstance(chain, dict) else None
+    if not isinstance(certificates, list) or not certificates:
+        raise ValueError("the certificate chain is empty")
+    loaded = []
+    for item in certificates:
+        raw = item.get("rawBytes") if isinstance(item, dict) else None
+        if not isinstance(raw, str):
+            raise ValueError("a chain certificate has no rawBytes")
+        loaded.append(x509.load_der_x509_certificate(base64.b64decode(raw, validate=True)))
+    return loaded
+
+
+def _certificate_signer(method: str, leaf: x509.Certificate, rest: list[x509.Certificate]) -> Signer:
+    key = leaf.public_key()
+    identity, issuer = certificate_identity(leaf)
+    return Signer(
+        method=method,  # type: ignore[arg-type]
+        key_fingerprint=key_fingerprint(key) if isinstance(key, ec.EllipticCurvePublicKey) else None,
+        key_type=oms_key_type(key),
+        certificate_subject=leaf.subject.rfc4514_string() or None,
+        certificate_issuer=leaf.issuer.rfc4514_string() or None,
+        certificate_serial=format(leaf.serial_number, "x"),
+        certificate_fingerprint=hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        chain=tuple(c.subject.rfc4514_string() for c in rest),
+        identity=identity,
+        oidc_issuer=issuer,
+    )
+
+
+def _leaf_signature_valid(leaf: x509.Certificate, parsed: ParsedSignature) -> bool:
+    """Whether the DSSE signature verifies with the leaf certificate's key, chain aside.
+
+    Hand-written (DSSE PAE + ECDSA, as in model_signing's verifiers) because model_signing's
+    certificate verifier only checks the signature after the chain, and falls back to the
+    operating system's CAs when given none: provscan must say "valid signature, untrusted
+    chain" without trusting anything the user did not give.
+    """
+    from model_signing._signing import sign_ec_key, sign_sigstore_pb
+
+    key = leaf.public_key()
+    if oms_key_type(key) is None or not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    signature = base64.b64decode(parsed.document["dsseEnvelope"]["signatures"][0]["sig"])
+    try:
+        key.verify(signature, sign_sigstore_pb.pae(parsed.payload), ec.ECDSA(sign_ec_key.get_ec_key_hash(key)))
+    except crypto_exceptions.InvalidSignature:
+        return False
+    return True
+
+
+def _verify_certificate(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
+    from model_signing._signing import sign_certificate
+
+    try:
+        chain = _chain(parsed)
+    except ValueError as exc:
+        raise_malformed = f"the certificate chain cannot be read: {exc}"
+        return Verification(SignatureStatus.MALFORMED, raise_malformed, Signer(method="certificate"))
+    signer = _certificate_signer("certificate", chain[0], chain[1:])
+    if not _leaf_signature_valid(chain[0], parsed):
+        return Verification(
+            SignatureStatus.INVALID,
+            "the signature does not verify with the signing certificate's key: the signed content was changed after signing",
+            signer,
+        )
+    if not trust.cas:
+        return Verification(
+            SignatureStatus.UNVERIFIED,
+            f"signed by certificate {signer.certificate_subject or signer.certificate_fingerprint}; its chain was not checked: no trusted CA given (--trusted-ca or [trust] certificate_roots)",
+            signer,
+        )
+    try:
+        verifier = sign_certificate.Verifier([ca.source for ca in trust.cas])
+        _checked_payload(verifier, parsed)
+    except ValueError as exc:
+        return Verification(SignatureStatus.INVALID, f"the certificate chain is not valid for signing: {exc}", signer)
+    except Exception as exc:  # noqa: BLE001 - pyOpenSSL's X509StoreContextError and kin
+        return Verification(
+            SignatureStatus.UNVERIFIED,
+            f"signed by certificate {signer.certificate_subject}, whose chain does not lead to a trusted CA ({_describe(exc)})",
+            signer,
+        )
+    anchor = _anchoring_ca(chain, trust)
+    return Verification(SignatureStatus.VERIFIED, None, signer.model_copy(update={"trust_anchor": anchor}))
+
+
+def _anchoring_ca(chain: list[x509.Certificate], trust: TrustSettings) -> str:
+    """The trusted CA the chain ends in (the one that issued its last certificate)."""
+    last = chain[-1]
+    for ca in trust.cas:
+        if ca.certificate == last or ca.certificate.subject == last.issuer:
+            return f"ca:{ca.fingerprint}"
+    return f"ca:{trust.cas[0].fingerprint}"
+
+
+def _verify_sigstore(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier
+
+    try:
+        bundle = Bundle.from_json(parsed.raw)
+    except (SigstoreError, ValueError, KeyError, TypeError) as exc:
+        return Verification(SignatureStatus.MALFORMED, f"not a valid Sigstore bundle: {_describe(exc)}", Signer(method="sigstore"))
+    leaf = bundle.signing_certificate
+    signer = _certificate_signer("sigstore", leaf, [])
+    entry = bundle.log_entry._inner
+    signer = signer.model_copy(
+        update={
+            "tlog": TlogEntry(
+                log_index=int(entry.log_index),
+                integrated_time=datetime.fromtimestamp(int(entry.integrated_time), tz=timezone.utc)
+                if entry.integrated_time
+                else None,
+                log_id=base64.b64encode(bytes(entry.log_id.key_id)).decode() if entry.log_id else None,
+            )
+        }
+    )
+    kind = (entry.kind_version.kind, entry.kind_version.version)
+    if kind not in _SUPPORTED_DSSE_ENTRIES:
+        return Verification(
+            SignatureStatus.UNVERIFIED,
+            f"its transparency-log entry is of type {kind[0]}/{kind[1]}, which the installed sigstore library cannot check",
+            signer,
+        )
+    try:
+        verifier = Verifier(trusted_root=TrustedRoot.from_file(str(trust.sigstore_root)))
+        payload_type, payload = verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
+    except (SigstoreError, ValueError, crypto_exceptions.InvalidSignature) as exc:
+        return Verification(SignatureStatus.INVALID, f"Sigstore verification failed: {_describe(exc)}", signer)
+    if payload != parsed.payload:
+        return Verification(SignatureStatus.INVALID, "the verified payload differs from the bundle's", signer)
+    return Verification(
+        SignatureStatus.VERIFIED, None, signer.model_copy(update={"trust_anchor": f"sigstore:{trust.sigstore_root_sha256}"})
+    )
+
+
+class _IdentityJudgedByPolicy:
+    """A sigstore VerificationPolicy that accepts any signer identity at this stage.
+
+    Everything else about the bundle is verified; the identity and OIDC issuer are then
+    recorded in the report and judged by the Rego policy against config trust.identities
+    (exact or pattern), so a Sigstore signature by an identity nobody listed never counts
+    as trusted.
+    """
+
+    def verify(self, cert: x509.Certificate) -> None:
+        return None
+
+
+def certificate_identity(certificate: x509.Certificate) -> tuple[str | None, str | None]:
+    """(SAN identity, OIDC issuer) of a certificate: what a Sigstore identity policy matches.
+
+    Hand-written: sigstore-python has no public helper, and its Identity policy compares
+    Fulcio's OtherName identities without unwrapping their DER UTF8String.
+    """
+    identity: str | None = None
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        values = list(san.get_values_for_type(x509.RFC822Name)) + list(
+            san.get_values_for_type(x509.UniformResourceIdentifier)
+        )
+        for other in san.get_values_for_type(x509.OtherName):
+            if other.type_id == _FULCIO_USERNAME:
+                values.append(_der_utf8(other.value) or "")
+        identity = next((v for v in values if v), None)
+    issuer: str | None = None
+    try:
+        issuer = _der_utf8(certificate.extensions.get_extension_for_oid(_OIDC_ISSUER_V2).value.value)
+    except x509.ExtensionNotFound:
+        pass
+    if issuer is None:
+        try:
+            raw = certificate.extensions.get_extension_for_oid(_OIDC_ISSUER_V1).value.value
+            issuer = raw.decode("utf-8", "replace")
+        except x509.ExtensionNotFound:
+            pass
+    return identity, issuer
+
+
+def _der_utf8(der: bytes) -> str | None:
+    """The text of a DER UTF8String (tag 0x0C, short or long length), or None."""
+    if len(der) < 2 or der[0] != 0x0C:
+        return None
+    length, start = der[1], 2
+    if length & 0x80:
+        width = length & 0x7F
+        length, start = int.from_bytes(der[2 : 2 + width], "big"), 2 + width
+    if start + length != len(der):
+        return None
+    return der[start:].decode("utf-8", "replace")
