@@ -241,7 +241,9 @@ def _policy_dirs(values: Sequence[str]) -> list[Path]:
         shipped = shipped_policy_dir(value) if not Path(value).is_dir() else None
         path = shipped or Path(value)
         if not path.is_dir():
-            raise UsageError(f"--policy {value}: not a directory, nor a shipped pack (default, production)")
+            raise UsageError(
+                f"--policy {value}: not a directory, nor a shipped pack (default, production)"
+            )
         dirs.append(path)
     return dirs
 
@@ -258,7 +260,7 @@ def _with_identities(
         return config
     trust = dict(config.get("trust") or {}) if isinstance(config.get("trust"), dict) else {}
     existing = trust.get("identities", [])
-    added = [{"identity": i, "issuer": u} for i, u in zip(identities, issuers)]
+    added = [{"identity": i, "issuer": u} for i, u in zip(identities, issuers, strict=True)]
     trust["identities"] = [*(existing if isinstance(existing, list) else []), *added]
     return {**config, "trust": trust}
 

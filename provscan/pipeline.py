@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from provscan import __version__
@@ -145,7 +145,9 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
         plan, files = exc, resolved.files
     signed = plan.hashing if isinstance(plan, SignaturePlan) else None
     method = signed.method if signed is not None else options.serialization
-    shard_size = (signed.shard_size or options.shard_size) if signed is not None else options.shard_size
+    shard_size = (
+        (signed.shard_size or options.shard_size) if signed is not None else options.shard_size
+    )
 
     sniffed: list[SniffedFile] = (
         runner.run("inventory", lambda: collect_inventory(files, options.limits)) or []

@@ -390,8 +390,8 @@ class Signer(_Frozen):
 class SignedSerialization(_Frozen):
     """How the signer hashed the model (the OMS predicate's `serialization`)."""
 
-    method: str
-    hash_type: str
+    method: Literal["files", "shards"]
+    hash_type: Literal["sha256", "blake2", "blake3"]
     shard_size: int | None = None
     allow_symlinks: bool = False
     ignore_paths: tuple[str, ...] = ()

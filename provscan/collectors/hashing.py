@@ -28,12 +28,8 @@ from provscan.collectors.base import Collected, ScanFile
 from provscan.report import Finding, Location, Manifest, ManifestResource, Severity
 
 # model_signing's defaults: the git paths (`ignore_git_paths=True`) plus its CLI's
-# signature file; and huggingface_hub's download bookkeeping in a `--local-dir` download
-# (metadata and lock files rewritten on every re-check, never part of a release).
-# Recorded in the manifest's ignore_paths, so a signature made from it says so.
-DEFAULT_IGNORE_PATHS = (
-    ".cache/huggingface", ".git", ".gitattributes", ".github", ".gitignore", "model.sig",
-)  # fmt: skip
+# signature file. Recorded in the manifest as the relative paths model_signing records.
+DEFAULT_IGNORE_PATHS = (".git", ".gitattributes", ".github", ".gitignore", "model.sig")
 DEFAULT_SHARD_SIZE = 1_000_000_000
 HASH_RULE_UNREADABLE = "HSH-UNREADABLE"
 

@@ -22,20 +22,32 @@ from provscan.report import (
     Finding,
     Manifest,
     ManifestResource,
+    Severity,
     SignatureCheck,
     SignatureFacts,
     SignatureStatus,
-    Severity,
     SignedSerialization,
     file_finding,
     target_finding,
 )
-from provscan.signing.bundle import ParsedSignature, SignatureFormatError, read_signature, split_shard
+from provscan.signing.bundle import (
+    ParsedSignature,
+    SignatureFormatError,
+    read_signature,
+    split_shard,
+)
 from provscan.signing.trust import TrustSettings
 from provscan.signing.verify import verify_signature
 
 CONVENTIONAL_NAME = "model.sig"
-_GIT_PATHS = tuple(p for p in DEFAULT_IGNORE_PATHS if p != CONVENTIONAL_NAME)
+# huggingface_hub's bookkeeping in a `hf download --local-dir` folder (metadata and lock
+# files, rewritten on every re-check): never part of what a publisher signed.
+HF_LOCAL_DIR_PATHS = (".cache/huggingface",)
+# Left out of every comparison without a finding: git metadata and download bookkeeping.
+_EXPECTED_UNSIGNED = (
+    *(p for p in DEFAULT_IGNORE_PATHS if p != CONVENTIONAL_NAME),
+    *HF_LOCAL_DIR_PATHS,
+)
 _SENSITIVE_ROLES = {FileRole.WEIGHTS, FileRole.CODE, FileRole.TOKENIZER, FileRole.CONFIG}
 # Builds the target's manifest the way a signature says (another hash or serialization).
 RehashFn = Callable[[SignedSerialization], Manifest]
@@ -63,18 +75,24 @@ class SignaturePlan:
         return None
 
     def ignored(self) -> tuple[str, ...]:
-        """Paths the manifest leaves out: git paths, the signature files, the signer's ignores."""
-        paths = set(DEFAULT_IGNORE_PATHS)
+        """Paths the manifest leaves out: git paths and download bookkeeping, the signature
+        files, the signer's ignores. Only computed into in_manifest when there is a signature."""
+        paths = set(DEFAULT_IGNORE_PATHS) | set(HF_LOCAL_DIR_PATHS)
         paths.update(item.rel for item in self.signatures if item.rel is not None)
         if self.hashing is not None:
             paths.update(self.hashing.ignore_paths)
         return tuple(sorted(paths))
 
     def manifest_files(self, files: Sequence[ScanFile]) -> list[ScanFile]:
-        """The target's files, with in_manifest matching what the signer hashed."""
+        """The target's files, with in_manifest matching what the signer hashed (unchanged
+        when there is no signature: the manifest is then model_signing's default one)."""
+        if not self.signatures:
+            return list(files)
         ignored = self.ignored()
         return [
-            f if not f.in_manifest or not is_ignored(f.rel, ignored) else dataclasses.replace(f, in_manifest=False)
+            f
+            if not f.in_manifest or not is_ignored(f.rel, ignored)
+            else dataclasses.replace(f, in_manifest=False)
             for f in files
         ]
 
@@ -125,7 +143,9 @@ def collect_signatures(
         check, found = _check_one(item, manifest, files, roles, trust, rehash, not_covered)
         checks.append(check)
         findings.extend(found)
-    return Collected(SignatureFacts(signatures=tuple(checks), anchors=trust.anchors()), tuple(findings))
+    return Collected(
+        SignatureFacts(signatures=tuple(checks), anchors=trust.anchors()), tuple(findings)
+    )
 
 
 def _check_one(
@@ -141,7 +161,12 @@ def _check_one(
     if item.parsed is None:
         message = f"{item.display}: not a usable OpenSSF model signature: {item.error}"
         return (
-            SignatureCheck(path=item.display, sha256=item.sha256, status=SignatureStatus.MALFORMED, reason=item.error),
+            SignatureCheck(
+                path=item.display,
+                sha256=item.sha256,
+                status=SignatureStatus.MALFORMED,
+                reason=item.error,
+            ),
             [_finding("SIG-MALFORMED", Severity.CRITICAL, at, message, signature=item.display)],
         )
     parsed = item.parsed
@@ -160,11 +185,35 @@ def _check_one(
     )
     findings: list[Finding] = []
     if verification.status is SignatureStatus.INVALID:
-        findings.append(_finding("SIG-INVALID", Severity.CRITICAL, at, f"{item.display}: {verification.reason}", signature=item.display))
+        findings.append(
+            _finding(
+                "SIG-INVALID",
+                Severity.CRITICAL,
+                at,
+                f"{item.display}: {verification.reason}",
+                signature=item.display,
+            )
+        )
     elif verification.status is SignatureStatus.MALFORMED:
-        findings.append(_finding("SIG-MALFORMED", Severity.CRITICAL, at, f"{item.display}: {verification.reason}", signature=item.display))
+        findings.append(
+            _finding(
+                "SIG-MALFORMED",
+                Severity.CRITICAL,
+                at,
+                f"{item.display}: {verification.reason}",
+                signature=item.display,
+            )
+        )
     elif verification.status is SignatureStatus.UNVERIFIED:
-        findings.append(_finding("SIG-UNVERIFIED", Severity.INFO, at, f"{item.display}: {verification.reason}", signature=item.display))
+        findings.append(
+            _finding(
+                "SIG-UNVERIFIED",
+                Severity.INFO,
+                at,
+                f"{item.display}: {verification.reason}",
+                signature=item.display,
+            )
+        )
     check, integrity = _compare(check, parsed, manifest, files, rehash)
     findings.extend(integrity)
     for rel in not_covered:
@@ -188,7 +237,11 @@ def _compare(
     files: Sequence[ScanFile],
     rehash: RehashFn | None,
 ) -> tuple[SignatureCheck, list[Finding]]:
-    ours = manifest if manifest is not None and _same_serialization(manifest, parsed.serialization) else None
+    ours = (
+        manifest
+        if manifest is not None and _same_serialization(manifest, parsed.serialization)
+        else None
+    )
     if ours is None and manifest is not None and rehash is not None:
         try:
             ours = rehash(parsed.serialization)
@@ -209,20 +262,44 @@ def _compare(
     missing = sorted(signed.keys() - actual.keys())
     extra = sorted(actual.keys() - signed.keys())
     findings = [
-        _finding("SIG-FILE-CHANGED", Severity.CRITICAL, rel, f"{rel}: content differs from what {check.path} signed", signature=check.path)
+        _finding(
+            "SIG-FILE-CHANGED",
+            Severity.CRITICAL,
+            rel,
+            f"{rel}: content differs from what {check.path} signed",
+            signature=check.path,
+        )
         for rel in changed
     ]
     findings += [
-        _finding("SIG-FILE-MISSING", Severity.CRITICAL, None, f"{rel}: signed by {check.path} but absent", signature=check.path, file=rel)
+        _finding(
+            "SIG-FILE-MISSING",
+            Severity.CRITICAL,
+            None,
+            f"{rel}: signed by {check.path} but absent",
+            signature=check.path,
+            file=rel,
+        )
         for rel in missing
     ]
     findings += [
-        _finding("SIG-FILE-EXTRA", Severity.CRITICAL, rel, f"{rel}: present but not signed by {check.path}", signature=check.path)
+        _finding(
+            "SIG-FILE-EXTRA",
+            Severity.CRITICAL,
+            rel,
+            f"{rel}: present but not signed by {check.path}",
+            signature=check.path,
+        )
         for rel in extra
     ]
     integrity = "mismatch" if changed or missing or extra else "match"
     updated = check.model_copy(
-        update={"integrity": integrity, "changed": tuple(changed), "missing": tuple(missing), "extra": tuple(extra)}
+        update={
+            "integrity": integrity,
+            "changed": tuple(changed),
+            "missing": tuple(missing),
+            "extra": tuple(extra),
+        }
     )
     return updated, findings
 
@@ -262,11 +339,17 @@ def _not_covered(plan: SignaturePlan, files: Sequence[ScanFile]) -> tuple[str, .
     """Files left out of the manifest other than git paths and the signature files themselves."""
     own = {item.rel for item in plan.signatures if item.rel is not None}
     return tuple(
-        sorted(f.rel for f in files if not f.in_manifest and f.rel not in own and not is_ignored(f.rel, _GIT_PATHS))
+        sorted(
+            f.rel
+            for f in files
+            if not f.in_manifest and f.rel not in own and not is_ignored(f.rel, _EXPECTED_UNSIGNED)
+        )
     )
 
 
-def _finding(rule: str, severity: Severity, path: str | None, message: str, **evidence: str) -> Finding:
+def _finding(
+    rule: str, severity: Severity, path: str | None, message: str, **evidence: str
+) -> Finding:
     if path is not None:
         return file_finding(rule, severity, path, message, **evidence)
     return target_finding(rule, severity, message, **evidence)
@@ -279,25 +362,29 @@ def model_signing_rehash(root: Path, ignored: Sequence[str]) -> RehashFn:
         from model_signing import hashing
 
         paths = sorted(set(ignored) | set(serialization.ignore_paths))
-        config = hashing.Config().set_ignored_paths(paths=[root / p for p in paths], ignore_git_paths=True)
+        config = hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
+            paths=[root / p for p in paths], ignore_git_paths=True
+        )
         algorithm = serialization.hash_type
         if serialization.method == "shards":
             config.use_shard_serialization(
-                hashing_algorithm=algorithm,  # type: ignore[arg-type]
+                hashing_algorithm=algorithm,
                 shard_size=serialization.shard_size or 1_000_000_000,
                 allow_symlinks=True,
             )
         else:
-            config.use_file_serialization(hashing_algorithm=algorithm, allow_symlinks=True)  # type: ignore[arg-type]
+            config.use_file_serialization(hashing_algorithm=algorithm, allow_symlinks=True)
         theirs = config.hash(root)
         resources = tuple(
-            ManifestResource(name=str(r.identifier), algorithm=r.digest.algorithm, digest=r.digest.digest_hex)
+            ManifestResource(
+                name=str(r.identifier), algorithm=r.digest.algorithm, digest=r.digest.digest_hex
+            )
             for r in theirs.resource_descriptors()
         )
         return Manifest(
             model_name=root.name,
-            method=serialization.method,  # type: ignore[arg-type]
-            hash_type=serialization.hash_type,  # type: ignore[arg-type]
+            method=serialization.method,
+            hash_type=serialization.hash_type,
             allow_symlinks=True,
             ignore_paths=tuple(paths),
             shard_size=serialization.shard_size,

@@ -86,8 +86,14 @@ def _signatures(console: Console, report: Report) -> None:
         line = f"  signature  {escape(sig.path)}: [{colour}]{sig.status.value}[/{colour}]"
         signer = sig.signer
         if signer is not None:
-            who = signer.identity or signer.certificate_subject or (
-                f"key {signer.key_fingerprint[:16]}" if signer.key_fingerprint else "unknown signer"
+            who = (
+                signer.identity
+                or signer.certificate_subject
+                or (
+                    f"key {signer.key_fingerprint[:16]}"
+                    if signer.key_fingerprint
+                    else "unknown signer"
+                )
             )
             issuer = f" via {signer.oidc_issuer}" if signer.oidc_issuer else ""
             log = f", log index {signer.tlog.log_index}" if signer.tlog else ""

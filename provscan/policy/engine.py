@@ -148,14 +148,18 @@ def load_packs(policy_dirs: Sequence[Path]) -> list[PolicyPack]:
         if resolved in loaded:
             return
         if resolved in chain:
-            raise PolicyError(f"policy pack {root} extends itself (through {', '.join(map(str, chain))})")
+            raise PolicyError(
+                f"policy pack {root} extends itself (through {', '.join(map(str, chain))})"
+            )
         # Two packs may share a folder name; module names must stay unique.
         name = root.name if root.name not in names else str(root)
         pack = load_pack(root, name)
         if pack.extends is not None:
             base = shipped_policy_dir(pack.extends)
             if base is None:
-                raise PolicyError(f"policy pack {root} extends {pack.extends!r}, which is not a shipped pack")
+                raise PolicyError(
+                    f"policy pack {root} extends {pack.extends!r}, which is not a shipped pack"
+                )
             add(base, (*chain, resolved))
         names.add(name)
         loaded.add(resolved)

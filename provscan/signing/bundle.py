@@ -79,11 +79,15 @@ def read_signature(path: Path, max_bytes: int, max_resources: int) -> ParsedSign
     except RecursionError as exc:
         raise SignatureFormatError("JSON nested too deeply") from exc
     if not isinstance(document, dict):
-        raise SignatureFormatError(f"a JSON {type(document).__name__}, not a Sigstore bundle object")
+        raise SignatureFormatError(
+            f"a JSON {type(document).__name__}, not a Sigstore bundle object"
+        )
     method = bundle_method(document)
     payload = _dsse_payload(document)
     statement = _json_object(payload, "DSSE payload")
-    predicate_type, serialization, resources, subject_digest = parse_statement(statement, max_resources)
+    predicate_type, serialization, resources, subject_digest = parse_statement(
+        statement, max_resources
+    )
     return ParsedSignature(
         sha256=hashlib.sha256(raw).hexdigest(),
         raw=raw,
@@ -101,7 +105,9 @@ def bundle_method(document: dict[str, Any]) -> SignatureMethod:
     """Which OMS signing method made this bundle, from its verification material."""
     media_type = document.get("mediaType")
     if media_type not in BUNDLE_MEDIA_TYPES:
-        raise SignatureFormatError(f"mediaType {str(media_type)[:100]!r} is not a Sigstore bundle's")
+        raise SignatureFormatError(
+            f"mediaType {str(media_type)[:100]!r} is not a Sigstore bundle's"
+        )
     material = document.get("verificationMaterial")
     if not isinstance(material, dict):
         raise SignatureFormatError("the bundle has no verificationMaterial object")
@@ -126,9 +132,16 @@ def _dsse_payload(document: dict[str, Any]) -> bytes:
             f"DSSE payloadType {str(envelope.get('payloadType'))[:100]!r}, expected {DSSE_PAYLOAD_TYPE}"
         )
     signatures = envelope.get("signatures")
-    if not isinstance(signatures, list) or len(signatures) != 1 or not isinstance(signatures[0], dict):
+    if (
+        not isinstance(signatures, list)
+        or len(signatures) != 1
+        or not isinstance(signatures[0], dict)
+    ):
         raise SignatureFormatError("the DSSE envelope must hold exactly one signature")
-    for field_name, value in (("payload", envelope.get("payload")), ("signature", signatures[0].get("sig"))):
+    for field_name, value in (
+        ("payload", envelope.get("payload")),
+        ("signature", signatures[0].get("sig")),
+    ):
         if not isinstance(value, str) or not value:
             raise SignatureFormatError(f"the DSSE {field_name} is missing")
         try:
@@ -161,14 +174,25 @@ def parse_statement(
     if not isinstance(subjects, list) or not subjects:
         raise SignatureFormatError("the statement has no subject")
     if predicate_type == PREDICATE_V02:
-        return predicate_type, SignedSerialization(method="files", hash_type="sha256"), _v02(subjects, max_resources), None
+        return (
+            predicate_type,
+            SignedSerialization(method="files", hash_type="sha256"),
+            _v02(subjects, max_resources),
+            None,
+        )
     if predicate_type != PREDICATE_V1:
         raise SignatureFormatError(
             f"predicateType {str(predicate_type)[:100]!r} is not an OpenSSF model signature ({PREDICATE_V1})"
         )
     if len(subjects) != 1 or not isinstance(subjects[0], dict):
-        raise SignatureFormatError(f"the statement must have exactly one subject, it has {len(subjects)}")
-    root = (subjects[0].get("digest") or {}).get("sha256") if isinstance(subjects[0].get("digest"), dict) else None
+        raise SignatureFormatError(
+            f"the statement must have exactly one subject, it has {len(subjects)}"
+        )
+    root = (
+        (subjects[0].get("digest") or {}).get("sha256")
+        if isinstance(subjects[0].get("digest"), dict)
+        else None
+    )
     if not isinstance(root, str) or not _is_hex(root, 64):
         raise SignatureFormatError("the statement's subject has no SHA-256 digest")
     predicate = statement.get("predicate")
@@ -192,9 +216,13 @@ def _serialization(value: object, max_entries: int) -> SignedSerialization:
         raise SignatureFormatError("the predicate has no serialization object")
     method, hash_type = value.get("method"), value.get("hash_type")
     if method not in ("files", "shards"):
-        raise SignatureFormatError(f"serialization method {str(method)[:50]!r} is not files or shards")
+        raise SignatureFormatError(
+            f"serialization method {str(method)[:50]!r} is not files or shards"
+        )
     if hash_type not in HASH_TYPES:
-        raise SignatureFormatError(f"serialization hash_type {str(hash_type)[:50]!r} is not one of {', '.join(HASH_TYPES)}")
+        raise SignatureFormatError(
+            f"serialization hash_type {str(hash_type)[:50]!r} is not one of {', '.join(HASH_TYPES)}"
+        )
     shard_size = value.get("shard_size")
     if method == "shards":
         # model_signing writes it through a protobuf Struct, so it may arrive as 1000.0.
@@ -223,14 +251,20 @@ def _resources(
     if not isinstance(value, list):
         raise SignatureFormatError("the predicate has no resources list")
     if len(value) > max_resources:
-        raise SignatureFormatError(f"the predicate lists {len(value)} resources, over the limit of {max_resources}")
+        raise SignatureFormatError(
+            f"the predicate lists {len(value)} resources, over the limit of {max_resources}"
+        )
     resources: dict[str, tuple[str, str]] = {}
     raw_digests: list[bytes] = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise SignatureFormatError(f"resource {index} is not an object")
         name, algorithm, digest = item.get("name"), item.get("algorithm"), item.get("digest")
-        if not isinstance(name, str) or not isinstance(algorithm, str) or not isinstance(digest, str):
+        if (
+            not isinstance(name, str)
+            or not isinstance(algorithm, str)
+            or not isinstance(digest, str)
+        ):
             raise SignatureFormatError(f"resource {index} lacks a string name, algorithm or digest")
         digest = digest.lower()
         if not _HEX.match(digest) or len(digest) % 2 or len(digest) > 256:
@@ -275,7 +309,9 @@ def _relative_path(value: object, what: str) -> str:
         raise SignatureFormatError(f"{what} is not a file path")
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or "\\" in value:
-        raise SignatureFormatError(f"{what} {value[:200]!r} is not a relative path inside the model")
+        raise SignatureFormatError(
+            f"{what} {value[:200]!r} is not a relative path inside the model"
+        )
     return str(path)
 
 

@@ -27,7 +27,10 @@ OMS_CURVES = {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384", "secp521r1":
 # Sigstore's production trusted root as the sigstore package ships it: read as a file,
 # so verification needs neither the network (TUF refresh) nor a writable cache.
 EMBEDDED_SIGSTORE_ROOT = (
-    Path(sigstore.__file__).parent / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
+    Path(sigstore.__file__).parent
+    / "_store"
+    / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
+    / "trusted_root.json"
 )
 
 
@@ -59,7 +62,9 @@ class TrustSettings:
     def anchors(self) -> tuple[TrustAnchor, ...]:
         """What the report records as the anchors this run trusted."""
         anchors = [
-            TrustAnchor(kind="key", fingerprint=k.fingerprint, source=str(k.source), name=k.key_type)
+            TrustAnchor(
+                kind="key", fingerprint=k.fingerprint, source=str(k.source), name=k.key_type
+            )
             for k in self.keys
         ]
         anchors += [
@@ -84,7 +89,9 @@ class TrustSettings:
 
 def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
     """The hint model_signing writes into a key-signed bundle: SHA-256 of the PEM public key."""
-    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(pem).hexdigest()
 
 
@@ -208,14 +215,22 @@ def validate_identities(value: object) -> None:
             raise ConfigError(f"{where}: only identity, identity_pattern and issuer are known")
         if not isinstance(entry.get("issuer"), str) or not entry["issuer"]:
             raise ConfigError(f"{where}: issuer (the OIDC issuer URL) is required")
-        has = [k for k in ("identity", "identity_pattern") if isinstance(entry.get(k), str) and entry[k]]
+        has = [
+            k
+            for k in ("identity", "identity_pattern")
+            if isinstance(entry.get(k), str) and entry[k]
+        ]
         if len(has) != 1:
-            raise ConfigError(f"{where}: give exactly one of identity (exact) or identity_pattern (regex)")
+            raise ConfigError(
+                f"{where}: give exactly one of identity (exact) or identity_pattern (regex)"
+            )
         if has == ["identity_pattern"]:
             try:
                 re.compile(entry["identity_pattern"])
             except re.error as exc:
-                raise ConfigError(f"{where}: identity_pattern is not a regular expression ({exc})") from exc
+                raise ConfigError(
+                    f"{where}: identity_pattern is not a regular expression ({exc})"
+                ) from exc
 
 
 def _check_trusted_root(path: Path) -> None:

@@ -62,7 +62,9 @@ def _model_signing_bundle(parsed: ParsedSignature) -> object:
     material = dict(document["verificationMaterial"])
     material.setdefault("tlogEntries", [])
     if isinstance(material.get("publicKey"), dict):
-        key = {k: v for k, v in material["publicKey"].items() if k not in ("rawBytes", "keyDetails")}
+        key = {
+            k: v for k, v in material["publicKey"].items() if k not in ("rawBytes", "keyDetails")
+        }
         key.setdefault("hint", None)
         material["publicKey"] = key
     document["verificationMaterial"] = material
@@ -104,7 +106,11 @@ def _verify_key(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
             failures.append(f"{key.source}: {_describe(exc)}")
             continue
         verified = signer.model_copy(
-            update={"key_fingerprint": key.fingerprint, "key_type": key.key_type, "trust_anchor": f"key:{key.fingerprint}"}
+            update={
+                "key_fingerprint": key.fingerprint,
+                "key_type": key.key_type,
+                "trust_anchor": f"key:{key.fingerprint}",
+            }
         )
         return Verification(SignatureStatus.VERIFIED, None, verified)
     return Verification(
@@ -136,17 +142,23 @@ def _chain(parsed: ParsedSignature) -> list[x509.Certificate]:
     return loaded
 
 
-def _certificate_signer(method: str, leaf: x509.Certificate, rest: list[x509.Certificate]) -> Signer:
+def _certificate_signer(
+    method: str, leaf: x509.Certificate, rest: list[x509.Certificate]
+) -> Signer:
     key = leaf.public_key()
     identity, issuer = certificate_identity(leaf)
     return Signer(
         method=method,  # type: ignore[arg-type]
-        key_fingerprint=key_fingerprint(key) if isinstance(key, ec.EllipticCurvePublicKey) else None,
+        key_fingerprint=key_fingerprint(key)
+        if isinstance(key, ec.EllipticCurvePublicKey)
+        else None,
         key_type=oms_key_type(key),
         certificate_subject=leaf.subject.rfc4514_string() or None,
         certificate_issuer=leaf.issuer.rfc4514_string() or None,
         certificate_serial=format(leaf.serial_number, "x"),
-        certificate_fingerprint=hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        certificate_fingerprint=hashlib.sha256(
+            leaf.public_bytes(serialization.Encoding.DER)
+        ).hexdigest(),
         chain=tuple(c.subject.rfc4514_string() for c in rest),
         identity=identity,
         oidc_issuer=issuer,
@@ -168,7 +180,11 @@ def _leaf_signature_valid(leaf: x509.Certificate, parsed: ParsedSignature) -> bo
         return False
     signature = base64.b64decode(parsed.document["dsseEnvelope"]["signatures"][0]["sig"])
     try:
-        key.verify(signature, sign_sigstore_pb.pae(parsed.payload), ec.ECDSA(sign_ec_key.get_ec_key_hash(key)))
+        key.verify(
+            signature,
+            sign_sigstore_pb.pae(parsed.payload),
+            ec.ECDSA(sign_ec_key.get_ec_key_hash(key)),
+        )
     except crypto_exceptions.InvalidSignature:
         return False
     return True
@@ -181,7 +197,9 @@ def _verify_certificate(parsed: ParsedSignature, trust: TrustSettings) -> Verifi
         chain = _chain(parsed)
     except ValueError as exc:
         raise_malformed = f"the certificate chain cannot be read: {exc}"
-        return Verification(SignatureStatus.MALFORMED, raise_malformed, Signer(method="certificate"))
+        return Verification(
+            SignatureStatus.MALFORMED, raise_malformed, Signer(method="certificate")
+        )
     signer = _certificate_signer("certificate", chain[0], chain[1:])
     if not _leaf_signature_valid(chain[0], parsed):
         return Verification(
@@ -199,7 +217,11 @@ def _verify_certificate(parsed: ParsedSignature, trust: TrustSettings) -> Verifi
         verifier = sign_certificate.Verifier([ca.source for ca in trust.cas])
         _checked_payload(verifier, parsed)
     except ValueError as exc:
-        return Verification(SignatureStatus.INVALID, f"the certificate chain is not valid for signing: {exc}", signer)
+        return Verification(
+            SignatureStatus.INVALID,
+            f"the certificate chain is not valid for signing: {exc}",
+            signer,
+        )
     except Exception as exc:  # noqa: BLE001 - pyOpenSSL's X509StoreContextError and kin
         return Verification(
             SignatureStatus.UNVERIFIED,
@@ -207,7 +229,9 @@ def _verify_certificate(parsed: ParsedSignature, trust: TrustSettings) -> Verifi
             signer,
         )
     anchor = _anchoring_ca(chain, trust)
-    return Verification(SignatureStatus.VERIFIED, None, signer.model_copy(update={"trust_anchor": anchor}))
+    return Verification(
+        SignatureStatus.VERIFIED, None, signer.model_copy(update={"trust_anchor": anchor})
+    )
 
 
 def _anchoring_ca(chain: list[x509.Certificate], trust: TrustSettings) -> str:
@@ -227,7 +251,11 @@ def _verify_sigstore(parsed: ParsedSignature, trust: TrustSettings) -> Verificat
     try:
         bundle = Bundle.from_json(parsed.raw)
     except (SigstoreError, ValueError, KeyError, TypeError) as exc:
-        return Verification(SignatureStatus.MALFORMED, f"not a valid Sigstore bundle: {_describe(exc)}", Signer(method="sigstore"))
+        return Verification(
+            SignatureStatus.MALFORMED,
+            f"not a valid Sigstore bundle: {_describe(exc)}",
+            Signer(method="sigstore"),
+        )
     leaf = bundle.signing_certificate
     signer = _certificate_signer("sigstore", leaf, [])
     entry = bundle.log_entry._inner
@@ -238,7 +266,9 @@ def _verify_sigstore(parsed: ParsedSignature, trust: TrustSettings) -> Verificat
                 integrated_time=datetime.fromtimestamp(int(entry.integrated_time), tz=timezone.utc)
                 if entry.integrated_time
                 else None,
-                log_id=base64.b64encode(bytes(entry.log_id.key_id)).decode() if entry.log_id else None,
+                log_id=base64.b64encode(bytes(entry.log_id.key_id)).decode()
+                if entry.log_id
+                else None,
             )
         }
     )
@@ -253,11 +283,17 @@ def _verify_sigstore(parsed: ParsedSignature, trust: TrustSettings) -> Verificat
         verifier = Verifier(trusted_root=TrustedRoot.from_file(str(trust.sigstore_root)))
         payload_type, payload = verifier.verify_dsse(bundle, _IdentityJudgedByPolicy())
     except (SigstoreError, ValueError, crypto_exceptions.InvalidSignature) as exc:
-        return Verification(SignatureStatus.INVALID, f"Sigstore verification failed: {_describe(exc)}", signer)
+        return Verification(
+            SignatureStatus.INVALID, f"Sigstore verification failed: {_describe(exc)}", signer
+        )
     if payload != parsed.payload:
-        return Verification(SignatureStatus.INVALID, "the verified payload differs from the bundle's", signer)
+        return Verification(
+            SignatureStatus.INVALID, "the verified payload differs from the bundle's", signer
+        )
     return Verification(
-        SignatureStatus.VERIFIED, None, signer.model_copy(update={"trust_anchor": f"sigstore:{trust.sigstore_root_sha256}"})
+        SignatureStatus.VERIFIED,
+        None,
+        signer.model_copy(update={"trust_anchor": f"sigstore:{trust.sigstore_root_sha256}"}),
     )
 
 
@@ -293,18 +329,21 @@ def certificate_identity(certificate: x509.Certificate) -> tuple[str | None, str
             if other.type_id == _FULCIO_USERNAME:
                 values.append(_der_utf8(other.value) or "")
         identity = next((v for v in values if v), None)
-    issuer: str | None = None
-    try:
-        issuer = _der_utf8(certificate.extensions.get_extension_for_oid(_OIDC_ISSUER_V2).value.value)
-    except x509.ExtensionNotFound:
-        pass
-    if issuer is None:
-        try:
-            raw = certificate.extensions.get_extension_for_oid(_OIDC_ISSUER_V1).value.value
-            issuer = raw.decode("utf-8", "replace")
-        except x509.ExtensionNotFound:
-            pass
+    v2 = _raw_extension(certificate, _OIDC_ISSUER_V2)
+    v1 = _raw_extension(certificate, _OIDC_ISSUER_V1)
+    issuer = _der_utf8(v2) if v2 else None
+    if issuer is None and v1:
+        issuer = v1.decode("utf-8", "replace")
     return identity, issuer
+
+
+def _raw_extension(certificate: x509.Certificate, oid: ObjectIdentifier) -> bytes:
+    """The bytes of an extension cryptography does not parse; empty when it is absent."""
+    try:
+        value = certificate.extensions.get_extension_for_oid(oid).value
+    except x509.ExtensionNotFound:
+        return b""
+    return value.value if isinstance(value, x509.UnrecognizedExtension) else b""
 
 
 def _der_utf8(der: bytes) -> str | None:

@@ -41,10 +41,15 @@ from provscan.report import (
     Report,
     ScanParameters,
     Severity,
+    SignatureCheck,
+    SignatureFacts,
+    SignatureStatus,
+    Signer,
     Step,
     StepStatus,
     TargetInfo,
     TargetKind,
+    TlogEntry,
     ToolInfo,
     Verdict,
 )
@@ -539,8 +544,34 @@ def _kitchen_sink() -> Report:
                 update={"method": "shards", "shard_size": 1 << 30}
             ),
             "model": report.model.model_copy(update={"config_parameter_count": 1000}),
+            "signatures": _signatures(),
         }
     )
+
+
+def _signatures() -> SignatureFacts:
+    """A Sigstore signature whose files differ, with every signer field the emitter writes."""
+    signer = Signer(
+        method="sigstore",
+        key_fingerprint="ab" * 32,
+        identity="release@acme.example",
+        oidc_issuer="https://accounts.google.com",
+        certificate_subject="CN=sigstore",
+        tlog=TlogEntry(log_index=42),
+        trust_anchor="sigstore:" + "cd" * 32,
+    )
+    check = SignatureCheck(
+        path="model.sig",
+        sha256="ef" * 32,
+        status=SignatureStatus.VERIFIED,
+        signer=signer,
+        integrity="mismatch",
+        changed=("model.safetensors",),
+        missing=("tokenizer.json",),
+        extra=("extra.py",),
+        not_covered=("notes.txt",),
+    )
+    return SignatureFacts(signatures=(check,))
 
 
 def _emitted_names(node: Any) -> set[str]:
@@ -599,6 +630,16 @@ def test_scanned_derivative_bom_has_concluded_text_supplier_country_and_ancestor
     assert prop(ancestor, "provscan:lineage:relation") == ["finetune"]
     assert "CN (Qwen, " in prop(bom, "provscan:origin:jurisdiction:root")[0]
     assert validate_cyclonedx(json.dumps(doc)) == []
+
+
+def test_bom_records_each_signature_and_what_differs() -> None:
+    bom = model_of(render(_kitchen_sink(), licence_texts={"LICENSE": LLAMA_TEXT}))
+    assert prop(bom, "provscan:signature:count") == ["1"]
+    assert prop(bom, "provscan:signature:model.sig:status") == ["verified"]
+    assert prop(bom, "provscan:signature:model.sig:integrity") == ["mismatch"]
+    assert prop(bom, "provscan:signature:model.sig:changed") == ["model.safetensors"]
+    assert prop(bom, "provscan:signature:model.sig:identity") == ["release@acme.example"]
+    assert prop(bom, "provscan:signature:model.sig:tlog_index") == ["42"]
 
 
 def test_known_release_bom_names_its_publisher_as_supplier_with_country(tmp_path: Path) -> None:

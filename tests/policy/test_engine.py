@@ -240,6 +240,7 @@ def test_digest_covers_pack_files_and_config() -> None:
         "default/licence.rego",
         "default/main.rego",
         "default/origin.rego",
+        "default/signatures.rego",
         "default/data.yaml",
     ]
     raw = dict(pack.sources)["default/main.rego"]
