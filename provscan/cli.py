@@ -9,7 +9,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,6 +19,9 @@ from provscan.pipeline import ScanOptions, available_cpus, scan
 from provscan.report import Decision, Report
 from provscan.resources import default_policy_dir, shipped_policy_dir
 from provscan.signing.trust import TrustSettings
+
+if TYPE_CHECKING:
+    from provscan.signing.sign import SigningKey
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,6 +206,188 @@ def inspect(target: str, **kw: Any) -> int:
     report = _scan(target, kw, trust)
     _emit(report, kw)
     return int(ExitCode.APPROVE)
+
+
+def _signing_options(func: F) -> F:
+    options = [
+        click.option(
+            "--key",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            metavar="PEM",
+            help="EC P-256/384/521 private key (PEM).",
+        ),
+        click.option(
+            "--password-env",
+            metavar="VAR",
+            help="Environment variable holding the private key's password (never on the command line).",
+        ),
+        click.option(
+            "--certificate",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            metavar="PEM",
+            help="Signing certificate for --key: signs with the certificate method.",
+        ),
+        click.option(
+            "--chain",
+            multiple=True,
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            metavar="PEM",
+            help="Intermediate and root certificates for --certificate. Repeatable.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _signing_key(kw: dict[str, Any], *, required: bool) -> SigningKey | None:
+    from provscan.signing.sign import SigningKey
+
+    if kw["key"] is None:
+        if kw["certificate"] is not None or kw["chain"]:
+            raise UsageError(
+                "--certificate and --chain need the certificate's private key: --key PEM"
+            )
+        if required:
+            raise UsageError("give --key PEM (and --certificate PEM for the certificate method)")
+        return None
+    password = None
+    if kw["password_env"]:
+        value = os.environ.get(kw["password_env"])
+        if value is None:
+            raise UsageError(f"--password-env {kw['password_env']}: that variable is not set")
+        password = value.encode()
+    return SigningKey(kw["key"], password, kw["certificate"], tuple(kw["chain"]))
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@_signing_options
+@click.option(
+    "--sigstore",
+    is_flag=True,
+    help="Sign keyless with Sigstore (needs the network and an OIDC identity).",
+)
+@click.option("--identity-token", metavar="TOKEN", help="OIDC token for --sigstore.")
+@click.option(
+    "--use-ambient-credentials",
+    is_flag=True,
+    help="--sigstore: take the OIDC token from the CI environment (GitHub Actions, GitLab, ...).",
+)
+@click.option(
+    "--staging", is_flag=True, help="--sigstore: use Sigstore's staging instance (tests)."
+)
+@click.option(
+    "--signature",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the signature (default: MODEL/model.sig).",
+)
+@click.option(
+    "--serialization",
+    type=click.Choice(["files", "shards"]),
+    default="files",
+    show_default=True,
+    help="One digest per file, or per shard.",
+)
+@click.option("--shard-size", type=click.IntRange(1), default=1_000_000_000, show_default=True)
+@click.option(
+    "--ignore", multiple=True, metavar="PATH", help="Relative path to leave unsigned. Repeatable."
+)
+@click.option("--force", is_flag=True, help="Replace an existing signature file.")
+def sign(model: Path, **kw: Any) -> int:
+    """Sign MODEL (a directory or file) as an OpenSSF model signature (OMS), e.g. to countersign
+    what you admitted: with a private key, a key and certificate chain, or Sigstore keyless."""
+    from provscan.signing.sign import sign_model
+
+    signer = _signing_key(kw, required=not kw["sigstore"])
+    if kw["sigstore"] and signer is not None:
+        raise UsageError("--sigstore signs keyless: leave out --key / --certificate")
+    output: Path = kw["output"] or (
+        model / "model.sig" if model.is_dir() else model.with_name(model.name + ".sig")
+    )
+    if output.exists() and not kw["force"]:
+        raise UsageError(f"{output} exists; pass --force to replace it")
+    sign_model(
+        model,
+        output,
+        signer,
+        sigstore_token=kw["identity_token"],
+        sigstore_ambient=kw["use_ambient_credentials"],
+        sigstore_staging=kw["staging"],
+        method=kw["serialization"],
+        shard_size=kw["shard_size"],
+        ignore=kw["ignore"],
+    )
+    click.echo(f"signed {model} -> {output}")
+    return int(ExitCode.APPROVE)
+
+
+@cli.command("sign-bom")
+@click.argument("bom", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_signing_options
+@click.option(
+    "--signature",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the signature (default: BOM.sig).",
+)
+def sign_bom_command(bom: Path, **kw: Any) -> int:
+    """Sign an AI-BOM file: a DSSE envelope (in a Sigstore bundle) over its SHA-256 and content."""
+    from provscan.signing.bom import sign_bom
+
+    signer = _signing_key(kw, required=True)
+    assert signer is not None
+    output: Path = kw["output"] or bom.with_name(bom.name + ".sig")
+    sign_bom(bom, output, signer)
+    click.echo(f"signed {bom} -> {output}")
+    return int(ExitCode.APPROVE)
+
+
+@cli.command("verify-bom")
+@click.argument("bom", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--signature",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The BOM's signature (default: BOM.sig).",
+)
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PEM",
+)
+@click.option(
+    "--trusted-ca",
+    "trusted_cas",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PEM",
+)
+def verify_bom_command(
+    bom: Path, signature: Path | None, trusted_keys: tuple[Path, ...], trusted_cas: tuple[Path, ...]
+) -> int:
+    """Check an AI-BOM's signature against trusted keys or CAs: exit 0 when it verifies and the
+    BOM is unchanged, 1 when it fails, 4 when nothing given can check it."""
+    from provscan.report import SignatureStatus
+    from provscan.signing.bom import verify_bom
+    from provscan.signing.trust import load_trust
+
+    if not trusted_keys and not trusted_cas:
+        raise UsageError(
+            "give --trusted-key PEM or --trusted-ca PEM: what the BOM must be signed by"
+        )
+    result = verify_bom(
+        bom, signature or bom.with_name(bom.name + ".sig"), load_trust(trusted_keys, trusted_cas)
+    )
+    signer = result.signer
+    who = (signer.certificate_subject or signer.key_fingerprint) if signer else None
+    if result.status is SignatureStatus.VERIFIED:
+        click.echo(f"VERIFIED {bom}: signed by {who} ({signer.trust_anchor if signer else ''})")
+        return int(ExitCode.APPROVE)
+    click.echo(f"{result.status.value.upper()} {bom}: {result.reason}")
+    return int(ExitCode.REVIEW if result.status is SignatureStatus.UNVERIFIED else ExitCode.DENY)
 
 
 @cli.group()

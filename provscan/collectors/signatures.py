@@ -118,7 +118,7 @@ def plan_signatures(
         except SignatureFormatError as exc:
             loaded.append(LoadedSignature(display, rel, None, str(exc)))
             continue
-        loaded.append(LoadedSignature(display, rel, parsed, sha256=parsed.sha256))
+        loaded.append(LoadedSignature(display, rel, parsed, sha256=parsed.envelope.sha256))
     return SignaturePlan(tuple(loaded))
 
 
@@ -170,10 +170,10 @@ def _check_one(
             [_finding("SIG-MALFORMED", Severity.CRITICAL, at, message, signature=item.display)],
         )
     parsed = item.parsed
-    verification = verify_signature(parsed, trust)
+    verification = verify_signature(parsed.envelope, trust)
     check = SignatureCheck(
         path=item.display,
-        sha256=parsed.sha256,
+        sha256=parsed.envelope.sha256,
         status=verification.status,
         reason=verification.reason,
         signer=verification.signer,

@@ -37,7 +37,6 @@ PREDICATE_V1 = "https://model_signing/signature/v1.0"
 PREDICATE_V02 = "https://model_signing/Digests/v0.1"
 HASH_TYPES = ("sha256", "blake2", "blake3")
 _HEX = re.compile(r"^[0-9a-f]+$")
-_DIGEST_HEX_LEN = {"sha256": 64, "blake2": 128, "blake2b": 128, "blake3": 64}
 
 
 class SignatureFormatError(Exception):
@@ -45,14 +44,21 @@ class SignatureFormatError(Exception):
 
 
 @dataclass(frozen=True)
-class ParsedSignature:
-    """A signature file as read, before any cryptographic check."""
+class Envelope:
+    """A Sigstore bundle holding a DSSE envelope, as read (nothing checked yet)."""
 
     sha256: str
     raw: bytes
     document: dict[str, Any]
     method: SignatureMethod
     payload: bytes  # the DSSE payload exactly as signed
+
+
+@dataclass(frozen=True)
+class ParsedSignature:
+    """An OMS signature file as read, before any cryptographic check."""
+
+    envelope: Envelope
     predicate_type: str
     serialization: SignedSerialization
     resources: dict[str, tuple[str, str]]  # resource name -> (algorithm, hex digest)
@@ -60,7 +66,23 @@ class ParsedSignature:
 
 
 def read_signature(path: Path, max_bytes: int, max_resources: int) -> ParsedSignature:
-    """Read and parse one signature file; SignatureFormatError says what is wrong with it."""
+    """Read and parse one OMS signature file; SignatureFormatError says what is wrong with it."""
+    envelope = read_envelope(path, max_bytes)
+    statement = json_object(envelope.payload, "DSSE payload")
+    predicate_type, serialization, resources, subject_digest = parse_statement(
+        statement, max_resources
+    )
+    return ParsedSignature(
+        envelope=envelope,
+        predicate_type=predicate_type,
+        serialization=serialization,
+        resources=resources,
+        subject_digest=subject_digest,
+    )
+
+
+def read_envelope(path: Path, max_bytes: int) -> Envelope:
+    """Read a Sigstore bundle with a DSSE envelope (an OMS signature, a signed AI-BOM)."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(max_bytes + 1)
@@ -82,22 +104,12 @@ def read_signature(path: Path, max_bytes: int, max_resources: int) -> ParsedSign
         raise SignatureFormatError(
             f"a JSON {type(document).__name__}, not a Sigstore bundle object"
         )
-    method = bundle_method(document)
-    payload = _dsse_payload(document)
-    statement = _json_object(payload, "DSSE payload")
-    predicate_type, serialization, resources, subject_digest = parse_statement(
-        statement, max_resources
-    )
-    return ParsedSignature(
+    return Envelope(
         sha256=hashlib.sha256(raw).hexdigest(),
         raw=raw,
         document=document,
-        method=method,
-        payload=payload,
-        predicate_type=predicate_type,
-        serialization=serialization,
-        resources=resources,
-        subject_digest=subject_digest,
+        method=bundle_method(document),
+        payload=_dsse_payload(document),
     )
 
 
@@ -153,7 +165,7 @@ def _dsse_payload(document: dict[str, Any]) -> bytes:
     return payload
 
 
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

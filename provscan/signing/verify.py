@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 
 from provscan.report import SignatureStatus, Signer, TlogEntry
-from provscan.signing.bundle import ParsedSignature
+from provscan.signing.bundle import Envelope
 from provscan.signing.trust import TrustSettings, key_fingerprint, oms_key_type
 
 # Fulcio's OIDC issuer extensions: v1 holds the raw URL, v2 a DER UTF8String; a username
@@ -42,23 +42,23 @@ class Verification:
     signer: Signer
 
 
-def verify_signature(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
-    """Check one parsed signature against the trust anchors. Never raises for bad input."""
-    if parsed.method == "key":
-        return _verify_key(parsed, trust)
-    if parsed.method == "certificate":
-        return _verify_certificate(parsed, trust)
-    return _verify_sigstore(parsed, trust)
+def verify_signature(envelope: Envelope, trust: TrustSettings) -> Verification:
+    """Check one signed envelope against the trust anchors. Never raises for bad input."""
+    if envelope.method == "key":
+        return _verify_key(envelope, trust)
+    if envelope.method == "certificate":
+        return _verify_certificate(envelope, trust)
+    return _verify_sigstore(envelope, trust)
 
 
-def _model_signing_bundle(parsed: ParsedSignature) -> object:
+def _model_signing_bundle(envelope: Envelope) -> object:
     """The bundle as model_signing's key / certificate verifiers take it."""
     from model_signing._signing import sign_sigstore_pb
     from sigstore_models.bundle import v1 as bundle_pb
 
     # The same adjustments as model_signing's Signature.read (which reads an unbounded
     # file from a path): older bundles lack tlogEntries; rawBytes / keyDetails are dropped.
-    document = dict(parsed.document)
+    document = dict(envelope.document)
     material = dict(document["verificationMaterial"])
     material.setdefault("tlogEntries", [])
     if isinstance(material.get("publicKey"), dict):
@@ -71,22 +71,22 @@ def _model_signing_bundle(parsed: ParsedSignature) -> object:
     return sign_sigstore_pb.Signature(bundle_pb.Bundle.from_dict(document))
 
 
-def _checked_payload(verifier: object, parsed: ParsedSignature) -> None:
-    """Run a model_signing verifier; raise if the payload it vouches for is not the one parsed."""
-    signature = _model_signing_bundle(parsed)
+def _checked_payload(verifier: object, envelope: Envelope) -> None:
+    """Run a model_signing verifier; raise if the payload it vouches for is not the one envelope."""
+    signature = _model_signing_bundle(envelope)
     # model_signing prints a warning on stdout for old key bundles: keep stdout for reports.
     with contextlib.redirect_stdout(io.StringIO()):
         payload_type, payload = verifier._verify_signed_content(signature)  # type: ignore[attr-defined]
     if isinstance(payload, str):
         payload = payload.encode()
-    if payload != parsed.payload:
+    if payload != envelope.payload:
         raise ValueError("the verified payload differs from the bundle's")
 
 
-def _verify_key(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
+def _verify_key(envelope: Envelope, trust: TrustSettings) -> Verification:
     from model_signing._signing import sign_ec_key
 
-    material = parsed.document["verificationMaterial"]["publicKey"]
+    material = envelope.document["verificationMaterial"]["publicKey"]
     hint = material.get("hint") if isinstance(material, dict) else None
     hint = hint if isinstance(hint, str) and hint else None
     signer = Signer(method="key", key_fingerprint=hint)
@@ -101,7 +101,7 @@ def _verify_key(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
     failures = []
     for key in candidates:
         try:
-            _checked_payload(sign_ec_key.Verifier(key.source), parsed)
+            _checked_payload(sign_ec_key.Verifier(key.source), envelope)
         except (crypto_exceptions.InvalidSignature, ValueError, TypeError, IndexError) as exc:
             failures.append(f"{key.source}: {_describe(exc)}")
             continue
@@ -128,8 +128,8 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _chain(parsed: ParsedSignature) -> list[x509.Certificate]:
-    chain = parsed.document["verificationMaterial"].get("x509CertificateChain")
+def _chain(envelope: Envelope) -> list[x509.Certificate]:
+    chain = envelope.document["verificationMaterial"].get("x509CertificateChain")
     certificates = chain.get("certificates") if isinstance(chain, dict) else None
     if not isinstance(certificates, list) or not certificates:
         raise ValueError("the certificate chain is empty")
@@ -165,7 +165,7 @@ def _certificate_signer(
     )
 
 
-def _leaf_signature_valid(leaf: x509.Certificate, parsed: ParsedSignature) -> bool:
+def _leaf_signature_valid(leaf: x509.Certificate, envelope: Envelope) -> bool:
     """Whether the DSSE signature verifies with the leaf certificate's key, chain aside.
 
     Hand-written (DSSE PAE + ECDSA, as in model_signing's verifiers) because model_signing's
@@ -178,11 +178,11 @@ def _leaf_signature_valid(leaf: x509.Certificate, parsed: ParsedSignature) -> bo
     key = leaf.public_key()
     if oms_key_type(key) is None or not isinstance(key, ec.EllipticCurvePublicKey):
         return False
-    signature = base64.b64decode(parsed.document["dsseEnvelope"]["signatures"][0]["sig"])
+    signature = base64.b64decode(envelope.document["dsseEnvelope"]["signatures"][0]["sig"])
     try:
         key.verify(
             signature,
-            sign_sigstore_pb.pae(parsed.payload),
+            sign_sigstore_pb.pae(envelope.payload),
             ec.ECDSA(sign_ec_key.get_ec_key_hash(key)),
         )
     except crypto_exceptions.InvalidSignature:
@@ -190,18 +190,18 @@ def _leaf_signature_valid(leaf: x509.Certificate, parsed: ParsedSignature) -> bo
     return True
 
 
-def _verify_certificate(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
+def _verify_certificate(envelope: Envelope, trust: TrustSettings) -> Verification:
     from model_signing._signing import sign_certificate
 
     try:
-        chain = _chain(parsed)
+        chain = _chain(envelope)
     except ValueError as exc:
         raise_malformed = f"the certificate chain cannot be read: {exc}"
         return Verification(
             SignatureStatus.MALFORMED, raise_malformed, Signer(method="certificate")
         )
     signer = _certificate_signer("certificate", chain[0], chain[1:])
-    if not _leaf_signature_valid(chain[0], parsed):
+    if not _leaf_signature_valid(chain[0], envelope):
         return Verification(
             SignatureStatus.INVALID,
             "the signature does not verify with the signing certificate's key: the signed content was changed after signing",
@@ -215,7 +215,7 @@ def _verify_certificate(parsed: ParsedSignature, trust: TrustSettings) -> Verifi
         )
     try:
         verifier = sign_certificate.Verifier([ca.source for ca in trust.cas])
-        _checked_payload(verifier, parsed)
+        _checked_payload(verifier, envelope)
     except ValueError as exc:
         return Verification(
             SignatureStatus.INVALID,
@@ -243,13 +243,13 @@ def _anchoring_ca(chain: list[x509.Certificate], trust: TrustSettings) -> str:
     return f"ca:{trust.cas[0].fingerprint}"
 
 
-def _verify_sigstore(parsed: ParsedSignature, trust: TrustSettings) -> Verification:
+def _verify_sigstore(envelope: Envelope, trust: TrustSettings) -> Verification:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier
 
     try:
-        bundle = Bundle.from_json(parsed.raw)
+        bundle = Bundle.from_json(envelope.raw)
     except (SigstoreError, ValueError, KeyError, TypeError) as exc:
         return Verification(
             SignatureStatus.MALFORMED,
@@ -286,7 +286,7 @@ def _verify_sigstore(parsed: ParsedSignature, trust: TrustSettings) -> Verificat
         return Verification(
             SignatureStatus.INVALID, f"Sigstore verification failed: {_describe(exc)}", signer
         )
-    if payload != parsed.payload:
+    if payload != envelope.payload:
         return Verification(
             SignatureStatus.INVALID, "the verified payload differs from the bundle's", signer
         )
