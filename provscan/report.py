@@ -155,7 +155,7 @@ class Manifest(_Frozen):
 
     model_name: str
     method: Literal["files", "shards"]
-    hash_type: Literal["sha256", "blake2", "blake3"] = "sha256"
+    hash_type: Literal["sha256", "blake2b", "blake2", "blake3"] = "sha256"
     allow_symlinks: bool
     ignore_paths: tuple[str, ...]
     shard_size: int | None = None
@@ -391,7 +391,7 @@ class SignedSerialization(_Frozen):
     """How the signer hashed the model (the OMS predicate's `serialization`)."""
 
     method: Literal["files", "shards"]
-    hash_type: Literal["sha256", "blake2", "blake3"]
+    hash_type: Literal["sha256", "blake2b", "blake2", "blake3"]
     shard_size: int | None = None
     allow_symlinks: bool = False
     ignore_paths: tuple[str, ...] = ()
@@ -411,6 +411,9 @@ class SignatureCheck(_Frozen):
     signed_files: int = Field(default=0, ge=0)
     integrity: Integrity = "not_checked"
     integrity_reason: str | None = None  # why not checked
+    # "manifest": compared with the hashing step's manifest (no second read); "rehash": the
+    # signer hashed differently (another hash or shard size), so the files were read again.
+    compared_with: Literal["manifest", "rehash"] | None = None
     changed: tuple[str, ...] = ()  # signed files whose content differs
     missing: tuple[str, ...] = ()  # signed files that are absent
     extra: tuple[str, ...] = ()  # files present that the signature does not list

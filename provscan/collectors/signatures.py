@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from provscan.collectors.base import Collected, ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
@@ -242,7 +243,9 @@ def _compare(
         if manifest is not None and _same_serialization(manifest, parsed.serialization)
         else None
     )
+    compared_with: Literal["manifest", "rehash"] = "manifest"
     if ours is None and manifest is not None and rehash is not None:
+        compared_with = "rehash"
         try:
             ours = rehash(parsed.serialization)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the files unchecked, and says why
@@ -261,16 +264,7 @@ def _compare(
     changed = sorted(name for name in signed.keys() & actual.keys() if signed[name] != actual[name])
     missing = sorted(signed.keys() - actual.keys())
     extra = sorted(actual.keys() - signed.keys())
-    findings = [
-        _finding(
-            "SIG-FILE-CHANGED",
-            Severity.CRITICAL,
-            rel,
-            f"{rel}: content differs from what {check.path} signed",
-            signature=check.path,
-        )
-        for rel in changed
-    ]
+    findings = [_changed_finding(rel, signed[rel], actual[rel], check.path) for rel in changed]
     findings += [
         _finding(
             "SIG-FILE-MISSING",
@@ -296,12 +290,36 @@ def _compare(
     updated = check.model_copy(
         update={
             "integrity": integrity,
+            "compared_with": compared_with,
             "changed": tuple(changed),
             "missing": tuple(missing),
             "extra": tuple(extra),
         }
     )
     return updated, findings
+
+
+def _changed_finding(
+    rel: str,
+    signed: tuple[tuple[str, str, str], ...],
+    actual: tuple[tuple[str, str, str], ...],
+    signature: str,
+) -> Finding:
+    """SIG-FILE-CHANGED with the signed and actual digests (or which shards differ)."""
+    evidence: dict[str, str]
+    if len(signed) == 1 and len(actual) == 1:
+        (_, algorithm, want), (_, _, got) = signed[0], actual[0]
+        detail = f"signed {algorithm} {want}, found {got}"
+        evidence = {"algorithm": algorithm, "signed": want, "actual": got}
+    else:
+        differing = sorted({name for name, *_ in set(signed) ^ set(actual)})
+        more = " ..." if len(differing) > 5 else ""
+        detail = f"shards differ: {', '.join(differing[:5])}{more}"
+        evidence = {"shards": ", ".join(differing[:50])}
+    message = f"{rel}: content differs from what {signature} signed ({detail})"
+    return _finding(
+        "SIG-FILE-CHANGED", Severity.CRITICAL, rel, message, signature=signature, **evidence
+    )
 
 
 def _unchecked(check: SignatureCheck, reason: str) -> tuple[SignatureCheck, list[Finding]]:
@@ -365,7 +383,9 @@ def model_signing_rehash(root: Path, ignored: Sequence[str]) -> RehashFn:
         config = hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
             paths=[root / p for p in paths], ignore_git_paths=True
         )
-        algorithm = serialization.hash_type
+        # The API's name for BLAKE2b is "blake2"; model_signing 1.1.1's own verify passes
+        # the recorded "blake2b" and so cannot check its BLAKE2 signatures.
+        algorithm = "blake2" if serialization.hash_type == "blake2b" else serialization.hash_type
         if serialization.method == "shards":
             config.use_shard_serialization(
                 hashing_algorithm=algorithm,

@@ -35,7 +35,8 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_V1 = "https://model_signing/signature/v1.0"
 # model_signing v0.2 signatures: one in-toto subject per file, no serialization block.
 PREDICATE_V02 = "https://model_signing/Digests/v0.1"
-HASH_TYPES = ("sha256", "blake2", "blake3")
+# model_signing records BLAKE2 as "blake2b" (its digest name), though its API calls it "blake2".
+HASH_TYPES = ("sha256", "blake2b", "blake2", "blake3")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
