@@ -36,8 +36,8 @@ HASH_RULE_UNREADABLE = "HSH-UNREADABLE"
 # The resolver hands over paths with symlinks already resolved: O_NOFOLLOW refuses a file
 # swapped for a symlink since; O_NONBLOCK keeps a file swapped for a FIFO from blocking the
 # open (the S_ISREG check then refuses it); it changes nothing for regular files.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-_OPEN_FLAGS |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+OPEN_FLAGS |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _plan(files: Sequence[ScanFile], method: str, shard_size: int) -> list[_Task
 
 
 def _hash_range(task: _Task, buffer: bytearray, progress: Callable[[int], None] | None) -> bytes:
-    fd = os.open(task.file.path, _OPEN_FLAGS)
+    fd = os.open(task.file.path, OPEN_FLAGS)
     with io.FileIO(fd, "rb", closefd=True) as stream:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
