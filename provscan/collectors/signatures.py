@@ -117,7 +117,7 @@ def plan_signatures(
         try:
             parsed = read_signature(path, limits.signature_max, limits.signature_max_resources)
         except SignatureFormatError as exc:
-            loaded.append(LoadedSignature(display, rel, None, str(exc)))
+            loaded.append(LoadedSignature(display, rel, None, str(exc), exc.sha256))
             continue
         loaded.append(LoadedSignature(display, rel, parsed, sha256=parsed.envelope.sha256))
     return SignaturePlan(tuple(loaded))

@@ -46,7 +46,14 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 
 
 class SignatureFormatError(Exception):
-    """The file is not a readable OMS signature; the message says what is wrong."""
+    """The file is not a readable OMS signature; the message says what is wrong.
+
+    `sha256` is the digest of the bytes that were rejected, when the file could be read.
+    """
+
+    def __init__(self, message: str, sha256: str | None = None) -> None:
+        super().__init__(message)
+        self.sha256 = sha256
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,13 @@ class ParsedSignature:
 def read_signature(path: Path, max_bytes: int, max_resources: int) -> ParsedSignature:
     """Read and parse one OMS signature file; SignatureFormatError says what is wrong with it."""
     envelope = read_envelope(path, max_bytes)
-    statement = json_object(envelope.payload, "DSSE payload")
-    predicate_type, serialization, resources, subject_digest = parse_statement(
-        statement, max_resources
-    )
+    try:
+        statement = json_object(envelope.payload, "DSSE payload")
+        predicate_type, serialization, resources, subject_digest = parse_statement(
+            statement, max_resources
+        )
+    except SignatureFormatError as exc:
+        raise SignatureFormatError(str(exc), envelope.sha256) from exc
     return ParsedSignature(
         envelope=envelope,
         predicate_type=predicate_type,
@@ -95,6 +105,13 @@ def read_envelope(path: Path, max_bytes: int) -> Envelope:
         raise SignatureFormatError(f"cannot be read ({exc.strerror or exc})") from exc
     if len(raw) > max_bytes:
         raise SignatureFormatError(f"larger than {max_bytes} bytes, the signature size limit")
+    try:
+        return _envelope(raw)
+    except SignatureFormatError as exc:
+        raise SignatureFormatError(str(exc), hashlib.sha256(raw).hexdigest()) from exc
+
+
+def _envelope(raw: bytes) -> Envelope:
     if not raw.strip():
         raise SignatureFormatError("empty")
     try:
@@ -260,8 +277,12 @@ def _serialization(value: object, max_entries: int) -> SignedSerialization:
     if not isinstance(allow_symlinks, bool):
         raise SignatureFormatError("serialization allow_symlinks is not a boolean")
     ignore = value.get("ignore_paths", [])
-    if not isinstance(ignore, list) or len(ignore) > max_entries:
+    if not isinstance(ignore, list):
         raise SignatureFormatError("serialization ignore_paths is not a list of paths")
+    if len(ignore) > max_entries:
+        raise SignatureFormatError(
+            f"serialization ignore_paths lists {len(ignore)} paths, over the limit of {max_entries}"
+        )
     return SignedSerialization(
         method=method,
         hash_type=hash_type,

@@ -113,6 +113,14 @@ def _verify_key(envelope: Envelope, trust: TrustSettings) -> Verification:
             }
         )
         return Verification(SignatureStatus.VERIFIED, None, verified)
+    if hint is None:
+        # The hint is optional and unsigned: a bundle that names no key and that no trusted
+        # key verifies was most likely signed by some other key, which is "unverified".
+        return Verification(
+            SignatureStatus.UNVERIFIED,
+            "signed with a public key the bundle does not name, and none of the trusted keys verifies it",
+            signer,
+        )
     return Verification(
         SignatureStatus.INVALID,
         "the signature does not verify with the trusted key it names: the signed content was changed after signing, or another key signed it ("
@@ -122,10 +130,15 @@ def _verify_key(envelope: Envelope, trust: TrustSettings) -> Verification:
     )
 
 
+# Library messages can embed whole proofs as Python reprs; a reason stays readable.
+_REASON_MAX = 300
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, crypto_exceptions.InvalidSignature):
         return "signature mismatch"
-    return str(exc) or type(exc).__name__
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= _REASON_MAX else text[:_REASON_MAX] + " ..."
 
 
 def _chain(envelope: Envelope) -> list[x509.Certificate]:
