@@ -42,6 +42,7 @@ def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> Non
     names = zipfile.ZipFile(wheel).namelist()
     for required in (
         "provscan/_data/policies/default/main.rego",
+        "provscan/_data/policies/production/production.rego",
         "provscan/_data/sbom/report.schema.json",
         "provscan/_data/probes/README.md",
     ):
@@ -79,3 +80,24 @@ def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VERDICT: APPROVE" in result.stdout
     assert (tmp_path / "bom.json").is_file()
+    # The production pack is found by name in the wheel and extends the shipped default
+    # pack: the unsigned demo is denied for want of a trusted signature.
+    production = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provscan",
+            "check",
+            str(REPO / "fixtures" / "demo" / "tiny-llama"),
+            "--policy",
+            "production",
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert production.returncode == 1, production.stdout + production.stderr
+    assert "POL-SIG-REQUIRED" in production.stdout
+    assert "POL-ORIGIN-UNKNOWN" in production.stdout  # a default-pack rule: the base loaded too

@@ -245,3 +245,36 @@ def test_digest_covers_pack_files_and_config() -> None:
     ]
     raw = dict(pack.sources)["default/main.rego"]
     assert hashlib.sha256(raw).hexdigest() != engine.policy_digest([pack], pack.defaults)
+
+
+def _extending_pack(root: Path, extends: object) -> Path:
+    root.mkdir()
+    (root / "extra.rego").write_text(
+        'package provscan.main\n\nimport rego.v1\n\nwarn contains {"rule": "POL-X", "msg": "extra"} if true\n'
+    )
+    (root / "data.yaml").write_text(json.dumps({"extends": extends, "config": {"x": 1}}))
+    return root
+
+
+def test_a_pack_that_extends_a_shipped_pack_gets_it_loaded_first(tmp_path: Path) -> None:
+    packs = engine.load_packs([_extending_pack(tmp_path / "mine", "default")])
+    assert [p.name for p in packs] == ["default", "mine"]
+    config = engine.effective_config(packs, {})
+    assert config["x"] == 1 and "required_steps" in config  # both packs' defaults
+    # Named twice (explicitly and through extends), the base is loaded once.
+    again = engine.load_packs([default_policy_dir(), tmp_path / "mine"])
+    assert [p.name for p in again] == ["default", "mine"]
+
+
+@pytest.mark.parametrize("extends", ["no-such-pack", "../default", 3])
+def test_extends_must_name_a_shipped_pack(tmp_path: Path, extends: object) -> None:
+    with pytest.raises(PolicyError, match="extends"):
+        engine.load_packs([_extending_pack(tmp_path / "mine", extends)])
+
+
+def test_the_production_pack_extends_the_default_pack() -> None:
+    production = default_policy_dir().parent / "production"
+    packs = engine.load_packs([production])
+    assert [p.name for p in packs] == ["default", "production"]
+    config = engine.effective_config(packs, {})
+    assert config["signatures"] == {"unsigned": "deny", "untrusted": "deny"}
