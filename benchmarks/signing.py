@@ -39,11 +39,13 @@ run to run than warm ones, on a virtual disk especially: read the best column to
 raise --repeat.
 
 Page cache: with --cache cold (or both, the default) the caches are dropped (sync; echo 3 >
-/proc/sys/vm/drop_caches, needs root) before every timed run, then --settle seconds pass
-before it starts: in a VM whose balloon reports freed pages to the host (virtio_balloon
-free page reporting, which runs 2 s after pages are freed), a read that races the
-reporting of the gigabytes just dropped ran at half speed, at random, whatever it was.
-In (d) the caches are dropped only before the sequence, so model_signing's read after provscan's is page-cache served, as it would be
+/proc/sys/vm/drop_caches, needs root) right before every timed run, after a --settle
+pause. The pause is for VMs whose balloon hands freed memory back to the host (virtio_balloon
+free page reporting, about 2 s after it is freed): there a cold read runs at full speed when
+it refills pages just freed, and at about half speed when it races the reporting of the
+last run's gigabytes or refills pages already handed back (the host faults them in again),
+whichever mode it is; the pause then the drop give every run the same, fast, case as long
+as it takes under ~2 s. In (d) the caches are dropped only before the sequence, so model_signing's read after provscan's is page-cache served, as it would be
 for a user on a machine with enough memory. If the caches cannot be dropped this says so
 and measures warm only. Warm: the model is read once before the block.
 
@@ -337,9 +339,9 @@ def run_block(
     for _ in range(repeat):  # every mode once per round: background load falls on all alike
         for mode, (sig_present, run) in runs.items():
             place(sig_present)
-            if settle is not None:  # cold
-                drop_caches()
+            if settle is not None:  # cold: let the last run's freed memory settle, then drop
                 time.sleep(settle)
+                drop_caches()
             samples[mode].append(measure(run))
     place(False)
     return samples
@@ -402,7 +404,7 @@ def main() -> int:
     parser.add_argument(
         "--settle",
         type=float,
-        help="seconds to wait after dropping the caches (default: 1.5 per GB, at most 3)",
+        help="cold: seconds to pause before dropping the caches (default: 1.5 per GB, at most 3)",
     )
     parser.add_argument(
         "--shard-size", type=float, default=1e9, help="bytes per shard (shards block)"
@@ -472,8 +474,8 @@ def run_all(work: Path, total: int, args: argparse.Namespace) -> int:
         why = drop_caches()
         if why is None:
             print(
-                "cold: caches dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every run, "
-                f"then {settle:g} s to settle"
+                f"cold: a {settle:g} s pause, then the caches dropped (sync; echo 3 > "
+                "/proc/sys/vm/drop_caches), before every run"
             )
         else:
             print(f"cold: cannot drop the page cache ({why}); measuring warm only")

@@ -32,6 +32,18 @@ _DECISION_EXIT = {
 }
 
 
+def _files_option(flag: str, dest: str, metavar: str, help_text: str) -> Callable[[F], F]:
+    """A repeatable option naming existing files (click says which one is missing)."""
+    return click.option(
+        flag,
+        dest,
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        metavar=metavar,
+        help=help_text,
+    )
+
+
 def _scan_options(func: F) -> F:
     options = [
         click.option(
@@ -75,28 +87,23 @@ def _scan_options(func: F) -> F:
             help="Write the CycloneDX 1.6 AI-BOM to FILE.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
-        click.option(
+        _files_option(
             "--signature",
             "signatures",
-            multiple=True,
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            help="OMS signature (Sigstore bundle) to verify, besides the target's own model.sig. Repeatable.",
+            "FILE",
+            "OMS signature (Sigstore bundle) to verify, besides the target's own model.sig. Repeatable.",
         ),
-        click.option(
+        _files_option(
             "--trusted-key",
             "trusted_keys",
-            multiple=True,
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            metavar="PEM",
-            help="Public key (EC P-256/384/521) whose signatures are trusted. Repeatable.",
+            "PEM",
+            "Public key (EC P-256/384/521) whose signatures are trusted. Repeatable.",
         ),
-        click.option(
+        _files_option(
             "--trusted-ca",
             "trusted_cas",
-            multiple=True,
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            metavar="PEM",
-            help="CA certificate(s) that certificate-chain signatures must lead to. Repeatable.",
+            "PEM",
+            "CA certificate(s) that certificate-chain signatures must lead to. Repeatable.",
         ),
         click.option(
             "--sigstore-trusted-root",
@@ -227,12 +234,11 @@ def _signing_options(func: F) -> F:
             metavar="PEM",
             help="Signing certificate for --key: signs with the certificate method.",
         ),
-        click.option(
+        _files_option(
             "--chain",
-            multiple=True,
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            metavar="PEM",
-            help="Intermediate and root certificates for --certificate. Repeatable.",
+            "chain",
+            "PEM",
+            "Intermediate and root certificates for --certificate. Repeatable.",
         ),
     ]
     for option in reversed(options):
@@ -351,19 +357,9 @@ def sign_bom_command(bom: Path, **kw: Any) -> int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The BOM's signature (default: BOM.sig).",
 )
-@click.option(
-    "--trusted-key",
-    "trusted_keys",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="PEM",
-)
-@click.option(
-    "--trusted-ca",
-    "trusted_cas",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="PEM",
+@_files_option("--trusted-key", "trusted_keys", "PEM", "Public key the BOM may be signed by.")
+@_files_option(
+    "--trusted-ca", "trusted_cas", "PEM", "CA certificate the BOM's signer must chain to."
 )
 def verify_bom_command(
     bom: Path, signature: Path | None, trusted_keys: tuple[Path, ...], trusted_cas: tuple[Path, ...]

@@ -61,43 +61,24 @@ def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> Non
         check=True,
     ).stdout.strip()
     assert where == str(unpacked / "provscan" / "_data" / "policies" / "default")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "provscan",
-            "check",
-            str(REPO / "fixtures" / "demo" / "tiny-llama"),
-            "--bom",
-            "bom.json",
-            "-q",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    demo = str(REPO / "fixtures" / "demo" / "tiny-llama")
+
+    def provscan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "provscan", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    result = provscan("check", demo, "--bom", "bom.json", "-q")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VERDICT: APPROVE" in result.stdout
     assert (tmp_path / "bom.json").is_file()
     # The production pack is found by name in the wheel and extends the shipped default
     # pack: the unsigned demo is denied for want of a trusted signature.
-    production = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "provscan",
-            "check",
-            str(REPO / "fixtures" / "demo" / "tiny-llama"),
-            "--policy",
-            "production",
-            "-q",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    production = provscan("check", demo, "--policy", "production", "-q")
     assert production.returncode == 1, production.stdout + production.stderr
     assert "POL-SIG-REQUIRED" in production.stdout
     assert "POL-ORIGIN-UNKNOWN" in production.stdout  # a default-pack rule: the base loaded too

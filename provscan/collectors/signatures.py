@@ -50,6 +50,12 @@ _EXPECTED_UNSIGNED = (
     *HF_LOCAL_DIR_PATHS,
 )
 _SENSITIVE_ROLES = {FileRole.WEIGHTS, FileRole.CODE, FileRole.TOKENIZER, FileRole.CONFIG}
+# The finding each outcome other than "verified" gives (the policy decides what it means).
+_STATUS_RULES = {
+    SignatureStatus.INVALID: ("SIG-INVALID", Severity.CRITICAL),
+    SignatureStatus.MALFORMED: ("SIG-MALFORMED", Severity.CRITICAL),
+    SignatureStatus.UNVERIFIED: ("SIG-UNVERIFIED", Severity.INFO),
+}
 # Builds the target's manifest the way a signature says (another hash or serialization).
 RehashFn = Callable[[SignedSerialization], Manifest]
 
@@ -185,36 +191,10 @@ def _check_one(
         not_covered=not_covered,
     )
     findings: list[Finding] = []
-    if verification.status is SignatureStatus.INVALID:
-        findings.append(
-            _finding(
-                "SIG-INVALID",
-                Severity.CRITICAL,
-                at,
-                f"{item.display}: {verification.reason}",
-                signature=item.display,
-            )
-        )
-    elif verification.status is SignatureStatus.MALFORMED:
-        findings.append(
-            _finding(
-                "SIG-MALFORMED",
-                Severity.CRITICAL,
-                at,
-                f"{item.display}: {verification.reason}",
-                signature=item.display,
-            )
-        )
-    elif verification.status is SignatureStatus.UNVERIFIED:
-        findings.append(
-            _finding(
-                "SIG-UNVERIFIED",
-                Severity.INFO,
-                at,
-                f"{item.display}: {verification.reason}",
-                signature=item.display,
-            )
-        )
+    if verification.status in _STATUS_RULES:
+        rule, severity = _STATUS_RULES[verification.status]
+        message = f"{item.display}: {verification.reason}"
+        findings.append(_finding(rule, severity, at, message, signature=item.display))
     check, integrity = _compare(check, parsed, manifest, files, rehash)
     findings.extend(integrity)
     for rel in not_covered:
