@@ -53,7 +53,7 @@ The model: weight files in safetensors layout (a real header, random data) plus 
 files, split like `save_pretrained` does by default (at most --file-gb, default 5 GB, per
 weight file; --files overrides), signed with a fresh EC P-256 key via model_signing's API.
 
-    python benchmarks/signing.py [--size-gb 2] [--repeat 3] [--cache both|warm|cold]
+    python benchmarks/signing.py [--size-gb 2] [--repeat 3] [--cache both|warm|cold] [--settle S]
         [--shard-size 1e9] [--file-gb 5 | --files N] [--dir DIR] [--keep]
 """
 
