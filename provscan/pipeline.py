@@ -23,6 +23,7 @@ from provscan.collectors.hub_hashes import (
     compare_hub_hashes,
     compare_local_dir_metadata,
 )
+from provscan.collectors.hub_tree import compare_tree_cache, tree_cache_file
 from provscan.collectors.inventory import collect_inventory, file_entry, role_of
 from provscan.collectors.licence import collect_licence
 from provscan.collectors.modelcard import collect_model_card
@@ -175,6 +176,19 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
         if any(f.rel.startswith(LOCAL_DIR_METADATA) for f in files):
             # `hf download --local-dir` records each file's Hub hash in .cache/huggingface/download/.
             hub += compare_local_dir_metadata(files, result.value.digests)
+        tree = tree_cache_file(resolved.info.kind, root, files)
+        if tree is not None:
+            # The commit's cached file listing: changed, added and not-downloaded files.
+            reported = {
+                f.location.path for f in hub if f.location and f.rule_id == "HSH-HUB-MISMATCH"
+            }
+            hub += compare_tree_cache(
+                files,
+                result.value.digests,
+                *tree,
+                snapshot=resolved.info.kind is TargetKind.HF_CACHE_SNAPSHOT,
+                already_reported={r for r in reported if r},
+            )
         if not hub:
             return result
         return Collected(value=result.value, findings=result.findings + tuple(hub))
