@@ -32,7 +32,9 @@ def hub_findings(snapshot: Path) -> list[tuple[str, str | None, str]]:
     )
 
 
-def test_a_complete_untouched_snapshot_matches_its_listing(demo_model: Path, tmp_path: Path) -> None:
+def test_a_complete_untouched_snapshot_matches_its_listing(
+    demo_model: Path, tmp_path: Path
+) -> None:
     snapshot = snapshot_with_tree(demo_model, tmp_path)
     assert (snapshot.parent.parent / "trees" / f"{REVISION}.json").is_file()
     assert hub_findings(snapshot) == []
@@ -101,7 +103,9 @@ def test_an_oversized_listing_is_refused_before_parsing(tmp_path: Path) -> None:
     assert read_tree_cache(listing, max_bytes=64) == "larger than 64 bytes"
 
 
-def test_a_local_dir_download_is_checked_against_its_listing(demo_model: Path, tmp_path: Path) -> None:
+def test_a_local_dir_download_is_checked_against_its_listing(
+    demo_model: Path, tmp_path: Path
+) -> None:
     from huggingface_hub._local_folder import write_download_metadata
     from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
 
@@ -114,7 +118,9 @@ def test_a_local_dir_download_is_checked_against_its_listing(demo_model: Path, t
         data = file.read_bytes()
         (local / file.name).write_bytes(data)
         etag = git_blob_sha1(data)
-        write_download_metadata(local_dir=local, filename=file.name, commit_hash=REVISION, etag=etag)
+        write_download_metadata(
+            local_dir=local, filename=file.name, commit_hash=REVISION, etag=etag
+        )
         entries[file.name] = TreeCacheEntry(len(data), etag)
     entries["tokenizer.model"] = TreeCacheEntry(3, "ab" * 20)  # on the Hub, not downloaded
     write_tree_cache(str(local / ".cache" / "huggingface"), REVISION, entries)
