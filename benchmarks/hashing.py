@@ -28,21 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _synthetic import BLOCK, write_small_files, write_weight_file  # noqa: E402  (benchmarks/)
+
 from provscan.collectors.base import ScanFile  # noqa: E402
 from provscan.collectors.hashing import hash_files, is_ignored  # noqa: E402
 from provscan.limits import DEFAULT_LIMITS, MiB  # noqa: E402
 
 WEIGHT_FILES = 6
-BLOCK = 64 * MiB
 STAMP = "provscan-bench.json"
-
-
-def _safetensors_header(data_len: int) -> bytes:
-    header = json.dumps(
-        {"weight": {"dtype": "U8", "shape": [data_len], "data_offsets": [0, data_len]}}
-    ).encode()
-    header += b" " * (-len(header) % 8)  # data starts 8-byte aligned, as writers do
-    return len(header).to_bytes(8, "little") + header
 
 
 def _params(total_bytes: int) -> dict[str, int]:
@@ -67,24 +60,11 @@ def generate(model: Path, total_bytes: int) -> list[Path]:
     counter = 0
     for index in range(1, WEIGHT_FILES + 1):
         path = model / f"model-{index:05d}-of-{WEIGHT_FILES:05d}.safetensors"
-        header = _safetensors_header(per_file)
-        remaining = per_file
-        with path.open("wb") as out:
-            out.write(header)
-            while remaining:
-                block[:8] = counter.to_bytes(8, "little")
-                counter += 1
-                count = min(BLOCK, remaining)
-                out.write(memoryview(block)[:count])
-                remaining -= count
-    (model / "config.json").write_text(
-        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}, indent=2)
-    )
-    (model / "generation_config.json").write_text('{"do_sample": false}\n')
+        counter = write_weight_file(path, per_file, block, counter)
+    write_small_files(model)
     (model / "tokenizer_config.json").write_text('{"model_max_length": 4096}\n')
-    (model / STAMP).write_text(
-        json.dumps(_params(total_bytes))
-    )  # a file of the model: every contender hashes it
+    # The stamp is a file of the model too: every contender hashes it.
+    (model / STAMP).write_text(json.dumps(_params(total_bytes)))
     return sorted(model.iterdir())
 
 

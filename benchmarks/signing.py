@@ -60,7 +60,6 @@ weight file; --files overrides), signed with a fresh EC P-256 key via model_sign
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -77,6 +76,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _synthetic import BLOCK, write_small_files, write_weight_file  # noqa: E402  (benchmarks/)
+
 from provscan import __version__ as provscan_version  # noqa: E402
 from provscan.collectors.base import ScanFile  # noqa: E402
 from provscan.collectors.hashing import planned_read_bytes, shard_ranges  # noqa: E402
@@ -85,7 +86,6 @@ from provscan.pipeline import ScanOptions, available_cpus, scan  # noqa: E402
 from provscan.report import StepStatus  # noqa: E402
 from provscan.signing.trust import TrustSettings, load_trust  # noqa: E402
 
-BLOCK = 64 * MiB
 SIG = "model.sig"
 MODES = (
     ("unsigned", "provscan scan, unsigned"),
@@ -96,14 +96,6 @@ MODES = (
 
 
 # --- the model ------------------------------------------------------------------------
-
-
-def _safetensors_header(data_len: int) -> bytes:
-    header = json.dumps(
-        {"weight": {"dtype": "U8", "shape": [data_len], "data_offsets": [0, data_len]}}
-    ).encode()
-    header += b" " * (-len(header) % 8)  # data starts 8-byte aligned, as writers do
-    return len(header).to_bytes(8, "little") + header
 
 
 def generate(model: Path, total: int, files: int) -> None:
@@ -118,19 +110,8 @@ def generate(model: Path, total: int, files: int) -> None:
             "model.safetensors" if files == 1 else f"model-{index:05d}-of-{files:05d}.safetensors"
         )
         data_len = total // files
-        with (model / name).open("wb") as out:
-            out.write(_safetensors_header(data_len))
-            remaining = data_len
-            while remaining:
-                block[:8] = counter.to_bytes(8, "little")
-                counter += 1
-                count = min(BLOCK, remaining)
-                out.write(memoryview(block)[:count])
-                remaining -= count
-    (model / "config.json").write_text(
-        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}, indent=2)
-    )
-    (model / "generation_config.json").write_text('{"do_sample": false}\n')
+        counter = write_weight_file(model / name, data_len, block, counter)
+    write_small_files(model)
 
 
 def make_keys(work: Path) -> tuple[Path, Path]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -10,6 +14,25 @@ from typing import Any, Generic, TypeVar
 from provscan.report import FileFormat, Finding
 
 T = TypeVar("T")
+
+# Paths handed over have their symlinks resolved: O_NOFOLLOW refuses a file swapped for a
+# symlink since; O_NONBLOCK keeps a file swapped for a FIFO from blocking the open (the
+# S_ISREG check then refuses it); it changes nothing for regular files.
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+OPEN_FLAGS |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def read_at_most(path: Path, max_bytes: int) -> bytes:
+    """Up to max_bytes + 1 bytes of a regular file: one more than allowed says it is too large.
+
+    Bounded even if the file grew since it was listed; a FIFO or device is refused (OSError),
+    never read or waited on.
+    """
+    fd = os.open(path.resolve(), OPEN_FLAGS)
+    with io.FileIO(fd, "rb", closefd=True) as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return stream.read(max_bytes + 1) or b""
 
 
 @dataclass(frozen=True)

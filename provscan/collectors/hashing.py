@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from provscan.collectors.base import Collected, ScanFile
+from provscan.collectors.base import OPEN_FLAGS, Collected, ScanFile
 from provscan.report import Finding, Location, Manifest, ManifestResource, Severity
 
 # model_signing's defaults: the git paths (`ignore_git_paths=True`) plus its CLI's
@@ -32,12 +32,6 @@ from provscan.report import Finding, Location, Manifest, ManifestResource, Sever
 DEFAULT_IGNORE_PATHS = (".git", ".gitattributes", ".github", ".gitignore", "model.sig")
 DEFAULT_SHARD_SIZE = 1_000_000_000
 HASH_RULE_UNREADABLE = "HSH-UNREADABLE"
-
-# The resolver hands over paths with symlinks already resolved: O_NOFOLLOW refuses a file
-# swapped for a symlink since; O_NONBLOCK keeps a file swapped for a FIFO from blocking the
-# open (the S_ISREG check then refuses it); it changes nothing for regular files.
-OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-OPEN_FLAGS |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True)

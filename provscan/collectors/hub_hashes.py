@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, read_at_most
 from provscan.report import Finding, JsonValue, Severity, file_finding
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -37,8 +37,7 @@ def git_blob_sha1(path_bytes: bytes) -> str:
 def _git_sha1_of(file: ScanFile) -> str | None:
     """The file's git blob SHA-1, or None if it cannot be read or grew past GIT_BLOB_MAX."""
     try:
-        with file.path.open("rb") as handle:
-            data = handle.read(GIT_BLOB_MAX + 1)  # bounded even if the file grew since inventory
+        data = read_at_most(file.path, GIT_BLOB_MAX)
     except OSError:
         return None  # an unreadable file is reported by inventory and hashing
     return git_blob_sha1(data) if len(data) <= GIT_BLOB_MAX else None
@@ -112,8 +111,7 @@ def read_local_dir_metadata(file: ScanFile, max_bytes: int) -> tuple[str, str] |
     prefix and quotes dropped) in case a writer stored the raw HTTP header.
     """
     try:
-        with file.path.open("rb") as handle:
-            raw = handle.read(max_bytes + 1)
+        raw = read_at_most(file.path, max_bytes)
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if len(raw) > max_bytes:

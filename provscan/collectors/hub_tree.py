@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, read_at_most
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.hub_hashes import (
     LOCAL_DIR_METADATA,
@@ -66,8 +66,7 @@ def tree_cache_file(
 def read_tree_cache(path: Path, max_bytes: int = TREE_CACHE_MAX) -> dict[str, TreeEntry] | str:
     """The listing's entries, or what is wrong with the file. Bounded; never raises."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(max_bytes + 1)
+        raw = read_at_most(path, max_bytes)
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if len(raw) > max_bytes:

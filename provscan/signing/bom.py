@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from provscan.collectors.base import read_at_most
 from provscan.errors import UsageError
 from provscan.report import SignatureStatus, Signer
 from provscan.signing.bundle import (
@@ -47,8 +48,7 @@ class BomVerification:
 
 def _read_bom(bom: Path) -> bytes:
     try:
-        with bom.open("rb") as handle:
-            raw = handle.read(BOM_MAX_BYTES + 1)
+        raw = read_at_most(bom, BOM_MAX_BYTES)
     except OSError as exc:
         raise UsageError(f"{bom}: cannot be read ({exc.strerror or exc})") from exc
     if len(raw) > BOM_MAX_BYTES:

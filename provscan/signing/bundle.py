@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import errno
 import hashlib
-import io
 import json
-import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from provscan.collectors.hashing import OPEN_FLAGS
+from provscan.collectors.base import read_at_most
 from provscan.report import SignatureMethod, SignedSerialization
 
 BUNDLE_MEDIA_TYPES = (
@@ -100,7 +96,7 @@ def read_signature(path: Path, max_bytes: int, max_resources: int) -> ParsedSign
 def read_envelope(path: Path, max_bytes: int) -> Envelope:
     """Read a Sigstore bundle with a DSSE envelope (an OMS signature, a signed AI-BOM)."""
     try:
-        raw = _read_regular_file(path.resolve(), max_bytes)
+        raw = read_at_most(path, max_bytes)
     except OSError as exc:
         raise SignatureFormatError(f"cannot be read ({exc.strerror or exc})") from exc
     if len(raw) > max_bytes:
@@ -133,15 +129,6 @@ def _envelope(raw: bytes) -> Envelope:
         method=bundle_method(document),
         payload=_dsse_payload(document),
     )
-
-
-def _read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """At most max_bytes + 1 bytes of a regular file; a FIFO or device swapped in is refused."""
-    fd = os.open(path, OPEN_FLAGS)
-    with io.FileIO(fd, "rb", closefd=True) as stream:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        return stream.read(max_bytes + 1) or b""
 
 
 def bundle_method(document: dict[str, Any]) -> SignatureMethod:

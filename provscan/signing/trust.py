@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from provscan.collectors.base import read_at_most
 from provscan.errors import ConfigError
 from provscan.report import TrustAnchor
 
@@ -105,8 +106,7 @@ def oms_key_type(key: object) -> str | None:
 def _read(path: Path, what: str) -> bytes:
     remedy = f"pass a readable {what} file"
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(TRUST_FILE_MAX + 1)
+        raw = read_at_most(path, TRUST_FILE_MAX)
     except OSError as exc:
         raise ConfigError(f"{what} {path}: cannot be read ({exc.strerror or exc})", remedy) from exc
     if len(raw) > TRUST_FILE_MAX:
