@@ -15,6 +15,7 @@ import click
 
 from provscan import __version__
 from provscan.errors import ExitCode, OutputError, ProvscanError, UsageError
+from provscan.hub import HubOptions
 from provscan.pipeline import ScanOptions, available_cpus, scan
 from provscan.report import Decision, Report
 from provscan.resources import default_policy_dir, shipped_policy_dir
@@ -106,6 +107,29 @@ def _scan_options(func: F) -> F:
             "CA certificate(s) that certificate-chain signatures must lead to. Repeatable.",
         ),
         click.option(
+            "--download",
+            is_flag=True,
+            help="hf:// targets: download the snapshot into the Hugging Face cache (HF_HOME, "
+            "HF_TOKEN) and scan it.",
+        ),
+        click.option(
+            "--include",
+            multiple=True,
+            metavar="PATTERN",
+            help="--download only files matching PATTERN.",
+        ),
+        click.option(
+            "--exclude",
+            multiple=True,
+            metavar="PATTERN",
+            help="--download no file matching PATTERN.",
+        ),
+        click.option(
+            "--offline",
+            is_flag=True,
+            help="hf:// targets: use only the Hugging Face cache, never the network (as HF_HUB_OFFLINE=1).",
+        ),
+        click.option(
             "--sigstore-trusted-root",
             type=click.Path(dir_okay=False, exists=True, path_type=Path),
             metavar="JSON",
@@ -179,7 +203,8 @@ def check(
 ) -> int:
     """Scan TARGET, evaluate the policy, print the verdict and write the outputs.
 
-    TARGET is a model directory, a single model file, or a Hugging Face cache snapshot.
+    TARGET is a model directory, a single model file, a Hugging Face cache snapshot, or
+    hf://ORG/NAME[@REVISION] with --download (or --offline).
     """
     from provscan.config import load_config
     from provscan.policy.engine import evaluate
@@ -455,6 +480,16 @@ def _scan(target: str, kw: dict[str, Any], trust: TrustSettings) -> Report:
         trust=trust,
     )
     show_progress = not kw["quiet"] and sys.stderr.isatty()
+    options = dataclasses.replace(
+        options,
+        hub=HubOptions(
+            download=kw["download"],
+            include=tuple(kw["include"]),
+            exclude=tuple(kw["exclude"]),
+            offline=kw["offline"],
+            progress=show_progress,
+        ),
+    )
     if not show_progress:
         return scan(target, options)
     from rich.progress import (

@@ -36,6 +36,7 @@ from provscan.collectors.signatures import (
     model_signing_rehash,
     plan_signatures,
 )
+from provscan.hub import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.report import (
     CardFacts,
@@ -75,6 +76,8 @@ class ScanOptions:
     signature_paths: tuple[Path, ...] = ()
     # What signatures are checked against (None: only Sigstore's embedded public-good root).
     trust: TrustSettings | None = None
+    # How an hf:// target is fetched.
+    hub: HubOptions = field(default_factory=HubOptions)
     # Called once with the total bytes to hash, then with each hashed chunk's size.
     on_hash_start: Callable[[int], None] | None = None
     on_hash_progress: Callable[[int], None] | None = None
@@ -132,7 +135,7 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     """Scan a target into a Report. Raises ProvscanError only when there is nothing to scan."""
     options = options or ScanOptions()
     scanned_at = datetime.now(timezone.utc).replace(microsecond=0)
-    resolved = resolve_target(target, options.limits)
+    resolved = resolve_target(target, options.limits, options.hub)
     runner = _StepRunner()
     runner.findings.extend(resolved.findings)
     root = Path(resolved.info.root)

@@ -20,6 +20,7 @@ from pathlib import Path
 from provscan.collectors.base import ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.errors import TargetError, UsageError
+from provscan.hub import HubOptions, download_snapshot, is_hub_target, parse_hub_target
 from provscan.limits import Limits
 from provscan.report import Finding, Severity, TargetInfo, TargetKind, file_finding
 
@@ -34,14 +35,10 @@ class ResolvedTarget:
     findings: list[Finding] = field(default_factory=list)
 
 
-def resolve_target(target: str, limits: Limits) -> ResolvedTarget:
+def resolve_target(target: str, limits: Limits, hub: HubOptions | None = None) -> ResolvedTarget:
     """Resolve what the user typed into the files to scan. Raises on unusable targets."""
-    if target.startswith("hf://"):
-        raise UsageError(
-            f"{target}: Hugging Face Hub targets are not supported by this version",
-            "download the model (huggingface-cli download ORG/NAME --revision REV) and scan "
-            "its snapshot directory in the HF cache",
-        )
+    if is_hub_target(target):
+        return _hub_snapshot(target, limits, hub or HubOptions())
     given = Path(target).expanduser()
     if not os.path.lexists(given):
         raise UsageError(f"{target}: no such file or directory")
@@ -76,6 +73,23 @@ def resolve_target(target: str, limits: Limits) -> ResolvedTarget:
     if not resolved.files and not resolved.findings:
         raise TargetError(f"{target}: the directory contains no files; there is nothing to scan")
     resolved.files.sort(key=lambda f: f.rel)
+    return resolved
+
+
+def _hub_snapshot(target: str, limits: Limits, hub: HubOptions) -> ResolvedTarget:
+    """An hf:// target: downloaded into the HF cache, then scanned as that snapshot."""
+    ref = parse_hub_target(target)
+    if not hub.download and not hub.offline:
+        raise UsageError(
+            f"{target}: this version scans a Hub model once it is downloaded",
+            "add --download (into the Hugging Face cache; --include / --exclude PATTERN limit "
+            "the files), or --offline to scan what the cache already holds",
+        )
+    snapshot = download_snapshot(
+        ref, include=hub.include, exclude=hub.exclude, offline=hub.offline, progress=hub.progress
+    )
+    resolved = resolve_target(str(snapshot), limits)
+    resolved.info = resolved.info.model_copy(update={"input": target})
     return resolved
 
 

@@ -1,0 +1,203 @@
+"""Which files does `hf://org/name@revision` name? Download a Hub snapshot into the HF cache.
+
+`hf://ORG/NAME[@REVISION]` (a branch, tag or full commit) is downloaded with huggingface_hub's
+`snapshot_download` into the standard cache (HF_HOME / HF_HUB_CACHE; a gated repo needs
+HF_TOKEN), then scanned as the cache snapshot it is: pinned to the resolved commit, every
+file compared with the hash the Hub recorded for it. Failures name the cause and what to do,
+and end the run (fail closed, exit 3); a rate limit, a timeout or a dropped connection is
+retried with backoff first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from provscan.errors import ProvscanError, UsageError
+
+SCHEME = "hf://"
+# Hub repo ids: an optional namespace and a name of letters, digits, '-', '_' and '.'.
+_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+_REVISION = re.compile(r"^[\w./-]{1,256}$")
+RETRIES = 3
+T = TypeVar("T")
+
+
+class HubError(ProvscanError):
+    """The Hub (or the cache, offline) could not provide the model; nothing was scanned."""
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """How an hf:// target is fetched (the CLI's --download, --include, --exclude, --offline)."""
+
+    download: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    offline: bool = False
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class HubRef:
+    repo_id: str
+    revision: str | None  # None: the default branch
+
+    def __str__(self) -> str:
+        return f"{SCHEME}{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+
+def is_hub_target(target: str) -> bool:
+    return target.startswith(SCHEME)
+
+
+def parse_hub_target(target: str) -> HubRef:
+    """`hf://org/name[@revision]` -> HubRef; a malformed one is a usage error saying why."""
+    body = target[len(SCHEME) :]
+    repo_id, _, revision = body.partition("@")
+    if not _REPO_ID.match(repo_id) or ".." in repo_id:
+        raise UsageError(
+            f"{target}: {repo_id!r} is not a Hugging Face repo id",
+            "write hf://ORG/NAME or hf://ORG/NAME@REVISION (a branch, tag or commit)",
+        )
+    if "@" in body and (not _REVISION.match(revision) or ".." in revision):
+        raise UsageError(f"{target}: {revision!r} is not a branch, tag or commit")
+    return HubRef(repo_id, revision or None)
+
+
+def download_snapshot(
+    ref: HubRef,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    offline: bool = False,
+    progress: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
+    """Download (or, offline, find in the cache) the snapshot `ref` names; its directory.
+
+    huggingface_hub resumes partial downloads and skips files already cached; `include` /
+    `exclude` are its allow / ignore patterns.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils.tqdm import disable_progress_bars
+
+    def download() -> str:
+        quiet = contextlib.nullcontext() if progress else disable_progress_bars()
+        with quiet:
+            return snapshot_download(
+                ref.repo_id,
+                revision=ref.revision,
+                allow_patterns=list(include) or None,
+                ignore_patterns=list(exclude) or None,
+                local_files_only=offline,
+            )
+
+    return Path(_with_retries(ref, download, sleep, offline=offline))
+
+
+def _with_retries(
+    ref: HubRef, call: Callable[[], T], sleep: Callable[[float], None], *, offline: bool
+) -> T:
+    for attempt in range(RETRIES + 1):
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - mapped to a HubError below, never swallowed
+            cause = exc if offline else _network_cause(exc)
+            if not _retryable(cause) or attempt == RETRIES:
+                raise hub_error(ref, cause, offline=offline) from exc
+            sleep(_backoff(cause, attempt))
+    raise AssertionError("unreachable")
+
+
+def _network_cause(exc: BaseException) -> BaseException:
+    """The HTTP or connection error behind `exc`: when the Hub cannot be reached,
+    huggingface_hub falls back to the cache and raises "not in the cache" instead."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if _status(seen) is not None or _retryable(seen):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _retryable(exc: BaseException) -> bool:
+    status = _status(exc)
+    if status is not None:
+        return status == 429 or status >= 500
+    name = type(exc).__name__
+    return "Timeout" in name or "Connect" in name or "RemoteProtocol" in name or "ReadError" in name
+
+
+def _backoff(exc: BaseException, attempt: int) -> float:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if retry_after is not None and str(retry_after).isdigit():
+        return min(float(retry_after), 60.0)
+    return float(2**attempt)
+
+
+def hub_error(ref: HubRef, exc: BaseException, *, offline: bool = False) -> ProvscanError:
+    """A message a user can act on, for whatever the Hub client raised."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    endpoint = constants.ENDPOINT
+    status = _status(exc)
+    if isinstance(exc, GatedRepoError):
+        return HubError(
+            f"{ref}: the repo is gated and this token has no access to its files (HTTP {status})",
+            "accept the licence on the model's Hub page, then set HF_TOKEN to a token of that account",
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        return HubError(
+            f"{ref}: no such repo on {endpoint}, or it is private (HTTP {status})",
+            "check the org and name; for a private repo set HF_TOKEN",
+        )
+    if isinstance(exc, RevisionNotFoundError):
+        return HubError(
+            f"{ref}: revision {ref.revision!r} does not exist in {ref.repo_id}",
+            "give a branch, tag or full commit sha that exists",
+        )
+    if isinstance(exc, LocalEntryNotFoundError) and (offline or constants.HF_HUB_OFFLINE):
+        return HubError(
+            f"{ref}: not in the local Hugging Face cache, and offline mode forbids downloading it",
+            "run once without --offline (and without HF_HUB_OFFLINE=1) to download it",
+        )
+    if status == 401:
+        return HubError(f"{ref}: the Hub refused the token (HTTP 401)", "check HF_TOKEN")
+    if status == 429:
+        return HubError(
+            f"{ref}: rate limited by {endpoint} (HTTP 429) after {RETRIES} retries",
+            "wait and run again, or set HF_TOKEN (authenticated requests get higher limits)",
+        )
+    if status is not None:
+        return HubError(f"{ref}: the Hub answered HTTP {status}: {str(exc)[:300]}")
+    if _retryable(exc):
+        return HubError(
+            f"{ref}: could not reach {endpoint} ({type(exc).__name__}: {str(exc)[:200]}) after {RETRIES} retries",
+            "check the network (or HF_ENDPOINT); a partial download resumes on the next run",
+        )
+    if isinstance(exc, OSError):
+        return HubError(
+            f"{ref}: the download failed: {str(exc)[:300]}",
+            "run again: huggingface_hub resumes; if it repeats, clear this repo from the cache",
+        )
+    return HubError(f"{ref}: the download failed ({type(exc).__name__}: {str(exc)[:300]})")
