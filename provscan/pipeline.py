@@ -30,12 +30,7 @@ from provscan.collectors.modelcard import collect_model_card
 from provscan.collectors.modelfacts import collect_model_facts
 from provscan.collectors.origin import collect_origin
 from provscan.collectors.serialization.scan import scan_serialization
-from provscan.collectors.signatures import (
-    SignaturePlan,
-    collect_signatures,
-    model_signing_rehash,
-    plan_signatures,
-)
+from provscan.collectors.signatures import SignaturePlan, collect_signatures, plan_signatures
 from provscan.hub import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.report import (
@@ -54,6 +49,7 @@ from provscan.report import (
     TargetKind,
     ToolInfo,
 )
+from provscan.signing.rehash import model_signing_rehash
 from provscan.signing.trust import TrustSettings, load_trust
 from provscan.targets import resolve_target
 
@@ -143,7 +139,7 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     # so that verifying costs no second read. A failure here fails the signatures step.
     plan: SignaturePlan | Exception
     try:
-        plan = plan_signatures(resolved.files, root, options.signature_paths, options.limits)
+        plan = plan_signatures(resolved.files, options.signature_paths, options.limits)
         files = plan.manifest_files(resolved.files)
     except Exception as exc:  # noqa: BLE001 - recorded as the signatures step's failure below
         plan, files = exc, resolved.files

@@ -22,7 +22,6 @@ from provscan.report import (
     FileRole,
     Finding,
     Manifest,
-    ManifestResource,
     Severity,
     SignatureCheck,
     SignatureFacts,
@@ -105,7 +104,7 @@ class SignaturePlan:
 
 
 def plan_signatures(
-    files: Sequence[ScanFile], root: Path, given: Sequence[Path], limits: Limits
+    files: Sequence[ScanFile], given: Sequence[Path], limits: Limits
 ) -> SignaturePlan:
     """Read the target's model.sig and every --signature file (unverified, bounded)."""
     by_path = {f.path.resolve(): f for f in files}
@@ -351,45 +350,3 @@ def _finding(
     if path is not None:
         return file_finding(rule, severity, path, message, **evidence)
     return target_finding(rule, severity, message, **evidence)
-
-
-def model_signing_rehash(root: Path, ignored: Sequence[str]) -> RehashFn:
-    """A RehashFn that hashes `root` with model_signing itself (a second read of every file)."""
-
-    def rehash(serialization: SignedSerialization) -> Manifest:
-        from model_signing import hashing
-
-        paths = sorted(set(ignored) | set(serialization.ignore_paths))
-        config = hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
-            paths=[root / p for p in paths], ignore_git_paths=True
-        )
-        # The API's name for BLAKE2b is "blake2"; model_signing 1.1.1's own verify passes
-        # the recorded "blake2b" and so cannot check its BLAKE2 signatures.
-        algorithm = "blake2" if serialization.hash_type == "blake2b" else serialization.hash_type
-        if serialization.method == "shards":
-            config.use_shard_serialization(
-                hashing_algorithm=algorithm,
-                shard_size=serialization.shard_size or 1_000_000_000,
-                allow_symlinks=True,
-            )
-        else:
-            config.use_file_serialization(hashing_algorithm=algorithm, allow_symlinks=True)
-        theirs = config.hash(root)
-        resources = tuple(
-            ManifestResource(
-                name=str(r.identifier), algorithm=r.digest.algorithm, digest=r.digest.digest_hex
-            )
-            for r in theirs.resource_descriptors()
-        )
-        return Manifest(
-            model_name=root.name,
-            method=serialization.method,
-            hash_type=serialization.hash_type,
-            allow_symlinks=True,
-            ignore_paths=tuple(paths),
-            shard_size=serialization.shard_size,
-            resources=resources,
-            root_digest="",
-        )
-
-    return rehash
