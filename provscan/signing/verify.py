@@ -209,10 +209,8 @@ def _verify_certificate(envelope: Envelope, trust: TrustSettings) -> Verificatio
     try:
         chain = _chain(envelope)
     except ValueError as exc:
-        raise_malformed = f"the certificate chain cannot be read: {exc}"
-        return Verification(
-            SignatureStatus.MALFORMED, raise_malformed, Signer(method="certificate")
-        )
+        reason = f"the certificate chain cannot be read: {exc}"
+        return Verification(SignatureStatus.MALFORMED, reason, Signer(method="certificate"))
     signer = _certificate_signer("certificate", chain[0], chain[1:])
     if not _leaf_signature_valid(chain[0], envelope):
         return Verification(
