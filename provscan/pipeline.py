@@ -220,7 +220,10 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
         "model_card", lambda: collect_model_card(files, options.limits)
     )
     origin: OriginFacts | None = runner.run(
-        "origin", lambda: collect_origin(sniffed, resolved.info, card, model, options.limits)
+        "origin",
+        lambda: collect_origin(
+            sniffed, resolved.info, card, model, options.limits, hub=resolved.lineage
+        ),
     )
     licence: LicenceFacts | None = runner.run(
         "licence",

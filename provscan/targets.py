@@ -21,6 +21,7 @@ from provscan.collectors.base import ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.errors import TargetError, UsageError
 from provscan.hub import HubOptions, download_snapshot, is_hub_target, parse_hub_target
+from provscan.hub_lineage import HubLineage, walk_base_models
 from provscan.limits import Limits
 from provscan.report import Finding, Severity, TargetInfo, TargetKind, file_finding
 
@@ -33,6 +34,8 @@ class ResolvedTarget:
     info: TargetInfo
     files: list[ScanFile] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # hf:// targets: the base-model lineage the Hub records (None offline or for local targets).
+    lineage: HubLineage | None = None
 
 
 def resolve_target(target: str, limits: Limits, hub: HubOptions | None = None) -> ResolvedTarget:
@@ -90,6 +93,13 @@ def _hub_snapshot(target: str, limits: Limits, hub: HubOptions) -> ResolvedTarge
     )
     resolved = resolve_target(str(snapshot), limits)
     resolved.info = resolved.info.model_copy(update={"input": target})
+    if not hub.offline and resolved.info.repo_id:
+        from huggingface_hub import HfApi
+
+        # The walk never raises: an ancestor it cannot fetch is a node with an error.
+        resolved.lineage = walk_base_models(
+            resolved.info.repo_id, resolved.info.revision, api=HfApi()
+        )
     return resolved
 
 

@@ -23,7 +23,9 @@ from provscan.collectors.base import (
     load_json_object,
     string_list,
 )
+from provscan.collectors.origin_hub import HUB_SOURCE, hub_lineage_findings, hub_root_models
 from provscan.collectors.serialization.gguf_scan import read_provenance
+from provscan.hub_lineage import HubLineage
 from provscan.knowledge_base import (
     FamilyEntry,
     PublisherEntry,
@@ -81,7 +83,10 @@ def collect_origin(
     card: CardFacts | None,
     model: ModelFacts | None,
     limits: Limits,
+    hub: HubLineage | None = None,
 ) -> Collected[OriginFacts]:
+    """`hub`: the base-model lineage the Hub records for an hf:// target (edges beyond the
+    files' own claims, the real roots, and what could not be followed)."""
     by_name = {item.file.rel: item for item in files}
     evidence = _Evidence()
     _card_claims(card, evidence)
@@ -114,7 +119,7 @@ def collect_origin(
                 strength="strong",
             )
         )
-    return _decide(target, evidence, own_known is not None and own_known.multimodal)
+    return _decide(target, evidence, own_known is not None and own_known.multimodal, hub)
 
 
 # ---------------------------------------------------------------- evidence
@@ -287,13 +292,15 @@ def _gguf_base(meta: dict[str, Any], prefix: str) -> str | None:
 
 
 def _decide(
-    target: TargetInfo, evidence: _Evidence, known_multimodal: bool
+    target: TargetInfo, evidence: _Evidence, known_multimodal: bool, hub: HubLineage | None
 ) -> Collected[OriginFacts]:
     family, confidence = _family(evidence.signals)
     own_org = target.repo_id.split("/", 1)[0] if target.repo_id else evidence.gguf_org
     publisher = _publisher(own_org) if own_org else None
-    lineage = _lineage(target, evidence.claims)
-    bases = tuple(dict.fromkeys(edge.base for edge in lineage))
+    lineage = _lineage(target, evidence.claims, hub)
+    child = target.repo_id or target.name
+    direct = tuple(dict.fromkeys(edge.base for edge in lineage if edge.child == child))
+    bases = hub_root_models(target, hub) or direct
     roots = tuple(_publisher(base.split("/", 1)[0]) for base in bases)
     multimodal = _multimodal(evidence, bases, known_multimodal)
     family_publisher = publisher_by_key(family.publisher) if family else None
@@ -302,7 +309,7 @@ def _decide(
     jurisdictions = _jurisdictions(
         publisher, roots, bases, family, family_publisher, confidence, claimed
     )
-    findings = _unknown_bases(bases, roots)
+    findings = _unknown_bases(bases, roots) + hub_lineage_findings(hub)
     if (
         family is not None
         and family_publisher is not None
@@ -354,19 +361,34 @@ def _publisher(org: str) -> Publisher:
 
 
 def _lineage(
-    target: TargetInfo, claims: Iterable[tuple[str, Relation | None, str]]
+    target: TargetInfo,
+    claims: Iterable[tuple[str, Relation | None, str]],
+    hub: HubLineage | None,
 ) -> tuple[LineageEdge, ...]:
     child = target.repo_id or target.name
+    own = (target.repo_id or "").casefold()
+    claims = list(claims)
+    further: list[LineageEdge] = []
+    for edge in hub.edges if hub is not None else ():
+        if edge.child.casefold() == own:
+            claims.append((edge.base, edge.relation, HUB_SOURCE))
+        else:
+            further.append(
+                LineageEdge(
+                    child=edge.child, base=edge.base, relation=edge.relation, sources=(HUB_SOURCE,)
+                )
+            )
     merged: dict[str, tuple[Relation | None, list[str]]] = {}
     for base, relation, source in claims:
         if base == target.repo_id:
             continue  # a model naming itself (a config saved from its own repo) is no lineage
         known_relation, sources = merged.get(base, (None, []))
         merged[base] = (known_relation or relation, [*sources, source])
-    return tuple(
+    own_edges = tuple(
         LineageEdge(child=child, base=base, relation=relation or "unknown", sources=tuple(sources))
         for base, (relation, sources) in merged.items()
     )
+    return own_edges + tuple(further)
 
 
 def _multimodal(evidence: _Evidence, bases: Sequence[str], known: bool) -> bool | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.hub_repos import demo_repo, gated_repo, tampered_repo
+from fixtures.hub_repos import base_model_chain, demo_repo, gated_repo, tampered_repo
 from fixtures.hub_server import HubServer
 from provscan.errors import UsageError
 from provscan.hub import HubRef, parse_hub_target
@@ -28,6 +28,7 @@ def hub() -> Iterator[HubServer]:
         gated_repo(),
         tampered_repo(),
         demo_repo("acme/busy", rate_limit_first_n=2),
+        *base_model_chain(),
     ]
     with HubServer(repos) as server:
         yield server
@@ -61,6 +62,25 @@ def test_a_downloaded_model_is_scanned_pinned_to_its_commit(hub: HubServer, tmp_
     assert not [f for f in report["findings"] if f["rule_id"].startswith("HSH-HUB")]
     bom = (tmp_path / "bom.json").read_text()
     assert f"pkg:huggingface/acme/tiny-llama@{commit}" in bom
+
+
+def test_a_fine_tune_inherits_its_hub_roots_origin_and_licence(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    """acme/finetune (card: apache-2.0, base acme/base) -> acme/base -> meta-llama/Llama-3.1-8B:
+    only the Hub knows the second hop, and with it the root's country and licence."""
+    result = provscan(
+        hub, tmp_path, "check", "hf://acme/finetune", "--download", "-q", "--format", "json"
+    )
+    report = json.loads(result.stdout)
+    edges = {(e["child"], e["base"]): e["sources"] for e in report["origin"]["lineage"]}
+    assert edges[("acme/base", "meta-llama/Llama-3.1-8B")] == ["hub model_info"]
+    assert "hub model_info" in edges[("acme/finetune", "acme/base")]
+    assert report["origin"]["root_models"] == ["meta-llama/Llama-3.1-8B"]
+    assert ("US", "root") in {(j["country"], j["role"]) for j in report["origin"]["jurisdictions"]}
+    assert report["licence"]["inherited"] == ["llama3.1"]
+    assert "LIC-LAUNDERING" in {f["rule_id"] for f in report["findings"]}
+    assert result.returncode == 4  # review: a permissive label on a Llama-derived model
 
 
 def test_the_tampered_repo_is_denied_naming_the_file(hub: HubServer, tmp_path: Path) -> None:
