@@ -184,35 +184,25 @@ def test_a_valid_signature_passes_the_same_harness(
     assert (check.status, check.integrity) == ("verified", "match")
 
 
-def test_oversized_signature_is_refused_at_the_limit(
-    tmp_path: Path, valid_signature: bytes, key: KeyFiles
+@pytest.mark.parametrize(
+    ("limit", "value", "words"),
+    [
+        ("signature_max", 1000, "larger than 1000 bytes, the signature size limit"),
+        ("signature_max_resources", 5, "lists 8 resources, over the limit of 5"),
+        # the 4 ignore paths (git's) are over a limit of 3, checked before the 8 resources
+        ("signature_max_resources", 3, "ignore_paths lists 4 paths, over the limit of 3"),
+    ],
+    ids=["bytes", "resources", "ignore-paths"],
+)
+def test_a_signature_over_a_limit_is_refused_at_the_limit(
+    tmp_path: Path, valid_signature: bytes, key: KeyFiles, limit: str, value: int, words: str
 ) -> None:
     model = build_demo_model(tmp_path / "tiny-llama")
     (model / "model.sig").write_bytes(valid_signature)
     assert len(valid_signature) > 1000
-    limits = dataclasses.replace(DEFAULT_LIMITS, signature_max=1000)
+    limits = dataclasses.replace(DEFAULT_LIMITS, **{limit: value})
     report = scan(str(model), ScanOptions(limits=limits, trust=load_trust([key.public])))
-    assert_malformed(report, "larger than 1000 bytes, the signature size limit")
-
-
-def test_too_many_resources_are_refused_at_the_limit(
-    tmp_path: Path, valid_signature: bytes, key: KeyFiles
-) -> None:
-    model = build_demo_model(tmp_path / "tiny-llama")
-    (model / "model.sig").write_bytes(valid_signature)
-    limits = dataclasses.replace(DEFAULT_LIMITS, signature_max_resources=5)
-    report = scan(str(model), ScanOptions(limits=limits, trust=load_trust([key.public])))
-    assert_malformed(report, "lists 8 resources, over the limit of 5")
-
-
-def test_too_many_ignore_paths_are_reported_as_over_the_limit(
-    tmp_path: Path, valid_signature: bytes, key: KeyFiles
-) -> None:
-    model = build_demo_model(tmp_path / "tiny-llama")
-    (model / "model.sig").write_bytes(valid_signature)  # 4 ignore paths (git's), 8 resources
-    limits = dataclasses.replace(DEFAULT_LIMITS, signature_max_resources=3)
-    report = scan(str(model), ScanOptions(limits=limits, trust=load_trust([key.public])))
-    assert_malformed(report, "over the limit")
+    assert_malformed(report, words)
 
 
 def test_a_bad_signature_denies_through_the_command_line(
