@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from provscan.errors import ProvscanError, UsageError
+from provscan.report import Finding, Severity, file_finding, target_finding
 
 SCHEME = "hf://"
 # Hub repo ids: an optional namespace and a name of letters, digits, '-', '_' and '.'.
@@ -201,3 +202,43 @@ def hub_error(ref: HubRef, exc: BaseException, *, offline: bool = False) -> Prov
             "run again: huggingface_hub resumes; if it repeats, clear this repo from the cache",
         )
     return HubError(f"{ref}: the download failed ({type(exc).__name__}: {str(exc)[:300]})")
+
+
+def hub_scan_findings(repo_id: str, revision: str) -> list[Finding]:
+    """The Hub's own security scan of the commit (`model_info(securityStatus=True)`), as findings.
+
+    The Hub scans uploads (malware, pickle imports); a file it flags is a finding located at
+    that file. A scan that is not done, or a status that cannot be fetched, is an info finding:
+    provscan's own checks still ran, and the Hub's verdict is a second opinion.
+    """
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi().model_info(repo_id, revision=revision, securityStatus=True, timeout=30)
+    except Exception as exc:  # noqa: BLE001 - a second opinion that cannot be had is only noted
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        message = f"the Hub's security scan of {repo_id}@{revision} could not be read ({reason})"
+        return [target_finding("SER-HUB-SCAN-UNAVAILABLE", Severity.INFO, message)]
+    status = info.security_repo_status if isinstance(info.security_repo_status, dict) else {}
+    findings: list[Finding] = []
+    if status.get("scansDone") is not True:
+        message = f"the Hub has not finished scanning {repo_id}@{revision} (no security status yet)"
+        findings.append(target_finding("SER-HUB-SCAN-UNAVAILABLE", Severity.INFO, message))
+    issues = status.get("filesWithIssues")
+    for issue in issues[:1000] if isinstance(issues, list) else []:
+        path, level = (
+            (issue.get("path"), issue.get("level")) if isinstance(issue, dict) else (None, None)
+        )
+        if not isinstance(path, str) or not path:
+            continue
+        level_text = str(level)[:40]
+        severity = Severity.HIGH if level_text in _UNSAFE_LEVELS else Severity.MEDIUM
+        message = f"{path}: the Hub's own security scan flags this file ({level_text}) at commit {revision}"
+        findings.append(
+            file_finding("SER-HUB-FLAGGED", severity, path[:1000], message, level=level_text)
+        )
+    return findings
+
+
+# Hub scan levels that mean the scanner found something dangerous (others: "caution" ...).
+_UNSAFE_LEVELS = {"unsafe", "dangerous", "malicious", "infected"}

@@ -20,7 +20,13 @@ from pathlib import Path
 from provscan.collectors.base import ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.errors import TargetError, UsageError
-from provscan.hub import HubOptions, download_snapshot, is_hub_target, parse_hub_target
+from provscan.hub import (
+    HubOptions,
+    download_snapshot,
+    hub_scan_findings,
+    is_hub_target,
+    parse_hub_target,
+)
 from provscan.hub_lineage import HubLineage, walk_base_models
 from provscan.limits import Limits
 from provscan.report import Finding, Severity, TargetInfo, TargetKind, file_finding
@@ -100,6 +106,8 @@ def _hub_snapshot(target: str, limits: Limits, hub: HubOptions) -> ResolvedTarge
         resolved.lineage = walk_base_models(
             resolved.info.repo_id, resolved.info.revision, api=HfApi()
         )
+        if resolved.info.revision:
+            resolved.findings += hub_scan_findings(resolved.info.repo_id, resolved.info.revision)
     return resolved
 
 

@@ -29,6 +29,9 @@ def hub() -> Iterator[HubServer]:
         tampered_repo(),
         demo_repo("acme/busy", rate_limit_first_n=2),
         *base_model_chain(),
+        demo_repo("acme/flagged", security={"model.safetensors": {"status": "unsafe"}}),
+        # Every file body is cut short: a download that never completes.
+        demo_repo("acme/dead", drop_after_bytes=0, drop_times=1_000),
     ]
     with HubServer(repos) as server:
         yield server
@@ -83,6 +86,24 @@ def test_a_fine_tune_inherits_its_hub_roots_origin_and_licence(
     assert result.returncode == 4  # review: a permissive label on a Llama-derived model
 
 
+def test_the_hubs_own_scan_results_are_findings(hub: HubServer, tmp_path: Path) -> None:
+    flagged = provscan(
+        hub, tmp_path, "check", "hf://acme/flagged", "--download", "-q", "--format", "json"
+    )
+    report = json.loads(flagged.stdout)
+    hub_scan = [f for f in report["findings"] if f["rule_id"].startswith("SER-HUB")]
+    assert [(f["rule_id"], f["severity"], f["location"]["path"]) for f in hub_scan] == [
+        ("SER-HUB-FLAGGED", "high", "model.safetensors")
+    ]
+    assert flagged.returncode == 4  # high: review
+    clean = provscan(
+        hub, tmp_path, "check", "hf://acme/tiny-llama", "--download", "-q", "--format", "json"
+    )
+    assert not [
+        f for f in json.loads(clean.stdout)["findings"] if f["rule_id"].startswith("SER-HUB")
+    ]
+
+
 def test_the_tampered_repo_is_denied_naming_the_file(hub: HubServer, tmp_path: Path) -> None:
     result = provscan(hub, tmp_path, "check", "hf://acme/tampered", "--download", "-q")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -123,6 +144,16 @@ def test_a_rate_limit_is_retried(hub: HubServer, tmp_path: Path) -> None:
     result = provscan(hub, tmp_path, "check", "hf://acme/busy", "--download", "-q")
     assert result.returncode in (0, 4), result.stdout + result.stderr
     assert sum(1 for r in hub.requests if r.status == 429) >= 2
+
+
+@pytest.mark.slow
+def test_a_download_that_keeps_failing_is_a_named_error_not_a_partial_scan(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    result = provscan(hub, tmp_path, "check", "hf://acme/dead", "--download", "-q")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "hf://acme/dead" in result.stderr and "partial download resumes" in result.stderr
+    assert "VERDICT" not in result.stdout  # nothing was scanned
 
 
 def test_offline_uses_the_cache_only(hub: HubServer, tmp_path: Path) -> None:
