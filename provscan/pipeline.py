@@ -18,12 +18,7 @@ from provscan.collectors.hashing import (
     hash_files,
     planned_read_bytes,
 )
-from provscan.collectors.hub_hashes import (
-    LOCAL_DIR_METADATA,
-    compare_hub_hashes,
-    compare_local_dir_metadata,
-)
-from provscan.collectors.hub_tree import compare_tree_cache, tree_cache_file
+from provscan.collectors.hub_records import compare_hub_records
 from provscan.collectors.inventory import collect_inventory, file_entry, role_of
 from provscan.collectors.licence import collect_licence
 from provscan.collectors.modelcard import collect_model_card
@@ -168,26 +163,9 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
             single_file_target=resolved.info.kind is TargetKind.FILE,
             progress=options.on_hash_progress,
         )
-        hub: list[Finding] = []
-        if resolved.info.kind is TargetKind.HF_CACHE_SNAPSHOT:
-            # The cache names each blob by the hash the Hub recorded: compare, offline.
-            hub += compare_hub_hashes(files, result.value.digests)
-        if any(f.rel.startswith(LOCAL_DIR_METADATA) for f in files):
-            # `hf download --local-dir` records each file's Hub hash in .cache/huggingface/download/.
-            hub += compare_local_dir_metadata(files, result.value.digests)
-        tree = tree_cache_file(resolved.info.kind, root, files)
-        if tree is not None:
-            # The commit's cached file listing: changed, added and not-downloaded files.
-            reported = {
-                f.location.path for f in hub if f.location and f.rule_id == "HSH-HUB-MISMATCH"
-            }
-            hub += compare_tree_cache(
-                files,
-                result.value.digests,
-                *tree,
-                snapshot=resolved.info.kind is TargetKind.HF_CACHE_SNAPSHOT,
-                already_reported={r for r in reported if r},
-            )
+        # Whatever huggingface_hub recorded of the files (blob names, download metadata,
+        # the commit's listing) is compared offline, from the digests just computed.
+        hub = compare_hub_records(resolved.info.kind, root, files, result.value.digests)
         if not hub:
             return result
         return Collected(value=result.value, findings=result.findings + tuple(hub))
