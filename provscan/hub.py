@@ -110,9 +110,9 @@ def _with_retries(
             return call()
         except Exception as exc:  # noqa: BLE001 - mapped to a HubError below, never swallowed
             cause = exc if offline else _network_cause(exc)
-            if not _retryable(cause) or attempt == RETRIES:
+            if not is_retryable(cause) or attempt == RETRIES:
                 raise hub_error(ref, cause, offline=offline) from exc
-            sleep(_backoff(cause, attempt))
+            sleep(retry_delay(cause, attempt))
     raise AssertionError("unreachable")
 
 
@@ -121,33 +121,37 @@ def _network_cause(exc: BaseException) -> BaseException:
     huggingface_hub falls back to the cache and raises "not in the cache" instead."""
     seen: BaseException | None = exc
     while seen is not None:
-        if _status(seen) is not None or _retryable(seen):
+        if http_status(seen) is not None or is_retryable(seen):
             return seen
         seen = seen.__cause__ or seen.__context__
     return exc
 
 
-def _status(exc: BaseException) -> int | None:
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a Hub client error (huggingface_hub's errors carry the response)."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     return status if isinstance(status, int) else None
 
 
-def _retryable(exc: BaseException) -> bool:
-    status = _status(exc)
+def is_retryable(exc: BaseException) -> bool:
+    """A rate limit, a server error, a timeout or a broken connection: trying again may help."""
+    import httpx2  # huggingface_hub 2.x's HTTP client
+
+    status = http_status(exc)
     if status is not None:
         return status == 429 or status >= 500
-    name = type(exc).__name__
-    return "Timeout" in name or "Connect" in name or "RemoteProtocol" in name or "ReadError" in name
+    return isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError))
 
 
-def _backoff(exc: BaseException, attempt: int) -> float:
+def retry_delay(exc: BaseException, attempt: int, cap: float = 60.0) -> float:
+    """Seconds before the next try: the Hub's Retry-After when it sends one, else 1, 2, 4 ..."""
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
     retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
     if retry_after is not None and str(retry_after).isdigit():
-        return min(float(retry_after), 60.0)
-    return float(2**attempt)
+        return min(float(retry_after), cap)
+    return min(float(2**attempt), cap)
 
 
 def hub_error(ref: HubRef, exc: BaseException, *, offline: bool = False) -> ProvscanError:
@@ -161,7 +165,7 @@ def hub_error(ref: HubRef, exc: BaseException, *, offline: bool = False) -> Prov
     )
 
     endpoint = constants.ENDPOINT
-    status = _status(exc)
+    status = http_status(exc)
     if isinstance(exc, GatedRepoError):
         return HubError(
             f"{ref}: the repo is gated and this token has no access to its files (HTTP {status})",
@@ -191,7 +195,7 @@ def hub_error(ref: HubRef, exc: BaseException, *, offline: bool = False) -> Prov
         )
     if status is not None:
         return HubError(f"{ref}: the Hub answered HTTP {status}: {str(exc)[:300]}")
-    if _retryable(exc):
+    if is_retryable(exc):
         return HubError(
             f"{ref}: could not reach {endpoint} ({type(exc).__name__}: {str(exc)[:200]}) after {RETRIES} retries",
             "check the network (or HF_ENDPOINT); a partial download resumes on the next run",

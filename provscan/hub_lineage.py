@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
+from provscan.hub import http_status, is_retryable, retry_delay
 from provscan.report import Relation
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def walk_base_models(
                 node = _model(info, name, depth, rev, problems)
                 break
             except Exception as exc:  # noqa: BLE001 - every failure becomes a reason on the node
-                wait = _retry_after(exc)
+                wait = _retry_after(exc, attempt)
                 if wait is None or attempt == retries:
                     node = HubModel(name, depth, rev, error=_reason(exc, rev))
                     problems.append(f"{name}: {node.error}")
@@ -199,25 +200,16 @@ def _text(value: object) -> str | None:
     return _clip(value) if isinstance(value, str) and value.strip() else None
 
 
-def _status(exc: BaseException) -> int | None:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _retry_after(exc: BaseException) -> float | None:
+def _retry_after(exc: BaseException, attempt: int) -> float | None:
     """Seconds to wait before trying again, or None when trying again would not help."""
-    status, name = _status(exc), type(exc).__name__
-    if status == 429 or (status or 0) >= 500 or (status is None and "Timeout" in name):
-        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-        after = str(headers.get("Retry-After", "1"))
-        return min(float(after), 10.0) if after.isdigit() else 1.0
-    return None
+    return retry_delay(exc, attempt, cap=10.0) if is_retryable(exc) else None
 
 
 def _reason(exc: BaseException, revision: str | None) -> str:
+    import httpx2  # huggingface_hub 2.x's HTTP client
     from huggingface_hub import errors
 
-    status, name, text = _status(exc), type(exc).__name__, (str(exc).splitlines() or [""])[0]
+    status, name, text = http_status(exc), type(exc).__name__, (str(exc).splitlines() or [""])[0]
     if isinstance(exc, errors.GatedRepoError):
         return f"gated: the Hub withholds its metadata from this token (HTTP {status})"
     if isinstance(exc, errors.RepositoryNotFoundError):
@@ -230,9 +222,9 @@ def _reason(exc: BaseException, revision: str | None) -> str:
         return "rate limited by the Hub (HTTP 429); set HF_TOKEN or run again later"
     if status is not None:
         return _clip(f"the Hub answered HTTP {status}: {text}")
-    if "Timeout" in name:
+    if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
         return "timed out waiting for the Hub"
-    if isinstance(exc, OSError) or "Connect" in name or "Protocol" in name:
+    if isinstance(exc, OSError) or is_retryable(exc):
         return _clip(f"could not reach the Hub ({name}: {text})")
     return _clip(f"model_info failed ({name}: {text})")
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from fixtures.hub_repos import base_model_chain, demo_repo, gated_repo, tampered_repo
@@ -210,10 +211,6 @@ class _HttpError(Exception):
         self.response = _Response(status, headers)
 
 
-class ConnectError(Exception):
-    """Named like httpx's: a connection that could not be made."""
-
-
 def _flaky(failures: list[BaseException]):  # type: ignore[no-untyped-def]
     def call() -> str:
         if failures:
@@ -227,7 +224,7 @@ def test_connection_failures_are_retried_with_backoff_then_named() -> None:
     from provscan.hub import RETRIES, HubError, _with_retries
 
     sleeps: list[float] = []
-    failures: list[BaseException] = [ConnectError("refused")] * (RETRIES + 1)
+    failures: list[BaseException] = [httpx2.ConnectError("refused")] * (RETRIES + 1)
     with pytest.raises(HubError, match="could not reach") as caught:
         _with_retries(HubRef("acme/x", None), _flaky(failures), sleeps.append, offline=False)
     assert sleeps == [1.0, 2.0, 4.0]
