@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from provscan.errors import ProvscanError, UsageError
 from provscan.report import Finding, Severity, file_finding, target_finding
+
+if TYPE_CHECKING:
+    from provscan.hub_lineage import HubLineage
 
 SCHEME = "hf://"
 # Hub repo ids: an optional namespace and a name of letters, digits, '-', '_' and '.'.
@@ -206,6 +209,20 @@ def hub_error(ref: HubRef, exc: BaseException, *, offline: bool = False) -> Prov
             "run again: huggingface_hub resumes; if it repeats, clear this repo from the cache",
         )
     return HubError(f"{ref}: the download failed ({type(exc).__name__}: {str(exc)[:300]})")
+
+
+def hub_metadata(repo_id: str, revision: str) -> tuple[HubLineage | None, list[Finding]]:
+    """What the Hub records about a downloaded commit beyond its files: the base-model
+    lineage, and its own security scan as findings. Nothing when HF_HUB_OFFLINE is set.
+    Never raises: what cannot be fetched is an error node or an info finding."""
+    from huggingface_hub import HfApi, constants
+
+    from provscan.hub_lineage import walk_base_models
+
+    if constants.HF_HUB_OFFLINE:
+        return None, []
+    lineage = walk_base_models(repo_id, revision, api=HfApi())
+    return lineage, hub_scan_findings(repo_id, revision)
 
 
 def hub_scan_findings(repo_id: str, revision: str) -> list[Finding]:

@@ -23,11 +23,11 @@ from provscan.errors import TargetError, UsageError
 from provscan.hub import (
     HubOptions,
     download_snapshot,
-    hub_scan_findings,
+    hub_metadata,
     is_hub_target,
     parse_hub_target,
 )
-from provscan.hub_lineage import HubLineage, walk_base_models
+from provscan.hub_lineage import HubLineage
 from provscan.limits import Limits
 from provscan.report import Finding, Severity, TargetInfo, TargetKind, file_finding
 
@@ -99,15 +99,10 @@ def _hub_snapshot(target: str, limits: Limits, hub: HubOptions) -> ResolvedTarge
     )
     resolved = resolve_target(str(snapshot), limits)
     resolved.info = resolved.info.model_copy(update={"input": target})
-    if not hub.offline and resolved.info.repo_id:
-        from huggingface_hub import HfApi
-
-        # The walk never raises: an ancestor it cannot fetch is a node with an error.
-        resolved.lineage = walk_base_models(
-            resolved.info.repo_id, resolved.info.revision, api=HfApi()
-        )
-        if resolved.info.revision:
-            resolved.findings += hub_scan_findings(resolved.info.repo_id, resolved.info.revision)
+    if not hub.offline and resolved.info.repo_id and resolved.info.revision:
+        lineage, findings = hub_metadata(resolved.info.repo_id, resolved.info.revision)
+        resolved.lineage = lineage
+        resolved.findings += findings
     return resolved
 
 
