@@ -472,16 +472,13 @@ def _with_identities(
 
 
 def _scan(target: str, kw: dict[str, Any], trust: TrustSettings) -> Report:
+    show_progress = not kw["quiet"] and sys.stderr.isatty()
     options = ScanOptions(
         hash_workers=kw["workers"] or available_cpus(),
         serialization=kw["serialization"],
         shard_size=kw["shard_size"],
         signature_paths=tuple(kw["signatures"]),
         trust=trust,
-    )
-    show_progress = not kw["quiet"] and sys.stderr.isatty()
-    options = dataclasses.replace(
-        options,
         hub=HubOptions(
             download=kw["download"],
             include=tuple(kw["include"]),
