@@ -110,19 +110,20 @@ def _scan_options(func: F) -> F:
             "--download",
             is_flag=True,
             help="hf:// targets: download the snapshot into the Hugging Face cache (HF_HOME, "
-            "HF_TOKEN) and scan it.",
+            "HF_TOKEN) and scan every byte. Without it, an hf:// target is scanned as metadata: "
+            "small files downloaded, weights read by range (headers only).",
         ),
         click.option(
             "--include",
             multiple=True,
             metavar="PATTERN",
-            help="--download only files matching PATTERN.",
+            help="hf:// targets: scan (and download) only files matching PATTERN.",
         ),
         click.option(
             "--exclude",
             multiple=True,
             metavar="PATTERN",
-            help="--download no file matching PATTERN.",
+            help="hf:// targets: scan (and download) no file matching PATTERN.",
         ),
         click.option(
             "--offline",

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from provscan.errors import ProvscanError, UsageError
 from provscan.report import Finding, Severity, file_finding, target_finding
@@ -102,12 +102,14 @@ def download_snapshot(
                 local_files_only=offline,
             )
 
-    return Path(_with_retries(ref, download, sleep, offline=offline))
+    return Path(with_retries(ref, download, sleep, offline=offline))
 
 
-def _with_retries(
-    ref: HubRef, call: Callable[[], T], sleep: Callable[[float], None], *, offline: bool
+def with_retries(
+    ref: HubRef, call: Callable[[], T], sleep: Callable[[float], None], *, offline: bool = False
 ) -> T:
+    """call(), retried with backoff while the failure is one that retrying may fix; any
+    failure left is a HubError saying what to do."""
     for attempt in range(RETRIES + 1):
         try:
             return call()
@@ -211,9 +213,11 @@ def hub_error(ref: HubRef, exc: BaseException, *, offline: bool = False) -> Prov
     return HubError(f"{ref}: the download failed ({type(exc).__name__}: {str(exc)[:300]})")
 
 
-def hub_metadata(repo_id: str, revision: str) -> tuple[HubLineage | None, list[Finding]]:
-    """What the Hub records about a downloaded commit beyond its files: the base-model
-    lineage, and its own security scan as findings. Nothing when HF_HUB_OFFLINE is set.
+def hub_metadata(
+    repo_id: str, revision: str, *, security: bool = True
+) -> tuple[HubLineage | None, list[Finding]]:
+    """What the Hub records about a commit beyond its files: the base-model lineage, and
+    (`security`) its own security scan as findings. Nothing when HF_HUB_OFFLINE is set.
     Never raises: what cannot be fetched is an error node or an info finding."""
     from huggingface_hub import HfApi, constants
 
@@ -222,7 +226,7 @@ def hub_metadata(repo_id: str, revision: str) -> tuple[HubLineage | None, list[F
     if constants.HF_HUB_OFFLINE:
         return None, []
     lineage = walk_base_models(repo_id, revision, api=HfApi())
-    return lineage, hub_scan_findings(repo_id, revision)
+    return lineage, hub_scan_findings(repo_id, revision) if security else []
 
 
 def hub_scan_findings(repo_id: str, revision: str) -> list[Finding]:
@@ -241,6 +245,11 @@ def hub_scan_findings(repo_id: str, revision: str) -> list[Finding]:
         message = f"the Hub's security scan of {repo_id}@{revision} could not be read ({reason})"
         return [target_finding("SER-HUB-SCAN-UNAVAILABLE", Severity.INFO, message)]
     status = info.security_repo_status if isinstance(info.security_repo_status, dict) else {}
+    return security_findings(status, repo_id, revision)
+
+
+def security_findings(status: dict[str, Any], repo_id: str, revision: str) -> list[Finding]:
+    """model_info's `securityRepoStatus` as findings (see hub_scan_findings)."""
     findings: list[Finding] = []
     if status.get("scansDone") is not True:
         message = f"the Hub has not finished scanning {repo_id}@{revision} (no security status yet)"

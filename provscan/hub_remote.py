@@ -88,12 +88,13 @@ class RemoteError:
     code: str = "error"
     bytes_downloaded: int = 0
     requests: int = 0
+    head: bytes = b""  # a file that is not safetensors: its first bytes (see head_bytes)
 
 
 class _Refused(Exception):
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: str, reason: str, head: bytes = b"") -> None:
         super().__init__(reason)
-        self.code, self.reason = code, reason
+        self.code, self.reason, self.head = code, reason, head
 
 
 @dataclass
@@ -136,6 +137,7 @@ def _read(
     token: bool | str | None,
     endpoint: str | None,
     counts: _Counts,
+    head_bytes: int = 0,
 ) -> tuple[int, bytes, int | None]:
     """(N, header, file size) of the file at `url`, or _Refused."""
     counts.requests += 1
@@ -155,12 +157,21 @@ def _read(
     data = _get(meta.location, 0, max(PREFIX, min(first_read, size or first_read)), headers, counts)
     if len(data) < PREFIX:
         raise _Refused("ShortRead", f"the server sent {len(data)} of the 8 prefix bytes asked")
+
+    def not_safetensors(code: str, reason: str) -> _Refused:
+        """The refusal, with the file's first `head_bytes` (fetched if not yet) to sniff."""
+        want = min(head_bytes, size) if size is not None else head_bytes
+        head = data + (
+            _get(meta.location, len(data), want, headers, counts) if want > len(data) else b""
+        )
+        return _Refused(code, reason, head[:want])
+
     if (n := int.from_bytes(data[:PREFIX], "little")) > max_header:
-        raise _Refused(
+        raise not_safetensors(
             "HeaderTooLarge", f"declared header length {n} exceeds the {max_header}-byte limit"
         )
     if size is not None and PREFIX + n > size:
-        raise _Refused(
+        raise not_safetensors(
             "InvalidHeaderLength",
             f"declared header length {n} runs past the end of the {size}-byte file",
         )
@@ -172,7 +183,7 @@ def _read(
         if not isinstance(json.loads(data[PREFIX : PREFIX + n].decode("utf-8")), dict):
             raise ValueError("not an object")
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError included
-        raise _Refused(
+        raise not_safetensors(
             "NotSafetensors", f"not a safetensors file: header is not a UTF-8 JSON object ({exc})"
         ) from exc
     return n, data[PREFIX : PREFIX + n], size
@@ -203,31 +214,39 @@ def fetch_safetensors_headers(
     token: bool | str | None = None,
     endpoint: str | None = None,
     first_read: int | None = None,
+    head_bytes: int = 0,
 ) -> dict[str, RemoteHeader | RemoteError]:
     """Each path's header at `revision` (a full commit sha), `workers` files at a time.
 
     `token` as in huggingface_hub (None: the saved token; False: none). `first_read`: bytes of
-    the first GET (default 1/2048 of the file, 8 to 64 KiB). One file's fault never raises.
+    the first GET (default 1/2048 of the file, 8 to 64 KiB). `head_bytes`: for a file that is
+    not safetensors, at least this many of its first bytes come back in `RemoteError.head`
+    (fewer if the file is shorter), so that its format can be told. One file's fault never
+    raises.
     """
     if not _SHA.fullmatch(revision):
         raise ValueError(f"revision must be a full 40-hex commit sha, not {revision!r}")
     if max_header < 0 or workers < 1 or (first_read is not None and first_read < PREFIX):
         raise ValueError("need max_header >= 0, workers >= 1 and first_read >= 8")
+    if head_bytes < 0:
+        raise ValueError("need head_bytes >= 0")
 
     def fetch(path: str) -> RemoteHeader | RemoteError:
         counts = _Counts()
         try:
             url = hf_hub_url(repo_id, path, revision=revision, endpoint=endpoint)
-            n, header, size = _read(url, revision, max_header, first_read, token, endpoint, counts)
+            n, header, size = _read(
+                url, revision, max_header, first_read, token, endpoint, counts, head_bytes
+            )
             ignored = counts.range_ignored
             return RemoteHeader(path, n, header, size, counts.bytes, counts.requests, ignored)
         except _Refused as exc:
-            code, reason = exc.code, exc.reason
+            code, reason, head = exc.code, exc.reason, exc.head
         except HfHubHTTPError as exc:
-            code, reason = f"http-{exc.response.status_code}", _http_reason(exc)
+            code, reason, head = f"http-{exc.response.status_code}", _http_reason(exc), b""
         except httpx2.HTTPError as exc:  # connection, timeout, protocol: after the retries
-            code, reason = "network", f"network error: {type(exc).__name__}: {exc}"
-        return RemoteError(path, reason, code, counts.bytes, counts.requests)
+            code, reason, head = "network", f"network error: {type(exc).__name__}: {exc}", b""
+        return RemoteError(path, reason, code, counts.bytes, counts.requests, head)
 
     unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:

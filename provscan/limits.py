@@ -50,6 +50,15 @@ class Limits:
     # Buffer per hashing worker (reused, never grows).
     hash_buffer: int = 4 * MiB
 
+    # hf:// metadata-only scans: which files are downloaded whole. Any file up to
+    # hub_fetch_any_max (a training_args.bin pickle is ~5 KB: scanning it beats guessing);
+    # card, config, tokenizer, licence, code, index and signature files up to
+    # hub_fetch_metadata_max; hub_fetch_total_max in all (smallest first). The rest is
+    # read by range: a safetensors header, else sniff_bytes.
+    hub_fetch_any_max: int = 64 * KiB
+    hub_fetch_metadata_max: int = 64 * MiB
+    hub_fetch_total_max: int = 1 * GiB
+
     # Containers (tar, 7z, compressed streams, archives inside archives).
     # Archives nested inside archives deeper than this are reported, not opened.
     archive_max_depth: int = 3

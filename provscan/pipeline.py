@@ -46,7 +46,7 @@ from provscan.report import (
 )
 from provscan.signing.rehash import model_signing_rehash
 from provscan.signing.trust import TrustSettings, load_trust
-from provscan.targets import resolve_target
+from provscan.targets import ResolvedTarget, resolve_target
 
 T = TypeVar("T")
 
@@ -127,6 +127,11 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     options = options or ScanOptions()
     scanned_at = datetime.now(timezone.utc).replace(microsecond=0)
     resolved = resolve_target(target, options.limits, options.hub)
+    with resolved.cleanup:
+        return _scan(resolved, options, scanned_at)
+
+
+def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) -> Report:
     runner = _StepRunner()
     runner.findings.extend(resolved.findings)
     root = Path(resolved.info.root)
@@ -143,6 +148,10 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
     shard_size = (
         (signed.shard_size or options.shard_size) if signed is not None else options.shard_size
     )
+    # Files not downloaded (hf:// metadata-only) have only the Hub's whole-file SHA-256.
+    remote = any(f.read != "whole" for f in files)
+    if remote:
+        method = "files"
 
     sniffed: list[SniffedFile] = (
         runner.run("inventory", lambda: collect_inventory(files, options.limits)) or []
@@ -186,7 +195,7 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
             files,
             roles,
             options.trust or load_trust(),
-            rehash=model_signing_rehash(root, ignored) if root.is_dir() else None,
+            rehash=model_signing_rehash(root, ignored) if root.is_dir() and not remote else None,
         )
 
     signature_facts: SignatureFacts | None = runner.run("signatures", signatures)

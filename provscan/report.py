@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Bump the minor version for additive changes, the major for anything that
 # breaks a consumer (renamed or removed fields, changed meaning).
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 
 RULE_ID_PATTERN = r"^(INV|HSH|SIG|SER|LIC|ORG|PRB|POL)-[A-Z0-9]+(-[A-Z0-9]+)*$"
 _RULE_ID_RE = re.compile(RULE_ID_PATTERN)
@@ -71,6 +71,9 @@ class TargetKind(str, Enum):
     DIRECTORY = "directory"
     FILE = "file"
     HF_CACHE_SNAPSHOT = "hf-cache-snapshot"
+    # hf://ORG/NAME@REV scanned without downloading its weights: small files fetched whole,
+    # the rest read by range (a safetensors header, or the first bytes).
+    HUB_METADATA = "hub-metadata"
 
 
 class Location(_Frozen):
@@ -142,6 +145,12 @@ class FileEntry(_Frozen):
     sha256: str | None = None
     symlink: bool = False
     in_manifest: bool = True  # False for paths the OMS manifest ignores (.git, model.sig ...)
+    # What the scan read of the file: all of it; or, not downloaded (hf:// metadata-only),
+    # its safetensors header ("header") or its first bytes ("head"), fetched by range.
+    read: Literal["whole", "header", "head"] = "whole"
+    # Where sha256 comes from: computed from the bytes, or the Hub's record of a file that was
+    # not downloaded ("hub-recorded": the publisher's claim, not verified locally).
+    sha256_source: Literal["computed", "hub-recorded"] = "computed"
 
 
 class ManifestResource(_Frozen):
@@ -413,7 +422,9 @@ class SignatureCheck(_Frozen):
     integrity_reason: str | None = None  # why not checked
     # "manifest": compared with the hashing step's manifest (no second read); "rehash": the
     # signer hashed differently (another hash or shard size), so the files were read again.
-    compared_with: Literal["manifest", "rehash"] | None = None
+    # manifest: this scan's hashes; rehash: the files hashed again the signer's way;
+    # hub-record: some signed files were not downloaded, and were compared by the Hub's record.
+    compared_with: Literal["manifest", "rehash", "hub-record"] | None = None
     changed: tuple[str, ...] = ()  # signed files whose content differs
     missing: tuple[str, ...] = ()  # signed files that are absent
     extra: tuple[str, ...] = ()  # files present that the signature does not list
@@ -439,6 +450,21 @@ class SignatureFacts(_Frozen):
     anchors: tuple[TrustAnchor, ...] = ()
 
 
+class HubFetch(_Frozen):
+    """How an hf:// target's files were had: downloaded, or read as metadata only."""
+
+    mode: Literal["download", "metadata", "offline"]
+    endpoint: str
+    requested_revision: str | None  # as typed (a branch, tag or commit); None: default branch
+    files: int = Field(ge=0)  # files the commit holds
+    bytes: int = Field(ge=0)  # their total size, as the Hub records it
+    files_fetched: int = Field(default=0, ge=0)  # metadata mode: files read whole
+    bytes_fetched: int = Field(default=0, ge=0)  # their size
+    files_ranged: int = Field(default=0, ge=0)  # metadata mode: files read by range only
+    bytes_ranged: int = Field(default=0, ge=0)  # bytes those range reads received
+    range_requests: int = Field(default=0, ge=0)  # HTTP requests those reads made
+
+
 class TargetInfo(_Frozen):
     input: str  # what the user typed
     kind: TargetKind
@@ -446,6 +472,7 @@ class TargetInfo(_Frozen):
     name: str  # the model's name (directory name, or repo name for HF snapshots)
     repo_id: str | None = None  # HF 'org/name' when known
     revision: str | None = None  # full commit sha when known
+    hub: HubFetch | None = None  # hf:// targets: how the files were had from the Hub
 
 
 class ToolInfo(_Frozen):

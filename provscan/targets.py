@@ -11,6 +11,7 @@ opening a FIFO would hang the scan.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -29,7 +30,7 @@ from provscan.hub import (
 )
 from provscan.hub_lineage import HubLineage
 from provscan.limits import Limits
-from provscan.report import Finding, Severity, TargetInfo, TargetKind, file_finding
+from provscan.report import Finding, HubFetch, Severity, TargetInfo, TargetKind, file_finding
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_FOLDER_RE = re.compile(r"^(models|datasets|spaces)--(.+)$")
@@ -42,6 +43,8 @@ class ResolvedTarget:
     findings: list[Finding] = field(default_factory=list)
     # hf:// targets: the base-model lineage the Hub records (None offline or for local targets).
     lineage: HubLineage | None = None
+    # Released once the scan is done (a metadata-only scan's temporary stand-in files).
+    cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
 
 def resolve_target(target: str, limits: Limits, hub: HubOptions | None = None) -> ResolvedTarget:
@@ -86,20 +89,33 @@ def resolve_target(target: str, limits: Limits, hub: HubOptions | None = None) -
 
 
 def _hub_snapshot(target: str, limits: Limits, hub: HubOptions) -> ResolvedTarget:
-    """An hf:// target: downloaded into the HF cache, then scanned as that snapshot."""
+    """An hf:// target: read as metadata only (the default), or downloaded into the HF cache
+    (--download; --offline or HF_HUB_OFFLINE=1: the cache only) and scanned as that snapshot."""
+    from huggingface_hub import constants
+
     ref = parse_hub_target(target)
-    if not hub.download and not hub.offline:
-        raise UsageError(
-            f"{target}: this version scans a Hub model once it is downloaded",
-            "add --download (into the Hugging Face cache; --include / --exclude PATTERN limit "
-            "the files), or --offline to scan what the cache already holds",
-        )
+    offline = hub.offline or constants.HF_HUB_OFFLINE
+    if not hub.download and not offline:
+        from provscan.hub_view import resolve_metadata_only
+
+        view = resolve_metadata_only(target, ref, limits, hub)
+        resolved = ResolvedTarget(info=view.info, files=view.files, findings=view.findings)
+        resolved.cleanup = view.cleanup
+        resolved.lineage, _ = hub_metadata(view.repo_id, view.commit, security=False)
+        return resolved
     snapshot = download_snapshot(
-        ref, include=hub.include, exclude=hub.exclude, offline=hub.offline, progress=hub.progress
+        ref, include=hub.include, exclude=hub.exclude, offline=offline, progress=hub.progress
     )
     resolved = resolve_target(str(snapshot), limits)
-    resolved.info = resolved.info.model_copy(update={"input": target})
-    if not hub.offline and resolved.info.repo_id and resolved.info.revision:
+    fetch = HubFetch(
+        mode="offline" if offline else "download",
+        endpoint=constants.ENDPOINT,
+        requested_revision=ref.revision,
+        files=len(resolved.files),
+        bytes=sum(f.size for f in resolved.files),
+    )
+    resolved.info = resolved.info.model_copy(update={"input": target, "hub": fetch})
+    if not offline and resolved.info.repo_id and resolved.info.revision:
         lineage, findings = hub_metadata(resolved.info.repo_id, resolved.info.revision)
         resolved.lineage = lineage
         resolved.findings += findings

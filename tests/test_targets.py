@@ -35,12 +35,6 @@ def test_empty_directory_cannot_be_scanned(tmp_path: Path) -> None:
     assert err.value.exit_code == ExitCode.INCOMPLETE
 
 
-def test_hf_url_without_download_asks_for_it() -> None:
-    with pytest.raises(UsageError) as err:
-        resolve_target("hf://org/name@main", DEFAULT_LIMITS)
-    assert "--download" in (err.value.remedy or "")
-
-
 def test_directory_files_are_listed_sorted_with_sizes(demo_model: Path) -> None:
     resolved = resolve_target(str(demo_model), DEFAULT_LIMITS)
     assert resolved.info.kind is TargetKind.DIRECTORY

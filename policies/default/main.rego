@@ -249,6 +249,8 @@ config_shapes := {
 	"signatures": "table",
 	"signatures.unsigned": "level",
 	"signatures.untrusted": "level",
+	"hub": "table",
+	"hub.not_downloaded": "level",
 }
 
 shape_rules := {
@@ -271,9 +273,9 @@ deny contains item if {
 	}
 }
 
-# A misspelt key in the licence, origin or signatures table would be ignored, its default used instead.
+# A misspelt key in the licence, origin, signatures or hub table would be ignored, its default used instead.
 deny contains item if {
-	some table in ["licence", "origin", "signatures"]
+	some table in ["licence", "origin", "signatures", "hub"]
 	is_object(config[table])
 	some name, _ in config[table]
 	key := sprintf("%v.%v", [table, name])

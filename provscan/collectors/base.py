@@ -9,7 +9,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from provscan.report import FileFormat, Finding
 
@@ -49,6 +49,13 @@ class ScanFile:
     size: int
     symlink: bool = False
     in_manifest: bool = True
+    # hf:// metadata-only scans. `read`: what `path` holds of the file: all of it ("whole"), or
+    # for a file not downloaded a sparse stand-in of its size that holds only its safetensors
+    # header ("header") or its first bytes ("head"); the rest reads as zeros. Scanners that
+    # need more than that must not run on it. `hub_record`: the hash the Hub's model_info
+    # records for the file (an LFS file's SHA-256, else its git blob SHA-1).
+    read: Literal["whole", "header", "head"] = "whole"
+    hub_record: str | None = None
 
 
 @dataclass(frozen=True)

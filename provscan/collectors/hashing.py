@@ -16,6 +16,7 @@ import errno
 import hashlib
 import io
 import os
+import re
 import stat
 import threading
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from provscan.report import Finding, Location, Manifest, ManifestResource, Sever
 DEFAULT_IGNORE_PATHS = (".git", ".gitattributes", ".github", ".gitignore", "model.sig")
 DEFAULT_SHARD_SIZE = 1_000_000_000
 HASH_RULE_UNREADABLE = "HSH-UNREADABLE"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ def planned_read_bytes(
 def _plan(files: Sequence[ScanFile], method: str, shard_size: int) -> list[_Task]:
     tasks: list[_Task] = []
     for file in files:
+        if file.read != "whole":
+            continue  # not downloaded: the Hub's record stands in (see _recorded)
         tasks.append(_Task(file, 0, file.size, whole=True))
         shards = shard_ranges(file.size, shard_size)
         # A file of one shard needs no shard task: that shard's digest is the whole-file
@@ -168,6 +172,8 @@ def hash_files(
         raise ValueError("workers, buffer_size and shard_size must be positive")
     if method not in ("files", "shards"):
         raise ValueError(f"unknown serialization method {method!r}")
+    if method == "shards" and any(file.read != "whole" for file in files):
+        raise ValueError("files that were not downloaded cannot be hashed by shards")
     local = threading.local()
 
     def run(task: _Task) -> tuple[_Task, bytes | Exception]:
@@ -182,9 +188,8 @@ def hash_files(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provscan-hash") as pool:
         outcomes = list(pool.map(run, _plan(files, method, shard_size)))
 
-    whole: dict[str, bytes] = {}
+    whole, failed = _recorded(files)
     shards: dict[tuple[str, int, int], bytes] = {}
-    failed: dict[str, Exception] = {}
     for task, outcome in outcomes:
         if isinstance(outcome, Exception):
             failed.setdefault(task.file.rel, outcome)
@@ -224,6 +229,24 @@ def hash_files(
         complete=not failed,
     )
     return Collected(value=result, findings=tuple(findings))
+
+
+def _recorded(files: Sequence[ScanFile]) -> tuple[dict[str, bytes], dict[str, Exception]]:
+    """Digests of the files not downloaded (hf:// metadata-only): the SHA-256 the Hub recorded.
+
+    Taken as the Hub's claim, not checked here; the report marks them hub-recorded. A file
+    without one (not in LFS) cannot enter the manifest, and the manifest is incomplete.
+    """
+    digests: dict[str, bytes] = {}
+    failed: dict[str, Exception] = {}
+    for file in files:
+        if file.read == "whole":
+            continue
+        if file.hub_record is not None and _SHA256.fullmatch(file.hub_record):
+            digests[file.rel] = bytes.fromhex(file.hub_record)
+        else:
+            failed[file.rel] = ValueError("not downloaded, and the Hub recorded no SHA-256 for it")
+    return digests, failed
 
 
 def _manifest(

@@ -48,6 +48,7 @@ def check_recorded_hash(
     recorded: str,
     digests: Mapping[str, str],
     what: str,
+    meaning: str = "the file was changed after download",
     **evidence: JsonValue,
 ) -> Finding | None:
     """A finding when `file` does not match the hash the Hub `recorded` for it, else None.
@@ -82,7 +83,7 @@ def check_recorded_hash(
         Severity.CRITICAL,
         file.rel,
         f"{file.rel}: content {algorithm} {actual} differs from {recorded}, the hash the Hub "
-        f"recorded{at_commit} ({what}); the file was changed after download",
+        f"recorded{at_commit} ({what}); {meaning}",
         algorithm=algorithm,
         recorded=recorded,
         actual=actual,

@@ -1,7 +1,8 @@
 """Do the files match everything huggingface_hub recorded about them? One entry point.
 
-Three records, each offline: a cache snapshot's blob names, a `--local-dir` download's
-metadata files, and the commit's cached tree listing (either layout). A file found changed
+Four records, each offline: a cache snapshot's blob names, a `--local-dir` download's
+metadata files, the commit's cached tree listing (either layout), and for a metadata-only
+hf:// scan the hash model_info listed for each file it fetched whole. A file found changed
 by the first two is not reported again by the third.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from provscan.collectors.base import ScanFile
 from provscan.collectors.hub_hashes import (
     LOCAL_DIR_METADATA,
+    check_recorded_hash,
     compare_hub_hashes,
     compare_local_dir_metadata,
 )
@@ -24,8 +26,10 @@ def compare_hub_records(
     kind: TargetKind, root: Path, files: Sequence[ScanFile], digests: Mapping[str, str]
 ) -> list[Finding]:
     """Findings for files that differ from, or are missing against, the Hub's records."""
-    snapshot = kind is TargetKind.HF_CACHE_SNAPSHOT
+    snapshot = kind in (TargetKind.HF_CACHE_SNAPSHOT, TargetKind.HUB_METADATA)
     findings = compare_hub_hashes(files, digests) if snapshot else []
+    if kind is TargetKind.HUB_METADATA:
+        findings += _compare_model_info(files, digests, already_reported=findings)
     if any(f.rel.startswith(LOCAL_DIR_METADATA) for f in files):
         findings += compare_local_dir_metadata(files, digests)
     tree = tree_cache_file(kind, root, files)
@@ -38,4 +42,27 @@ def compare_hub_records(
         findings += compare_tree_cache(
             files, digests, *tree, snapshot=snapshot, already_reported=changed
         )
+    return findings
+
+
+def _compare_model_info(
+    files: Sequence[ScanFile], digests: Mapping[str, str], already_reported: Sequence[Finding]
+) -> list[Finding]:
+    """Fetched files whose content is not what model_info recorded (the cached blob's name
+    comes from the download's own response, which a tampering server controls too)."""
+    reported = {f.location.path for f in already_reported if f.location}
+    findings: list[Finding] = []
+    for file in files:
+        if file.read != "whole" or file.hub_record is None or file.rel in reported:
+            continue
+        finding = check_recorded_hash(
+            file,
+            file.hub_record,
+            digests,
+            "model_info record",
+            "the Hub served other bytes than the file it recorded",
+            source="hub-model-info",
+        )
+        if finding is not None:
+            findings.append(finding)
     return findings

@@ -104,6 +104,8 @@ def file_entry(item: SniffedFile, sha256: str | None) -> FileEntry:
         sha256=sha256,
         symlink=item.file.symlink,
         in_manifest=item.file.in_manifest,
+        read=item.file.read,
+        sha256_source="computed" if item.file.read == "whole" else "hub-recorded",
     )
 
 

@@ -222,7 +222,7 @@ def _compare(
         if manifest is not None and _same_serialization(manifest, parsed.serialization)
         else None
     )
-    compared_with: Literal["manifest", "rehash"] = "manifest"
+    compared_with: Literal["manifest", "rehash", "hub-record"] = "manifest"
     if ours is None and manifest is not None and rehash is not None:
         compared_with = "rehash"
         try:
@@ -235,6 +235,11 @@ def _compare(
             "some files could not be hashed, so the files were not compared"
             if manifest is None
             else f"the signature uses {parsed.serialization.method}/{parsed.serialization.hash_type} hashing, which this run did not compute"
+            + (
+                " (the weights were not downloaded: scan with --download)"
+                if any(f.read != "whole" for f in files)
+                else ""
+            )
         )
         return _unchecked(check, reason)
     single = {f.rel for f in files if f.in_manifest} if len(files) == 1 else None
@@ -266,6 +271,10 @@ def _compare(
         for rel in extra
     ]
     integrity = "mismatch" if changed or missing or extra else "match"
+    if compared_with == "manifest" and any(
+        f.read != "whole" and f.rel in signed for f in files
+    ):  # the files not downloaded were compared by the digest the Hub recorded for them
+        compared_with = "hub-record"
     updated = check.model_copy(
         update={
             "integrity": integrity,

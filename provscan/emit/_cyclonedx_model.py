@@ -237,6 +237,11 @@ def file_component(entry: FileEntry) -> Component:
                 # Only the unusual case is recorded, to keep the BOM short.
                 ("provscan:file:symlink", True if entry.symlink else None),
                 ("provscan:file:in_manifest", False if not entry.in_manifest else None),
+                ("provscan:file:read", entry.read if entry.read != "whole" else None),
+                (
+                    "provscan:file:sha256_source",
+                    entry.sha256_source if entry.sha256_source != "computed" else None,
+                ),
             ]
         ),
     )

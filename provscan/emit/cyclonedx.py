@@ -84,6 +84,14 @@ def _build_bom(report: Report, licence_texts: Mapping[str, str]) -> Bom:
         ("provscan:hash:serialization", parameters.serialization),
         ("provscan:hash:shard_size", parameters.shard_size),
     ]
+    hub = report.target.hub
+    if hub is not None:
+        pairs += [
+            ("provscan:hub:mode", hub.mode),
+            ("provscan:hub:requested_revision", hub.requested_revision),
+            ("provscan:hub:files", hub.files),
+            ("provscan:hub:bytes", hub.bytes),
+        ]
     pairs += [(f"provscan:step:{step.name}", step.status.value) for step in report.steps]
     bom.metadata.properties.update(props(pairs))
     bom.components.add(model_component(report, licence_texts))

@@ -49,6 +49,14 @@ def _header(console: Console, report: Report) -> None:
             f"  repo       {escape(target.repo_id)}@{target.revision or 'unknown revision'}"
         )
     console.print(f"  files      {len(report.files)} ({_size(total)})")
+    hub = target.hub
+    if hub is not None and hub.mode == "metadata":
+        console.print(
+            f"  hub        metadata only: {hub.files_fetched} file(s) downloaded "
+            f"({_size(hub.bytes_fetched)}), {hub.files_ranged} read by range "
+            f"({_size(hub.bytes_ranged)} in {hub.range_requests} requests); "
+            "--download to hash and scan them all"
+        )
     if report.manifest is not None:
         console.print(
             f"  manifest   sha256:{report.manifest.root_digest} (OMS, {report.manifest.method})"

@@ -30,6 +30,7 @@ from provscan.report import (
     FileFormat,
     FileRole,
     Finding,
+    HubFetch,
     LicenceFacts,
     Location,
     Manifest,
@@ -517,6 +518,16 @@ def _kitchen_sink() -> Report:
         FileEntry(
             path="model.sig", size=5, format=FileFormat.JSON, role=FileRole.OTHER, in_manifest=False
         ),
+        # Read by range in a metadata-only hf:// scan: the Hub's hash, not computed.
+        FileEntry(
+            path="model-00002-of-00002.safetensors",
+            size=1 << 30,
+            format=FileFormat.SAFETENSORS,
+            role=FileRole.WEIGHTS,
+            sha256="cd" * 32,
+            read="header",
+            sha256_source="hub-recorded",
+        ),
     )
     report = make_report(
         decision=Decision.DENY,
@@ -545,6 +556,17 @@ def _kitchen_sink() -> Report:
             ),
             "model": report.model.model_copy(update={"config_parameter_count": 1000}),
             "signatures": _signatures(),
+            "target": report.target.model_copy(
+                update={
+                    "hub": HubFetch(
+                        mode="metadata",
+                        endpoint="https://huggingface.co",
+                        requested_revision="main",
+                        files=len(files),
+                        bytes=sum(f.size for f in files),
+                    )
+                }
+            ),
         }
     )
 

@@ -1,5 +1,7 @@
 """`provscan check hf://ORG/NAME@REV --download` against a local server speaking the Hub API.
 
+(Without --download, the metadata-only scan: test_hub_metadata.py.)
+
 The client is the real huggingface_hub, in a child process pointed at the server with
 HF_ENDPOINT (it reads the endpoint when imported); only the server is a test double.
 """
@@ -165,18 +167,12 @@ def test_offline_uses_the_cache_only(hub: HubServer, tmp_path: Path) -> None:
         hub, tmp_path, "check", "hf://acme/tiny-llama", "--download", "-q"
     ).returncode in (0, 4)
     before = len(hub.requests)
+    # HF_HUB_OFFLINE=1 is --offline: the cached snapshot, never a metadata scan over the network.
     cached = provscan(hub, tmp_path, "check", "hf://acme/tiny-llama", "-q", HF_HUB_OFFLINE="1")
-    # HF_HUB_OFFLINE=1 alone does not imply --download: the cached copy needs --offline.
-    assert cached.returncode == 2
+    assert cached.returncode in (0, 4), cached.stderr
     cached = provscan(hub, tmp_path, "check", "hf://acme/tiny-llama", "--offline", "-q")
     assert cached.returncode in (0, 4), cached.stderr
     assert len(hub.requests) == before  # no request reached the server
-
-
-def test_without_download_the_user_is_told_what_to_add(hub: HubServer, tmp_path: Path) -> None:
-    result = provscan(hub, tmp_path, "check", "hf://acme/tiny-llama", "-q")
-    assert result.returncode == 2
-    assert "--download" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -221,31 +217,31 @@ def _flaky(failures: list[BaseException]):  # type: ignore[no-untyped-def]
 
 
 def test_connection_failures_are_retried_with_backoff_then_named() -> None:
-    from provscan.hub import RETRIES, HubError, _with_retries
+    from provscan.hub import RETRIES, HubError, with_retries
 
     sleeps: list[float] = []
     failures: list[BaseException] = [httpx2.ConnectError("refused")] * (RETRIES + 1)
     with pytest.raises(HubError, match="could not reach") as caught:
-        _with_retries(HubRef("acme/x", None), _flaky(failures), sleeps.append, offline=False)
+        with_retries(HubRef("acme/x", None), _flaky(failures), sleeps.append, offline=False)
     assert sleeps == [1.0, 2.0, 4.0]
     assert "partial download resumes" in (caught.value.remedy or "")
 
 
 def test_a_rate_limit_waits_as_long_as_the_hub_says() -> None:
-    from provscan.hub import _with_retries
+    from provscan.hub import with_retries
 
     sleeps: list[float] = []
     failures: list[BaseException] = [_HttpError(429, {"Retry-After": "7"})]
-    result = _with_retries(HubRef("acme/x", None), _flaky(failures), sleeps.append, offline=False)
+    result = with_retries(HubRef("acme/x", None), _flaky(failures), sleeps.append, offline=False)
     assert result == "/snapshot" and sleeps == [7.0]
 
 
 def test_a_client_error_is_not_retried() -> None:
-    from provscan.hub import HubError, _with_retries
+    from provscan.hub import HubError, with_retries
 
     sleeps: list[float] = []
     with pytest.raises(HubError, match="HTTP 400"):
-        _with_retries(
+        with_retries(
             HubRef("acme/x", None), _flaky([_HttpError(400)]), sleeps.append, offline=False
         )
     assert sleeps == []

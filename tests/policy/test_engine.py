@@ -237,6 +237,7 @@ def test_digest_covers_pack_files_and_config() -> None:
     pack = engine.load_pack(default_policy_dir())
     names = [name for name, _ in pack.sources]
     assert names == [
+        "default/hub.rego",
         "default/licence.rego",
         "default/main.rego",
         "default/origin.rego",

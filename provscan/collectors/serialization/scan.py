@@ -52,6 +52,23 @@ def _unreadable(file: ScanFile, exc: BaseException) -> Finding:
     )
 
 
+def _not_downloaded(sniffed: SniffedFile) -> Finding:
+    """A file whose format needs its content scanned, which a metadata-only scan did not fetch."""
+    file, fmt = sniffed.file, sniffed.format.value
+    # Opaque binary loads as data unless it is a compressed pickle; every other format here
+    # can carry code or a payload (pickle, a zip of pickles, a GGUF chat template, ...).
+    severity = Severity.MEDIUM if sniffed.format is FileFormat.BINARY else Severity.HIGH
+    return file_finding(
+        "SER-NOT-DOWNLOADED",
+        severity,
+        file.rel,
+        f"{file.rel}: {fmt} content ({file.size:,} bytes) was not downloaded, so it was not "
+        f"scanned: what loading it does is unknown; scan with --download to check it",
+        format=fmt,
+        size=file.size,
+    )
+
+
 def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collected[None]:
     """Scan every pickle, zip and safetensors file; one file's failure is a finding, not a crash."""
     findings: list[Finding] = []
@@ -69,6 +86,11 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
         if name in TEMPLATE_FILES and sniffed.format in _TEMPLATE_FORMATS:
             scanner = scan_tokenizer_config_template
         if scanner is None:
+            continue
+        if sniffed.file.read != "whole" and sniffed.format is not FileFormat.SAFETENSORS:
+            # Not downloaded (hf:// metadata-only): only a safetensors header can be judged
+            # from what was fetched (all of it was, whenever its length was plausible).
+            findings.append(_not_downloaded(sniffed))
             continue
         try:
             findings.extend(scanner(sniffed.file, limits))
