@@ -1,9 +1,10 @@
-"""Which files does `hf://org/name@revision` name? Download a Hub snapshot into the HF cache.
+"""Which files does `hf://org/name@revision` name? Hub access shared by both ways of scanning it.
 
-`hf://ORG/NAME[@REVISION]` (a branch, tag or full commit) is downloaded with huggingface_hub's
-`snapshot_download` into the standard cache (HF_HOME / HF_HUB_CACHE; a gated repo needs
-HF_TOKEN), then scanned as the cache snapshot it is: pinned to the resolved commit, every
-file compared with the hash the Hub recorded for it. Failures name the cause and what to do,
+`hf://ORG/NAME[@REVISION]` (a branch, tag or full commit) is read as metadata by default
+(hub_view.py: small files downloaded, weights read by range), or with --download fetched by
+huggingface_hub's `snapshot_download` into the standard cache (HF_HOME / HF_HUB_CACHE; a gated
+repo needs HF_TOKEN) and scanned as the cache snapshot it is: pinned to the resolved commit,
+every file compared with the hash the Hub recorded. Failures name the cause and what to do,
 and end the run (fail closed, exit 3); a rate limit, a timeout or a dropped connection is
 retried with backoff first.
 """

@@ -27,9 +27,13 @@ def compare_hub_records(
 ) -> list[Finding]:
     """Findings for files that differ from, or are missing against, the Hub's records."""
     snapshot = kind in (TargetKind.HF_CACHE_SNAPSHOT, TargetKind.HUB_METADATA)
-    findings = compare_hub_hashes(files, digests) if snapshot else []
-    if kind is TargetKind.HUB_METADATA:
-        findings += _compare_model_info(files, digests, already_reported=findings)
+    # A metadata-only scan's downloads are checked against model_info first: a mismatch there
+    # means the Hub served other bytes, which the blob name (the download's own etag) repeats.
+    findings = _compare_model_info(files, digests) if kind is TargetKind.HUB_METADATA else []
+    if snapshot:
+        reported = {f.location.path for f in findings if f.location}
+        blobs = compare_hub_hashes(files, digests)
+        findings += [f for f in blobs if not f.location or f.location.path not in reported]
     if any(f.rel.startswith(LOCAL_DIR_METADATA) for f in files):
         findings += compare_local_dir_metadata(files, digests)
     tree = tree_cache_file(kind, root, files)
@@ -45,15 +49,12 @@ def compare_hub_records(
     return findings
 
 
-def _compare_model_info(
-    files: Sequence[ScanFile], digests: Mapping[str, str], already_reported: Sequence[Finding]
-) -> list[Finding]:
+def _compare_model_info(files: Sequence[ScanFile], digests: Mapping[str, str]) -> list[Finding]:
     """Fetched files whose content is not what model_info recorded (the cached blob's name
     comes from the download's own response, which a tampering server controls too)."""
-    reported = {f.location.path for f in already_reported if f.location}
     findings: list[Finding] = []
     for file in files:
-        if file.read != "whole" or file.hub_record is None or file.rel in reported:
+        if file.read != "whole" or file.hub_record is None:
             continue
         finding = check_recorded_hash(
             file,
