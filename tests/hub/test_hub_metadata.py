@@ -55,14 +55,19 @@ def _signed_repo(key: KeyFiles, tmp: Path) -> FixtureRepo:
     return FixtureRepo("acme/signed", files)
 
 
+def _siblings(repo: FixtureRepo, lfs: bool = True) -> list[dict[str, Any]]:
+    """model_info's file listing of `repo`, as the server builds it (without LFS: `lfs=False`)."""
+    return [
+        {"rfilename": p, "size": e.size, "blobId": e.blob_id}
+        | ({"lfs": {"size": e.size, "sha256": e.sha256, "pointerSize": e.pointer_size}} if e.sha256 and lfs else {})
+        for p, e in repo.entries.items()
+    ]  # fmt: skip
+
+
 def _hostile_listing() -> FixtureRepo:
     """The demo repo whose model_info also lists names no snapshot can hold."""
     repo = demo_repo("acme/hostile")
-    good = [
-        {"rfilename": p, "size": e.size, "blobId": e.blob_id}
-        | ({"lfs": {"size": e.size, "sha256": e.sha256, "pointerSize": e.pointer_size}} if e.sha256 else {})
-        for p, e in repo.entries.items()
-    ]  # fmt: skip
+    good = _siblings(repo)
     bad = [
         {"rfilename": "../escape.json", "size": 10, "blobId": "0" * 40},
         {"rfilename": "/etc/passwd", "size": 10, "blobId": "0" * 40},
@@ -71,6 +76,13 @@ def _hostile_listing() -> FixtureRepo:
         {"rfilename": "config.json", "size": 10, "blobId": "0" * 40},  # listed twice
     ]
     repo.info["siblings"] = good + bad
+    return repo
+
+
+def _unrecorded() -> FixtureRepo:
+    """The demo repo whose listing gives no SHA-256 for its weights (only a git blob id)."""
+    repo = demo_repo("acme/unrecorded")
+    repo.info["siblings"] = _siblings(repo, lfs=False)
     return repo
 
 
@@ -89,6 +101,7 @@ def hub(publisher: KeyFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         demo_repo("acme/dead", drop_after_bytes=0, drop_times=1_000),
         _signed_repo(publisher, tmp_path_factory.mktemp("signed")),
         _hostile_listing(),
+        _unrecorded(),
     ]
     with HubServer(repos) as server:
         yield server
@@ -291,6 +304,16 @@ def test_a_hostile_listing_is_refused_file_by_file(hub: HubServer, tmp_path: Pat
         not (tmp_path / "escape.json").exists() and not (tmp_path / "hub" / "escape.json").exists()
     )
     assert file(report, "config.json")["read"] == "whole"  # the first listing of it stands
+
+
+def test_weights_without_a_recorded_sha256_fail_closed(hub: HubServer, tmp_path: Path) -> None:
+    code, report, _ = check(hub, tmp_path, "hf://acme/unrecorded")
+    assert code == 1
+    hashing = next(s for s in report["steps"] if s["name"] == "hashing")
+    assert hashing["status"] == "failed"
+    unhashed = next(f for f in report["findings"] if f["rule_id"] == "HSH-UNREADABLE")
+    assert unhashed["location"]["path"] == "model.safetensors"
+    assert "recorded no SHA-256" in unhashed["message"]
 
 
 def test_include_and_exclude_narrow_the_scan(hub: HubServer, tmp_path: Path) -> None:

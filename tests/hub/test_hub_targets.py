@@ -64,6 +64,8 @@ def test_a_downloaded_model_is_scanned_pinned_to_its_commit(hub: HubServer, tmp_
     assert len(commit) == 40 and report["target"]["repo_id"] == "acme/tiny-llama"
     assert report["target"]["input"] == "hf://acme/tiny-llama@main"
     assert report["target"]["kind"] == "hf-cache-snapshot"
+    assert report["target"]["hub"]["mode"] == "download"
+    assert report["target"]["hub"]["requested_revision"] == "main"
     assert (tmp_path / "hub" / "models--acme--tiny-llama" / "snapshots" / commit).is_dir()
     assert not [f for f in report["findings"] if f["rule_id"].startswith("HSH-HUB")]
     bom = (tmp_path / "bom.json").read_text()
