@@ -51,6 +51,7 @@ from provscan.report import (
     file_finding,
     target_finding,
 )
+from provscan.targets import ResolvedTarget
 
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -72,26 +73,15 @@ class Listed:
     record: str | None
 
 
-@dataclass
-class HubView:
-    """What resolve_metadata_only hands the target resolver."""
-
-    info: TargetInfo
-    files: list[ScanFile]
-    findings: list[Finding]
-    repo_id: str
-    commit: str
-    cleanup: contextlib.ExitStack
-
-
 def resolve_metadata_only(
     target: str,
     ref: HubRef,
     limits: Limits,
     hub: HubOptions,
     sleep: Callable[[float], None] = time.sleep,
-) -> HubView:
-    """The commit's files as ScanFiles: small ones downloaded, the rest read by range."""
+) -> ResolvedTarget:
+    """The commit's files as ScanFiles: small ones downloaded, the rest read by range. Its
+    `cleanup` removes the stand-ins, once the scan is done."""
     from huggingface_hub import HfApi, constants
 
     api = HfApi()
@@ -112,27 +102,28 @@ def resolve_metadata_only(
     listed, findings = listing(info.siblings, hub, limits)
     whole, ranged = split_by_fetch(listed, limits)
     fetched = _download(ref, commit, whole, hub.progress, sleep)
-    stack = contextlib.ExitStack()
+    files = [
+        ScanFile(
+            rel=entry.rel,
+            path=path.resolve(),
+            size=path.stat().st_size,
+            symlink=path.is_symlink(),
+            in_manifest=not is_ignored(entry.rel, DEFAULT_IGNORE_PATHS),
+            hub_record=entry.record,
+        )
+        for entry in whole
+        for path in [fetched[entry.rel]]
+    ]
+    stack = contextlib.ExitStack()  # handed to the caller, who closes it after the scan
     try:
         stand_ins = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="provscan-hub-")))
-        files, ranged_bytes, requests = _read_ranges(
+        remote, ranged_bytes, requests = _read_ranges(
             ref, commit, ranged, stand_ins, limits, findings
         )
     except BaseException:
         stack.close()
         raise
-    for entry in whole:
-        path = fetched[entry.rel]
-        files.append(
-            ScanFile(
-                rel=entry.rel,
-                path=path.resolve(),
-                size=path.stat().st_size,
-                symlink=path.is_symlink(),
-                in_manifest=not is_ignored(entry.rel, DEFAULT_IGNORE_PATHS),
-                hub_record=entry.record,
-            )
-        )
+    files += remote
     files.sort(key=lambda f: f.rel)
     status = info.security_repo_status if isinstance(info.security_repo_status, dict) else {}
     findings += security_findings(status, ref.repo_id, commit)
@@ -157,7 +148,7 @@ def resolve_metadata_only(
             range_requests=requests,
         ),
     )
-    return HubView(view_info, files, findings, ref.repo_id, commit, stack)
+    return ResolvedTarget(info=view_info, files=files, findings=findings, cleanup=stack)
 
 
 def listing(

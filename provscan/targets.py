@@ -98,10 +98,9 @@ def _hub_snapshot(target: str, limits: Limits, hub: HubOptions) -> ResolvedTarge
     if not hub.download and not offline:
         from provscan.hub_view import resolve_metadata_only
 
-        view = resolve_metadata_only(target, ref, limits, hub)
-        resolved = ResolvedTarget(info=view.info, files=view.files, findings=view.findings)
-        resolved.cleanup = view.cleanup
-        resolved.lineage, _ = hub_metadata(view.repo_id, view.commit, security=False)
+        resolved = resolve_metadata_only(target, ref, limits, hub)
+        assert resolved.info.revision is not None  # the commit model_info resolved
+        resolved.lineage, _ = hub_metadata(ref.repo_id, resolved.info.revision, security=False)
         return resolved
     snapshot = download_snapshot(
         ref, include=hub.include, exclude=hub.exclude, offline=offline, progress=hub.progress

@@ -20,16 +20,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.hub_repos import (
-    FixtureRepo,
-    base_model_chain,
-    demo_files,
-    demo_repo,
-    gated_repo,
-    many_shard_repo,
-    pickle_repo,
-    tampered_repo,
-)
+from fixtures.hub_repos import FixtureRepo, all_repos, demo_files, demo_repo
 from fixtures.hub_server import HubServer, point_client_at
 from fixtures.signing import KeyFiles, write_key
 from provscan.hub import HubOptions
@@ -89,13 +80,7 @@ def _unrecorded() -> FixtureRepo:
 @pytest.fixture(scope="module")
 def hub(publisher: KeyFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     repos = [
-        demo_repo(),
-        many_shard_repo(),
-        gated_repo(),
-        tampered_repo(),
-        tampered_repo("acme/tampered-config", "config.json"),
-        pickle_repo(),
-        *base_model_chain(),
+        *all_repos(),
         demo_repo("acme/busy", rate_limit_first_n=2),
         demo_repo("acme/flagged", security={"model.safetensors": {"status": "unsafe"}}),
         demo_repo("acme/dead", drop_after_bytes=0, drop_times=1_000),
