@@ -87,6 +87,7 @@ def hub(publisher: KeyFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         _signed_repo(publisher, tmp_path_factory.mktemp("signed")),
         _hostile_listing(),
         _unrecorded(),
+        demo_repo("acme/slow", slow=2.0),
     ]
     with HubServer(repos) as server:
         yield server
@@ -217,7 +218,10 @@ def test_a_small_pickle_is_scanned_and_a_large_one_is_unknown(
 def test_a_gated_repo_needs_a_granted_token(hub: HubServer, tmp_path: Path) -> None:
     code, report, stderr = check(hub, tmp_path, "hf://acme/gated")
     assert code == 3 and report == {}
-    assert "gated" in stderr and "HF_TOKEN" in stderr
+    assert "gated" in stderr and "HTTP 401" in stderr and "HF_TOKEN" in stderr
+    code, report, stderr = check(hub, tmp_path, "hf://acme/gated", HF_TOKEN=hub.ungranted_token)
+    assert code == 3 and report == {}
+    assert "gated" in stderr and "HTTP 403" in stderr and "accept the licence" in stderr
     code, report, stderr = check(hub, tmp_path, "hf://acme/gated", HF_TOKEN=hub.token)
     assert code in (1, 4), stderr
     assert report["target"]["kind"] == "hub-metadata"
@@ -258,6 +262,13 @@ def test_a_rate_limit_is_retried(hub: HubServer, tmp_path: Path) -> None:
     code, report, stderr = check(hub, tmp_path, "hf://acme/busy")
     assert code == 4, stderr
     assert report["target"]["repo_id"] == "acme/busy"
+
+
+def test_a_hub_that_times_out_is_retried_then_named(hub: HubServer, tmp_path: Path) -> None:
+    code, report, stderr = check(hub, tmp_path, "hf://acme/slow", HF_HUB_DOWNLOAD_TIMEOUT="1")
+    assert code == 3 and report == {}
+    assert "could not reach" in stderr and "Timeout" in stderr and "after 3 retries" in stderr
+    assert sum(1 for r in hub.requests if r.path.startswith("/api/models/acme/slow")) == 4
 
 
 def test_a_download_that_keeps_failing_ends_the_scan(hub: HubServer, tmp_path: Path) -> None:
