@@ -216,3 +216,25 @@ def test_tokenizer_config_templates_are_routed_by_name(tmp_path) -> None:
     )
     findings = scan_serialization([file], Limits()).findings
     assert [f.rule_id for f in findings] == ["SER-CHAT-TEMPLATE-INJECTION"]
+
+
+def test_a_namespace_attribute_named_like_a_module_is_not_a_payload() -> None:
+    # Templates keep the system prompt in `ns.system`; os.system is another matter.
+    template = (
+        "{%- set ns = namespace(system='') -%}{%- for m in messages -%}"
+        "{%- if m['role'] == 'system' -%}{%- set ns.system = m['content'] -%}"
+        "{%- else -%}{{ ns.system + m['content'] }}{%- endif -%}{%- endfor -%}"
+    )
+    assert lint_chat_template(template) == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% set ns = namespace(a=1) %}{% set ns = x %}{{ ns.system('id') }}",
+        "{% set ns = namespace(a=1) %}{% for ns in y %}{{ ns.system('id') }}{% endfor %}",
+        "{{ foo.os.system('id') }}",
+    ],
+)
+def test_a_name_not_only_ever_a_namespace_keeps_its_attributes_flagged(template: str) -> None:
+    assert [name for name, _ in lint_chat_template(template)] == ["dangerous-attribute"]

@@ -127,7 +127,29 @@ def _is_underscores(node: Any) -> bool:
     return isinstance(value, str) and value != "" and value.strip("_") == ""
 
 
-def _node_hits(node: Any) -> Iterator[str]:
+def _namespaces(tree: Any) -> frozenset[str]:
+    """Names only ever assigned `namespace(...)`: their attributes (`ns.system`, as chat
+    templates keep a system prompt) are plain values, not the modules the names suggest."""
+    from jinja2 import nodes
+
+    assigned: dict[str, bool] = {}
+    for node in _walk(tree):
+        if isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name):
+            call = node.node
+            is_namespace = (
+                isinstance(call, nodes.Call)
+                and isinstance(call.node, nodes.Name)
+                and call.node.name == "namespace"
+            )
+            assigned[node.target.name] = assigned.get(node.target.name, True) and is_namespace
+        elif isinstance(node, (nodes.For, nodes.Macro, nodes.Assign, nodes.AssignBlock)):
+            for target in node.find_all(nodes.Name):
+                if target.ctx == "store" and not isinstance(node, nodes.Assign):
+                    assigned[target.name] = False
+    return frozenset(name for name, only in assigned.items() if only)
+
+
+def _node_hits(node: Any, namespaces: frozenset[str] = frozenset()) -> Iterator[str]:
     """The pattern names one AST node matches."""
     from jinja2 import nodes
 
@@ -137,7 +159,8 @@ def _node_hits(node: Any) -> Iterator[str]:
             yield "dunder-attribute"
         elif attr.startswith("_"):
             yield "private-attribute"
-        if attr in DANGEROUS_ATTRIBUTES:
+        on_namespace = isinstance(node.node, nodes.Name) and node.node.name in namespaces
+        if attr in DANGEROUS_ATTRIBUTES and not on_namespace:
             yield "dangerous-attribute"
     elif isinstance(node, nodes.Getitem):
         key = node.arg.value if isinstance(node.arg, nodes.Const) else None
@@ -181,8 +204,9 @@ def _needle(node: Any) -> str | None:
 def _ast_lint(template: str, tree: Any) -> list[tuple[str, str]]:
     hits: list[tuple[str, str]] = []
     line_starts = [0, *(m.end() for m in re.finditer("\n", template))]
+    namespaces = _namespaces(tree)
     for node in _walk(tree):
-        for name in _node_hits(node):
+        for name in _node_hits(node, namespaces):
             lineno = getattr(node, "lineno", 1) or 1
             line_start = line_starts[min(lineno, len(line_starts)) - 1]
             needle = _needle(node)
