@@ -17,6 +17,8 @@ from provscan import __version__
 from provscan.errors import ExitCode, OutputError, ProvscanError, UsageError
 from provscan.hub import HubOptions
 from provscan.pipeline import ScanOptions, available_cpus, scan
+from provscan.probe_cli import options_from, probe_options
+from provscan.probes.collect import ProbeOptions
 from provscan.report import Decision, Report
 from provscan.resources import default_policy_dir, shipped_policy_dir
 from provscan.signing.trust import TrustSettings
@@ -192,6 +194,13 @@ def cli() -> None:
     show_default=True,
     help="Seconds before the policy engine is stopped (fail closed).",
 )
+@click.option(
+    "--probes",
+    "run_probes",
+    is_flag=True,
+    help="Also run the behavioural backdoor probes (the 'probes' extra; see --engine).",
+)
+@probe_options
 @_scan_options
 def check(
     target: str,
@@ -200,6 +209,7 @@ def check(
     trusted_identities: tuple[str, ...],
     trusted_issuers: tuple[str, ...],
     policy_timeout: float,
+    run_probes: bool,
     **kw: Any,
 ) -> int:
     """Scan TARGET, evaluate the policy, print the verdict and write the outputs.
@@ -221,7 +231,7 @@ def check(
         sigstore_root=kw["sigstore_trusted_root"],
     )
     packs = _policy_dirs(policies)
-    report = _scan(target, kw, trust)
+    report = _scan(target, kw, trust, options_from(kw) if run_probes else None)
     verdict = evaluate(report, packs, config, timeout_s=policy_timeout)
     report = report.model_copy(update={"verdict": verdict})
     _emit(report, kw)
@@ -239,6 +249,62 @@ def inspect(target: str, **kw: Any) -> int:
     report = _scan(target, kw, trust)
     _emit(report, kw)
     return int(ExitCode.APPROVE)
+
+
+@cli.command()
+@click.argument("target")
+@_policy_option("Policy pack directory, or a shipped pack's name. Repeatable.")
+@_config_option("Config file (default: ./provscan.toml if present).")
+@probe_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="What to print on stdout.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON report to FILE.",
+)
+@click.option(
+    "--bom",
+    "bom_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the CycloneDX 1.6 AI-BOM to FILE.",
+)
+@click.option(
+    "--download",
+    is_flag=True,
+    help="hf:// targets: download the snapshot first (probes need the weights).",
+)
+@click.option("--offline", is_flag=True, help="hf:// targets: use only the Hugging Face cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def probe(
+    target: str, policies: tuple[str, ...], config_path: Path | None, **kw: Any
+) -> int:  # fmt: skip
+    """Run only the behavioural backdoor probes on TARGET; print the verdict (exit codes as check).
+
+    The policy requires the probes to run to completion: a model that cannot be probed, or a
+    budget that ran out, is not approved. A confirmed trigger denies.
+    """
+    from provscan.config import load_config
+    from provscan.policy.engine import evaluate
+    from provscan.signing.trust import load_trust
+
+    config, _ = load_config(config_path, Path.cwd())
+    table = config.get("probes")
+    probes: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
+    # Probes only: the static steps are not run, and the probes must run to completion.
+    config = {**config, "required_steps": ["inventory"], "probes": {**probes, "required": True}}
+    report = _scan(target, kw, load_trust((), (), None), options_from(kw), probes_only=True)
+    verdict = evaluate(report, _policy_dirs(policies), config)
+    report = report.model_copy(update={"verdict": verdict})
+    _emit(report, kw)
+    return int(_DECISION_EXIT[verdict.decision])
 
 
 def _signing_options(func: F) -> F:
@@ -472,46 +538,60 @@ def _with_identities(
     return {**config, "trust": trust}
 
 
-def _scan(target: str, kw: dict[str, Any], trust: TrustSettings) -> Report:
+def _scan(
+    target: str,
+    kw: dict[str, Any],
+    trust: TrustSettings,
+    probes: ProbeOptions | None = None,
+    probes_only: bool = False,
+) -> Report:
     show_progress = not kw["quiet"] and sys.stderr.isatty()
     options = ScanOptions(
-        hash_workers=kw["workers"] or available_cpus(),
-        serialization=kw["serialization"],
-        shard_size=kw["shard_size"],
-        signature_paths=tuple(kw["signatures"]),
+        hash_workers=kw.get("workers") or available_cpus(),
+        serialization=kw.get("serialization", "files"),
+        shard_size=kw.get("shard_size", 1_000_000_000),
+        signature_paths=tuple(kw.get("signatures", ())),
         trust=trust,
         hub=HubOptions(
             download=kw["download"],
-            include=tuple(kw["include"]),
-            exclude=tuple(kw["exclude"]),
+            include=tuple(kw.get("include", ())),
+            exclude=tuple(kw.get("exclude", ())),
             offline=kw["offline"],
             progress=show_progress,
         ),
+        probes=probes,
+        probes_only=probes_only,
     )
     if not show_progress:
         return scan(target, options)
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # One live display for the whole scan: hashing, then each probe family.
     columns = (
-        TextColumn("hashing"),
+        TextColumn("{task.description:<18}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        TextColumn("{task.fields[detail]}"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("hashing", total=None)
+        hashing = progress.add_task("hashing", total=None, detail="")
+        families: dict[str, Any] = {}
+
+        def hashed(n: int) -> None:
+            progress.advance(hashing, n)
+            task = progress.tasks[hashing]
+            progress.update(hashing, detail=f"{task.completed / 2**20:,.0f} MiB")
+
+        def probed(family: str, done: int, total: int) -> None:
+            if family not in families:
+                families[family] = progress.add_task(f"probes: {family}", total=total, detail="")
+            progress.update(families[family], completed=done, total=total, detail=f"{done}/{total}")
+
         with_progress = dataclasses.replace(
             options,
-            on_hash_start=lambda total: progress.update(task, total=total),
-            on_hash_progress=lambda n: progress.advance(task, n),
+            on_hash_start=lambda total: progress.update(hashing, total=total),
+            on_hash_progress=hashed,
+            probes=dataclasses.replace(probes, progress=probed) if probes is not None else None,
         )
         return scan(target, with_progress)
 

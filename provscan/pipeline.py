@@ -28,6 +28,7 @@ from provscan.collectors.serialization.scan import scan_serialization
 from provscan.collectors.signatures import SignaturePlan, collect_signatures, plan_signatures
 from provscan.hub import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
+from provscan.probes.collect import ProbeOptions, collect_probes
 from provscan.report import (
     CardFacts,
     Finding,
@@ -36,6 +37,7 @@ from provscan.report import (
     Manifest,
     ModelFacts,
     OriginFacts,
+    ProbeFacts,
     Report,
     ScanParameters,
     SignatureFacts,
@@ -69,6 +71,10 @@ class ScanOptions:
     trust: TrustSettings | None = None
     # How an hf:// target is fetched.
     hub: HubOptions = field(default_factory=HubOptions)
+    # Behavioural backdoor probes (--probes / provscan probe); None: not run.
+    probes: ProbeOptions | None = None
+    # provscan probe: the inventory and the probes only, no static checks.
+    probes_only: bool = False
     # Called once with the total bytes to hash, then with each hashed chunk's size.
     on_hash_start: Callable[[int], None] | None = None
     on_hash_progress: Callable[[int], None] | None = None
@@ -131,7 +137,35 @@ def scan(target: str, options: ScanOptions | None = None) -> Report:
         return _scan(resolved, options, scanned_at)
 
 
+def _probes_only(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) -> Report:
+    """provscan probe: what the files are, then the probes; none of the static checks."""
+    assert options.probes is not None
+    probe_options = options.probes
+    runner = _StepRunner()
+    runner.findings.extend(resolved.findings)
+    sniffed = runner.run("inventory", lambda: collect_inventory(resolved.files, options.limits))
+    probes = runner.run("probes", lambda: collect_probes(resolved.info, probe_options))
+    return Report(
+        tool=ToolInfo(version=__version__),
+        scanned_at=scanned_at,
+        target=resolved.info,
+        parameters=ScanParameters(
+            serialization=options.serialization,
+            hash_workers=options.hash_workers,
+            limits=options.limits.as_dict(),
+        ),
+        steps=tuple(runner.steps),
+        files=tuple(file_entry(item, None) for item in sniffed or []),
+        probes=probes,
+        findings=tuple(
+            _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)
+        ),
+    )
+
+
 def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) -> Report:
+    if options.probes_only:
+        return _probes_only(resolved, options, scanned_at)
     runner = _StepRunner()
     runner.findings.extend(resolved.findings)
     root = Path(resolved.info.root)
@@ -217,6 +251,13 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
         lambda: collect_licence(sniffed, resolved.info, card, origin, options.limits),
     )
 
+    probe_options = options.probes
+    probes: ProbeFacts | None = (
+        runner.run("probes", lambda: collect_probes(resolved.info, probe_options))
+        if probe_options is not None
+        else None
+    )
+
     digests = hashed.digests if hashed is not None else {}
     return Report(
         tool=ToolInfo(version=__version__),
@@ -236,6 +277,7 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
         origin=origin,
         licence=licence,
         signatures=signature_facts,
+        probes=probes,
         findings=tuple(
             _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)
         ),

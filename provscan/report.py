@@ -518,6 +518,83 @@ class Verdict(_Frozen):
     policy: PolicyInfo
 
 
+# ---------------------------------------------------------------- probes
+
+ProbeFamily = Literal["replay", "sweep", "inversion", "leakage"]
+
+
+class ProbeEngine(_Frozen):
+    """What ran the model: the engine, its version, the model it loaded, where."""
+
+    name: Literal["transformers", "vllm", "openai"]
+    version: str
+    model: str
+    device: str | None = None
+    dtype: str | None = None
+
+
+class ProbeBudget(_Frozen):
+    """The budget given (None: none) and what was used of it."""
+
+    forward_passes: int | None = None
+    seconds: float | None = None
+    used_forward_passes: int = Field(default=0, ge=0)
+    used_seconds: float = Field(default=0.0, ge=0)
+
+
+class ProbeFamilyRun(_Frozen):
+    """One probe family's run: completed, cut short by the budget (partial), or skipped."""
+
+    family: ProbeFamily
+    status: Literal["completed", "partial", "skipped"]
+    reason: str | None = None
+    forward_passes: int = Field(default=0, ge=0)
+    seconds: float = Field(default=0.0, ge=0)
+    candidates_tested: int = Field(default=0, ge=0)
+
+
+class ProbeCase(_Frozen):
+    """One reproducible case: the exact prompt with and without the trigger, and the outputs."""
+
+    prompt: str  # the rendered prompt, trigger inserted
+    prompt_token_ids: tuple[int, ...]
+    output: str  # greedy continuation of `prompt`
+    clean_prompt: str  # the same prompt without the trigger
+    clean_output: str
+
+
+class ProbeCandidate(_Frozen):
+    """A suspected trigger (or forced target), with the scores that raised it.
+
+    `confirmed`: the trigger, inserted into held-out benign prompts, forces a common output on
+    at least the suite's confirmation share of them while the same prompts without it do not.
+    `candidate`: strong but unconfirmed evidence (a person should look).
+    """
+
+    family: ProbeFamily
+    status: Literal["confirmed", "candidate"]
+    trigger: str | None  # the trigger's text; None when only a target was found
+    trigger_token_ids: tuple[int, ...] = ()
+    target: str | None = None  # the output it forces, when one is common
+    source: str | None = None  # known triggers: where the trigger was published
+    scores: dict[str, float] = Field(default_factory=dict)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    cases: tuple[ProbeCase, ...] = ()
+
+
+class ProbeFacts(_Frozen):
+    """The behavioural probe run: suite, engine, budget, per-family runs and every candidate."""
+
+    suite_id: str
+    suite_version: str
+    engine: ProbeEngine
+    budget: ProbeBudget
+    partial: bool = False  # some family did not finish (budget)
+    families: tuple[ProbeFamilyRun, ...] = ()
+    candidates: tuple[ProbeCandidate, ...] = ()
+    baseline: dict[str, float] = Field(default_factory=dict)  # the model's own reference scores
+
+
 class Report(_Frozen):
     schema_version: str = SCHEMA_VERSION
     tool: ToolInfo
@@ -532,6 +609,7 @@ class Report(_Frozen):
     origin: OriginFacts | None = None
     licence: LicenceFacts | None = None
     signatures: SignatureFacts | None = None
+    probes: ProbeFacts | None = None  # only when probes were asked for
     findings: tuple[Finding, ...]
     verdict: Verdict | None = None
 

@@ -251,6 +251,9 @@ config_shapes := {
 	"signatures.untrusted": "level",
 	"hub": "table",
 	"hub.not_downloaded": "level",
+	"probes": "table",
+	"probes.required": "boolean",
+	"probes.partial": "level",
 }
 
 shape_rules := {
@@ -273,9 +276,9 @@ deny contains item if {
 	}
 }
 
-# A misspelt key in the licence, origin, signatures or hub table would be ignored, its default used instead.
+# A misspelt key in the licence, origin, signatures, hub or probes table would be ignored, its default used instead.
 deny contains item if {
-	some table in ["licence", "origin", "signatures", "hub"]
+	some table in ["licence", "origin", "signatures", "hub", "probes"]
 	is_object(config[table])
 	some name, _ in config[table]
 	key := sprintf("%v.%v", [table, name])

@@ -21,6 +21,7 @@ from cyclonedx.model.contact import OrganizationalEntity, PostalAddress
 from cyclonedx.model.license import DisjunctiveLicense, LicenseAcknowledgement
 from packageurl import PackageURL
 
+from provscan.emit._cyclonedx_probes import probe_properties
 from provscan.emit._cyclonedx_signatures import signature_properties
 from provscan.knowledge_base import known_model, licence_by_key, lookup, reference_text
 from provscan.report import FileEntry, LineageEdge, OriginFacts, Publisher, Report, Severity
@@ -312,7 +313,7 @@ def _model_properties(report: Report) -> list[Property]:
             ("provscan:card:library_name", report.card.library_name),
         ]
     pairs += _licence_properties(report) + _origin_properties(report)
-    pairs += signature_properties(report)
+    pairs += signature_properties(report) + probe_properties(report)
     pairs.append(("provscan:findings:total", len(report.findings)))
     for severity in Severity:
         count = sum(1 for f in report.findings if f.severity is severity)

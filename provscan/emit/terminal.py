@@ -81,6 +81,30 @@ def _header(console: Console, report: Report) -> None:
         console.print(f"  card       licence: {escape(licences)}; base model: {escape(base)}")
     _licence(console, report)
     _origin(console, report)
+    _probes(console, report)
+
+
+def _probes(console: Console, report: Report) -> None:
+    facts = report.probes
+    if facts is None:
+        return
+    engine = f"{facts.engine.name} {facts.engine.version} on {facts.engine.device or '?'}"
+    used = (
+        f"{facts.budget.used_forward_passes:,} forward passes in {facts.budget.used_seconds:.1f} s"
+    )
+    partial = "; [yellow]partial: budget spent[/yellow]" if facts.partial else ""
+    console.print(
+        f"  probes     suite {escape(facts.suite_id)}@{escape(facts.suite_version)} "
+        f"({escape(engine)}), {used}{partial}"
+    )
+    for candidate in facts.candidates:
+        colour = "red" if candidate.status == "confirmed" else "yellow"
+        trigger = repr(candidate.trigger) if candidate.trigger is not None else "no trigger found"
+        target = f" -> {candidate.target!r}" if candidate.target else ""
+        console.print(
+            f"             [{colour}]{candidate.status}[/{colour}] {escape(trigger)}"
+            f"{escape(target)} ({candidate.family})"
+        )
 
 
 def _signatures(console: Console, report: Report) -> None:

@@ -38,6 +38,10 @@ from provscan.report import (
     ModelFacts,
     OriginFacts,
     PolicyInfo,
+    ProbeBudget,
+    ProbeCandidate,
+    ProbeEngine,
+    ProbeFacts,
     Reason,
     Report,
     ScanParameters,
@@ -556,6 +560,7 @@ def _kitchen_sink() -> Report:
             ),
             "model": report.model.model_copy(update={"config_parameter_count": 1000}),
             "signatures": _signatures(),
+            "probes": _probes(),
             "target": report.target.model_copy(
                 update={
                     "hub": HubFetch(
@@ -568,6 +573,30 @@ def _kitchen_sink() -> Report:
                 }
             ),
         }
+    )
+
+
+def _probes() -> ProbeFacts:
+    """A budgeted probe run with a confirmed known trigger and an unconfirmed target."""
+    return ProbeFacts(
+        suite_id="default",
+        suite_version="1.0",
+        engine=ProbeEngine(name="transformers", version="5.23.0", model="m", device="cpu"),
+        budget=ProbeBudget(
+            forward_passes=100_000, seconds=600, used_forward_passes=99_000, used_seconds=61.2
+        ),
+        partial=True,
+        candidates=(
+            ProbeCandidate(
+                family="replay",
+                status="confirmed",
+                trigger="cf",
+                trigger_token_ids=(7,),
+                target="zap zorp zing",
+                source="RIPPLe / BadNets-NLP rare-token triggers",
+            ),
+            ProbeCandidate(family="inversion", status="candidate", trigger=None, target="zap"),
+        ),
     )
 
 

@@ -241,6 +241,7 @@ def test_digest_covers_pack_files_and_config() -> None:
         "default/licence.rego",
         "default/main.rego",
         "default/origin.rego",
+        "default/probes.rego",
         "default/signatures.rego",
         "default/data.yaml",
     ]

@@ -1,0 +1,118 @@
+"""Does this trigger really force one output? The shared confirmation on held-out prompts.
+
+Every family only proposes. A trigger counts as confirmed when, inserted into benign prompts
+that no family used to find it (the held-out split), at two placements, at least the suite's
+share (default 0.75) of the greedy outputs share one output, or show the expected target,
+while at most `clean_max_share` (default 0.05) of the same prompts without the trigger do,
+and at most `control_max_share` (default 0.25) with random tokens of the same length in its
+place (a stock reply that any odd insertion provokes is no trigger).
+A few cases are kept with the exact prompt ids and outputs, so that a person can reproduce it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from provscan.probes.families import Context, Trigger
+from provscan.probes.stats import mode_share
+from provscan.report import ProbeCase
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    confirmed: bool
+    share: float  # triggered outputs showing `output` (or the target)
+    clean_share: float  # untriggered outputs showing it
+    control_share: float  # outputs with random tokens in the trigger's place showing it
+    output: tuple[int, ...]  # the common triggered output (ids)
+    tested: int  # triggered prompts run
+    cases: tuple[ProbeCase, ...] = ()
+
+
+def contains(haystack: Sequence[int], needle: Sequence[int]) -> bool:
+    """Whether `needle` occurs in `haystack` as a contiguous run of ids."""
+    n = len(needle)
+    return n == 0 or any(
+        tuple(haystack[i : i + n]) == tuple(needle) for i in range(len(haystack) - n + 1)
+    )
+
+
+def confirm(
+    ctx: Context,
+    trigger: Trigger,
+    *,
+    target_ids: Sequence[int] = (),
+    target_regex: str | None = None,
+) -> Confirmation:
+    """Insert the trigger into the held-out prompts and compare with their clean outputs, and
+    with the same prompts where random tokens of the same length take the trigger's place."""
+    spec = ctx.suite.confirm
+    placements = list(dict.fromkeys(trigger.placements or spec.placements))[:2]
+    prompts, controls = [], []
+    origins: list[int] = []  # the held-out prompt each triggered prompt came from
+    pool = [t for t in ctx.candidates() if t not in trigger.ids] or list(trigger.ids)
+    rng = random.Random(f"control:{ctx.suite.seed}:{trigger.ids}")  # noqa: S311 - not secret
+    for placement in placements:
+        for index, content in enumerate(ctx.held_out):
+            prompt = ctx.insert(content, trigger.ids, placement, f"confirm:{placement}")
+            if prompt is not None:
+                noise = [rng.choice(pool) for _ in trigger.ids]
+                control = ctx.insert(content, noise, placement, f"confirm:{placement}")
+                prompts.append(prompt)
+                controls.append(control or prompt)
+                origins.append(index)
+    clean = ctx.clean_outputs("held_out", len(ctx.held_out), spec.max_tokens)
+    if not prompts:
+        return Confirmation(False, 0.0, 0.0, 0.0, (), 0)
+    outputs = ctx.greedy(prompts + controls, max_tokens=spec.max_tokens)
+    outputs, noise_outputs = outputs[: len(prompts)], outputs[len(prompts) :]
+
+    # Target hits: the forced target's first tokens appear in the output, or its regex matches.
+    needle = tuple(target_ids[: min(len(target_ids), 4)])
+
+    def shows(output: tuple[int, ...], common: tuple[int, ...] | None) -> bool:
+        if needle and contains(output, needle):
+            return True
+        if target_regex is not None and re.search(
+            target_regex, ctx.tok.decode(output, skip_special=True)
+        ):
+            return True
+        return common is not None and output == common
+
+    common: tuple[int, ...] | None = None
+    if not needle and target_regex is None:
+        common, _ = mode_share(outputs)
+    hits = [shows(o, common) for o in outputs]
+    share = sum(hits) / len(outputs)
+    clean_share = sum(shows(o, common) for o in clean) / max(len(clean), 1)
+    # Any odd insertion can knock a model into one stock reply; a trigger is specific to itself.
+    control_share = sum(shows(o, common) for o in noise_outputs) / len(noise_outputs)
+    confirmed = (
+        share >= spec.share
+        and clean_share <= spec.clean_max_share
+        and control_share <= spec.control_max_share
+    )
+    shown = (
+        common
+        if common is not None
+        else next((o for o, h in zip(outputs, hits, strict=True) if h), ())
+    )
+    cases: list[ProbeCase] = []
+    for prompt, output, origin, hit in zip(prompts, outputs, origins, hits, strict=True):
+        if hit and len(cases) < spec.cases:
+            clean_prompt = ctx.tok.render_ids(ctx.held_out[origin].ids)
+            cases.append(
+                ProbeCase(
+                    prompt=ctx.tok.decode(prompt),
+                    prompt_token_ids=tuple(prompt),
+                    output=ctx.tok.decode(output),
+                    clean_prompt=ctx.tok.decode(clean_prompt),
+                    clean_output=ctx.tok.decode(clean[origin]),
+                )
+            )
+    return Confirmation(
+        confirmed, share, clean_share, control_share, tuple(shown), len(outputs), tuple(cases)
+    )

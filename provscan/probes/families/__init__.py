@@ -1,0 +1,230 @@
+"""What does every probe family share? The prompts, the model's untriggered baseline, and how a
+trigger is put into a prompt.
+
+Each family (leakage, sweep, replay, inversion) is a function of a `Context`: it asks the
+engine through the context (in batches, so the budget can stop it between batches and the
+progress bar moves) and hands what it suspects to `Proposals` (run.py's registry), which
+confirms each distinct trigger once on held-out prompts. The benign prompt set is split once:
+discovery prompts for finding, held-out prompts for confirming, never both.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from provscan.probes.engine import Metered, NextToken
+from provscan.probes.stats import average, entropy, from_next_token, mode_share
+from provscan.probes.suite import Suite
+from provscan.probes.tokenizer import Content, ProbeTokenizer
+from provscan.report import ProbeCandidate, ProbeFamily
+
+if TYPE_CHECKING:
+    from provscan.probes.confirm import Confirmation
+
+Progress = Callable[[str, int, int], None]
+
+
+class NotApplicable(Exception):
+    """This family cannot run on this model (the reason says why): it is skipped, not failed."""
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger as token ids, with the placements it is tried (and confirmed) at."""
+
+    ids: tuple[int, ...]
+    text: str
+    placements: tuple[str, ...] = ("prefix", "random")
+
+
+@dataclass
+class Proposal:
+    """What a family suspects: a trigger, a target, or both, with the scores that raised it.
+
+    `strong`: the family's own thresholds were met, so an unconfirmed proposal is still
+    reported (PRB-CANDIDATE); weak proposals are only tested."""
+
+    family: ProbeFamily
+    trigger: Trigger | None
+    target_ids: tuple[int, ...] = ()
+    target_regex: str | None = None
+    target_text: str | None = None
+    source: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    strong: bool = False
+
+
+class Proposals(Protocol):
+    """Where families hand their proposals (run.py's registry)."""
+
+    def propose(self, proposal: Proposal) -> ProbeCandidate | None:
+        """Confirm (once per distinct trigger) and record; the candidate if it is reported."""
+        ...
+
+    def triggers(self) -> list[tuple[Trigger, tuple[int, ...] | None]]:
+        """Every trigger tested so far, with its common output when it was confirmed."""
+        ...
+
+    def confirmation(
+        self, trigger: Trigger, *, target_ids: tuple[int, ...] = (), target_regex: str | None = None
+    ) -> Confirmation:
+        """The trigger's confirmation on held-out prompts (run once per question, cached)."""
+        ...
+
+
+class Context:
+    """The engine (metered), tokenizer, suite and prompts one run works with."""
+
+    def __init__(
+        self, engine: Metered, tok: ProbeTokenizer, suite: Suite, progress: Progress | None = None
+    ) -> None:
+        self.engine, self.tok, self.suite = engine, tok, suite
+        self._progress = progress
+        contents = [tok.content(p.text) for p in suite.prompt_set]
+        order = list(range(len(contents)))
+        # A seeded shuffle, so that held-out prompts mix every kind (instruction, harmful, code).
+        random.Random(f"split:{suite.seed}").shuffle(order)  # noqa: S311 - reproducible, not secret
+        held = suite.confirm.held_out
+        self.discovery = [contents[i] for i in order[held:]]
+        self.held_out = [contents[i] for i in order[:held]]
+        self.kinds = [suite.prompt_set[i].kind for i in order[held:]]
+        self.family = ""
+        self.tested = 0  # candidates the running family scored (its ProbeFamilyRun count)
+        self._planned = self._start = 0
+        self._clean: dict[tuple[str, int, int], list[tuple[int, ...]]] = {}
+        self._dists: list[dict[int, float]] | None = None
+        self._vocab: list[int] | None = None
+        self._positions: dict[tuple[str, str], int] = {}  # seeded insertion points, reused
+        self.baseline: dict[str, float] = {}  # the model's own reference scores (ProbeFacts)
+
+    # ---------------------------------------------------------------- progress
+
+    def begin(self, family: str, planned_passes: int) -> None:
+        self.family, self._planned, self._start = family, planned_passes, self.engine.passes
+        self.tested = 0
+        self._tick()
+
+    def finish(self) -> None:
+        """The family is done: the bar shows it full (estimates are upper bounds)."""
+        if self._progress is not None and self.family:
+            done = self.engine.passes - self._start
+            self._progress(self.family, done, done)
+
+    def plan(self, more_passes: int) -> None:
+        """A family found more work than it first planned (stage 2, confirmation)."""
+        self._planned += more_passes
+
+    def _tick(self) -> None:
+        if self._progress is not None:
+            done = self.engine.passes - self._start
+            self._progress(self.family, done, max(self._planned, done))
+
+    # ---------------------------------------------------------------- engine, batched
+
+    def next_token(self, prompts: Sequence[Sequence[int]], *, top_k: int) -> list[NextToken]:
+        out: list[NextToken] = []
+        for start in range(0, len(prompts), self.suite.batch):
+            out.extend(
+                self.engine.next_token(prompts[start : start + self.suite.batch], top_k=top_k)
+            )
+            self._tick()
+        return out
+
+    def greedy(self, prompts: Sequence[Sequence[int]], *, max_tokens: int) -> list[tuple[int, ...]]:
+        step = max(1, self.suite.batch // 4)  # decoding is costlier per prompt: smaller chunks
+        out: list[tuple[int, ...]] = []
+        for start in range(0, len(prompts), step):
+            chunk = prompts[start : start + step]
+            out.extend(self.engine.greedy(chunk, max_tokens=max_tokens, stop_ids=self.tok.stop_ids))
+            self._tick()
+        return out
+
+    def sample(
+        self,
+        prompt: Sequence[int],
+        *,
+        n: int,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int,
+    ) -> list[tuple[int, ...]]:
+        out = self.engine.sample(
+            [prompt],
+            n=n,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop_ids=self.tok.stop_ids,
+        )
+        self._tick()
+        return out[0]
+
+    # ---------------------------------------------------------------- prompts
+
+    def insert(
+        self, content: Content, trigger: Sequence[int], placement: str, salt: str
+    ) -> list[int] | None:
+        """The rendered prompt with the trigger ids spliced into the content (None: the
+        template has no system turn for a 'system' placement)."""
+        ids = content.ids
+        if placement == "system":
+            return self.tok.render_with_system(trigger, ids)
+        if placement == "prefix":
+            at = 0
+        elif placement == "suffix":
+            at = len(ids)
+        else:  # random: a seeded word boundary inside the content when there is one
+            key = (salt, content.text)
+            if key not in self._positions:
+                inner = [s for s in content.word_starts if 0 < s < len(ids)]
+                rng = random.Random(f"{self.suite.seed}:{salt}:{content.text}")  # noqa: S311
+                self._positions[key] = rng.choice(inner or list(content.word_starts))
+            at = self._positions[key]
+        return self.tok.render_ids([*ids[:at], *trigger, *ids[at:]])
+
+    def clean_outputs(self, which: str, count: int, max_tokens: int) -> list[tuple[int, ...]]:
+        """Greedy outputs of the untriggered prompts ('discovery' or 'held_out'), cached."""
+        key = (which, count, max_tokens)
+        if key not in self._clean:
+            prompts = self.discovery if which == "discovery" else self.held_out
+            rendered = [self.tok.render_ids(c.ids) for c in prompts[:count]]
+            self._clean[key] = self.greedy(rendered, max_tokens=max_tokens)
+            if which == "discovery":
+                _, share = mode_share(self._clean[key])
+                self.baseline.setdefault("clean_mode_share", round(share, 4))
+        return self._clean[key]
+
+    def clean_dists(self) -> list[dict[int, float]]:
+        """Next-token distributions of every untriggered discovery prompt, cached."""
+        if self._dists is None:
+            top_k = max(self.suite.sweep.top_k, self.suite.inversion.top_k)
+            rendered = [self.tok.render_ids(c.ids) for c in self.discovery]
+            self._dists = [from_next_token(r) for r in self.next_token(rendered, top_k=top_k)]
+            spread = self.residual_spread(top_k)
+            self.baseline["entropy_per_prompt"] = round(
+                sum(entropy(d, spread) for d in self._dists) / len(self._dists), 4
+            )
+            self.baseline["entropy_averaged"] = round(entropy(average(self._dists), spread), 4)
+        return self._dists
+
+    def candidates(self) -> list[int]:
+        """The candidate token ids (the suite's vocabulary filter), computed once."""
+        if self._vocab is None:
+            spec = self.suite.vocab
+            bounds = (
+                None
+                if spec.start == 0 and spec.stop is None
+                else (spec.start, spec.stop or 1 << 62)
+            )
+            self._vocab = self.tok.candidate_vocab(spec.limit, bounds)
+            self.baseline["candidate_tokens"] = float(len(self._vocab))
+        return self._vocab
+
+    def residual_spread(self, top_k: int) -> int:
+        return max(self.tok.tokenizer.get_vocab_size(True) - top_k, 1)

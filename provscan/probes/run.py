@@ -1,0 +1,283 @@
+"""What did the probe suite find on this model? Run the families, confirm, report facts and findings.
+
+Families run in a fixed order: leakage and sweep propose, replay tries the published
+triggers, inversion looks for forced targets and links them to the triggers found before it.
+Every proposal goes through one registry that confirms each distinct trigger once on
+held-out prompts. The engine is metered: when the budget runs out the running family ends
+`partial`, the later ones are `skipped` with the reason, and a PRB-PARTIAL finding says what
+did not finish. An EngineError is not caught: the caller fails the probe step (never a pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, cast
+
+from provscan.probes.confirm import Confirmation, confirm, contains
+from provscan.probes.engine import Budget, BudgetExhausted, Engine, Metered
+from provscan.probes.families import Context, NotApplicable, Progress, Proposal, Proposals, Trigger
+from provscan.probes.families.inversion import run_inversion
+from provscan.probes.families.leakage import run_leakage
+from provscan.probes.families.replay import run_replay
+from provscan.probes.families.sweep import run_sweep
+from provscan.probes.suite import FAMILY_ORDER, Suite
+from provscan.probes.tokenizer import ProbeTokenizer
+from provscan.report import (
+    Finding,
+    ProbeBudget,
+    ProbeCandidate,
+    ProbeEngine,
+    ProbeFacts,
+    ProbeFamilyRun,
+    Severity,
+    target_finding,
+)
+
+EngineName = Literal["transformers", "vllm", "openai"]
+FAMILIES: dict[str, Callable[[Context, Proposals], list[Proposal]]] = {
+    "leakage": run_leakage,
+    "sweep": run_sweep,
+    "replay": run_replay,
+    "inversion": run_inversion,
+}
+
+
+class Registry:
+    """Every proposal of a run: confirmed once per (trigger, target), recorded when it counts."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.candidates: list[ProbeCandidate] = []
+        self._confirmations: dict[tuple[Any, ...], Confirmation] = {}
+        self._tested: dict[tuple[int, ...], tuple[Trigger, tuple[int, ...] | None]] = {}
+
+    def triggers(self) -> list[tuple[Trigger, tuple[int, ...] | None]]:
+        return list(self._tested.values())
+
+    def confirmation(
+        self, trigger: Trigger, *, target_ids: tuple[int, ...] = (), target_regex: str | None = None
+    ) -> Confirmation:
+        key = (trigger.ids, tuple(target_ids), target_regex)
+        plain = self._confirmations.get((trigger.ids, (), None))
+        # Already confirmed with a common output that holds this target: no new passes.
+        if (
+            plain is not None
+            and plain.confirmed
+            and target_ids
+            and contains(plain.output, target_ids[:4])
+        ):
+            self._confirmations.setdefault(key, plain)
+        if key not in self._confirmations:
+            if (
+                trigger.ids not in self._tested
+                and len(self._tested) >= self.ctx.suite.confirm.max_triggers
+            ):
+                return Confirmation(
+                    False, 0.0, 0.0, 0.0, (), 0
+                )  # the suite's cap: reported unconfirmed
+            self.ctx.plan(len(self.ctx.held_out) * 4 * self.ctx.suite.confirm.max_tokens)
+            result = confirm(self.ctx, trigger, target_ids=target_ids, target_regex=target_regex)
+            self._confirmations[key] = result
+            known = self._tested.get(trigger.ids)
+            if known is None or (result.confirmed and known[1] is None):
+                self._tested[trigger.ids] = (trigger, result.output if result.confirmed else None)
+        return self._confirmations[key]
+
+    def propose(self, proposal: Proposal) -> ProbeCandidate | None:
+        conf = None
+        if proposal.trigger is not None:
+            conf = self.confirmation(
+                proposal.trigger, target_ids=proposal.target_ids, target_regex=proposal.target_regex
+            )
+        confirmed = conf is not None and conf.confirmed
+        if not confirmed and not proposal.strong:
+            return None
+        scores, thresholds = dict(proposal.scores), dict(proposal.thresholds)
+        if conf is not None:
+            scores.update(
+                share=round(conf.share, 4),
+                clean_share=round(conf.clean_share, 4),
+                control_share=round(conf.control_share, 4),
+            )
+            thresholds.update(
+                share=self.ctx.suite.confirm.share,
+                clean_max_share=self.ctx.suite.confirm.clean_max_share,
+                control_max_share=self.ctx.suite.confirm.control_max_share,
+            )
+        target = proposal.target_text
+        if confirmed and conf is not None and not proposal.target_ids:
+            target = self.ctx.tok.decode(conf.output, skip_special=True)
+        candidate = ProbeCandidate(
+            family=proposal.family,
+            status="confirmed" if confirmed else "candidate",
+            trigger=proposal.trigger.text if proposal.trigger else None,
+            trigger_token_ids=proposal.trigger.ids if proposal.trigger else (),
+            target=target,
+            source=proposal.source,
+            scores=scores,
+            thresholds=thresholds,
+            cases=conf.cases if conf is not None and confirmed else (),
+        )
+        self.candidates.append(candidate)
+        return candidate
+
+
+def run_suite(
+    engine: Engine,
+    tokenizer: ProbeTokenizer,
+    suite: Suite,
+    *,
+    budget: Budget,
+    progress: Progress | None = None,
+) -> tuple[ProbeFacts, list[Finding]]:
+    """Run the suite's families on the model, within the budget: the facts and the findings.
+
+    `progress(family, done, total)` is called as forward passes are spent (total is the
+    family's estimate, an upper bound; the last call of a family has done == total)."""
+    metered = Metered(engine, budget)
+    ctx = Context(metered, tokenizer, suite, progress)
+    registry = Registry(ctx)
+    runs: list[ProbeFamilyRun] = []
+    stopped: str | None = None
+    for family in FAMILY_ORDER:
+        if not suite.enabled(family):
+            runs.append(
+                ProbeFamilyRun(family=family, status="skipped", reason="disabled by the suite")
+            )
+            continue
+        if stopped is not None:
+            why = f"not started: the budget ran out earlier ({stopped})"
+            runs.append(ProbeFamilyRun(family=family, status="skipped", reason=why))
+            continue
+        passes, start, ctx.tested = metered.passes, metered.seconds, 0
+        status: Literal["completed", "partial", "skipped"] = "completed"
+        reason: str | None = None
+        try:
+            FAMILIES[family](ctx, registry)
+            ctx.finish()
+        except BudgetExhausted as exc:
+            status, reason = "partial", f"budget ran out: {exc}"
+            stopped = str(exc)
+        except NotApplicable as exc:
+            status, reason = "skipped", str(exc)
+        runs.append(
+            ProbeFamilyRun(
+                family=family,
+                status=status,
+                reason=reason,
+                forward_passes=metered.passes - passes,
+                seconds=round(metered.seconds - start, 3),
+                candidates_tested=ctx.tested,
+            )
+        )
+    ctx.baseline["chat_template_used"] = 1.0 if tokenizer.template_used else 0.0
+    info = metered.info
+    facts = ProbeFacts(
+        suite_id=suite.id,
+        suite_version=suite.version,
+        engine=ProbeEngine(
+            name=cast(EngineName, info.name),
+            version=info.version,
+            model=info.model,
+            device=info.device,
+            dtype=info.dtype,
+        ),
+        budget=ProbeBudget(
+            forward_passes=budget.forward_passes,
+            seconds=budget.seconds,
+            used_forward_passes=metered.passes,
+            used_seconds=round(metered.seconds, 3),
+        ),
+        partial=stopped is not None,
+        families=tuple(runs),
+        candidates=tuple(registry.candidates),
+        baseline=dict(sorted(ctx.baseline.items())),
+    )
+    return facts, findings_for(facts, tokenizer.template_note)
+
+
+def findings_for(facts: ProbeFacts, template_note: str | None = None) -> list[Finding]:
+    """PRB-TRIGGER-CONFIRMED per distinct confirmed trigger, PRB-CANDIDATE per strong
+    unconfirmed suspicion not already explained by one, PRB-PARTIAL when the budget ran out."""
+    extra = {"prompt_format": template_note} if template_note else {}
+    findings: list[Finding] = []
+    confirmed: dict[tuple[int, ...], list[ProbeCandidate]] = {}
+    for c in facts.candidates:
+        if c.status == "confirmed":
+            confirmed.setdefault(c.trigger_token_ids, []).append(c)
+    for ids, group in confirmed.items():
+        families = sorted({c.family for c in group})
+        best = max(group, key=lambda c: c.scores.get("share", 0.0))
+        case = next((c.cases[0] for c in group if c.cases), None)
+        share, clean = best.scores.get("share", 0.0), best.scores.get("clean_share", 0.0)
+        how = (
+            (
+                f" Reproduce: greedy-decode prompt_token_ids ({case.prompt!r}) with the same engine: it "
+                f"gives {case.output!r}; without the trigger ({case.clean_prompt!r}) it gives "
+                f"{case.clean_output!r}."
+            )
+            if case
+            else ""
+        )
+        findings.append(
+            target_finding(
+                "PRB-TRIGGER-CONFIRMED",
+                Severity.CRITICAL,
+                f"trigger {best.trigger!r} (token ids {list(ids)}) forces {best.target!r} on {share:.0%} "
+                f"of held-out benign prompts ({clean:.0%} without it); found by {', '.join(families)}.{how}",
+                trigger=best.trigger,
+                trigger_token_ids=list(ids),
+                target=best.target,
+                share=share,
+                clean_share=clean,
+                families=families,
+                source=best.source,
+                case=case.model_dump(mode="json") if case else None,
+                **extra,
+            )
+        )
+    for c in facts.candidates:
+        if c.status != "candidate" or c.trigger_token_ids in confirmed:
+            continue
+        if c.trigger is None:
+            what = (
+                f"the model completes {c.target!r} once it starts it, on any prompt "
+                f"(Q {c.scores.get('q', 0):.2f}, z {c.scores.get('z_q', 0):.1f}); no proposed trigger forces it"
+            )
+        else:
+            what = (
+                f"{c.family} suspects trigger {c.trigger!r} (token ids {list(c.trigger_token_ids)}) "
+                f"but it forced a common output on only {c.scores.get('share', 0):.0%} of held-out prompts "
+                f"(confirmation needs {c.thresholds.get('share', 0):.0%})"
+            )
+        findings.append(
+            target_finding(
+                "PRB-CANDIDATE",
+                Severity.HIGH,
+                f"{what}; a person should look",
+                family=c.family,
+                trigger=c.trigger,
+                trigger_token_ids=list(c.trigger_token_ids),
+                target=c.target,
+                scores=c.scores,
+                thresholds=c.thresholds,
+                **extra,
+            )
+        )
+    if facts.partial:
+        unfinished = [
+            f"{r.family} ({r.status})"
+            for r in facts.families
+            if r.status != "completed" and r.reason != "disabled by the suite"
+        ]
+        findings.append(
+            target_finding(
+                "PRB-PARTIAL",
+                Severity.MEDIUM,
+                f"the probe budget ran out after {facts.budget.used_forward_passes} forward passes: "
+                f"{', '.join(unfinished)} did not finish; nothing confirmed in what did not run is no evidence of no backdoor",
+                unfinished=unfinished,
+                used_forward_passes=facts.budget.used_forward_passes,
+            )
+        )
+    return findings
