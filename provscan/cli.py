@@ -47,6 +47,33 @@ def _files_option(flag: str, dest: str, metavar: str, help_text: str) -> Callabl
     )
 
 
+def _output_options() -> list[Callable[[F], F]]:
+    """What to print and which files to write (check, inspect and probe take the same)."""
+    return [
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="What to print on stdout.",
+        ),
+        click.option(
+            "--json",
+            "json_out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the JSON report to FILE.",
+        ),
+        click.option(
+            "--bom",
+            "bom_out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the CycloneDX 1.6 AI-BOM to FILE.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    ]
+
+
 def _scan_options(func: F) -> F:
     options = [
         click.option(
@@ -69,27 +96,7 @@ def _scan_options(func: F) -> F:
             show_default=True,
             help="Shard size in bytes for --serialization shards.",
         ),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-            help="What to print on stdout.",
-        ),
-        click.option(
-            "--json",
-            "json_out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the JSON report to FILE.",
-        ),
-        click.option(
-            "--bom",
-            "bom_out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the CycloneDX 1.6 AI-BOM to FILE.",
-        ),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+        *_output_options(),
         _files_option(
             "--signature",
             "signatures",
@@ -143,6 +150,17 @@ def _scan_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _options(make: Callable[[], list[Callable[[F], F]]]) -> Callable[[F], F]:
+    """Apply a list of click options as one decorator (in the order they are listed)."""
+
+    def apply(func: F) -> F:
+        for option in reversed(make()):
+            func = option(func)
+        return func
+
+    return apply
 
 
 def _policy_option(help_text: str) -> Callable[[F], F]:
@@ -256,33 +274,13 @@ def inspect(target: str, **kw: Any) -> int:
 @_policy_option("Policy pack directory, or a shipped pack's name. Repeatable.")
 @_config_option("Config file (default: ./provscan.toml if present).")
 @probe_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="What to print on stdout.",
-)
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON report to FILE.",
-)
-@click.option(
-    "--bom",
-    "bom_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the CycloneDX 1.6 AI-BOM to FILE.",
-)
+@_options(_output_options)
 @click.option(
     "--download",
     is_flag=True,
     help="hf:// targets: download the snapshot first (probes need the weights).",
 )
 @click.option("--offline", is_flag=True, help="hf:// targets: use only the Hugging Face cache.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def probe(
     target: str, policies: tuple[str, ...], config_path: Path | None, **kw: Any
 ) -> int:  # fmt: skip
