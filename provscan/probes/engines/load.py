@@ -11,10 +11,10 @@ heavy libraries (torch, transformers, vllm) only for the engine asked for.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from provscan.collectors.base import ScanFile, load_json_object
 from provscan.errors import UsageError
 from provscan.limits import DEFAULT_LIMITS
 from provscan.probes.engine import Engine, EngineError
@@ -40,17 +40,11 @@ def _read_config(path: Path) -> dict[str, Any]:
             f"{path}: missing; without it no engine can tell which class to load",
             "probes need a Hugging Face model directory (config.json + *.safetensors)",
         )
-    size = path.stat().st_size
-    if size > DEFAULT_LIMITS.json_file_max:
-        raise EngineError(
-            f"{path}: {size:,} bytes, over the {DEFAULT_LIMITS.json_file_max:,} limit"
-        )
-    try:
-        config = json.loads(path.read_bytes())
-    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
-        raise EngineError(f"{path}: unreadable JSON ({error})") from error
-    if not isinstance(config, dict):
-        raise EngineError(f"{path}: not a JSON object")
+    # The same bounded JSON reader the collectors use for config.json.
+    file = ScanFile(rel=path.name, path=path, size=path.stat().st_size)
+    config, problem = load_json_object(file, DEFAULT_LIMITS.json_file_max)
+    if config is None:
+        raise EngineError(f"{path}: {problem}")
     return config
 
 
