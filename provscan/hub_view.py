@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import SHA1_HEX, SHA256_HEX, ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.inventory import role_of
 from provscan.hub import HubError, HubOptions, HubRef, security_findings, with_retries
@@ -53,8 +52,6 @@ from provscan.report import (
 )
 from provscan.targets import ResolvedTarget
 
-_SHA1 = re.compile(r"[0-9a-f]{40}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _METADATA_ROLES = {
     FileRole.MODEL_CARD, FileRole.CONFIG, FileRole.TOKENIZER, FileRole.LICENCE, FileRole.CODE,
 }  # fmt: skip
@@ -97,7 +94,7 @@ def resolve_metadata_only(
         sleep,
     )
     commit = info.sha if isinstance(info.sha, str) else ""
-    if not _SHA1.fullmatch(commit):
+    if not SHA1_HEX.fullmatch(commit):
         raise HubError(f"{ref}: the Hub named no valid commit for this revision ({commit[:80]!r})")
     listed, findings = listing(info.siblings, hub, limits)
     whole, ranged = split_by_fetch(listed, limits)
@@ -213,9 +210,9 @@ def _record(sibling: Any) -> str | None:
     lfs = getattr(sibling, "lfs", None)
     if lfs is not None:
         sha = getattr(lfs, "sha256", None) if not isinstance(lfs, dict) else lfs.get("sha256")
-        return sha if isinstance(sha, str) and _SHA256.fullmatch(sha) else None
+        return sha if isinstance(sha, str) and SHA256_HEX.fullmatch(sha) else None
     blob = getattr(sibling, "blob_id", None)
-    return blob if isinstance(blob, str) and _SHA1.fullmatch(blob) else None
+    return blob if isinstance(blob, str) and SHA1_HEX.fullmatch(blob) else None
 
 
 def split_by_fetch(listed: Sequence[Listed], limits: Limits) -> tuple[list[Listed], list[Listed]]:

@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import Any, Generic, Literal, TypeVar
 from provscan.report import FileFormat, Finding
 
 T = TypeVar("T")
+
+# Lowercase hex digests, matched whole (`fullmatch`): the Hub records SHA-256 for LFS files
+# and git blob SHA-1 for the rest; commits are SHA-1 too.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 
 # Paths handed over have their symlinks resolved: O_NOFOLLOW refuses a file swapped for a
 # symlink since; O_NONBLOCK keeps a file swapped for a FIFO from blocking the open (the

@@ -16,7 +16,6 @@ import errno
 import hashlib
 import io
 import os
-import re
 import stat
 import threading
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from provscan.collectors.base import OPEN_FLAGS, Collected, ScanFile
+from provscan.collectors.base import OPEN_FLAGS, SHA256_HEX, Collected, ScanFile
 from provscan.report import Finding, Location, Manifest, ManifestResource, Severity
 
 # model_signing's defaults: the git paths (`ignore_git_paths=True`) plus its CLI's
@@ -33,7 +32,6 @@ from provscan.report import Finding, Location, Manifest, ManifestResource, Sever
 DEFAULT_IGNORE_PATHS = (".git", ".gitattributes", ".github", ".gitignore", "model.sig")
 DEFAULT_SHARD_SIZE = 1_000_000_000
 HASH_RULE_UNREADABLE = "HSH-UNREADABLE"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -242,7 +240,7 @@ def _recorded(files: Sequence[ScanFile]) -> tuple[dict[str, bytes], dict[str, Ex
     for file in files:
         if file.read == "whole":
             continue
-        if file.hub_record is not None and _SHA256.fullmatch(file.hub_record):
+        if file.hub_record is not None and SHA256_HEX.fullmatch(file.hub_record):
             digests[file.rel] = bytes.fromhex(file.hub_record)
         else:
             failed[file.rel] = ValueError("not downloaded, and the Hub recorded no SHA-256 for it")

@@ -12,14 +12,11 @@ step already computed (no second read); small git files by their git blob SHA-1.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 
-from provscan.collectors.base import ScanFile, read_at_most
+from provscan.collectors.base import SHA1_HEX, SHA256_HEX, ScanFile, read_at_most
 from provscan.report import Finding, JsonValue, Severity, file_finding
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 # Git-tracked (non-LFS) files on the Hub are small; larger ones are not re-read for SHA-1.
 GIT_BLOB_MAX = 64 * 1024 * 1024
 # Where huggingface_hub's local-dir mode records each download (huggingface_hub/_local_folder.py).
@@ -56,14 +53,14 @@ def check_recorded_hash(
     `what` says where the hash was recorded, for messages ("cached blob name",
     "download metadata etag"); `evidence` is added to the finding (its source, commit, metadata file).
     """
-    if _SHA256.match(recorded):
+    if SHA256_HEX.fullmatch(recorded):
         actual, algorithm = digests.get(file.rel), "sha256"
-    elif _SHA1.match(recorded) and file.size <= GIT_BLOB_MAX:
+    elif SHA1_HEX.fullmatch(recorded) and file.size <= GIT_BLOB_MAX:
         actual, algorithm = _git_sha1_of(file), "git-sha1"
     else:
         why = (
             f"is a git blob SHA-1 but the file is over {GIT_BLOB_MAX} bytes"
-            if _SHA1.match(recorded)
+            if SHA1_HEX.fullmatch(recorded)
             else "is not a hash provscan can check"
         )
         return file_finding(
