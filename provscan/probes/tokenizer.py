@@ -304,26 +304,18 @@ def _render_main() -> None:
     from datetime import datetime
 
     import jinja2
-    from jinja2 import nodes
-    from jinja2.ext import Extension, loopcontrols
+    from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from provscan.collectors.serialization.chat_template import generation_extension
 
     request = json.loads(sys.stdin.read())
 
     def raise_exception(message: str) -> None:
         raise jinja2.TemplateError(message)
 
-    class Generation(Extension):
-        # transformers' `{% generation %}` marks assistant text; rendering its body is enough.
-        tags = {"generation"}
-
-        def parse(self, parser: Any) -> Any:
-            lineno = next(parser.stream).lineno
-            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-            return nodes.Scope(body, lineno=lineno)
-
     env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, Generation]
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols, generation_extension()]
     )
     env.globals["raise_exception"] = raise_exception
     # A fixed date, so that a prompt renders the same tomorrow (templates print "today").

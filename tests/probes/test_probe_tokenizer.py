@@ -211,3 +211,12 @@ def test_unreadable_tokenizer_files_are_errors(tmp_path: Path) -> None:
     (path / "tokenizer.json").write_text('{"version": "1.0"}')
     with pytest.raises(TokenizerError, match="not a readable tokenizers file"):
         ProbeTokenizer.from_dir(path)
+
+
+def test_the_generation_tag_transformers_templates_use_renders_its_body() -> None:
+    from provscan.probes.tokenizer import render_sandboxed
+
+    template = (
+        "{% for m in messages %}{% generation %}[{{ m.content }}]{% endgeneration %}{% endfor %}"
+    )
+    assert render_sandboxed(template, [["hi"]], {}) == [{"text": "[hi]"}]

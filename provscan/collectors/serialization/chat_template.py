@@ -83,17 +83,13 @@ def _regex_lint(template: str) -> list[tuple[str, str]]:
     return hits
 
 
-def _jinja_ast(template: str) -> Any | None:
-    """Jinja's parse tree of the template (parsing only: nothing is rendered), or None."""
-    try:
-        import jinja2
-        from jinja2 import nodes
-        from jinja2.ext import Extension
-    except ImportError:
-        return None
+def generation_extension() -> type[Any]:
+    """transformers' `{% generation %}` tag (its AssistantTracker marks assistant text with it):
+    its body is parsed, and rendered as is. Shared by the linter and the probes' renderer."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
 
-    class _Generation(Extension):
-        # transformers' AssistantTracker adds `{% generation %}`; parse its body, nothing more.
+    class Generation(Extension):
         tags = {"generation"}
 
         def parse(self, parser: Any) -> Any:
@@ -101,10 +97,20 @@ def _jinja_ast(template: str) -> Any | None:
             body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
             return nodes.Scope(body, lineno=lineno)
 
+    return Generation
+
+
+def _jinja_ast(template: str) -> Any | None:
+    """Jinja's parse tree of the template (parsing only: nothing is rendered), or None."""
+    try:
+        import jinja2
+    except ImportError:
+        return None
+
     # The same extensions transformers' chat-template environment enables. Autoescape is
     # moot: this environment only parses and never renders.
     env = jinja2.Environment(  # noqa: S701
-        extensions=["jinja2.ext.loopcontrols", _Generation]
+        extensions=["jinja2.ext.loopcontrols", generation_extension()]
     )
     try:
         return env.parse(template)
