@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from provscan import __version__
+from provscan.diff.command import diff_command
 from provscan.errors import ExitCode, OutputError, ProvscanError, UsageError
 from provscan.hub import HubOptions
 from provscan.pipeline import ScanOptions, available_cpus, scan
@@ -24,6 +25,7 @@ from provscan.resources import default_policy_dir, shipped_policy_dir
 from provscan.signing.trust import TrustSettings
 
 if TYPE_CHECKING:
+    from provscan.config import ConfigFile
     from provscan.signing.sign import SigningKey
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,6 +71,24 @@ def _output_options() -> list[Callable[[F], F]]:
             "bom_out",
             type=click.Path(dir_okay=False, path_type=Path),
             help="Write the CycloneDX 1.6 AI-BOM to FILE.",
+        ),
+        click.option(
+            "--sarif",
+            "sarif_out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the findings and verdict as SARIF 2.1.0 (GitHub code scanning) to FILE.",
+        ),
+        click.option(
+            "--markdown",
+            "markdown_out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the audit report for people, as Markdown, to FILE.",
+        ),
+        click.option(
+            "--html",
+            "html_out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the audit report for people, as one self-contained HTML page, to FILE.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -235,20 +255,19 @@ def check(
     TARGET is a model directory, a single model file, a Hugging Face cache snapshot, or
     hf://ORG/NAME[@REVISION] with --download (or --offline).
     """
-    from provscan.config import load_config
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import trust_from_config
 
-    config, source = load_config(config_path, Path.cwd())
-    config = _with_identities(config, trusted_identities, trusted_issuers)
+    packs = _policy_dirs(policies)
+    config_file = _user_config(config_path, packs)
+    config = _with_identities(config_file.table, trusted_identities, trusted_issuers)
     trust = trust_from_config(
         config,
-        source.parent if source is not None else None,
+        config_file.path.parent if config_file.path is not None else None,
         keys=kw["trusted_keys"],
         cas=kw["trusted_cas"],
         sigstore_root=kw["sigstore_trusted_root"],
     )
-    packs = _policy_dirs(policies)
     report = _scan(target, kw, trust, options_from(kw) if run_probes else None)
     verdict = evaluate(report, packs, config, timeout_s=policy_timeout)
     report = report.model_copy(update={"verdict": verdict})
@@ -289,11 +308,11 @@ def probe(
     The policy requires the probes to run to completion: a model that cannot be probed, or a
     budget that ran out, is not approved. A confirmed trigger denies.
     """
-    from provscan.config import load_config
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import load_trust
 
-    config, _ = load_config(config_path, Path.cwd())
+    packs = _policy_dirs(policies)
+    config = _user_config(config_path, packs).table
     table = config.get("probes")
     probes: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
     # Probes only: the static steps are not run, and the probes must run to completion.
@@ -486,11 +505,10 @@ def policy() -> None:
 @_config_option("Config merged over the pack defaults.")
 def policy_test(policies: tuple[str, ...], config_path: Path | None) -> int:
     """Run each pack's table tests: tests/<case>/input.json in, expected.yaml verdict and rule ids out."""
-    from provscan.config import load_config
     from provscan.policy.testing import run_policy_tests
 
-    config = load_config(config_path, Path.cwd())[0] if config_path else None
     packs = _policy_dirs(policies)
+    config = _user_config(config_path, packs).table if config_path else None
     results = run_policy_tests(packs, config)
     if not results:
         raise UsageError(
@@ -502,6 +520,104 @@ def policy_test(policies: tuple[str, ...], config_path: Path | None) -> int:
     failed = sum(not r.passed for r in results)
     click.echo(f"{len(results) - failed} passed, {failed} failed")
     return int(ExitCode.DENY if failed else ExitCode.APPROVE)
+
+
+@cli.command("pre-commit")
+@click.argument("files", nargs=-1)
+@_policy_option("Policy pack directory or shipped pack name. Repeatable.")
+@_config_option("Config file (default: ./provscan.toml, else pyproject.toml [tool.provscan]).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["review", "deny"]),
+    default="review",
+    show_default=True,
+    help="Which verdicts block the commit (a check that cannot complete always blocks).",
+)
+def pre_commit(
+    files: tuple[str, ...], policies: tuple[str, ...], config_path: Path | None, fail_on: str
+) -> int:
+    """The pre-commit hook: check every model directory that FILES (the staged files) belong to.
+
+    A file's model is the nearest directory above it holding config.json, model.sig,
+    model_index.json, adapter_config.json or params.json (else the file's own directory).
+    """
+    import subprocess
+
+    from provscan.precommit import model_roots, worst_exit
+
+    roots = model_roots(files, Path.cwd())
+    extra: list[str] = [arg for pack in policies for arg in ("--policy", pack)]
+    if config_path is not None:
+        extra += ["--config", str(config_path)]
+    codes = []
+    for root in roots:
+        click.echo(f"provscan pre-commit: checking {root}")
+        # One child per model, exactly as `provscan check` runs: its own exit code and output.
+        proc = subprocess.run(  # noqa: S603 - fixed command, no shell
+            [sys.executable, "-m", "provscan", "check", str(root), "--quiet", *extra],
+            check=False,
+        )
+        codes.append(proc.returncode)
+    return worst_exit(codes, fail_on_review=fail_on == "review")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Show the effective configuration and its JSON Schema."""
+
+
+@config_group.command("show")
+@_policy_option("Pack(s) whose defaults apply (default: the shipped pack).")
+@_config_option("Config file (default: ./provscan.toml, else pyproject.toml [tool.provscan]).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def config_show(policies: tuple[str, ...], config_path: Path | None, fmt: str) -> int:
+    """Print every setting's effective value and where it came from (pack default or file).
+
+    The config file is validated against its JSON Schema first (exit 2 when invalid).
+    """
+    from provscan.config_show import Layer, effective_settings, render_json, render_text
+    from provscan.policy.engine import DATA_FILES, load_packs
+
+    dirs = _policy_dirs(policies)
+    config_file = _user_config(config_path, dirs)
+    loaded = load_packs(dirs)
+    layers = []
+    for pack in loaded:
+        data = next((pack.root / n for n in DATA_FILES if (pack.root / n).is_file()), None)
+        layers.append(Layer(f"{pack.name} pack ({data or pack.root})", pack.defaults))
+    layers.append(Layer(config_file.label, config_file.table))
+    merged, settings = effective_settings(layers)
+    names = [pack.name for pack in loaded]
+    if fmt == "json":
+        click.echo(render_json(config_file, names, merged, settings), nl=False)
+    else:
+        click.echo(render_text(config_file, names, settings), nl=False)
+    return int(ExitCode.APPROVE)
+
+
+@config_group.command("schema")
+def config_schema_command() -> int:
+    """Print the config file's JSON Schema (for editors and CI linting)."""
+    import json
+
+    from provscan.config import config_schema
+
+    click.echo(json.dumps(config_schema(), indent=2))
+    return int(ExitCode.APPROVE)
+
+
+def _user_config(config_path: Path | None, packs: Sequence[Path]) -> ConfigFile:
+    """The user's config file, checked against the JSON Schema (keys a pack declares allowed)."""
+    from provscan.config import find_config, validate_config
+    from provscan.policy.engine import load_packs
+
+    found = find_config(config_path, Path.cwd())
+    if found.table:
+        declared = {key for pack in load_packs(packs) for key in pack.defaults}
+        validate_config(found.table, found.label, declared)
+    return found
 
 
 def _policy_dirs(values: Sequence[str]) -> list[Path]:
@@ -609,6 +725,18 @@ def _emit(report: Report, kw: dict[str, Any]) -> None:
         outputs.append(
             (kw["bom_out"], render_cyclonedx(report, licence_texts=read_licence_texts(report)))
         )
+    if kw["sarif_out"] is not None:
+        from provscan.emit.sarif import render_sarif
+
+        outputs.append((kw["sarif_out"], render_sarif(report, base_dir=Path.cwd())))
+    if kw["markdown_out"] is not None:
+        from provscan.emit.markdown import render_markdown
+
+        outputs.append((kw["markdown_out"], render_markdown(report)))
+    if kw["html_out"] is not None:
+        from provscan.emit.html import render_html
+
+        outputs.append((kw["html_out"], render_html(report)))
     for path, text in outputs:
         _write_atomically(path, text)
     if kw["fmt"] == "json":
@@ -630,6 +758,9 @@ def _write_atomically(path: Path, text: str) -> None:
             raise
     except OSError as exc:
         raise OutputError(f"{path}: cannot write output ({exc.strerror or exc})") from exc
+
+
+cli.add_command(diff_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

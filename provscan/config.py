@@ -1,4 +1,4 @@
-"""Which policy settings did the user give? Reads provscan.toml (or the --config file).
+"""Which policy settings did the user give? Reads provscan.toml, [tool.provscan] or --config.
 
 The whole top-level table of the TOML file becomes ``data.provscan.config`` in Rego,
 merged over the policy pack's defaults (the ``config:`` key of the pack's data.yaml):
@@ -16,8 +16,9 @@ For the default pack, for example::
     reason = "reviewed by the security team, ticket SEC-123"
 
 TOML dates and times become ISO 8601 strings, since Rego sees JSON only.
-Without --config, ``provscan.toml`` in the working directory is read when present;
-otherwise the config is empty and the pack defaults apply unchanged.
+Without --config, ``provscan.toml`` in the working directory is read when present, else
+the ``[tool.provscan]`` table of ``pyproject.toml`` there; otherwise the config is empty and
+the pack defaults apply unchanged. The file's JSON Schema is ``docs/config.schema.json``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from provscan.errors import ConfigError
+from provscan.resources import data_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,24 +41,76 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 CONFIG_FILE_NAME = "provscan.toml"
+PYPROJECT_NAME = "pyproject.toml"
+SCHEMA_NAME = "config.schema.json"
+MAX_PROBLEMS = 10
 # A policy config is a few keys and waivers; anything bigger is a mistake.
 CONFIG_MAX_BYTES = 1024 * 1024
 
 
-def load_config(path: Path | None, cwd: Path) -> tuple[dict[str, Any], Path | None]:
-    """Return the user's policy config and the file it came from (None when there is none).
+@dataclass(frozen=True)
+class ConfigFile:
+    """The user's config table and where it came from (path None: no config file)."""
 
-    ``path`` is the --config option (relative paths are taken from ``cwd``); a file named
-    there must exist. Without it, ``cwd/provscan.toml`` is used when it exists.
+    table: dict[str, Any]
+    path: Path | None = None
+    origin: str = "none"  # "--config", "provscan.toml", "pyproject.toml [tool.provscan]"
+
+    @property
+    def label(self) -> str:
+        if self.path is None:
+            return "no config file"
+        section = " [tool.provscan]" if self.path.name == PYPROJECT_NAME else ""
+        return f"{self.path}{section}"
+
+
+def load_config(path: Path | None, cwd: Path) -> tuple[dict[str, Any], Path | None]:
+    """Return the user's policy config and the file it came from (None when there is none)."""
+    found = find_config(path, cwd)
+    return found.table, found.path
+
+
+def find_config(path: Path | None, cwd: Path) -> ConfigFile:
+    """Read the config file: ``--config`` when given, else ``cwd/provscan.toml``, else the
+    ``[tool.provscan]`` table of ``cwd/pyproject.toml``.
+
+    A file named by ``--config`` must exist; a ``pyproject.toml`` named there must have a
+    ``[tool.provscan]`` table. Both a provscan.toml and a ``[tool.provscan]`` table in the
+    working directory is an error: which one governs would be a guess.
     """
-    if path is None:
-        implicit = cwd / CONFIG_FILE_NAME
-        if not implicit.exists():
-            return {}, None
-        path = implicit
-    elif not path.is_absolute():
-        path = cwd / path
-    return _read_toml(path), path
+    if path is not None:
+        path = path if path.is_absolute() else cwd / path
+        if path.name == PYPROJECT_NAME:
+            table = _tool_table(_read_toml(path), path)
+            if table is None:
+                raise ConfigError(
+                    f"config file {path} has no [tool.provscan] table",
+                    "add one, or pass a provscan.toml to --config",
+                )
+            return ConfigFile(table, path, "--config")
+        return ConfigFile(_read_toml(path), path, "--config")
+    own, pyproject = cwd / CONFIG_FILE_NAME, cwd / PYPROJECT_NAME
+    tool = _tool_table(_read_toml(pyproject), pyproject) if pyproject.is_file() else None
+    if own.exists():
+        if tool is not None:
+            raise ConfigError(
+                f"both {own} and the [tool.provscan] table of {pyproject} configure provscan",
+                "keep one of them, or name the one to use with --config",
+            )
+        return ConfigFile(_read_toml(own), own, CONFIG_FILE_NAME)
+    if tool is not None:
+        return ConfigFile(tool, pyproject, f"{PYPROJECT_NAME} [tool.provscan]")
+    return ConfigFile({})
+
+
+def _tool_table(document: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    tool = document.get("tool")
+    if not isinstance(tool, dict) or "provscan" not in tool:
+        return None
+    table = tool["provscan"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: tool.provscan must be a table")
+    return table
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -87,6 +143,88 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(f"config file {path}: inf and nan cannot be passed to Rego") from exc
     return safe
+
+
+@lru_cache(maxsize=1)
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file (docs/config.schema.json)."""
+    schema: dict[str, Any] = json.loads((data_dir("docs") / SCHEMA_NAME).read_text("utf-8"))
+    return schema
+
+
+def validate_config(table: Mapping[str, Any], where: str, pack_keys: Iterable[str] = ()) -> None:
+    """Raise ConfigError listing what in ``table`` breaks the JSON Schema.
+
+    Top-level keys the schema does not know are accepted only when a loaded policy pack
+    declares them in its data file (a custom pack's own settings); any other unknown key
+    is most likely a misspelling that would otherwise be ignored.
+    """
+    import jsonschema
+
+    schema = config_schema()
+    known = set(schema["properties"]) | set(pack_keys)
+    problems = [f"{key}: not a known setting (misspelt?)" for key in sorted(set(table) - known)]
+    checked = {k: v for k, v in table.items() if k in schema["properties"]}
+    validator = jsonschema.Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(checked), key=lambda e: list(map(str, e.path))):
+        problems.extend(_describe(error))
+    if problems:
+        shown = problems[:MAX_PROBLEMS]
+        more = len(problems) - len(shown)
+        raise ConfigError(
+            f"config {where} is not valid: "
+            + "; ".join(shown)
+            + (f"; and {more} more" if more else ""),
+            f"see {SCHEMA_NAME} (provscan config schema) and policies/default/README.md",
+        )
+
+
+def _describe(error: Any) -> list[str]:
+    """jsonschema's error in the words of a config file: the dotted key and what it takes."""
+    where = _dotted(error.absolute_path)
+    got = _shown(error.instance)
+    kind, schema = error.validator, error.schema
+    if kind == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known))
+        return [
+            f"{where}.{key}: not a known setting (misspelt?); {where} takes {', '.join(known)}"
+            for key in extra
+        ]
+    if kind == "type":
+        return [f"{where}: must be {_article(error.validator_value)} (got {got})"]
+    if kind == "enum":
+        return [f"{where}: must be one of {', '.join(map(str, error.validator_value))} (got {got})"]
+    if kind == "required":
+        return [f"{where}: {error.message.split(' is a')[0].strip(chr(39))} is required"]
+    if kind == "oneOf" and {"identity", "identity_pattern"} <= set(schema.get("properties", {})):
+        return [f"{where}: give exactly one of identity (exact) or identity_pattern (regex)"]
+    description = schema.get("description")
+    detail = f": {description}" if description else ""
+    return [f"{where}: {got} is not allowed here{detail}"]
+
+
+def _dotted(path: Iterable[object]) -> str:
+    """licence.allowed, waivers[1].reason: list positions counted from 1, as people count."""
+    text = ""
+    for part in path:
+        text += f"[{part + 1}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "the top level"
+
+
+def _article(kind: object) -> str:
+    names = {
+        "object": "a table",
+        "array": "a list",
+        "string": "a string",
+        "boolean": "true or false",
+    }
+    return names.get(str(kind), f"a {kind}")
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _json_safe(value: Any) -> Any:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-_NAMES = ("policies", "probes", "sbom")
+_NAMES = ("policies", "probes", "sbom", "docs")
 
 
 def data_dir(name: str) -> Path:
-    """Return the directory of a shipped data folder: 'policies', 'probes' or 'sbom'."""
+    """Return the directory of a shipped data folder: 'policies', 'probes', 'sbom' or 'docs'."""
     if name not in _NAMES:
         raise ValueError(f"unknown data folder {name!r}; expected one of {_NAMES}")
     packaged = _PACKAGE_DIR / "_data" / name

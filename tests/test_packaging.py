@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_checkout_finds_the_top_level_folders() -> None:
-    for name in ("policies", "probes", "sbom"):
+    for name in ("policies", "probes", "sbom", "docs"):
         assert data_dir(name) in (REPO / name, REPO / "provscan" / "_data" / name)
     assert (default_policy_dir() / "main.rego").is_file()
 
@@ -45,6 +46,10 @@ def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> Non
         "provscan/_data/policies/production/production.rego",
         "provscan/_data/sbom/report.schema.json",
         "provscan/_data/probes/README.md",
+        "provscan/_data/docs/rules.md",
+        "provscan/_data/docs/config.schema.json",
+        "provscan/emit/schemas/sarif-2.1.0-rtm.5.json",
+        "provscan/emit/templates/audit.css",
     ):
         assert required in names
     unpacked = tmp_path / "site"
@@ -72,10 +77,19 @@ def test_built_wheel_carries_the_data_and_checks_the_demo(tmp_path: Path) -> Non
             text=True,
         )
 
-    result = provscan("check", demo, "--bom", "bom.json", "-q")
+    # Every output, rendered from the wheel's own data: the rule catalogue (SARIF help), the
+    # SARIF schema, the audit report's stylesheet.
+    outputs = ("--bom", "bom.json", "--sarif", "out.sarif", "--html", "out.html")
+    result = provscan("check", demo, *outputs, "-q")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VERDICT: APPROVE" in result.stdout
     assert (tmp_path / "bom.json").is_file()
+    sarif = json.loads((tmp_path / "out.sarif").read_text())
+    rules = sarif["runs"][0]["tool"]["driver"]["rules"]
+    assert any("What to do:" in rule["help"]["text"] for rule in rules)
+    assert "<style>" in (tmp_path / "out.html").read_text()
+    shown = provscan("config", "schema")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["title"] == "provscan configuration"
     # The production pack is found by name in the wheel and extends the shipped default
     # pack: the unsigned demo is denied for want of a trusted signature.
     production = provscan("check", demo, "--policy", "production", "-q")

@@ -94,16 +94,16 @@ def test_a_sigstore_trusted_root_that_is_not_one_is_a_usage_error(
 @pytest.mark.parametrize(
     ("toml", "words"),
     [
-        ('[trust]\nkeyz = ["a.pub"]\n', "config [trust] has unknown key(s) keyz"),
-        ('[trust]\nkeys = "a.pub"\n', "config [trust] keys is not a list of file paths"),
+        ('[trust]\nkeyz = ["a.pub"]\n', "trust.keyz: not a known setting (misspelt?)"),
+        ('[trust]\nkeys = "a.pub"\n', "trust.keys: must be a list"),
         (
             '[trust]\nidentities = [{identity = "a@example.com"}]\n',
-            "entry 1: issuer (the OIDC issuer URL) is required",
+            "trust.identities[1]: issuer is required",
         ),
         (
             '[trust]\nidentities = [{identity = "a@example.com", identity_pattern = "a@.*", '
             'issuer = "https://accounts.google.com"}]\n',
-            "entry 1: give exactly one of identity (exact) or identity_pattern (regex)",
+            "trust.identities[1]: give exactly one of identity (exact) or identity_pattern (regex)",
         ),
         (
             '[trust]\nidentities = [{identity_pattern = "a@(", issuer = "https://x"}]\n',
@@ -111,7 +111,7 @@ def test_a_sigstore_trusted_root_that_is_not_one_is_a_usage_error(
         ),
         (
             '[trust]\nidentities = [{identity = "a", issuer = "https://x", email = "b"}]\n',
-            "entry 1: only identity, identity_pattern and issuer are known",
+            "trust.identities[1].email: not a known setting",
         ),
         ('[trust]\nkeys = ["absent.pub"]\n', "absent.pub: cannot be read"),
     ],

@@ -1,0 +1,1 @@
+"""What changed between two AI-BOMs or reports of a model?"""

@@ -1,0 +1,136 @@
+"""Is this file a provscan report or a CycloneDX BOM, and what snapshot does it give?
+
+Inputs are read as raw JSON, never through the report model or cyclonedx-python-lib: the
+library drops what it cannot model (modelCard, declarations), and a report of a newer minor
+schema version has fields the typed model would refuse. Every input is treated as hostile:
+its size, nesting depth and keys are bounded or checked before anything else reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from provscan.diff.fields import BadInput, obj, text
+from provscan.diff.snapshot import InputKind, Snapshot
+from provscan.errors import UsageError
+from provscan.limits import MiB
+
+# A BOM carries every file, finding and licence text of a model: tens of MiB at most for
+# a model with thousands of files. Beyond this the input is not one provscan wrote.
+MAX_INPUT_BYTES = 256 * MiB
+# provscan's own documents nest about 12 deep (a finding inside BOM evidence).
+MAX_JSON_DEPTH = 64
+
+
+def load_snapshot(path: Path) -> Snapshot:
+    """The snapshot of one input file; UsageError (exit 2) naming the file when it is bad."""
+    try:
+        document = parse_json(_read_bounded(path))
+        return _snapshot(document, str(path))
+    except BadInput as exc:
+        raise UsageError(
+            f"{path}: {exc}", remedy="give two provscan reports (--json) or AI-BOMs (--bom)"
+        ) from exc
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise BadInput(f"cannot read it ({exc.strerror or exc})") from exc
+    if len(data) > MAX_INPUT_BYTES:
+        limit = MAX_INPUT_BYTES
+        size = f"{limit // MiB} MiB" if limit % MiB == 0 else f"{limit} bytes"
+        raise BadInput(f"larger than {size}; not a provscan report or BOM this diff reads")
+    return data
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two readers of a document with a repeated key can see two different documents.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise BadInput(f"not valid JSON for provscan: the key {key[:80]!r} appears twice")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise BadInput(f"not valid JSON: {name} is not a JSON number")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """JSON with no repeated keys, no NaN/Infinity, nested at most MAX_JSON_DEPTH deep."""
+    try:
+        source = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        document = json.loads(source, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"not UTF-8 text (byte {exc.start})") from exc
+    except RecursionError as exc:
+        raise BadInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:
+        if isinstance(exc, BadInput):
+            raise
+        raise BadInput(f"not valid JSON ({exc})") from exc
+    _check_depth(document)
+    return document
+
+
+def _check_depth(document: Any) -> None:
+    """Walk iteratively: a recursive walk of a hostile document is itself a risk."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+
+
+def detect_kind(document: Any) -> InputKind:
+    """Decide by content: a report has schema_version, tool and files; a BOM says CycloneDX."""
+    top = obj(document, "the document")
+    is_bom = top.get("bomFormat") == "CycloneDX"
+    is_report = all(key in top for key in ("schema_version", "tool", "files"))
+    if is_bom and is_report:
+        raise BadInput("looks like both a provscan report and a CycloneDX BOM; refusing to guess")
+    if is_bom:
+        return InputKind.BOM
+    if is_report:
+        return InputKind.REPORT
+    if "bomFormat" in top:
+        raise BadInput(f"bomFormat is {str(top['bomFormat'])[:40]!r}, not 'CycloneDX'")
+    raise BadInput(
+        "neither a provscan report (schema_version, tool, files) nor a CycloneDX BOM (bomFormat)"
+    )
+
+
+def check_schema_major(version: Any, where: str) -> None:
+    """Refuse a report schema whose major version this provscan does not read."""
+    from provscan.report import SCHEMA_VERSION
+
+    value = text(version, where)
+    parts = value.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise BadInput(f"{where} {value[:40]!r} is not a MAJOR.MINOR.PATCH version")
+    supported = SCHEMA_VERSION.split(".")[0]
+    if parts[0] != supported:
+        raise BadInput(
+            f"report schema {value} is not supported (this provscan reads {supported}.x)"
+        )
+
+
+def _snapshot(document: Any, path: str) -> Snapshot:
+    kind = detect_kind(document)
+    if kind is InputKind.REPORT:
+        from provscan.diff.from_report import report_snapshot
+
+        return report_snapshot(document, path)
+    from provscan.diff.from_bom import bom_snapshot
+
+    return bom_snapshot(document, path)

@@ -1,0 +1,200 @@
+"""What was scanned, is it what the signer signed, and what did the scanners find?"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from provscan.emit._audit_model import Block, Cell, Facts, Para, Section, Sub, Table, Tone
+from provscan.emit._audit_text import (
+    MAX_EVIDENCE,
+    MAX_ROWS,
+    capped,
+    left_out,
+    line,
+    names,
+    size,
+)
+from provscan.report import FileEntry, Finding, Location, Report, SignatureCheck, Signer
+
+# Serialization first: code that runs on load is the worst thing a model file can hold.
+_AREAS = (
+    ("SER", "Serialization"),
+    ("SIG", "Signatures"),
+    ("HSH", "Hashing"),
+    ("INV", "Inventory"),
+    ("LIC", "Licence"),
+    ("ORG", "Origin"),
+    ("PRB", "Probes"),
+    ("POL", "Policy"),
+)
+_SEVERITY_TONE: dict[str, Tone] = {"critical": "bad", "high": "bad", "medium": "warn"}
+_SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+_STATUS_TONE: dict[str, Tone] = {"verified": "good", "unverified": "warn"}
+_INTEGRITY: dict[str, tuple[str, Tone]] = {
+    "match": ("every signed file matches", "good"),
+    "mismatch": ("files differ from what was signed", "bad"),
+    "not_checked": ("files not compared", "warn"),
+}
+
+
+def files_section(report: Report) -> Section:
+    files, more = capped(report.files, MAX_ROWS)
+    total = size(sum(f.size for f in report.files))
+    blocks: list[Block] = [Para(f"{len(report.files):,} files, {total} in all.")]
+    if files:
+        headers = ("Path", "Size", "Format", "Role", "SHA-256", "In manifest", "Hash source")
+        blocks.append(Table(headers, tuple(_file_row(f) for f in files)))
+    return Section("files", "Files", (*blocks, *left_out(more, "files")))
+
+
+def _file_row(entry: FileEntry) -> tuple[Cell, ...]:
+    path = line(entry.path) + (" (symlink)" if entry.symlink else "")
+    digest = (
+        Cell(line(entry.sha256, 80), mono=True) if entry.sha256 else Cell("not hashed", tone="warn")
+    )
+    source = (
+        entry.sha256_source
+        if entry.read == "whole"
+        else f"{entry.sha256_source}; {entry.read} read"
+    )
+    return (
+        Cell(path, mono=True),
+        Cell(size(entry.size)),
+        Cell(entry.format.value),
+        Cell(entry.role.value),
+        digest,
+        Cell("yes" if entry.in_manifest else "no (ignored)"),
+        Cell(source, tone=None if entry.sha256_source == "computed" else "warn"),
+    )
+
+
+def signatures_section(report: Report) -> Section:
+    facts = report.signatures
+    if facts is None:
+        blocks: tuple[Block, ...] = (Para("The signatures step did not run.", "warn"),)
+        return Section("signatures", "Signatures", blocks)
+    parts: list[Block] = [_signature(s) for s in facts.signatures[:MAX_EVIDENCE]]
+    parts += left_out(len(facts.signatures) - MAX_EVIDENCE, "signatures")
+    if not facts.signatures:
+        parts.append(
+            Para("No signature: the model carries no model.sig and none was given.", "warn")
+        )
+    if facts.anchors:
+        rows = tuple(
+            (
+                Cell(a.kind),
+                Cell(line(a.name, 200) or "–"),
+                Cell(line(a.fingerprint, 80), mono=True),
+                Cell(line(a.source), mono=True),
+            )
+            for a in facts.anchors[:MAX_EVIDENCE]
+        )
+        table = Table(("Kind", "Name", "SHA-256", "Source"), rows)
+        parts.append(Sub("Trusted anchors", (table,)))
+    return Section("signatures", "Signatures", tuple(parts))
+
+
+def _signature(sig: SignatureCheck) -> Sub:
+    status_tone = _STATUS_TONE.get(sig.status.value, "bad")
+    summary, integrity_tone = _INTEGRITY[sig.integrity]
+    integrity = summary
+    rows: list[tuple[str, Cell]] = [("Status", Cell(sig.status.value, tone=status_tone))]
+    if sig.reason:
+        rows.append(("Why", Cell(line(sig.reason, 1000))))
+    if sig.signer is not None:
+        rows += _signer(sig.signer)
+    rows.append(("Signed files", Cell(f"{sig.signed_files:,}")))
+    if sig.signed_root_digest:
+        rows.append(("Signed root digest", Cell(line(sig.signed_root_digest, 80), mono=True)))
+    if sig.integrity_reason:
+        integrity += f" ({line(sig.integrity_reason, 400)})"
+    if sig.compared_with:
+        integrity += f"; compared with the {sig.compared_with}"
+    rows.append(("Files", Cell(integrity, tone=integrity_tone)))
+    differences = (
+        ("Changed", sig.changed),
+        ("Missing", sig.missing),
+        ("Not signed", sig.extra),
+        ("Left out by its ignore paths", sig.not_covered),
+    )
+    for label, paths in differences:
+        if paths:
+            text = f"{len(paths):,}: {names(paths)}"
+            rows.append((label, Cell(text, tone="warn" if label.startswith("Left") else "bad")))
+    title = f"{line(sig.path, 200)}: {sig.status.value}, {summary}"
+    return Sub(
+        title,
+        (Facts(tuple(rows)),),
+        "bad" if "bad" in (status_tone, integrity_tone) else status_tone,
+    )
+
+
+def _signer(signer: Signer) -> list[tuple[str, Cell]]:
+    rows: list[tuple[str, Cell]] = [("Method", Cell(signer.method))]
+    details = (
+        ("Identity", signer.identity, False),
+        ("OIDC issuer", signer.oidc_issuer, False),
+        ("Certificate subject", signer.certificate_subject, False),
+        ("Key", _sha256(signer.key_fingerprint), True),
+        ("Key type", signer.key_type, False),
+        ("Certificate issuer", signer.certificate_issuer, False),
+        ("Certificate", _sha256(signer.certificate_fingerprint), True),
+        ("Chain", " › ".join(line(c, 200) for c in signer.chain[:MAX_EVIDENCE]), False),
+        ("Transparency log", signer.tlog and f"entry {signer.tlog.log_index}", False),
+        ("Checked against", signer.trust_anchor or "nothing provscan was given", True),
+    )  # fmt: skip
+    rows += [(label, Cell(line(value), mono=mono)) for label, value, mono in details if value]
+    return rows
+
+
+def _sha256(digest: str | None) -> str | None:
+    return f"sha256:{digest}" if digest else None
+
+
+def findings_section(report: Report) -> Section:
+    findings, more = capped(report.findings, MAX_ROWS)
+    if not report.findings:
+        return Section("findings", "Findings", (Para("No findings.", "good"),))
+    counts = Counter(f.severity.value for f in report.findings)
+    summary = ", ".join(f"{counts[s]:,} {s}" for s in _SEVERITY_ORDER if counts[s])
+    blocks: list[Block] = [Para(f"{len(report.findings):,} findings: {summary}.")]
+    known = {prefix for prefix, _ in _AREAS}
+    areas = [*_AREAS, ("", "Other")]
+    for prefix, title in areas:
+        group = [f for f in findings if _area(f, known) == prefix]
+        if group:
+            rows = tuple(_finding_row(f) for f in group)
+            table = Table(("Severity", "Rule", "Location", "Message"), rows)
+            tone = _SEVERITY_TONE.get(_worst(group))
+            blocks.append(Sub(f"{title} ({len(group):,})", (table,), tone))
+    return Section("findings", "Findings", (*blocks, *left_out(more, "findings")))
+
+
+def _area(finding: Finding, known: set[str]) -> str:
+    prefix = finding.rule_id.split("-", 1)[0]
+    return prefix if prefix in known else ""
+
+
+def _worst(group: list[Finding]) -> str:
+    return min((f.severity.value for f in group), key=_SEVERITY_ORDER.index)
+
+
+def _finding_row(finding: Finding) -> tuple[Cell, ...]:
+    severity = finding.severity.value
+    return (
+        Cell(severity, tone=_SEVERITY_TONE.get(severity)),
+        Cell(finding.rule_id, mono=True),
+        Cell(_location(finding.location), mono=finding.location is not None),
+        Cell(line(finding.message, 1000)),
+    )
+
+
+def _location(location: Location | None) -> str:
+    if location is None:
+        return "the model as a whole"
+    text = line(location.path, 200) or "?"
+    if location.member is not None:
+        text += f" › {line(location.member, 200)}"
+    if location.offset is not None:
+        text += f" @ {location.offset:,}"
+    return text
