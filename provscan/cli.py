@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,8 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from provscan import __version__
+from provscan.atomic import write_atomically
 from provscan.diff.command import diff_command
-from provscan.errors import ExitCode, OutputError, ProvscanError, UsageError
+from provscan.errors import ExitCode, ProvscanError, UsageError
 from provscan.hub import HubOptions
 from provscan.pipeline import ScanOptions, available_cpus, scan
 from provscan.probe_cli import options_from, probe_options
@@ -26,6 +26,7 @@ from provscan.signing.trust import TrustSettings
 
 if TYPE_CHECKING:
     from provscan.config import ConfigFile
+    from provscan.policy.backends import PolicyBackend
     from provscan.signing.sign import SigningKey
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -187,6 +188,69 @@ def _policy_option(help_text: str) -> Callable[[F], F]:
     return click.option("--policy", "policies", multiple=True, metavar="DIR", help=help_text)
 
 
+def _engine_options() -> list[Callable[[F], F]]:
+    """Where the Rego policy runs: embedded regopy, the opa binary, or an OPA server."""
+    return [
+        click.option(
+            "--policy-engine",
+            type=click.Choice(["regopy", "opa"]),
+            default="regopy",
+            show_default=True,
+            help="Evaluate the packs with the embedded regopy engine or the `opa` binary.",
+        ),
+        click.option(
+            "--opa-binary",
+            default="opa",
+            show_default=True,
+            metavar="PATH",
+            help="The opa binary for --policy-engine opa (a name on PATH, or a path).",
+        ),
+        click.option(
+            "--opa-url",
+            metavar="URL",
+            help="Ask a running OPA server (REST data API: POST /v1/data/provscan/main) instead. "
+            "It decides with its own policy and config; with --policy, it must hold exactly "
+            "those packs (load them with `provscan policy push`).",
+        ),
+        click.option(
+            "--opa-token-env",
+            metavar="VAR",
+            help="Environment variable holding a bearer token for --opa-url (never on the command line).",
+        ),
+    ]
+
+
+def _backend(kw: dict[str, Any]) -> PolicyBackend:
+    from provscan.policy.backends import PolicyBackend
+
+    if kw["opa_url"] is not None:
+        if kw["policy_engine"] != "regopy":
+            raise UsageError("--opa-url and --policy-engine opa exclude each other")
+        return PolicyBackend("opa-server", opa_url=kw["opa_url"], token_env=kw["opa_token_env"])
+    if kw["opa_token_env"] is not None:
+        raise UsageError("--opa-token-env applies to --opa-url only")
+    if kw["policy_engine"] == "opa":
+        return PolicyBackend("opa", opa_binary=kw["opa_binary"])
+    return PolicyBackend()
+
+
+def _server_scope(
+    backend: PolicyBackend, policies: Sequence[str], packs: list[Path], config: dict[str, Any]
+) -> tuple[list[Path], dict[str, Any]]:
+    """Packs and config to send: an OPA server asked without --policy uses its own."""
+    if backend.kind != "opa-server" or policies:
+        return packs, config
+    settings = sorted(set(config) - {"trust"})
+    if settings:
+        raise UsageError(
+            f"the OPA server decides with its own config, so {', '.join(settings)} from the "
+            "config file would be ignored",
+            "name the packs with --policy (the server must hold them: provscan policy push), "
+            "or keep only [trust] in the config",
+        )
+    return [], {}
+
+
 def _config_option(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help=help_text
@@ -238,6 +302,7 @@ def cli() -> None:
     is_flag=True,
     help="Also run the behavioural backdoor probes (the 'probes' extra; see --engine).",
 )
+@_options(_engine_options)
 @probe_options
 @_scan_options
 def check(
@@ -268,8 +333,10 @@ def check(
         cas=kw["trusted_cas"],
         sigstore_root=kw["sigstore_trusted_root"],
     )
+    backend = _backend(kw)
+    packs, policy_config = _server_scope(backend, policies, packs, config)
     report = _scan(target, kw, trust, options_from(kw) if run_probes else None)
-    verdict = evaluate(report, packs, config, timeout_s=policy_timeout)
+    verdict = evaluate(report, packs, policy_config, timeout_s=policy_timeout, backend=backend)
     report = report.model_copy(update={"verdict": verdict})
     _emit(report, kw)
     return int(_DECISION_EXIT[verdict.decision])
@@ -318,7 +385,7 @@ def probe(
     # Probes only: the static steps are not run, and the probes must run to completion.
     config = {**config, "required_steps": ["inventory"], "probes": {**probes, "required": True}}
     report = _scan(target, kw, load_trust((), (), None), options_from(kw), probes_only=True)
-    verdict = evaluate(report, _policy_dirs(policies), config)
+    verdict = evaluate(report, packs, config)
     report = report.model_copy(update={"verdict": verdict})
     _emit(report, kw)
     return int(_DECISION_EXIT[verdict.decision])
@@ -503,13 +570,18 @@ def policy() -> None:
 @policy.command("test")
 @_policy_option("Pack(s) to test (default: the shipped pack).")
 @_config_option("Config merged over the pack defaults.")
-def policy_test(policies: tuple[str, ...], config_path: Path | None) -> int:
-    """Run each pack's table tests: tests/<case>/input.json in, expected.yaml verdict and rule ids out."""
+@_options(_engine_options)
+def policy_test(policies: tuple[str, ...], config_path: Path | None, **kw: Any) -> int:
+    """Run each pack's table tests: tests/<case>/input.json in, expected.yaml verdict and rule ids out.
+
+    With --opa-url, each case's packs and config are pushed to the server first: use a
+    scratch server, never one that decides for production.
+    """
     from provscan.policy.testing import run_policy_tests
 
     packs = _policy_dirs(policies)
     config = _user_config(config_path, packs).table if config_path else None
-    results = run_policy_tests(packs, config)
+    results = run_policy_tests(packs, config, backend=_backend(kw))
     if not results:
         raise UsageError(
             f"no policy test cases found under {', '.join(str(p / 'tests') for p in packs)}"
@@ -520,6 +592,42 @@ def policy_test(policies: tuple[str, ...], config_path: Path | None) -> int:
     failed = sum(not r.passed for r in results)
     click.echo(f"{len(results) - failed} passed, {failed} failed")
     return int(ExitCode.DENY if failed else ExitCode.APPROVE)
+
+
+@policy.command("push")
+@_policy_option("Pack(s) to load (default: the shipped pack).")
+@_config_option("Config merged over the pack defaults (default: ./provscan.toml if present).")
+@click.option("--opa-url", required=True, metavar="URL", help="The OPA server's base URL.")
+@click.option(
+    "--opa-token-env",
+    metavar="VAR",
+    help="Environment variable holding a bearer token (never on the command line).",
+)
+@click.option(
+    "--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds."
+)
+def policy_push(
+    policies: tuple[str, ...],
+    config_path: Path | None,
+    opa_url: str,
+    opa_token_env: str | None,
+    timeout: float,
+) -> int:
+    """Load packs into an OPA server (modules as provscan/<pack>/<file>, the merged config as
+    data.provscan.config), replacing the provscan modules it held; other modules stay."""
+    from provscan.policy.backends import PolicyBackend
+    from provscan.policy.opa_server import push_packs
+
+    packs = _policy_dirs(policies)
+    config = _user_config(config_path, packs).table
+    backend = PolicyBackend("opa-server", opa_url=opa_url, token_env=opa_token_env)
+    result = push_packs(backend, packs, config, timeout_s=timeout)
+    click.echo(
+        f"pushed to {result.url}: {len(result.uploaded)} module(s) uploaded, "
+        f"{len(result.unchanged)} unchanged, {len(result.deleted)} removed; "
+        f"policy digest sha256:{result.digest}"
+    )
+    return int(ExitCode.APPROVE)
 
 
 @cli.command("pre-commit")
@@ -738,26 +846,11 @@ def _emit(report: Report, kw: dict[str, Any]) -> None:
 
         outputs.append((kw["html_out"], render_html(report)))
     for path, text in outputs:
-        _write_atomically(path, text)
+        write_atomically(path, text)
     if kw["fmt"] == "json":
         click.echo(render_json(report), nl=False)
     else:
         click.echo(render_terminal(report, color=sys.stdout.isatty()), nl=False)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    try:
-        directory = path.resolve().parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write output ({exc.strerror or exc})") from exc
 
 
 cli.add_command(diff_command)

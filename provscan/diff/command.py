@@ -47,9 +47,10 @@ def diff_command(old: Path, new: Path, fmt: str, json_out: Path | None, fail_on:
     licences, lineage, findings, signatures and verdict. Exit 0: no material change;
     1: material change; 2: a bad input."""
     # Imported here: this module is imported whenever the CLI starts.
+    from provscan.atomic import write_atomically
     from provscan.diff.compare import compare
     from provscan.diff.load import load_snapshot
-    from provscan.diff.render import render_json, render_text, write_atomically
+    from provscan.diff.render import render_json, render_text
 
     diff = compare(load_snapshot(old), load_snapshot(new))
     if json_out is not None:

@@ -19,16 +19,12 @@ Every section is present, in that order; changes are sorted by subject. For find
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import unicodedata
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from provscan.diff.changes import DIFF_SCHEMA_VERSION, Change, ChangeKind, Diff, SectionDiff
 from provscan.diff.snapshot import Section, Snapshot
-from provscan.errors import OutputError
 
 _MARK = {ChangeKind.ADDED: "+", ChangeKind.REMOVED: "-", ChangeKind.CHANGED: "~"}
 _FINDING_MARK = {ChangeKind.ADDED: "new", ChangeKind.REMOVED: "resolved", ChangeKind.CHANGED: "~"}
@@ -181,18 +177,3 @@ def clean(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write the whole file or nothing (a temp file beside it, then a rename)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write the diff ({exc.strerror or exc})") from exc

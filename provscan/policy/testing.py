@@ -12,7 +12,10 @@ A case is a folder ``<pack>/tests/<case>/`` holding ``input.json`` (a full Repor
       waivers: [...]                  #   config given to run_policy_tests) for this case
 
 Each case is evaluated with the same engine as ``provscan check`` (no Rego ``with``:
-regopy's is broken), against all the packs given, combined.
+regopy's is broken), against all the packs given, combined. With an OPA server backend
+each case's packs and config are pushed to the server first (so use a scratch server:
+its ``provscan/`` modules and data.provscan.config are overwritten), and the packs with
+the base config are pushed again at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from pydantic import ValidationError
 
 from provscan.config import merge_config
 from provscan.errors import ProvscanError
+from provscan.policy.backends import REGOPY, PolicyBackend
 from provscan.policy.engine import evaluate
+from provscan.policy.opa_server import push_packs
 from provscan.policy.verdict import LEVELS
 from provscan.report import Decision, Report, Verdict
 
@@ -43,13 +48,13 @@ class CaseResult:
 
 
 @dataclass(frozen=True)
-class _Expected:
+class Expected:
     verdict: Decision
     levels: dict[str, frozenset[str]]
     config: dict[str, Any]
 
 
-class _CaseError(Exception):
+class CaseError(Exception):
     """A case folder that cannot be run as written."""
 
 
@@ -71,34 +76,51 @@ def run_policy_tests(
     config: Mapping[str, Any] | None = None,
     *,
     timeout_s: float = 30.0,
+    backend: PolicyBackend = REGOPY,
 ) -> list[CaseResult]:
     """Evaluate every table-test case of the given packs; one result per case, in order."""
     results: list[CaseResult] = []
     for name, case_dir in find_cases(policy_dirs):
         try:
-            report, expected = _load_case(case_dir)
+            report, expected = load_case(case_dir)
             case_config = merge_config(config or {}, expected.config)
-            verdict = evaluate(report, policy_dirs, case_config, timeout_s=timeout_s)
-        except _CaseError as exc:
+            verdict = evaluate_case(report, policy_dirs, case_config, timeout_s, backend)
+        except CaseError as exc:
             results.append(CaseResult(name, False, str(exc)))
             continue
         except ProvscanError as exc:
             results.append(CaseResult(name, False, f"policy error: {exc.message}"))
             continue
-        problems = _compare(expected, verdict)
+        problems = compare_verdict(expected, verdict)
         results.append(CaseResult(name, not problems, "; ".join(problems) or "ok"))
+    if backend.kind == "opa-server" and results:
+        push_packs(backend, policy_dirs, config or {}, timeout_s=timeout_s)
     return results
 
 
-def _load_case(case_dir: Path) -> tuple[Report, _Expected]:
+def evaluate_case(
+    report: Report,
+    policy_dirs: Sequence[Path],
+    case_config: Mapping[str, Any],
+    timeout_s: float,
+    backend: PolicyBackend = REGOPY,
+) -> Verdict:
+    """One case's verdict; an OPA server gets the packs and this case's config pushed first."""
+    if backend.kind == "opa-server":
+        push_packs(backend, policy_dirs, case_config, timeout_s=timeout_s)
+    return evaluate(report, policy_dirs, case_config, timeout_s=timeout_s, backend=backend)
+
+
+def load_case(case_dir: Path) -> tuple[Report, Expected]:
+    """A case's report and expectations; CaseError when the folder cannot be run as written."""
     input_path, expected_path = case_dir / "input.json", case_dir / "expected.yaml"
     for path in (input_path, expected_path):
         if not path.is_file():
-            raise _CaseError(f"{path.name} is missing")
+            raise CaseError(f"{path.name} is missing")
     try:
         doc = json.loads(input_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise _CaseError(f"input.json cannot be read: {exc}") from exc
+        raise CaseError(f"input.json cannot be read: {exc}") from exc
     try:
         report = Report.model_validate(doc)
     except ValidationError as exc:
@@ -106,39 +128,40 @@ def _load_case(case_dir: Path) -> tuple[Report, _Expected]:
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
             for err in exc.errors()[:5]
         )
-        raise _CaseError(f"input.json is not a valid Report: {errors}") from exc
+        raise CaseError(f"input.json is not a valid Report: {errors}") from exc
     return report, _load_expected(expected_path)
 
 
-def _load_expected(path: Path) -> _Expected:
+def _load_expected(path: Path) -> Expected:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise _CaseError(f"expected.yaml cannot be read: {exc}") from exc
+        raise CaseError(f"expected.yaml cannot be read: {exc}") from exc
     if not isinstance(doc, dict):
-        raise _CaseError("expected.yaml must be a mapping")
+        raise CaseError("expected.yaml must be a mapping")
     unknown = set(doc) - _EXPECTED_KEYS
     if unknown:
-        raise _CaseError(f"expected.yaml has unknown keys: {', '.join(sorted(map(str, unknown)))}")
+        raise CaseError(f"expected.yaml has unknown keys: {', '.join(sorted(map(str, unknown)))}")
     try:
         verdict = Decision(doc.get("verdict"))
     except ValueError as exc:
-        raise _CaseError("expected.yaml: 'verdict' must be approve, review or deny") from exc
+        raise CaseError("expected.yaml: 'verdict' must be approve, review or deny") from exc
     levels: dict[str, frozenset[str]] = {}
     for level in LEVELS:
         if level not in doc:
             continue
         rules = doc[level] if doc[level] is not None else []
         if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
-            raise _CaseError(f"expected.yaml: '{level}' must be a list of rule ids")
+            raise CaseError(f"expected.yaml: '{level}' must be a list of rule ids")
         levels[level] = frozenset(rules)
     case_config = doc.get("config") or {}
     if not isinstance(case_config, dict):
-        raise _CaseError("expected.yaml: 'config' must be a mapping")
-    return _Expected(verdict, levels, case_config)
+        raise CaseError("expected.yaml: 'config' must be a mapping")
+    return Expected(verdict, levels, case_config)
 
 
-def _compare(expected: _Expected, verdict: Verdict) -> list[str]:
+def compare_verdict(expected: Expected, verdict: Verdict) -> list[str]:
+    """What differs between a verdict and a case's expectations (empty: the case passes)."""
     problems: list[str] = []
     if verdict.decision != expected.verdict:
         problems.append(f"verdict: expected {expected.verdict.value}, got {verdict.decision.value}")

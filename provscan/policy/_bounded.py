@@ -1,0 +1,109 @@
+"""How does provscan run an external engine so that neither its time nor its output is unbounded?"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+_CHUNK = 64 * 1024
+
+
+class CommandTimeout(Exception):
+    """The command ran past its time limit and was killed."""
+
+
+class OutputTooLarge(Exception):
+    """The command wrote more than the limit to stdout or stderr and was killed."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    # The command runs in its own session: kill the whole group, so a wrapper script's
+    # children (a hung `opa` behind a shell script) go too.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def _drain(
+    stream: IO[bytes],
+    limit: int,
+    sink: list[bytes],
+    over: threading.Event,
+    proc: subprocess.Popen[bytes],
+) -> None:
+    total = 0
+    while chunk := stream.read1(_CHUNK):  # type: ignore[attr-defined]
+        total += len(chunk)
+        if total > limit:
+            over.set()
+            _kill(proc)
+            return
+        sink.append(chunk)
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    # OSError (a broken pipe included): the command stopped reading; its exit status says why.
+    with contextlib.suppress(OSError):
+        stream.write(data)
+    with contextlib.suppress(OSError):
+        stream.close()
+
+
+def run_bounded(
+    argv: Sequence[str], stdin: bytes, timeout_s: float, max_output: int, cwd: Path
+) -> Completed:
+    """Run ``argv`` (no shell) with ``stdin``; kill it past ``timeout_s`` or ``max_output`` bytes.
+
+    Raises OSError when it cannot be started, CommandTimeout or OutputTooLarge.
+    """
+    proc = subprocess.Popen(  # noqa: S603 - argv is built by the caller, no shell
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out: list[bytes] = []
+    err: list[bytes] = []
+    over = threading.Event()
+    threads = [
+        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True),
+        threading.Thread(
+            target=_drain, args=(proc.stdout, max_output, out, over, proc), daemon=True
+        ),
+        threading.Thread(
+            target=_drain, args=(proc.stderr, max_output, err, over, proc), daemon=True
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        returncode = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        _kill(proc)
+        proc.wait()
+        raise CommandTimeout(f"killed after {timeout_s:g} s") from exc
+    finally:
+        for thread in threads:
+            # A grandchild that inherited the pipes could keep them open: do not wait forever.
+            thread.join(timeout=1.0)
+    if over.is_set():
+        raise OutputTooLarge(f"wrote more than {max_output} bytes")
+    return Completed(returncode, b"".join(out), b"".join(err))

@@ -1,0 +1,166 @@
+"""What does the `opa` binary answer for the packs? (`opa eval` in a private temp folder)
+
+The modules are written to a fresh private folder, never read from the pack folder itself:
+`opa eval --data <dir>` loads every .json/.yaml under it as data, and a pack's
+`tests/<case>/input.json` would land in `data.tests...`. The config goes in a data.json of
+its own, the report on stdin. Every failure (missing binary, non-zero exit, timeout, too
+much output, unparseable or unexpected output) is a PolicyError: fail closed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provscan.errors import PolicyError
+from provscan.policy._bounded import CommandTimeout, Completed, OutputTooLarge, run_bounded
+from provscan.policy.verdict import PACKAGE
+
+QUERY = f"data.{PACKAGE}"
+MAX_OUTPUT = 16 * 1024 * 1024
+_VERSION = re.compile(r"^Version:\s*(\S+)", re.MULTILINE)
+_TAIL = 2000
+
+
+@dataclass(frozen=True)
+class OpaAnswer:
+    result: Any  # the value of data.provscan.main, None when undefined
+    version: str
+
+
+def evaluate_with_opa(
+    binary: str,
+    modules: Sequence[tuple[str, str]],
+    data: Mapping[str, Any],
+    policy_input: Any,
+    timeout_s: float,
+) -> OpaAnswer:
+    """Evaluate ``data.provscan.main`` with the ``opa`` binary; raise PolicyError on failure."""
+    exe = shutil.which(binary)
+    if exe is None:
+        raise PolicyError(
+            f"the opa binary {binary!r} was not found",
+            "install OPA (https://www.openpolicyagent.org/docs/#running-opa) and put it on PATH, "
+            "or use the embedded engine",
+        )
+    deadline = time.monotonic() + timeout_s
+    with tempfile.TemporaryDirectory(prefix="provscan-opa-") as tmp:  # mode 0700
+        root = Path(tmp)
+        names = _write_modules(root / "modules", modules)
+        data_path = root / "data.json"
+        data_path.write_text(json.dumps(data, ensure_ascii=True), encoding="utf-8")
+        version = _version(exe, root, deadline)
+        argv = [exe, "eval", "--format", "json", "--stdin-input"]
+        argv += ["--data", str(root / "modules"), "--data", str(data_path), QUERY]
+        stdin = json.dumps(policy_input, ensure_ascii=True).encode("utf-8")
+        proc = _run(argv, stdin, root, deadline)
+        return OpaAnswer(_parse_eval(proc, names), version)
+
+
+def _write_modules(folder: Path, modules: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Write each module as NNN-<file>.rego; return file path -> display name for errors."""
+    folder.mkdir()
+    names: dict[str, str] = {}
+    for index, (display, source) in enumerate(modules):
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", display.rsplit("/", 1)[-1])
+        path = folder / f"{index:03d}-{base}"
+        if path.suffix != ".rego":
+            path = path.with_name(path.name + ".rego")  # opa loads only *.rego as policy
+        path.write_text(source, encoding="utf-8")
+        names[str(path)] = display
+    return names
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise PolicyError("the opa binary ran out of time before it could evaluate")
+    return left
+
+
+def _run(argv: list[str], stdin: bytes, cwd: Path, deadline: float) -> Completed:
+    timeout = _remaining(deadline)
+    try:
+        return run_bounded(argv, stdin, timeout, MAX_OUTPUT, cwd)
+    except CommandTimeout as exc:
+        raise PolicyError(
+            f"the opa binary timed out after {timeout:g} s ({argv[1]})",
+            "simplify the policy, or raise the timeout if the report is very large",
+        ) from exc
+    except OutputTooLarge as exc:
+        raise PolicyError(f"the opa binary wrote more than {MAX_OUTPUT} bytes ({argv[1]})") from exc
+    except OSError as exc:
+        raise PolicyError(f"the opa binary could not be started: {exc}") from exc
+
+
+def _version(exe: str, cwd: Path, deadline: float) -> str:
+    proc = _run([exe, "version"], b"", cwd, deadline)
+    if proc.returncode != 0:
+        raise PolicyError(
+            f"`opa version` failed with exit status {proc.returncode}: {_tail(proc.stderr)}"
+        )
+    found = _VERSION.search(proc.stdout.decode("utf-8", errors="replace"))
+    return found.group(1) if found else "unknown"
+
+
+def _tail(raw: bytes, names: Mapping[str, str] | None = None) -> str:
+    text = raw.decode("utf-8", errors="replace").strip()[-_TAIL:]
+    return _rename(text, names or {})
+
+
+def _rename(text: str, names: Mapping[str, str]) -> str:
+    # Error locations name the temp files; say which pack file they are.
+    for path, display in names.items():
+        text = text.replace(path, display)
+    return text
+
+
+def _describe_errors(errors: Any, names: Mapping[str, str]) -> str | None:
+    if not isinstance(errors, list) or not errors:
+        return None
+    parts: list[str] = []
+    for error in errors[:10]:
+        if not isinstance(error, dict):
+            continue
+        message = str(error.get("message", "unknown error"))
+        location = error.get("location")
+        if isinstance(location, dict) and location.get("file"):
+            where = f"{location.get('file')}:{location.get('row', '?')}:{location.get('col', '?')}"
+            message = f"{where}: {message}"
+        parts.append(_rename(message, names))
+    return "; ".join(parts) or None
+
+
+def _parse_eval(proc: Completed, names: Mapping[str, str]) -> Any:
+    """The value of the query from `opa eval --format json` output; None when undefined."""
+    try:
+        doc = json.loads(proc.stdout) if proc.stdout.strip() else None
+    except ValueError:
+        doc = None
+    errors = _describe_errors(doc.get("errors"), names) if isinstance(doc, dict) else None
+    if proc.returncode != 0:
+        detail = errors or _tail(proc.stderr, names) or _tail(proc.stdout, names)
+        raise PolicyError(f"opa eval failed with exit status {proc.returncode}: {detail}")
+    if errors is not None:
+        raise PolicyError(f"opa eval reported errors: {errors}")
+    if not isinstance(doc, dict):
+        raise PolicyError(f"opa eval returned unparseable output: {_tail(proc.stdout)[:200]!r}")
+    if "result" not in doc:
+        return None  # undefined: OPA prints {} (verdict_from_result fails closed on None)
+    results = doc["result"]
+    if not isinstance(results, list) or len(results) != 1 or not isinstance(results[0], dict):
+        raise PolicyError("opa eval returned a result of unexpected shape (want one result)")
+    expressions = results[0].get("expressions")
+    if not isinstance(expressions, list) or len(expressions) != 1:
+        raise PolicyError("opa eval returned a result without exactly one expression")
+    expression = expressions[0]
+    if not isinstance(expression, dict) or "value" not in expression:
+        raise PolicyError("opa eval returned an expression without a value")
+    return expression["value"]
