@@ -14,6 +14,19 @@ import click
 
 from provscan import __version__
 from provscan.atomic import write_atomically
+from provscan.cli_policy import (
+    backend_from,
+    config_group,
+    config_option,
+    engine_options,
+    options,
+    policy,
+    policy_dirs,
+    policy_option,
+    pre_commit,
+    server_scope,
+    user_config,
+)
 from provscan.diff.command import diff_command
 from provscan.errors import ExitCode, ProvscanError, UsageError
 from provscan.hub import HubOptions
@@ -21,12 +34,9 @@ from provscan.pipeline import ScanOptions, available_cpus, scan
 from provscan.probe_cli import options_from, probe_options
 from provscan.probes.collect import ProbeOptions
 from provscan.report import Decision, Report
-from provscan.resources import default_policy_dir, shipped_policy_dir
 from provscan.signing.trust import TrustSettings
 
 if TYPE_CHECKING:
-    from provscan.config import ConfigFile
-    from provscan.policy.backends import PolicyBackend
     from provscan.signing.sign import SigningKey
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -173,90 +183,6 @@ def _scan_options(func: F) -> F:
     return func
 
 
-def _options(make: Callable[[], list[Callable[[F], F]]]) -> Callable[[F], F]:
-    """Apply a list of click options as one decorator (in the order they are listed)."""
-
-    def apply(func: F) -> F:
-        for option in reversed(make()):
-            func = option(func)
-        return func
-
-    return apply
-
-
-def _policy_option(help_text: str) -> Callable[[F], F]:
-    return click.option("--policy", "policies", multiple=True, metavar="DIR", help=help_text)
-
-
-def _engine_options() -> list[Callable[[F], F]]:
-    """Where the Rego policy runs: embedded regopy, the opa binary, or an OPA server."""
-    return [
-        click.option(
-            "--policy-engine",
-            type=click.Choice(["regopy", "opa"]),
-            default="regopy",
-            show_default=True,
-            help="Evaluate the packs with the embedded regopy engine or the `opa` binary.",
-        ),
-        click.option(
-            "--opa-binary",
-            default="opa",
-            show_default=True,
-            metavar="PATH",
-            help="The opa binary for --policy-engine opa (a name on PATH, or a path).",
-        ),
-        click.option(
-            "--opa-url",
-            metavar="URL",
-            help="Ask a running OPA server (REST data API: POST /v1/data/provscan/main) instead. "
-            "It decides with its own policy and config; with --policy, it must hold exactly "
-            "those packs (load them with `provscan policy push`).",
-        ),
-        click.option(
-            "--opa-token-env",
-            metavar="VAR",
-            help="Environment variable holding a bearer token for --opa-url (never on the command line).",
-        ),
-    ]
-
-
-def _backend(kw: dict[str, Any]) -> PolicyBackend:
-    from provscan.policy.backends import PolicyBackend
-
-    if kw["opa_url"] is not None:
-        if kw["policy_engine"] != "regopy":
-            raise UsageError("--opa-url and --policy-engine opa exclude each other")
-        return PolicyBackend("opa-server", opa_url=kw["opa_url"], token_env=kw["opa_token_env"])
-    if kw["opa_token_env"] is not None:
-        raise UsageError("--opa-token-env applies to --opa-url only")
-    if kw["policy_engine"] == "opa":
-        return PolicyBackend("opa", opa_binary=kw["opa_binary"])
-    return PolicyBackend()
-
-
-def _server_scope(
-    backend: PolicyBackend, policies: Sequence[str], packs: list[Path], config: dict[str, Any]
-) -> tuple[list[Path], dict[str, Any]]:
-    """Packs and config to send: an OPA server asked without --policy uses its own."""
-    if backend.kind != "opa-server" or policies:
-        return packs, config
-    settings = sorted(set(config) - {"trust"})
-    if settings:
-        raise UsageError(
-            f"the OPA server decides with its own config, so {', '.join(settings)} from the "
-            "config file would be ignored",
-            "name the packs with --policy (the server must hold them: provscan policy push), "
-            "or keep only [trust] in the config",
-        )
-    return [], {}
-
-
-def _config_option(help_text: str) -> Callable[[F], F]:
-    return click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help=help_text
-    )
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="provscan")
 def cli() -> None:
@@ -270,11 +196,11 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("target")
-@_policy_option(
+@policy_option(
     "Policy pack directory, or a shipped pack's name: default, production (requires a trusted "
     "signature). Repeatable. Replaces the default pack."
 )
-@_config_option("Config file (default: ./provscan.toml if present).")
+@config_option("Config file (default: ./provscan.toml if present).")
 @click.option(
     "--trusted-identity",
     "trusted_identities",
@@ -302,7 +228,7 @@ def cli() -> None:
     is_flag=True,
     help="Also run the behavioural backdoor probes (the 'probes' extra; see --engine).",
 )
-@_options(_engine_options)
+@options(engine_options)
 @probe_options
 @_scan_options
 def check(
@@ -323,8 +249,8 @@ def check(
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import trust_from_config
 
-    packs = _policy_dirs(policies)
-    config_file = _user_config(config_path, packs)
+    packs = policy_dirs(policies)
+    config_file = user_config(config_path, packs)
     config = _with_identities(config_file.table, trusted_identities, trusted_issuers)
     trust = trust_from_config(
         config,
@@ -333,8 +259,8 @@ def check(
         cas=kw["trusted_cas"],
         sigstore_root=kw["sigstore_trusted_root"],
     )
-    backend = _backend(kw)
-    packs, policy_config = _server_scope(backend, policies, packs, config)
+    backend = backend_from(kw)
+    packs, policy_config = server_scope(backend, policies, packs, config)
     report = _scan(target, kw, trust, options_from(kw) if run_probes else None)
     verdict = evaluate(report, packs, policy_config, timeout_s=policy_timeout, backend=backend)
     report = report.model_copy(update={"verdict": verdict})
@@ -357,10 +283,10 @@ def inspect(target: str, **kw: Any) -> int:
 
 @cli.command()
 @click.argument("target")
-@_policy_option("Policy pack directory, or a shipped pack's name. Repeatable.")
-@_config_option("Config file (default: ./provscan.toml if present).")
+@policy_option("Policy pack directory, or a shipped pack's name. Repeatable.")
+@config_option("Config file (default: ./provscan.toml if present).")
 @probe_options
-@_options(_output_options)
+@options(_output_options)
 @click.option(
     "--download",
     is_flag=True,
@@ -378,8 +304,8 @@ def probe(
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import load_trust
 
-    packs = _policy_dirs(policies)
-    config = _user_config(config_path, packs).table
+    packs = policy_dirs(policies)
+    config = user_config(config_path, packs).table
     table = config.get("probes")
     probes: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
     # Probes only: the static steps are not run, and the probes must run to completion.
@@ -562,187 +488,6 @@ def verify_bom_command(
     return int(ExitCode.REVIEW if result.status is SignatureStatus.UNVERIFIED else ExitCode.DENY)
 
 
-@cli.group()
-def policy() -> None:
-    """Work with Rego policy packs."""
-
-
-@policy.command("test")
-@_policy_option("Pack(s) to test (default: the shipped pack).")
-@_config_option("Config merged over the pack defaults.")
-@_options(_engine_options)
-def policy_test(policies: tuple[str, ...], config_path: Path | None, **kw: Any) -> int:
-    """Run each pack's table tests: tests/<case>/input.json in, expected.yaml verdict and rule ids out.
-
-    With --opa-url, each case's packs and config are pushed to the server first: use a
-    scratch server, never one that decides for production.
-    """
-    from provscan.policy.testing import run_policy_tests
-
-    packs = _policy_dirs(policies)
-    config = _user_config(config_path, packs).table if config_path else None
-    results = run_policy_tests(packs, config, backend=_backend(kw))
-    if not results:
-        raise UsageError(
-            f"no policy test cases found under {', '.join(str(p / 'tests') for p in packs)}"
-        )
-    for result in results:
-        mark = "PASS" if result.passed else "FAIL"
-        click.echo(f"{mark} {result.name}" + ("" if result.passed else f": {result.message}"))
-    failed = sum(not r.passed for r in results)
-    click.echo(f"{len(results) - failed} passed, {failed} failed")
-    return int(ExitCode.DENY if failed else ExitCode.APPROVE)
-
-
-@policy.command("push")
-@_policy_option("Pack(s) to load (default: the shipped pack).")
-@_config_option("Config merged over the pack defaults (default: ./provscan.toml if present).")
-@click.option("--opa-url", required=True, metavar="URL", help="The OPA server's base URL.")
-@click.option(
-    "--opa-token-env",
-    metavar="VAR",
-    help="Environment variable holding a bearer token (never on the command line).",
-)
-@click.option(
-    "--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds."
-)
-def policy_push(
-    policies: tuple[str, ...],
-    config_path: Path | None,
-    opa_url: str,
-    opa_token_env: str | None,
-    timeout: float,
-) -> int:
-    """Load packs into an OPA server (modules as provscan/<pack>/<file>, the merged config as
-    data.provscan.config), replacing the provscan modules it held; other modules stay."""
-    from provscan.policy.backends import PolicyBackend
-    from provscan.policy.opa_server import push_packs
-
-    packs = _policy_dirs(policies)
-    config = _user_config(config_path, packs).table
-    backend = PolicyBackend("opa-server", opa_url=opa_url, token_env=opa_token_env)
-    result = push_packs(backend, packs, config, timeout_s=timeout)
-    click.echo(
-        f"pushed to {result.url}: {len(result.uploaded)} module(s) uploaded, "
-        f"{len(result.unchanged)} unchanged, {len(result.deleted)} removed; "
-        f"policy digest sha256:{result.digest}"
-    )
-    return int(ExitCode.APPROVE)
-
-
-@cli.command("pre-commit")
-@click.argument("files", nargs=-1)
-@_policy_option("Policy pack directory or shipped pack name. Repeatable.")
-@_config_option("Config file (default: ./provscan.toml, else pyproject.toml [tool.provscan]).")
-@click.option(
-    "--fail-on",
-    type=click.Choice(["review", "deny"]),
-    default="review",
-    show_default=True,
-    help="Which verdicts block the commit (a check that cannot complete always blocks).",
-)
-def pre_commit(
-    files: tuple[str, ...], policies: tuple[str, ...], config_path: Path | None, fail_on: str
-) -> int:
-    """The pre-commit hook: check every model directory that FILES (the staged files) belong to.
-
-    A file's model is the nearest directory above it holding config.json, model.sig,
-    model_index.json, adapter_config.json or params.json (else the file's own directory).
-    """
-    import subprocess
-
-    from provscan.precommit import model_roots, worst_exit
-
-    roots = model_roots(files, Path.cwd())
-    extra: list[str] = [arg for pack in policies for arg in ("--policy", pack)]
-    if config_path is not None:
-        extra += ["--config", str(config_path)]
-    codes = []
-    for root in roots:
-        click.echo(f"provscan pre-commit: checking {root}")
-        # One child per model, exactly as `provscan check` runs: its own exit code and output.
-        proc = subprocess.run(  # noqa: S603 - fixed command, no shell
-            [sys.executable, "-m", "provscan", "check", str(root), "--quiet", *extra],
-            check=False,
-        )
-        codes.append(proc.returncode)
-    return worst_exit(codes, fail_on_review=fail_on == "review")
-
-
-@cli.group("config")
-def config_group() -> None:
-    """Show the effective configuration and its JSON Schema."""
-
-
-@config_group.command("show")
-@_policy_option("Pack(s) whose defaults apply (default: the shipped pack).")
-@_config_option("Config file (default: ./provscan.toml, else pyproject.toml [tool.provscan]).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-def config_show(policies: tuple[str, ...], config_path: Path | None, fmt: str) -> int:
-    """Print every setting's effective value and where it came from (pack default or file).
-
-    The config file is validated against its JSON Schema first (exit 2 when invalid).
-    """
-    from provscan.config_show import Layer, effective_settings, render_json, render_text
-    from provscan.policy.engine import DATA_FILES, load_packs
-
-    dirs = _policy_dirs(policies)
-    config_file = _user_config(config_path, dirs)
-    loaded = load_packs(dirs)
-    layers = []
-    for pack in loaded:
-        data = next((pack.root / n for n in DATA_FILES if (pack.root / n).is_file()), None)
-        layers.append(Layer(f"{pack.name} pack ({data or pack.root})", pack.defaults))
-    layers.append(Layer(config_file.label, config_file.table))
-    merged, settings = effective_settings(layers)
-    names = [pack.name for pack in loaded]
-    if fmt == "json":
-        click.echo(render_json(config_file, names, merged, settings), nl=False)
-    else:
-        click.echo(render_text(config_file, names, settings), nl=False)
-    return int(ExitCode.APPROVE)
-
-
-@config_group.command("schema")
-def config_schema_command() -> int:
-    """Print the config file's JSON Schema (for editors and CI linting)."""
-    import json
-
-    from provscan.config import config_schema
-
-    click.echo(json.dumps(config_schema(), indent=2))
-    return int(ExitCode.APPROVE)
-
-
-def _user_config(config_path: Path | None, packs: Sequence[Path]) -> ConfigFile:
-    """The user's config file, checked against the JSON Schema (keys a pack declares allowed)."""
-    from provscan.config import find_config, validate_config
-    from provscan.policy.engine import load_packs
-
-    found = find_config(config_path, Path.cwd())
-    if found.table:
-        declared = {key for pack in load_packs(packs) for key in pack.defaults}
-        validate_config(found.table, found.label, declared)
-    return found
-
-
-def _policy_dirs(values: Sequence[str]) -> list[Path]:
-    if not values:
-        return [default_policy_dir()]
-    dirs = []
-    for value in values:
-        shipped = shipped_policy_dir(value) if not Path(value).is_dir() else None
-        path = shipped or Path(value)
-        if not path.is_dir():
-            raise UsageError(
-                f"--policy {value}: not a directory, nor a shipped pack (default, production)"
-            )
-        dirs.append(path)
-    return dirs
-
-
 def _with_identities(
     config: dict[str, Any], identities: Sequence[str], issuers: Sequence[str]
 ) -> dict[str, Any]:
@@ -854,6 +599,9 @@ def _emit(report: Report, kw: dict[str, Any]) -> None:
 
 
 cli.add_command(diff_command)
+cli.add_command(policy)
+cli.add_command(config_group)
+cli.add_command(pre_commit)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
