@@ -206,6 +206,7 @@ def pre_commit(
     codes = []
     for root in roots:
         click.echo(f"provscan pre-commit: checking {root}")
+        sys.stdout.flush()  # before the child writes to the same stream
         # One child per model, exactly as `provscan check` runs: its own exit code and output.
         proc = subprocess.run(  # noqa: S603 - fixed command, no shell
             [sys.executable, "-m", "provscan", "check", str(root), "--quiet", *extra],
