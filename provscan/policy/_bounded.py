@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 _CHUNK = 64 * 1024
+# A verdict is a few KiB of JSON; an engine writing more is broken or hostile (Rego print()).
+MAX_ENGINE_OUTPUT = 16 * 1024 * 1024
 
 
 class CommandTimeout(Exception):
@@ -65,7 +67,12 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
 
 
 def run_bounded(
-    argv: Sequence[str], stdin: bytes, timeout_s: float, max_output: int, cwd: Path
+    argv: Sequence[str],
+    stdin: bytes,
+    timeout_s: float,
+    max_output: int,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
 ) -> Completed:
     """Run ``argv`` (no shell) with ``stdin``; kill it past ``timeout_s`` or ``max_output`` bytes.
 
@@ -77,6 +84,7 @@ def run_bounded(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
+        env=env,
         start_new_session=True,
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None

@@ -13,13 +13,18 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from provscan.errors import PolicyError
+from provscan.policy._bounded import (
+    MAX_ENGINE_OUTPUT,
+    CommandTimeout,
+    OutputTooLarge,
+    run_bounded,
+)
 from provscan.policy.backends import REGOPY, PolicyBackend
 from provscan.policy.opa_cli import evaluate_with_opa
 from provscan.policy.opa_server import evaluate_on_server
@@ -83,19 +88,22 @@ def _with_stderr(message: str, stderr: bytes) -> str:
 def run_engine(request: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run one request in the child; return its reply or raise PolicyError."""
     try:
-        proc = subprocess.run(  # noqa: S603 - fixed command, no shell
+        proc = run_bounded(
             _child_command(),
-            input=json.dumps(request).encode("utf-8"),
-            capture_output=True,
-            timeout=timeout_s,
-            cwd=_PACKAGE_ROOT,
+            json.dumps(request).encode("utf-8"),
+            timeout_s,
+            MAX_ENGINE_OUTPUT,
+            _PACKAGE_ROOT,
             env=_child_env(),
-            check=False,
         )
-    except subprocess.TimeoutExpired as exc:
+    except CommandTimeout as exc:
         raise PolicyError(
             f"policy engine timed out after {timeout_s:g} s",
             "simplify the policy, or raise the timeout if the report is very large",
+        ) from exc
+    except OutputTooLarge as exc:
+        raise PolicyError(
+            f"policy engine wrote more than {MAX_ENGINE_OUTPUT} bytes (Rego print() output included)"
         ) from exc
     except OSError as exc:
         raise PolicyError(f"policy engine could not be started: {exc}") from exc

@@ -20,11 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from provscan.errors import PolicyError
-from provscan.policy._bounded import CommandTimeout, Completed, OutputTooLarge, run_bounded
+from provscan.policy._bounded import (
+    MAX_ENGINE_OUTPUT,
+    CommandTimeout,
+    Completed,
+    OutputTooLarge,
+    run_bounded,
+)
 from provscan.policy.verdict import PACKAGE
 
 QUERY = f"data.{PACKAGE}"
-MAX_OUTPUT = 16 * 1024 * 1024
 _VERSION = re.compile(r"^Version:\s*(\S+)", re.MULTILINE)
 _TAIL = 2000
 
@@ -88,14 +93,16 @@ def _remaining(deadline: float) -> float:
 def _run(argv: list[str], stdin: bytes, cwd: Path, deadline: float) -> Completed:
     timeout = _remaining(deadline)
     try:
-        return run_bounded(argv, stdin, timeout, MAX_OUTPUT, cwd)
+        return run_bounded(argv, stdin, timeout, MAX_ENGINE_OUTPUT, cwd)
     except CommandTimeout as exc:
         raise PolicyError(
             f"the opa binary timed out after {timeout:g} s ({argv[1]})",
             "simplify the policy, or raise the timeout if the report is very large",
         ) from exc
     except OutputTooLarge as exc:
-        raise PolicyError(f"the opa binary wrote more than {MAX_OUTPUT} bytes ({argv[1]})") from exc
+        raise PolicyError(
+            f"the opa binary wrote more than {MAX_ENGINE_OUTPUT} bytes ({argv[1]})"
+        ) from exc
     except OSError as exc:
         raise PolicyError(f"the opa binary could not be started: {exc}") from exc
 

@@ -213,6 +213,14 @@ def test_engine_exit_status_and_garbage_fail_closed(monkeypatch: pytest.MonkeyPa
         evaluate(clean_report(), [default_policy_dir()], {})
 
 
+def test_an_engine_flooding_its_output_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    flood = "import sys\nwhile True: sys.stderr.write('x' * 65536)"
+    monkeypatch.setattr(engine, "_child_command", lambda: [sys.executable, "-c", flood])
+    monkeypatch.setattr(engine, "MAX_ENGINE_OUTPUT", 1_000_000)
+    with pytest.raises(PolicyError, match="policy engine wrote more than 1000000 bytes"):
+        evaluate(clean_report(), [default_policy_dir()], {})
+
+
 def test_test_files_in_a_pack_are_not_loaded(tmp_path: Path) -> None:
     pack = make_pack(tmp_path, HEADER + 'warn contains {"rule": "POL-W", "msg": "w"}\n')
     (pack / "main_test.rego").write_text("this is not rego")

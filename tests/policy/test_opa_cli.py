@@ -167,7 +167,7 @@ def test_a_hanging_opa_is_killed_at_the_timeout(
 
 def test_too_much_output_is_refused(fake_opa: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_OPA_MODE", "huge")
-    monkeypatch.setattr(opa_cli, "MAX_OUTPUT", 10000)
+    monkeypatch.setattr(opa_cli, "MAX_ENGINE_OUTPUT", 10000)
     with pytest.raises(PolicyError, match="more than 10000 bytes"):
         run()
 
