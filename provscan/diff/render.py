@@ -19,12 +19,12 @@ Every section is present, in that order; changes are sorted by subject. For find
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import asdict
 from typing import Any
 
 from provscan.diff.changes import DIFF_SCHEMA_VERSION, Change, ChangeKind, Diff, SectionDiff
 from provscan.diff.snapshot import Section, Snapshot
+from provscan.visible import visible
 
 _MARK = {ChangeKind.ADDED: "+", ChangeKind.REMOVED: "-", ChangeKind.CHANGED: "~"}
 _FINDING_MARK = {ChangeKind.ADDED: "new", ChangeKind.REMOVED: "resolved", ChangeKind.CHANGED: "~"}
@@ -167,13 +167,5 @@ def _short(value: Any) -> str:
 
 
 def clean(text: str) -> str:
-    """The text with control, format (bidi, zero-width) and separator characters escaped,
-    so a hostile file name cannot rewrite the terminal or reorder what it shows."""
-    out = []
-    for char in text:
-        if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}:
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    """The text as the terminal may show it: hidden characters written out (provscan.visible)."""
+    return visible(text)

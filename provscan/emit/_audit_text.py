@@ -6,12 +6,12 @@ page, and a 10,000-file model still gives a readable one; the JSON report keeps 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TypeVar
 
 from provscan.emit._audit_model import Para
 from provscan.emit.terminal import _size
+from provscan.visible import visible
 
 T = TypeVar("T")
 
@@ -26,23 +26,13 @@ MAX_CASES = 3  # reproducible cases shown per probe candidate
 MAX_LINE = 400  # characters of one value or table cell
 MAX_BLOCK = 4000  # characters of one quoted clause, prompt or output
 
-# C0/C1 controls, and the bidirectional and zero-width characters that make text display
-# differently from what it is ("Trojan Source"): shown as \uXXXX so a reader sees them.
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
-)
-
-
-def _visible(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
 
 def line(text: str | None, limit: int = MAX_LINE) -> str:
     """One line of scanned text: controls made visible, newlines shown as \\n, clipped."""
     if text is None:
         return ""
     text = text.replace("\r\n", "\n").replace("\n", "\\n").replace("\t", " ")
-    return _clip(_INVISIBLE.sub(_visible, text), limit)
+    return _clip(visible(text), limit)
 
 
 def block(text: str | None, limit: int = MAX_BLOCK) -> str:
@@ -50,7 +40,7 @@ def block(text: str | None, limit: int = MAX_BLOCK) -> str:
     if text is None:
         return ""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _clip(_INVISIBLE.sub(_visible, text), limit)
+    return _clip(visible(text, keep="\t\n"), limit)
 
 
 def _clip(text: str, limit: int) -> str:

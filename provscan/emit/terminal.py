@@ -5,10 +5,18 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from provscan.report import Decision, Report, StepStatus
+from provscan.visible import visible
+
+
+def escape(text: str) -> str:
+    """Scanned text for the console: no rich markup, and no hidden characters (a file name
+    holding ESC sequences or bidi overrides would otherwise rewrite the terminal)."""
+    return _markup_escape(visible(text))
+
 
 _SEVERITY_STYLE = {
     "critical": "bold red",
