@@ -67,7 +67,7 @@ def test_without_policy_the_server_decides_with_its_own_config(
     assert result.code == 1, result.err  # the production pack the server holds: unsigned denies
     assert "POL-SIG-REQUIRED" in result.out
     # A local config that the server would silently ignore is a usage error instead.
-    (tmp_path / "provscan.toml").write_text('[licence]\ncommercial_use = true\n')
+    (tmp_path / "provscan.toml").write_text("[licence]\ncommercial_use = true\n")
     result = run_provscan("check", str(demo_model), "-q", "--opa-url", opa.url, cwd=tmp_path)
     assert result.code == 2
     assert "licence from the config file would be ignored" in result.err
