@@ -17,6 +17,11 @@ _CHUNK = 64 * 1024
 MAX_ENGINE_OUTPUT = 16 * 1024 * 1024
 
 
+def tail(raw: bytes, limit: int = 2000) -> str:
+    """The end of an engine's stderr, as text: where its error message is."""
+    return raw.decode("utf-8", errors="replace").strip()[-limit:]
+
+
 class CommandTimeout(Exception):
     """The command ran past its time limit and was killed."""
 

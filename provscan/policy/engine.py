@@ -24,6 +24,7 @@ from provscan.policy._bounded import (
     CommandTimeout,
     OutputTooLarge,
     run_bounded,
+    tail,
 )
 from provscan.policy.backends import REGOPY, PolicyBackend
 from provscan.policy.opa_cli import evaluate_with_opa
@@ -38,7 +39,7 @@ from provscan.policy.packs import (
     load_packs,
     policy_digest,
 )
-from provscan.policy.verdict import PACKAGE, verdict_from_result
+from provscan.policy.verdict import QUERY, verdict_from_result
 from provscan.report import PolicyInfo, Report, Verdict
 
 __all__ = [
@@ -56,12 +57,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENGINE = "regopy"
-QUERY = f"data.{PACKAGE}"
 # Run the child from the directory that holds the provscan package: `-m` puts the
 # working directory first on sys.path, and the user's (possibly the scanned model's)
 # directory must not be able to shadow regopy or json with a file of its own.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-_STDERR_TAIL = 2000
 
 
 def _child_command() -> list[str]:
@@ -75,14 +74,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _stderr_tail(stderr: bytes) -> str:
-    text = stderr.decode("utf-8", errors="replace").strip()
-    return text[-_STDERR_TAIL:]
-
-
 def _with_stderr(message: str, stderr: bytes) -> str:
-    tail = _stderr_tail(stderr)
-    return f"{message}; engine stderr:\n{tail}" if tail else message
+    end = tail(stderr)
+    return f"{message}; engine stderr:\n{end}" if end else message
 
 
 def run_engine(request: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -120,9 +114,7 @@ def run_engine(request: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
             _with_stderr(f"policy engine failed with exit status {proc.returncode}", proc.stderr)
         )
     if proc.stderr:
-        log.debug(
-            "policy engine stderr (Rego print output included):\n%s", _stderr_tail(proc.stderr)
-        )
+        log.debug("policy engine stderr (Rego print output included):\n%s", tail(proc.stderr))
     try:
         reply = json.loads(proc.stdout)
     except ValueError as exc:

@@ -26,12 +26,11 @@ from provscan.policy._bounded import (
     Completed,
     OutputTooLarge,
     run_bounded,
+    tail,
 )
-from provscan.policy.verdict import PACKAGE
+from provscan.policy.verdict import QUERY
 
-QUERY = f"data.{PACKAGE}"
 _VERSION = re.compile(r"^Version:\s*(\S+)", re.MULTILINE)
-_TAIL = 2000
 
 
 @dataclass(frozen=True)
@@ -118,8 +117,7 @@ def _version(exe: str, cwd: Path, deadline: float) -> str:
 
 
 def _tail(raw: bytes, names: Mapping[str, str] | None = None) -> str:
-    text = raw.decode("utf-8", errors="replace").strip()[-_TAIL:]
-    return _rename(text, names or {})
+    return _rename(tail(raw), names or {})
 
 
 def _rename(text: str, names: Mapping[str, str]) -> str:

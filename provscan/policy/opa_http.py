@@ -19,9 +19,10 @@ from typing import Any
 import httpx2
 
 from provscan.errors import PolicyError
+from provscan.policy._bounded import MAX_ENGINE_OUTPUT
 from provscan.policy.backends import PolicyBackend
 
-MAX_RESPONSE = 16 * 1024 * 1024
+MAX_RESPONSE = MAX_ENGINE_OUTPUT  # the same cap as a local engine's output
 _PREVIEW = 300
 
 

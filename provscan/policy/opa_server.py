@@ -29,12 +29,13 @@ from provscan.policy.packs import (
     served_digest,
     served_modules,
 )
-from provscan.policy.verdict import verdict_from_result
+from provscan.policy.verdict import PACKAGE, verdict_from_result
 from provscan.report import PolicyInfo, Report, Verdict
 
 ENGINE = "opa-server"
-CONFIG_PATH = "/v1/data/provscan/config"
-DECISION_PATH = "/v1/data/provscan/main"
+# The REST data API addresses `data.a.b` as /v1/data/a/b.
+DECISION_PATH = "/v1/data/" + PACKAGE.replace(".", "/")
+CONFIG_PATH = "/v1/data/provscan/config"  # data.provscan.config, as the packs read it
 _PROVSCAN_PACKAGE = re.compile(r"^\s*package\s+provscan(\.|\s|$)", re.MULTILINE)
 _PUSH_REMEDY = (
     "load them with `provscan policy push --opa-url URL` and the same --policy and config, "

@@ -12,6 +12,7 @@ from provscan.report import Decision, PolicyInfo, Reason, Verdict
 Level = Literal["deny", "review", "warn"]
 LEVELS: tuple[Level, ...] = ("deny", "review", "warn")
 PACKAGE = "provscan.main"
+QUERY = f"data.{PACKAGE}"  # what every backend evaluates
 
 _REMEDY = (
     "each of deny, review and warn must be a set of objects with string 'rule' and 'msg', "
