@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from provscan.emit._audit_model import Para
-from provscan.emit.terminal import _size
+from provscan.emit.terminal import human_size
 from provscan.visible import visible
 
 T = TypeVar("T")
@@ -69,7 +69,7 @@ def names(items: Sequence[str], limit: int = MAX_NAMES) -> str:
 
 
 def size(n: int) -> str:
-    return _size(n)
+    return human_size(n)
 
 
 def yes_no(value: bool | None, unknown: str = "unknown") -> str:

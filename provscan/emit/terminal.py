@@ -56,13 +56,13 @@ def _header(console: Console, report: Report) -> None:
         console.print(
             f"  repo       {escape(target.repo_id)}@{target.revision or 'unknown revision'}"
         )
-    console.print(f"  files      {len(report.files)} ({_size(total)})")
+    console.print(f"  files      {len(report.files)} ({human_size(total)})")
     hub = target.hub
     if hub is not None and hub.mode == "metadata":
         console.print(
             f"  hub        metadata only: {hub.files_fetched} file(s) downloaded "
-            f"({_size(hub.bytes_fetched)}), {hub.files_ranged} read by range "
-            f"({_size(hub.bytes_ranged)} in {hub.range_requests} requests); "
+            f"({human_size(hub.bytes_fetched)}), {hub.files_ranged} read by range "
+            f"({human_size(hub.bytes_ranged)} in {hub.range_requests} requests); "
             "--download to hash and scan them all"
         )
     if report.manifest is not None:
@@ -229,7 +229,8 @@ def _verdict(console: Console, report: Report) -> None:
         )
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """A byte count as people read it: 229.9 KiB (the terminal and the audit report agree)."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
