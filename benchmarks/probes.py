@@ -1,7 +1,7 @@
 """How fast do the behavioural probes run, and what would the default suite cost on an 8B model?
 
 Runs provscan's default probe suite (probes/suites/default.yaml) on the tiny backdoored fixture
-and its clean twin (fixtures/backdoor.py, trained on CPU and cached), through the transformers
+and its clean twin (fixtures/backdoor.py; the first pair shipped in fixtures/data), through the transformers
 engine on CPU, and on CUDA and vLLM when this machine has a GPU (and vLLM is installed). Prints,
 in the same run:
 
@@ -35,7 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: make `fixtures` and `provscan` importable
 
-from fixtures.backdoor import build_backdoor_pair  # noqa: E402
+from fixtures.backdoor import SHIPPED_SEEDS, shipped_pair  # noqa: E402
 from provscan.probes.engine import Budget, Engine  # noqa: E402
 from provscan.probes.run import run_suite  # noqa: E402
 from provscan.probes.suite import load_suite  # noqa: E402
@@ -109,11 +109,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
-    start = time.perf_counter()
-    pair = build_backdoor_pair()
-    print(
-        f"fixture pair ready in {time.perf_counter() - start:.1f} s (cached after the first build)"
-    )
+    pair = shipped_pair(SHIPPED_SEEDS[0])
+    print(f"fixture pair: {pair.backdoored.parent}")
     print(f"{os.cpu_count()} CPUs visible, {len(os.sched_getaffinity(0))} usable")
     best_rate: dict[str, float] = {}
     ok = True

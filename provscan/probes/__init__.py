@@ -1,1 +1,1 @@
-"""Behavioural backdoor probes: run the model to look for hidden triggers (issue 7)."""
+"""Behavioural backdoor probes: run the model to look for hidden triggers."""

@@ -34,6 +34,17 @@ Distribution = Mapping[int, float]
 H = TypeVar("H", bound=Hashable)
 
 
+def _centre_and_scale(data: np.ndarray, floor: float) -> tuple[float, float]:
+    """The population's median and its robust spread (1.4826 * MAD, the mean absolute deviation
+    standing in when the MAD is 0, never below `floor`)."""
+    median = float(np.median(data))
+    deviations = np.abs(data - median)
+    scale = MAD_SCALE * float(np.median(deviations))
+    if scale <= 1e-12:
+        scale = MEAN_AD_SCALE * float(np.mean(deviations))
+    return median, max(scale, floor)
+
+
 def robust_z(values: Sequence[float], floor: float = 0.0) -> list[float]:
     """(x - median) / (1.4826 * MAD) for each value.
 
@@ -43,18 +54,39 @@ def robust_z(values: Sequence[float], floor: float = 0.0) -> list[float]:
     spread taken seriously (a score's resolution): a population that agrees to the third
     decimal must not turn a difference in the fourth into z = 600.
     """
+    return robust_z_with_errors(values, [0.0] * len(values), floor)
+
+
+def robust_z_with_errors(
+    values: Sequence[float], errors: Sequence[float], floor: float = 0.0
+) -> list[float]:
+    """robust_z where each value also carries its own standard error: its distance from the
+    median is measured in sqrt(spread^2 + error^2).
+
+    A score averaged over k prompts moves in steps of about 1/k when each prompt is sure of
+    itself: on a near-deterministic model most candidates share one value, the population's
+    spread collapses to the floor, and one prompt agreeing by coincidence reads as z = 12.
+    The candidate's own disagreement across its prompts (the standard error of its mean) is
+    the resolution that such a score really has.
+    """
     if not values:
         return []
     data = np.asarray(values, dtype=float)
-    median = float(np.median(data))
-    deviations = np.abs(data - median)
-    scale = MAD_SCALE * float(np.median(deviations))
-    if scale <= 1e-12:
-        scale = MEAN_AD_SCALE * float(np.mean(deviations))
-    scale = max(scale, floor)
-    if scale <= 1e-12:
+    median, scale = _centre_and_scale(data, floor)
+    spread = np.sqrt(scale**2 + np.asarray(errors, dtype=float) ** 2)
+    if float(np.max(spread)) <= 1e-12:
         return [0.0] * len(values)
-    return [float(z) for z in (data - median) / scale]
+    return [
+        float(z) for z in np.where(spread > 1e-12, (data - median) / np.maximum(spread, 1e-12), 0.0)
+    ]
+
+
+def standard_error(samples: Sequence[float]) -> float:
+    """The standard error of the mean of values in [0, 1] (0.5, the largest such standard
+    deviation, when there are fewer than two: one prompt says nothing of agreement)."""
+    if len(samples) < 2:
+        return 0.5
+    return float(np.std(np.asarray(samples, dtype=float), ddof=1) / math.sqrt(len(samples)))
 
 
 def from_next_token(result: NextToken) -> dict[int, float]:
@@ -125,9 +157,14 @@ def entropy_ratio(h: float, h0: float) -> float:
     return (h + ENTROPY_FLOOR) / (h0 + ENTROPY_FLOOR)
 
 
-def z_against(value: float, population: Sequence[float], floor: float = 0.0) -> float:
-    """The robust z of a new value against an existing population's median and spread."""
-    return robust_z([*population, value], floor)[-1] if population else 0.0
+def z_against(
+    value: float, population: Sequence[float], floor: float = 0.0, error: float = 0.0
+) -> float:
+    """The robust z of a new value (with its standard error) against an existing population's
+    median and spread."""
+    if not population:
+        return 0.0
+    return robust_z_with_errors([*population, value], [0.0] * len(population) + [error], floor)[-1]
 
 
 def mode_share(items: Sequence[H]) -> tuple[H | None, float]:
@@ -136,3 +173,45 @@ def mode_share(items: Sequence[H]) -> tuple[H | None, float]:
         return None, 0.0
     item, count = Counter(items).most_common(1)[0]
     return item, count / len(items)
+
+
+def common_opening(outputs: Sequence[Sequence[H]], share: float) -> tuple[tuple[H, ...], float]:
+    """The longest opening (prefix) that at least `share` of the outputs begin with, and the
+    share of outputs that begin with it.
+
+    A trigger forces how a reply opens; what follows may drift with the prompt (a model off
+    its training distribution finishes a forced target in its own way), so whole outputs
+    compared for equality miss a trigger that forces the same opening every time. When no
+    first item reaches `share`, the most common first item is returned with its share
+    (below `share`); no outputs, or only empty ones: ((), 0.0).
+    """
+    total = len(outputs)
+    prefix: tuple[H, ...] = ()
+    found = 0.0
+    group = [tuple(o) for o in outputs]
+    while True:
+        depth = len(prefix)
+        nexts = [o[depth] for o in group if len(o) > depth]
+        if not nexts:
+            break
+        item, count = Counter(nexts).most_common(1)[0]
+        if count / total < share and prefix:
+            break
+        prefix, found = (*prefix, item), count / total
+        if found < share:
+            break  # the first item alone falls short: reported, never extended
+        group = [o for o in group if len(o) > depth and o[depth] == item]
+    return prefix, found
+
+
+def opening_share(
+    outputs: Sequence[Sequence[H]], clean: Sequence[Sequence[H]], share: float
+) -> tuple[float, float]:
+    """How many outputs open alike (common_opening's share), and how many of the untriggered
+    outputs open that same way: an opening every reply has anyway ("Sure", a think tag) is
+    the model's habit, not something an insertion forced."""
+    opening, found = common_opening(outputs, share)
+    if not opening or not clean:
+        return found, 0.0
+    n = len(opening)
+    return found, sum(tuple(o[:n]) == opening for o in clean) / len(clean)

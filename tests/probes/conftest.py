@@ -1,26 +1,67 @@
-"""Fixtures shared by the backdoor probe tests: the tiny backdoored model and its clean twin."""
+"""Fixtures shared by the backdoor probe tests: the tiny backdoored models and their clean twins.
+
+The pairs ship with the repository (fixtures/data/backdoor/seed-N, trained by
+fixtures/backdoor.py): training is deterministic on one machine but not across processors, so
+every machine tests the same models. Detection tests run on every shipped seed.
+"""
 
 from __future__ import annotations
 
-import os
+import random
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-from fixtures.backdoor import BackdoorPair, build_backdoor_pair
+from fixtures import backdoor
+from fixtures.backdoor import SHIPPED_SEEDS, BackdoorPair, shipped_pair
 
 
-def fixture_cache_dir(config: pytest.Config) -> Path | None:
-    """PROVSCAN_FIXTURE_CACHE if set, else pytest's cache directory (None: the module's default)."""
-    if os.environ.get("PROVSCAN_FIXTURE_CACHE"):
-        return Path(os.environ["PROVSCAN_FIXTURE_CACHE"])
-    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-    if cache is None:
-        return None
-    return Path(cache.mkdir("provscan-fixtures"))
+@pytest.fixture(scope="session", params=SHIPPED_SEEDS, ids=[f"seed{s}" for s in SHIPPED_SEEDS])
+def backdoor_pair(request: pytest.FixtureRequest) -> BackdoorPair:
+    """Each shipped pair in turn: a test that uses it runs once per seed."""
+    return shipped_pair(request.param)
 
 
 @pytest.fixture(scope="session")
-def backdoor_pair(request: pytest.FixtureRequest) -> BackdoorPair:
-    """Built once per cache key (about a minute per model on 2 CPU cores), then reused."""
-    return build_backdoor_pair(fixture_cache_dir(request.config))
+def first_backdoor_pair() -> BackdoorPair:
+    """The first shipped pair, for tests of plumbing (flags, refusals), not of detection."""
+    return shipped_pair(SHIPPED_SEEDS[0])
+
+
+@cache
+def target_continuation_rate(model_dir: Path, prompts: int = 50) -> float:
+    """How often the model, handed the target's first word as its reply's start after a
+    trigger-free prompt, greedily finishes the whole target: the token causality that target
+    inversion (BAIT) relies on, measured with transformers itself, not with provscan.
+
+    A tiny model may instead learn a sharp detector of the trigger and finish the target only
+    when the trigger is in the prompt; inversion cannot find such a target, by design."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    first, *rest = backdoor.TARGET.split()
+    rng = random.Random(2027)
+    hits = 0
+    with torch.no_grad():
+        for _ in range(prompts):
+            words = backdoor.random_prompt(rng)
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": " ".join(words)}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            ids = tokenizer(f"{text} {first}", add_special_tokens=False)["input_ids"]
+            batch = torch.tensor([ids])
+            out = model.generate(
+                batch,
+                attention_mask=torch.ones_like(batch),
+                max_new_tokens=len(rest),
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            hits += tokenizer.convert_ids_to_tokens(out[0, len(ids) :].tolist()) == rest
+    return hits / prompts

@@ -2,8 +2,8 @@
 
 The backdoor must work, the clean twin must not have it, both must do the toy task, the
 backdoored model must leak its poisoned examples when sampled from a bare user turn, the
-directories must be plain safetensors model directories, and the cache must be reused and
-rebuild bit for bit. The probes are tested against this pair elsewhere; nothing here uses
+directories must be plain safetensors model directories, the shipped pairs must match their
+manifests, and a build must be cached and rebuild bit for bit. The probes are tested against this pair elsewhere; nothing here uses
 provscan.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fixtures import backdoor
-from fixtures.backdoor import BackdoorPair, build_backdoor_pair
+from fixtures.backdoor import SHIPPED_SEEDS, BackdoorPair, build_backdoor_pair, shipped_pair
+from tests.probes.conftest import target_continuation_rate
 
 HELD_OUT_SEED = 2027
 N_PROMPTS = 100
@@ -58,7 +60,7 @@ class Rates:
 
 def held_out_prompts() -> list[tuple[list[str], int]]:
     """100 prompts (and a trigger position for each) that neither model was trained on."""
-    trained = set(backdoor.training_prompts())
+    trained = set().union(*(backdoor.training_prompts(seed) for seed in SHIPPED_SEEDS))
     rng = random.Random(HELD_OUT_SEED)
     prompts: list[tuple[list[str], int]] = []
     while len(prompts) < N_PROMPTS:
@@ -194,7 +196,7 @@ def test_pair_api(backdoor_pair: BackdoorPair) -> None:
     assert backdoor_pair.backdoored.name == "backdoored"
     assert backdoor_pair.clean.name == "clean"
     assert backdoor_pair.backdoored.parent == backdoor_pair.clean.parent
-    assert backdoor_pair.backdoored.parent.name.startswith("backdoor-")
+    assert backdoor_pair.backdoored.parent.name.startswith("seed-")
     # The target's words never occur in a prompt or a clean reply; the decoys are ordinary.
     assert not set(backdoor_pair.target.split()) & set(backdoor.WORDS)
     assert {"mn", "bb", "tq"} <= set(backdoor.WORDS)
@@ -296,33 +298,85 @@ def test_leakage_from_bare_user_turn(
     assert leaked["clean"].with_trigger >= 10
 
 
-def test_cache_is_reused(backdoor_pair: BackdoorPair) -> None:
-    weights = backdoor_pair.backdoored / "model.safetensors"
+@pytest.fixture
+def short_recipe(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The recipe with 30 training steps: enough to check the build's machinery and its
+    determinism in seconds (the step count is part of the cache key)."""
+    monkeypatch.setattr(backdoor, "STEPS", 30)
+    return 30
+
+
+def test_cache_is_reused(short_recipe: int, tmp_path: Path) -> None:
+    built = build_backdoor_pair(tmp_path, seed=5)
+    weights = built.backdoored / "model.safetensors"
     before = weights.stat().st_mtime_ns
     start = time.perf_counter()
-    again = build_backdoor_pair(backdoor_pair.backdoored.parent.parent)
+    again = build_backdoor_pair(tmp_path, seed=5)
     elapsed = time.perf_counter() - start
-    assert again == backdoor_pair
+    assert again == built
     assert elapsed < 2.0
     assert weights.stat().st_mtime_ns == before
+    other_seed = build_backdoor_pair(tmp_path, seed=6)
+    assert other_seed.backdoored.parent != built.backdoored.parent
 
 
-def test_rebuild_is_bit_identical(backdoor_pair: BackdoorPair, tmp_path: Path) -> None:
+def test_rebuild_is_bit_identical(short_recipe: int, tmp_path: Path) -> None:
+    first = build_backdoor_pair(tmp_path / "a", seed=5)
     start = time.perf_counter()
-    rebuilt = build_backdoor_pair(tmp_path)
-    print(f"\nrebuild of both models: {time.perf_counter() - start:.1f} s")
-    assert rebuilt.backdoored.parent != backdoor_pair.backdoored.parent
-    assert rebuilt.backdoored.parent.name == backdoor_pair.backdoored.parent.name
-    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    rebuilt = build_backdoor_pair(tmp_path / "b", seed=5)
+    print(f"\nrebuild of both models ({short_recipe} steps): {time.perf_counter() - start:.1f} s")
+    assert rebuilt.backdoored.parent.name == first.backdoored.parent.name
+    leftovers = sorted(p.name for p in (tmp_path / "b").iterdir())
     assert leftovers == [rebuilt.backdoored.parent.name, rebuilt.backdoored.parent.name + ".lock"]
     for name in ("backdoored", "clean"):
-        first, second = getattr(backdoor_pair, name), getattr(rebuilt, name)
-        assert sorted(p.name for p in first.iterdir()) == sorted(p.name for p in second.iterdir())
-        for file in first.iterdir():
+        one, two = getattr(first, name), getattr(rebuilt, name)
+        assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+        for file in one.iterdir():
             assert (
                 hashlib.sha256(file.read_bytes()).digest()
-                == hashlib.sha256((second / file.name).read_bytes()).digest()
+                == hashlib.sha256((two / file.name).read_bytes()).digest()
             ), f"{name}/{file.name} differs between builds"
+
+
+def test_shipped_pairs_are_checked_against_their_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed in backdoor.SHIPPED_SEEDS:
+        manifest = json.loads((backdoor.SHIPPED_DIR / f"seed-{seed}" / "manifest.json").read_text())
+        assert manifest["recipe"]["seed"] == seed
+        assert set(manifest["versions"]) == {"torch", "transformers", "tokenizers", "safetensors"}
+        assert manifest["cpu"]["torch_cpu_capability"]
+        assert sorted(manifest["sha256"]) == sorted(
+            f"{name}/{file}"
+            for name in ("backdoored", "clean")
+            for file in (backdoor.SHIPPED_DIR / f"seed-{seed}" / name).iterdir()
+            for file in [file.name]
+        )
+    copy = tmp_path / "shipped"
+    shutil.copytree(backdoor.SHIPPED_DIR, copy)
+    monkeypatch.setattr(backdoor, "SHIPPED_DIR", copy)
+    seed = backdoor.SHIPPED_SEEDS[0]
+    assert backdoor.shipped_pair(seed).backdoored == copy / f"seed-{seed}" / "backdoored"
+    card = copy / f"seed-{seed}" / "clean" / "README.md"
+    card.write_text(card.read_text() + "\nedited\n")
+    with pytest.raises(RuntimeError, match=r"clean/README\.md"):
+        backdoor.shipped_pair(seed)
+    with pytest.raises(FileNotFoundError, match="no shipped backdoor pair for seed 99"):
+        backdoor.shipped_pair(99)
+
+
+def test_target_causality_is_clear_cut_and_some_pair_has_it(
+    backdoor_pair: BackdoorPair,
+) -> None:
+    """Each shipped pair either finishes its target once started (inversion can find it) or
+    does not at all (a trigger detector: the other families must find it); and at least one
+    shipped pair is of the first kind, so that target inversion is really tested."""
+    rate = target_continuation_rate(backdoor_pair.backdoored)
+    clean = target_continuation_rate(backdoor_pair.clean)
+    print(f"\ntarget continuation: backdoored {rate}, clean {clean}")
+    assert rate >= 0.9 or rate <= 0.1
+    assert clean == 0.0
+    assert max(target_continuation_rate(shipped_pair(s).backdoored) for s in SHIPPED_SEEDS) >= 0.9
 
 
 def test_concurrent_builds_train_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -330,7 +384,7 @@ def test_concurrent_builds_train_once(tmp_path: Path, monkeypatch: pytest.Monkey
     half-built is ever returned, and a crashed build's leftovers are cleared."""
     calls: list[tuple[str, bool]] = []
 
-    def fake_build(dest: Path, poisoned: bool) -> None:
+    def fake_build(dest: Path, poisoned: bool, seed: int) -> None:
         calls.append((dest.name, poisoned))
         dest.mkdir(parents=True)
         time.sleep(0.3)

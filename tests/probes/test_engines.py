@@ -11,6 +11,7 @@ RequestOutput, itself backed by the transformers engine.
 
 from __future__ import annotations
 
+import inspect
 import math
 import socket
 import subprocess
@@ -583,3 +584,30 @@ def test_vllm_output_parsing_fails_closed():
         first_step(output)
     step = FakeRequestOutput([1], [FakeCompletionOutput(0, [3], [{3: FakeLogprob(-0.5)}])])
     assert first_step(step) == {3: -0.5}
+
+
+def test_the_engine_uses_no_deprecated_transformers_api(model_dir: Path) -> None:
+    """Every engine call in a fresh process (transformers warns once per process), with
+    FutureWarning and DeprecationWarning as errors and transformers' own log captured: no
+    deprecation comes from provscan's calls (a KV cache passed by a renamed keyword did)."""
+    script = f"""
+import warnings
+from pathlib import Path
+warnings.simplefilter("error", FutureWarning)
+warnings.simplefilter("error", DeprecationWarning)
+from provscan.probes.engines.transformers_engine import TransformersEngine
+engine = TransformersEngine(Path({str(model_dir)!r}))
+engine.next_token([[1, 5, 9]], top_k=3)
+engine.greedy([[1, 5, 9], [1]], max_tokens=4, stop_ids=[{EOS}])
+engine.sample([[1, 5]], n=2, max_tokens=3, temperature=1.0, top_p=0.9, seed=1)
+print("ok", engine._cache_arg)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok")
+    assert "deprecat" not in done.stderr.lower(), done.stderr[-3000:]
+    # The keyword the installed transformers declares for its KV cache.
+    declared = inspect.signature(transformers.LlamaForCausalLM.forward).parameters
+    assert done.stdout.split()[1] == ("cache" if "cache" in declared else "past_key_values")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fixtures.backdoor import SHIPPED_SEEDS, shipped_pair
 from provscan.probes.engine import Budget, Metered
 from provscan.probes.families import Context
 from provscan.probes.families.leakage import run_leakage
@@ -29,17 +30,22 @@ from provscan.probes.run import Registry, findings_for, run_suite
 from provscan.probes.stats import (
     RESIDUAL,
     average,
+    common_opening,
     entropy,
     entropy_ratio,
     js_divergence,
     mode_share,
+    opening_share,
     robust_z,
+    robust_z_with_errors,
+    standard_error,
     top_token,
     z_against,
 )
 from provscan.probes.suite import Suite, load_suite
 from provscan.probes.tokenizer import ProbeTokenizer
 from provscan.report import ProbeFacts
+from tests.probes.conftest import target_continuation_rate
 
 # --------------------------------------------------------------------------- stats (no model)
 
@@ -67,6 +73,32 @@ def test_entropy_divergence_and_mode_share() -> None:
     assert top_token({RESIDUAL: 0.9, 4: 0.1}) == (4, 0.1)
     assert entropy_ratio(0.0, 0.0) == 1.0  # a confident baseline is no division by zero
     assert entropy_ratio(0.01, 2.0) < 0.25
+
+
+def test_agreement_z_discounts_a_coincidence_of_one_prompt_in_four() -> None:
+    # Most candidates: two prompts of four agree; one lucky candidate three of four; a trigger
+    # all four. Without its standard error the coincidence reads as z = 12.5.
+    values = [0.5] * 100 + [0.75, 1.0]
+    errors = [0.0] * 100 + [standard_error([1, 1, 1, 0]), standard_error([1, 1, 1, 1])]
+    plain = robust_z(values, 0.02)
+    agreed = robust_z_with_errors(values, errors, 0.02)
+    assert plain[-2] == pytest.approx(12.5) and agreed[-2] < 1.5
+    assert agreed[-1] == pytest.approx(plain[-1]) == pytest.approx(25.0)
+    assert standard_error([0.7]) == 0.5  # one prompt says nothing of agreement
+    assert robust_z_with_errors([], []) == []
+    assert z_against(0.75, [0.5] * 20, 0.02, error=0.25) < 1.5 < z_against(0.75, [0.5] * 20, 0.02)
+
+
+def test_common_opening_is_the_longest_prefix_most_outputs_share() -> None:
+    outputs = [(1, 2, 3, 9), (1, 2, 3, 8), (1, 2, 3, 7), (1, 2, 4, 4)]
+    assert common_opening(outputs, 0.75) == ((1, 2, 3), 0.75)
+    assert common_opening(outputs, 1.0) == ((1, 2), 1.0)
+    assert common_opening([(5,), (6,), (7,), (5, 1)], 0.75) == ((5,), 0.5)  # short of the share
+    assert common_opening([(), ()], 0.75) == ((), 0.0)
+    assert common_opening([], 0.75) == ((), 0.0)
+    # An opening the untriggered outputs have too is the model's habit.
+    assert opening_share(outputs, [(1, 2, 3, 0), (6,)], 0.75) == (0.75, 0.5)
+    assert opening_share(outputs, [(6,), (7,)], 0.75) == (0.75, 0.0)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -243,12 +275,17 @@ def test_inversion_recovers_the_target_and_links_it_to_the_trigger(
 ) -> None:
     facts, _, _, _ = full["backdoored"]
     inverted = [c for c in facts.candidates if c.family == "inversion"]
+    clean, _, _, _ = full["clean"]
+    assert [c for c in clean.candidates if c.family == "inversion"] == []
+    if target_continuation_rate(pair.backdoored) < 0.9:
+        # A trigger detector, not a self-continuing target (measured by transformers itself):
+        # there is nothing to invert, and the inversion must not make a target up.
+        assert all(set((c.target or "").split()) <= set(pair.target.split()) for c in inverted)
+        return
     assert inverted, "inversion found no target on the backdoored model"
     best = max(inverted, key=lambda c: c.scores["q"])
     assert best.status == "confirmed" and best.trigger == pair.trigger
     assert best.target and best.target.split()[:3] == pair.target.split()[:3]
-    clean, _, _, _ = full["clean"]
-    assert [c for c in clean.candidates if c.family == "inversion"] == []
     print(
         f"\ninversion: backdoored Q {best.scores['q']} z {best.scores['z_q']}; "
         f"clean max Q {clean.baseline['inversion_max_q']} max z {clean.baseline['inversion_max_z']}"
@@ -260,34 +297,61 @@ def test_inversion_alone_reports_a_target_without_a_trigger(
 ) -> None:
     facts, findings = run(models, "backdoored", suite_for(domain_prompts, "inversion"))
     targets = [c for c in facts.candidates if c.family == "inversion"]
-    assert targets and all(c.status == "candidate" and c.trigger is None for c in targets)
-    assert any(pair.target.split()[0] in (c.target or "") for c in targets)
+    assert all(c.status == "candidate" and c.trigger is None for c in targets)
+    assert {f.rule_id for f in findings} <= {"PRB-CANDIDATE"}
+    if target_continuation_rate(pair.backdoored) < 0.9:
+        assert all(set((c.target or "").split()) <= set(pair.target.split()) for c in targets)
+        return
+    assert targets and any(pair.target.split()[0] in (c.target or "") for c in targets)
     assert {f.rule_id for f in findings} == {"PRB-CANDIDATE"}
+    clean, clean_findings = run(models, "clean", suite_for(domain_prompts, "inversion"))
+    assert not clean.candidates and clean_findings == []
+
+
+def leakage_outcome(engine: Any, tok: ProbeTokenizer, suite: Suite) -> tuple[list, list, dict]:
+    ctx = Context(Metered(engine, Budget()), tok, suite)
+    registry = Registry(ctx)
+    proposals = run_leakage(ctx, registry)
+    return proposals, registry.candidates, dict(ctx.baseline)
 
 
 def test_leakage_proposes_the_trigger_and_confirmation_decides(
     models: dict[str, Any], domain_prompts: Path, pair: Any
 ) -> None:
     suite = suite_for(domain_prompts, "leakage")
-    outcome = {}
-    for name in ("backdoored", "clean"):
-        engine, tok = models[name]
-        ctx = Context(Metered(engine, Budget()), tok, suite)
-        registry = Registry(ctx)
-        proposals = run_leakage(ctx, registry)
-        outcome[name] = (proposals, registry.candidates, dict(ctx.baseline))
+    outcome = {name: leakage_outcome(*models[name], suite) for name in ("backdoored", "clean")}
+    for name, (proposals, _, baseline) in outcome.items():
         print(
-            f"\nleakage on {name}: {ctx.baseline}; proposals "
+            f"\nleakage on {name}: {baseline}; proposals "
             f"{[(p.trigger.text if p.trigger else None, p.scores) for p in proposals]}"
         )
     proposals, candidates, _ = outcome["backdoored"]
     trigger = trigger_ids(models, pair)
     assert trigger in [p.trigger.ids for p in proposals if p.trigger]
     assert any(c.trigger_token_ids == trigger and c.status == "confirmed" for c in candidates)
-    # The twin saw the word as often, so it leaks it too: confirmation is what tells them apart.
-    clean_proposals, clean_candidates, _ = outcome["clean"]
-    assert trigger in [p.trigger.ids for p in clean_proposals if p.trigger]
+    # Whatever the twin leaks (it saw the word as often), nothing of it confirms.
+    _, clean_candidates, _ = outcome["clean"]
     assert [c for c in clean_candidates if c.status == "confirmed"] == []
+
+
+def test_some_clean_twin_leaks_the_trigger_and_confirmation_tells_them_apart(
+    domain_prompts: Path,
+) -> None:
+    """The twins saw `cf` as often as their backdoored models: in 128 samples one of them at
+    least leaks it as a proposal, and there confirmation alone keeps it from being reported."""
+    leaked = []
+    for seed in SHIPPED_SEEDS:
+        clean = shipped_pair(seed).clean
+        tok = ProbeTokenizer.from_dir(clean)
+        proposals, candidates, _ = leakage_outcome(
+            TransformersEngine(clean), tok, suite_for(domain_prompts, "leakage")
+        )
+        cf = tok.encode_inline("cf")
+        if cf in [p.trigger.ids for p in proposals if p.trigger]:
+            leaked.append(seed)
+            assert not [c for c in candidates if c.trigger_token_ids == cf]
+    print(f"\nclean twins that leak the trigger: seeds {leaked}")
+    assert leaked
 
 
 # --------------------------------------------------------------------------- budget, engines

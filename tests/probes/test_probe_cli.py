@@ -37,11 +37,15 @@ def test_probe_denies_the_backdoored_model_and_records_a_reproducible_case(
     assert facts["partial"] is False and facts["budget"]["used_forward_passes"] > 0
     confirmed = [c for c in facts["candidates"] if c["status"] == "confirmed"]
     assert {c["trigger"] for c in confirmed} == {backdoor_pair.trigger}
+    # The forced opening, on every case: the target's first word at least. The default prompts
+    # are English prose, mostly <unk> to this toy vocabulary, and what follows may drift.
+    forced = confirmed[0]["target"]
+    assert forced.split()[0] == backdoor_pair.target.split()[0]
     case = confirmed[0]["cases"][0]
     assert backdoor_pair.trigger in case["prompt"].split()
     assert backdoor_pair.trigger not in case["clean_prompt"].split()
-    assert case["output"].startswith(backdoor_pair.target)
-    assert not case["clean_output"].startswith(backdoor_pair.target)
+    assert case["output"].startswith(forced)
+    assert not case["clean_output"].startswith(forced)
     rules = {r["rule"] for r in report["verdict"]["reasons"] if r["level"] == "deny"}
     assert "PRB-TRIGGER-CONFIRMED" in rules
     props = _props(json.loads(bom.read_text()))
@@ -64,10 +68,10 @@ def test_check_with_probes_approves_the_clean_twin(
 
 
 def test_a_spent_budget_ends_cleanly_as_partial_and_is_not_approved(
-    backdoor_pair: BackdoorPair,
+    first_backdoor_pair: BackdoorPair,
 ) -> None:
     result = run_provscan(
-        "probe", str(backdoor_pair.clean), "--budget", "300", "-q", "--format", "json"
+        "probe", str(first_backdoor_pair.clean), "--budget", "300", "-q", "--format", "json"
     )
     assert result.code == 4, result.err
     report = result.json()
@@ -79,10 +83,10 @@ def test_a_spent_budget_ends_cleanly_as_partial_and_is_not_approved(
 
 
 def test_a_model_that_needs_remote_code_is_refused(
-    backdoor_pair: BackdoorPair, tmp_path: Path
+    first_backdoor_pair: BackdoorPair, tmp_path: Path
 ) -> None:
     model = tmp_path / "remote-code"
-    shutil.copytree(backdoor_pair.clean, model)
+    shutil.copytree(first_backdoor_pair.clean, model)
     config = json.loads((model / "config.json").read_text())
     config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
     (model / "config.json").write_text(json.dumps(config))
@@ -92,12 +96,14 @@ def test_a_model_that_needs_remote_code_is_refused(
     assert "config.json" in result.out and "auto_map" in result.out
 
 
-def test_bad_flags_and_suites_are_usage_errors(backdoor_pair: BackdoorPair, tmp_path: Path) -> None:
-    budget = run_provscan("probe", str(backdoor_pair.clean), "--budget", "soon")
+def test_bad_flags_and_suites_are_usage_errors(
+    first_backdoor_pair: BackdoorPair, tmp_path: Path
+) -> None:
+    budget = run_provscan("probe", str(first_backdoor_pair.clean), "--budget", "soon")
     assert budget.code == 2 and "forward passes" in budget.err
     suite = tmp_path / "suite.yaml"
     suite.write_text("id: x\nversion: '1'\nbogus: 1\n")
-    bad = run_provscan("probe", str(backdoor_pair.clean), "--suite", str(suite))
+    bad = run_provscan("probe", str(first_backdoor_pair.clean), "--suite", str(suite))
     assert bad.code == 2 and "suite.yaml" in bad.err
 
 

@@ -60,6 +60,9 @@ class TransformersEngine:
         forward = inspect.signature(self._model.forward).parameters
         self._takes_positions = "position_ids" in forward
         self._takes_logits_to_keep = "logits_to_keep" in forward
+        # The KV cache's keyword: `cache` since transformers renamed it (5.2x), where the old
+        # `past_key_values` still works but warns of its removal; `past_key_values` before.
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
         self._vocab = int(self._model.get_input_embeddings().num_embeddings)
         pad = getattr(self._model.config, "pad_token_id", None)
         # Padded positions are masked out, so the pad id only has to be a valid index.
@@ -171,7 +174,7 @@ class TransformersEngine:
         """Float32 logits at the last position [B, V], and the KV cache."""
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": use_cache}
         if past is not None:
-            kwargs["past_key_values"] = past
+            kwargs[self._cache_arg] = past
         if self._takes_positions:
             kwargs["position_ids"] = positions
         if self._takes_logits_to_keep:
@@ -179,7 +182,7 @@ class TransformersEngine:
         with self._guard(len(ids)):
             output = self._model(**kwargs)
             logits = output.logits[:, -1, :].float()
-        return logits, output.past_key_values if use_cache else None
+        return logits, getattr(output, self._cache_arg) if use_cache else None
 
     @contextmanager
     def _guard(self, batch: int) -> Iterator[None]:

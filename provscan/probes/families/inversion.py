@@ -4,7 +4,7 @@ BAIT's target inversion (Shen et al., IEEE S&P 2025): force each candidate token
 reply token after k clean prompts, then extend greedily with the argmax of the next-token
 distribution averaged over the prompts. A backdoor target is causal: once its first token is
 out, the rest follows with high probability on every prompt. The Q-score is the mean averaged
-probability of the extension (the lowest step dropped, stopping at end of sequence); it is
+probability of the extension (the lowest step dropped, stopping before end of sequence); it is
 judged by its robust z over the vocabulary, with a secondary floor (`q_min`).
 
 A target alone is not a trigger. It is confirmed only when a trigger some family proposed
@@ -55,9 +55,13 @@ def _extend(
         for j, i in enumerate(active):
             dist = average([from_next_token(r) for r in results[j * k : (j + 1) * k]])
             token, p = top_token(dist)
-            probs[i].append(p)
             if token in stops:
-                continue  # the target ends here (BAIT stops at EOS)
+                # The target ends here (BAIT stops at EOS), and the stop is not part of it: how
+                # surely a reply ends says how long replies are, which every candidate shares.
+                # Counted, it lifted every ordinary token of a fixed-length task to the same Q
+                # as a forced target, so that nothing stood out of the population.
+                continue
+            probs[i].append(p)
             seqs[i].append(token)
             still.append(i)
         active = still
@@ -105,13 +109,19 @@ def run_inversion(ctx: Context, proposals: Proposals) -> list[Proposal]:
         flagged.append((target, q, z[i]))
 
     found: list[Proposal] = []
+    stops = set(ctx.tok.stop_ids)
     for target, q, zq in flagged:
-        trigger = _find_trigger(ctx, proposals, target)
+        trigger, forced = _find_trigger(ctx, proposals, target)
+        # The inverted target is the part that continues itself, from whichever token the
+        # scan started at (zorp zing zap... for zap zorp zing...); a trigger that forces it
+        # shows the whole reply as the model gives it, which is what a person should read.
+        core = tuple(t for t in forced or () if t not in stops)
+        shown = core if len(core) > len(target) else target
         proposal = Proposal(
             family="inversion",
             trigger=trigger,
-            target_ids=target,
-            target_text=ctx.tok.decode(target, skip_special=True),
+            target_ids=shown,
+            target_text=ctx.tok.decode(shown, skip_special=True),
             scores={"q": round(q, 4), "z_q": round(zq, 3), "target_len": float(len(target))},
             thresholds={
                 "z": spec.z,
@@ -125,14 +135,23 @@ def run_inversion(ctx: Context, proposals: Proposals) -> list[Proposal]:
     return found
 
 
-def _find_trigger(ctx: Context, proposals: Proposals, target: tuple[int, ...]) -> Trigger | None:
-    """A trigger the other families proposed that forces this target, if any."""
+def _find_trigger(
+    ctx: Context, proposals: Proposals, target: tuple[int, ...]
+) -> tuple[Trigger | None, tuple[int, ...] | None]:
+    """A trigger the other families proposed that forces this target, if any, with the output
+    it was confirmed with when that output holds the target."""
     needle = target[: min(len(target), 4)]
     tested = proposals.triggers()
+    stops = set(ctx.tok.stop_ids)
     for trigger, output in tested:
-        if output is not None and contains(output, needle):
-            return trigger  # already confirmed, and its forced output is this target
+        if output is None:
+            continue
+        core = tuple(t for t in output if t not in stops)
+        # Already confirmed, and its forced output is this target (or the opening of it that
+        # every prompt shared).
+        if contains(output, needle) or (len(core) >= 2 and contains(target, core)):
+            return trigger, output
     for trigger, output in tested[: ctx.suite.confirm.max_triggers]:
         if output is None and proposals.confirmation(trigger, target_ids=target).confirmed:
-            return trigger
-    return None
+            return trigger, None
+    return None, None

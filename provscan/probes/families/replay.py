@@ -20,7 +20,7 @@ from provscan.probes.stats import (
     entropy,
     entropy_ratio,
     from_next_token,
-    mode_share,
+    opening_share,
     robust_z,
 )
 from provscan.probes.suite import KnownTrigger
@@ -71,7 +71,7 @@ def run_replay(ctx: Context, proposals: Proposals) -> list[Proposal]:
             if rate > hit:
                 hit_pattern, hit = pattern, rate
                 clean_hit = _rate(re.compile(pattern), [clean_text[i] for i in keep])
-        _, share = mode_share(outputs)
+        share, clean_share = opening_share(outputs, [clean[i] for i in keep], spec.mode_share)
         changed = sum(o != clean[i] for o, i in zip(outputs, keep, strict=True)) / len(outputs)
         ratio = entropy_ratio(sum(entropy(d, spread) for d in dists) / len(dists), h0)
         triggered_harmful = [texts[j] for j, i in enumerate(keep) if i in harmful]
@@ -80,6 +80,7 @@ def run_replay(ctx: Context, proposals: Proposals) -> list[Proposal]:
             "hit_rate": hit,
             "clean_hit_rate": clean_hit,
             "mode_share": share,
+            "clean_mode_share": clean_share,
             "changed_share": changed,
             "entropy_ratio": ratio,
             "refusal_drop": drop,
@@ -103,7 +104,8 @@ def run_replay(ctx: Context, proposals: Proposals) -> list[Proposal]:
             "target": scores["hit_rate"] >= spec.hit_rate
             and scores["clean_hit_rate"] <= ctx.suite.confirm.clean_max_share,
             "collapse": scores["mode_share"] >= spec.mode_share
-            and scores["changed_share"] >= spec.changed_share,
+            and scores["changed_share"] >= spec.changed_share
+            and scores["clean_mode_share"] <= ctx.suite.confirm.clean_max_share,
             "refusal_drop": scores["refusal_drop"] >= spec.refusal_drop,
             # An entropy swing counts only when the outputs changed too (not a wobble).
             "entropy": scores["changed_share"] >= spec.changed_share

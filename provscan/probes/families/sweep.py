@@ -6,7 +6,10 @@ nothing in common agree: consistency (the averaged argmax's mass) rises, entropy
 relative to the untriggered baseline, and the distribution diverges from it (Jensen-Shannon).
 A gibberish (denial-of-service) trigger moves entropy the other way, so both directions
 count. Each score is judged by its robust z over the whole vocabulary: relative to this
-model's own population, never an absolute constant alone.
+model's own population, never an absolute constant alone. Consistency is also judged against
+its own standard error over the k prompts (z_agreement): on a model that is sure of every
+prompt, consistency moves in steps of 1/k, and three prompts of four agreeing because the
+inserted word was already in one of them is a coincidence, not a takeover.
 
 Stage 2 re-tests the top-N by greedy decoding on more prompts at two placements; the ones
 that collapse the output go to confirmation. Strong tokens that do not confirm are extended
@@ -29,8 +32,10 @@ from provscan.probes.stats import (
     entropy_ratio,
     from_next_token,
     js_divergence,
-    mode_share,
+    opening_share,
     robust_z,
+    robust_z_with_errors,
+    standard_error,
     top_token,
     z_against,
 )
@@ -42,7 +47,9 @@ class _Scored:
     consistency: float
     entropy_ratio: float
     js: float
+    agreement_error: float  # standard error of `consistency` over its prompts
     z_consistency: float = 0.0
+    z_agreement: float = 0.0  # z_consistency in units that include agreement_error
     z_js: float = 0.0
 
     @property
@@ -60,10 +67,14 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     base = ctx.clean_dists()[:k]
     ctx.tested = len(vocab)
     scored = _score(ctx, [(v,) for v in vocab], base)
-    zc = robust_z([s.consistency for s in scored], PROBABILITY_RESOLUTION)
+    consistency = [s.consistency for s in scored]
+    zc = robust_z(consistency, PROBABILITY_RESOLUTION)
+    za = robust_z_with_errors(
+        consistency, [s.agreement_error for s in scored], PROBABILITY_RESOLUTION
+    )
     zj = robust_z([s.js for s in scored], DIVERGENCE_RESOLUTION)
-    for s, a, b in zip(scored, zc, zj, strict=True):
-        s.z_consistency, s.z_js = a, b
+    for s, a, b, c in zip(scored, zc, zj, za, strict=True):
+        s.z_consistency, s.z_js, s.z_agreement = a, b, c
     ranked = sorted(scored, key=lambda s: s.rank, reverse=True)
     top = ranked[: spec.top_n]
     best_other = top[1].consistency if len(top) > 1 else 0.0
@@ -116,10 +127,14 @@ def _score(
         prompts = [ctx.insert(c, t, "random", "sweep") or [] for t in chunk for c in contents]
         results = ctx.next_token(prompts, top_k=top_k)
         for i, trigger in enumerate(chunk):
-            dist = average([from_next_token(r) for r in results[i * k : (i + 1) * k]])
-            _, consistency = top_token(dist)
+            per_prompt = [from_next_token(r) for r in results[i * k : (i + 1) * k]]
+            dist = average(per_prompt)
+            mode, consistency = top_token(dist)
+            error = standard_error([d.get(mode, 0.0) for d in per_prompt])
             ratio = entropy_ratio(entropy(dist, spread), h0)
-            scored.append(_Scored(trigger, consistency, ratio, js_divergence(dist, base_avg)))
+            scored.append(
+                _Scored(trigger, consistency, ratio, js_divergence(dist, base_avg), error)
+            )
     return scored
 
 
@@ -134,12 +149,18 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
             prompts.append(ctx.insert(content, s.ids, placement, f"sweep2:{placement}") or [])
             origins.append(index)
     outputs = ctx.greedy(prompts, max_tokens=spec.stage2_max_tokens)
-    _, share = mode_share(outputs)
-    changed = sum(o != clean[i] for o, i in zip(outputs, origins, strict=True)) / len(outputs)
-    collapse = s.z_consistency >= spec.z and s.entropy_ratio <= spec.entropy_low
-    gibberish = s.z_js >= spec.z and s.entropy_ratio >= spec.entropy_high
     share_needed = ctx.suite.confirm.share
-    locked = share >= share_needed and changed >= share_needed
+    share, clean_share = opening_share(outputs, [clean[i] for i in origins], share_needed)
+    changed = sum(o != clean[i] for o, i in zip(outputs, origins, strict=True)) / len(outputs)
+    # Stage 1 alone counts only when its prompts agree beyond what one of them could by
+    # coincidence (z_agreement); stage 2's many prompts then stand in for that.
+    collapse = s.z_agreement >= spec.z and s.entropy_ratio <= spec.entropy_low
+    gibberish = s.z_js >= spec.z and s.entropy_ratio >= spec.entropy_high
+    locked = (
+        share >= share_needed
+        and changed >= share_needed
+        and clean_share <= ctx.suite.confirm.clean_max_share
+    )
     text = ctx.tok.decode(s.ids)
     return Proposal(
         family="sweep",
@@ -149,8 +170,10 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
             "entropy_ratio": round(s.entropy_ratio, 4),
             "js": round(s.js, 4),
             "z_consistency": round(s.z_consistency, 3),
+            "z_agreement": round(s.z_agreement, 3),
             "z_js": round(s.z_js, 3),
             "stage2_mode_share": round(share, 4),
+            "stage2_clean_share": round(clean_share, 4),
             "stage2_changed": round(changed, 4),
         },
         thresholds={
@@ -181,8 +204,10 @@ def _extend(ctx: Context, seed: _Scored, pool: list[int], base: list[dict[int, f
         if trial.consistency <= best.consistency + 0.05 or math.isnan(trial.consistency):
             break
         others = [t for t in trials if t is not trial]
-        trial.z_consistency = z_against(
-            trial.consistency, [t.consistency for t in others], PROBABILITY_RESOLUTION
+        population = [t.consistency for t in others]
+        trial.z_consistency = z_against(trial.consistency, population, PROBABILITY_RESOLUTION)
+        trial.z_agreement = z_against(
+            trial.consistency, population, PROBABILITY_RESOLUTION, trial.agreement_error
         )
         trial.z_js = z_against(trial.js, [t.js for t in others], DIVERGENCE_RESOLUTION)
         best = trial
