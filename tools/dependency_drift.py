@@ -2,10 +2,10 @@
 
 CI installs the test extras under constraints.txt, which pins every package of the test
 environment, so CI tests exactly what was tested when the pins were written. This script shows
-drift before it breaks CI: it builds a fresh virtualenv, installs `.[test]` with only torch
-pinned (its CPU build; an unpinned torch pulls several GB of CUDA packages) plus any `--pin`
-given, prints every package whose resolved version differs from constraints.txt, and runs
-pytest there. `--write` then rewrites constraints.txt from that environment (after the tests
+drift before it breaks CI: it builds a fresh virtualenv, installs `.[test,dev]` (constraints.txt
+pins both) with only torch pinned (its CPU build; an unpinned torch pulls several GB of CUDA
+packages) plus any `--pin` given, prints every package whose resolved version differs from
+constraints.txt, and runs pytest there. `--write` then rewrites constraints.txt from that environment (after the tests
 passed), so that a new set of pins is always one that was tested.
 
     python tools/dependency_drift.py                         # newest releases, whole suite
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         python = env_dir / "bin" / "python"
         loose = Path(scratch) / "constraints-newest.txt"
         loose.write_text("\n".join([TORCH, *args.pin]) + "\n", encoding="utf-8")
-        install = [str(python), "-m", "pip", "install", "-q", "-c", str(loose), "-e", ".[test]"]
+        install = [str(python), "-m", "pip", "install", "-q", "-c", str(loose), "-e", ".[test,dev]"]
         print("$", " ".join(install), flush=True)
         if subprocess.run(install, cwd=REPO).returncode != 0:
             print("install failed: the newest releases do not resolve together", file=sys.stderr)
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         test = [str(python), "-m", "pytest", *args.pytest_args]
         print("$", " ".join(test), flush=True)
         code = subprocess.run(test, cwd=REPO).returncode
-        print(f"pytest exit status {code} on the newest releases")
+        held = f" (held: {', '.join(args.pin)})" if args.pin else ""
+        print(f"pytest exit status {code} on the newest releases{held}")
         if args.write:
             if code != 0:
                 print("constraints.txt left as it is: the tests did not pass", file=sys.stderr)
