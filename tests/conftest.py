@@ -15,6 +15,14 @@ import pytest
 from fixtures.models import build_demo_model
 
 REPO = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One worker per core (pytest -n auto): torch's own pool of a thread per core in each
+    # worker, and in every provscan it starts, would put twice as many spinning OpenMP threads
+    # as cores on the machine, and the torch tests ran ten times slower. Set before any import
+    # of torch; the children inherit it.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 GOLDEN_UPDATE = os.environ.get("PROVSCAN_UPDATE_GOLDEN") == "1"
 
 

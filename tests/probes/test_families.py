@@ -115,7 +115,6 @@ FAMILIES = ("leakage", "sweep", "replay", "inversion")
 
 @pytest.fixture(scope="module")
 def pair(backdoor_pair: Any) -> Any:
-    torch.set_num_threads(2)
     return backdoor_pair
 
 
