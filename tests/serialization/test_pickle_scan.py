@@ -7,6 +7,8 @@ import io
 import pickle
 import pickletools
 import struct
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -376,3 +378,49 @@ def test_allowlist_and_denylist_do_not_overlap() -> None:
 def test_known_code_execution_globals_are_dangerous(name: str) -> None:
     verdict, why = classify_global(name)
     assert verdict is GlobalVerdict.DANGEROUS and why
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "opcode"),
+    [
+        ("pathlib", "os.system", "STACK_GLOBAL"),
+        ("torch.serialization", "os.system", "GLOBAL"),
+        ("logging", "os.system", "STACK_GLOBAL"),
+    ],
+)
+def test_a_dotted_name_is_read_as_the_unpickler_resolves_it(
+    tmp_path: Path, module: str, name: str, opcode: str
+) -> None:
+    """Protocol 4 resolves a dotted name attribute by attribute: `os.system` inside pathlib is
+    pathlib's own `os`, then `system`. Differential: CPython's own unpickler, in a child
+    process, runs the command (a canary file appears); provscan calls it os.system, critical."""
+    canary = tmp_path / "canary"
+    command = _cmd(canary)
+    if opcode == "STACK_GLOBAL":
+        head = _short(module.encode()) + _short(name.encode()) + b"\x93"
+    else:
+        head = b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+    data = b"\x80\x04" + head + _unicode(command) + b"\x85R."
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    if module.startswith("torch"):
+        pytest.importorskip("torch")
+    loader = f"import pickle; pickle.load(open({str(path)!r}, 'rb'))"
+    subprocess.run([sys.executable, "-c", loader], check=True, timeout=120)
+    assert canary.exists(), "the real unpickler did not run the payload"
+    canary.unlink()
+
+    found = dangerous(scan(tmp_path, data), f"{module}.{name}")
+    assert found.severity is Severity.CRITICAL
+    assert "reaches os.system" in found.evidence["why"]
+    assert not canary.exists()
+
+
+def test_dotted_tails_leave_nested_classes_and_allowed_names_alone() -> None:
+    assert (
+        classify_global("collections.OrderedDict", name="OrderedDict")[0] is GlobalVerdict.ALLOWED
+    )
+    # A nested class name reaches nothing dangerous: unknown (default deny), not critical.
+    assert classify_global("mylib.Outer.Inner", name="Outer.Inner")[0] is GlobalVerdict.UNKNOWN
+    verdict, why = classify_global("mylib.helpers.subprocess.Popen", name="subprocess.Popen")
+    assert verdict is GlobalVerdict.DANGEROUS and "reaches subprocess.Popen" in (why or "")

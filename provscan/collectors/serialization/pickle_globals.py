@@ -97,12 +97,33 @@ def _danger(qualified: str) -> _Danger | None:
     return None
 
 
-def classify_global(qualified: str, raw: str | None = None) -> tuple[GlobalVerdict, str | None]:
-    """Classify an import by the name the unpickler resolves (and the name as written)."""
-    for name in (qualified, raw):
-        danger = _danger(name) if name else None
+def attribute_tails(name: str) -> list[str]:
+    """The module-qualified names a dotted global name can reach.
+
+    An unpickler resolves the name inside its module attribute by attribute (pickle.py's
+    `_getattribute`, used from protocol 4 on; `_pickle.c` does the same), so `os.system`
+    inside `pathlib`, or inside `torch.serialization`, is the module's own `os` and then
+    `os.system`. Every tail of the name that starts after a dot is therefore also read as a
+    module-qualified name: 'os.system' for 'os.system', 'b.c' and 'a.b.c' for 'a.b.c'. A
+    nested class (Outer.Inner) gives a tail that matches nothing dangerous.
+    """
+    parts = name.split(".")
+    return [".".join(parts[i:]) for i in range(len(parts) - 1)]
+
+
+def classify_global(
+    qualified: str, raw: str | None = None, name: str | None = None
+) -> tuple[GlobalVerdict, str | None]:
+    """Classify an import by the name the unpickler resolves, the name as written, and (given
+    the name without its module) whatever its dotted parts reach attribute by attribute."""
+    for candidate in (qualified, raw):
+        danger = _danger(candidate) if candidate else None
         if danger is not None:
             return GlobalVerdict.DANGEROUS, danger.why
+    for tail in attribute_tails(name or ""):
+        danger = _danger(tail)
+        if danger is not None:
+            return GlobalVerdict.DANGEROUS, f"{danger.why}; {qualified} reaches {tail}"
     if qualified in allowed_globals():
         return GlobalVerdict.ALLOWED, None
     return GlobalVerdict.UNKNOWN, None

@@ -104,7 +104,7 @@ def describe(location: Location) -> str:
 
 
 def _import_finding(imported: PickleImport, location: Location) -> Finding | None:
-    verdict, why = classify_global(imported.qualified, imported.raw)
+    verdict, why = classify_global(imported.qualified, imported.raw, imported.name)
     if verdict is GlobalVerdict.ALLOWED:
         return None
     called = imported.call_opcode is not None
