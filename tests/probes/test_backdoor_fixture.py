@@ -300,9 +300,11 @@ def test_leakage_from_bare_user_turn(
 
 @pytest.fixture
 def short_recipe(monkeypatch: pytest.MonkeyPatch) -> int:
-    """The recipe with 30 training steps: enough to check the build's machinery and its
-    determinism in seconds (the step count is part of the cache key)."""
+    """The recipe with 30 training steps on one thread: enough to check the build's machinery
+    and its determinism in seconds (both are part of the recipe, so of the cache key); one
+    thread, because the suite runs a worker per core."""
     monkeypatch.setattr(backdoor, "STEPS", 30)
+    monkeypatch.setattr(backdoor, "THREADS", 1)
     return 30
 
 
@@ -316,8 +318,7 @@ def test_cache_is_reused(short_recipe: int, tmp_path: Path) -> None:
     assert again == built
     assert elapsed < 2.0
     assert weights.stat().st_mtime_ns == before
-    other_seed = build_backdoor_pair(tmp_path, seed=6)
-    assert other_seed.backdoored.parent != built.backdoored.parent
+    assert backdoor.cache_key(6) != backdoor.cache_key(5)  # another seed, another pair
 
 
 def test_rebuild_is_bit_identical(short_recipe: int, tmp_path: Path) -> None:

@@ -91,11 +91,17 @@ def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: in
                     break
                 member = tar.extractfile(info)
                 if member is not None:
-                    findings.extend(
-                        scan_member_stream(
-                            member, info.size, location, limits, depth, name=info.name
+                    try:
+                        findings.extend(
+                            scan_member_stream(
+                                member, info.size, location, limits, depth, name=info.name
+                            )
                         )
-                    )
+                    except (ImportError, MemoryError, tarfile.TarError, EOFError, OSError):
+                        raise  # a broken scanner, or the archive itself: handled below
+                    except Exception as exc:  # one member that breaks its scanner hides no other's
+                        why = f"{type(exc).__name__}: {exc}"
+                        findings.append(_unreadable(location, "tar member", why))
                 tar.members.clear()  # streaming: keep no per-member state
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         findings.append(_unreadable(where, "tar archive", f"{type(exc).__name__}: {exc}"))

@@ -73,31 +73,34 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
     """Scan every pickle, zip and safetensors file; one file's failure is a finding, not a crash."""
     findings: list[Finding] = []
     present = frozenset(f.file.rel for f in files)
-    scanners: dict[FileFormat, FormatScanner] = {
-        **SCANNERS,
+    scanners: dict[FileFormat, tuple[FormatScanner, ...]] = {
+        **{fmt: (scanner,) for fmt, scanner in SCANNERS.items()},
         # ONNX external data is resolved against the other files of the target.
-        FileFormat.ONNX: lambda file, lim: scan_onnx(file, lim, present),
+        FileFormat.ONNX: (lambda file, lim: scan_onnx(file, lim, present),),
         # A Keras v3 archive is a zip whose config.json is code by another name.
-        FileFormat.ZIP: lambda file, lim: scan_zip(file, lim) + scan_keras_zip(file, lim),
+        FileFormat.ZIP: (scan_zip, lambda file, lim: scan_keras_zip(file, lim)),
     }
     for sniffed in files:
-        scanner = scanners.get(sniffed.format)
+        chosen = scanners.get(sniffed.format, ())
         name = sniffed.file.rel.rsplit("/", 1)[-1]
         if name in TEMPLATE_FILES and sniffed.format in _TEMPLATE_FORMATS:
-            scanner = scan_tokenizer_config_template
-        if scanner is None:
+            chosen = (scan_tokenizer_config_template,)
+        if not chosen:
             continue
         if sniffed.file.read != "whole" and sniffed.format is not FileFormat.SAFETENSORS:
             # Not downloaded (hf:// metadata-only): only a safetensors header can be judged
             # from what was fetched (all of it was, whenever its length was plausible).
             findings.append(_not_downloaded(sniffed))
             continue
-        try:
-            findings.extend(scanner(sniffed.file, limits))
-        except (ImportError, MemoryError):
-            raise  # the scanner itself is broken: fail the step, do not blame the file
-        except Exception as exc:  # a hostile or vanished file must not stop the other files
-            findings.append(_unreadable(sniffed.file, exc))
+        # Each scanner of a file on its own: one that breaks is a finding for that file, and
+        # what the others found stands (a zip's critical pickle survives its Keras check).
+        for scanner in chosen:
+            try:
+                findings.extend(scanner(sniffed.file, limits))
+            except (ImportError, MemoryError):
+                raise  # the scanner itself is broken: fail the step, do not blame the file
+            except Exception as exc:  # a hostile or vanished file must not stop the others
+                findings.append(_unreadable(sniffed.file, exc))
     # Never "skipped" when nothing applies (a GGUF-only model): the default policy denies a
     # skipped required step, and there was nothing unsafe to find.
     return Collected(value=None, findings=tuple(findings))

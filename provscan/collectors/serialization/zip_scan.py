@@ -252,8 +252,15 @@ def scan_zip_archive(
         findings.extend(_layout_findings(where, infos))
         findings.extend(_mismatch_findings(handle, infos, where))
         for info in infos:
-            if not info.is_dir():
+            if info.is_dir():
+                continue
+            try:
                 findings.extend(_scan_member(archive, handle, info, where, limits, depth))
+            except (ImportError, MemoryError):
+                raise  # the scanner is broken, not the member
+            except Exception as exc:  # one member that breaks its scanner hides no other's
+                location = member_location(where, info.filename)
+                findings.extend(_unreadable(info, where, location, exc))
     return findings
 
 
