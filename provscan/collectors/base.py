@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -111,3 +112,26 @@ def load_json_object(file: ScanFile, max_bytes: int) -> tuple[dict[str, Any] | N
 def string_list(value: object) -> list[str]:
     """The strings of a JSON list field; anything else (a bool, a number, a map) gives none."""
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+# A scanner that cannot import a module, or runs out of memory, is broken itself: the step
+# fails (never a pass). Any other exception is the scanned content's doing.
+BROKEN_SCANNER: tuple[type[BaseException], ...] = (ImportError, MemoryError)
+
+
+def isolated(
+    scan: Callable[[], list[Finding]],
+    failed: Callable[[Exception], list[Finding]],
+    reraise: tuple[type[BaseException], ...] = (),
+) -> list[Finding]:
+    """scan()'s findings, or failed(exc)'s when it raises: a file, member or scanner that
+    breaks is a finding for itself, and what every other one found stands. `reraise` names
+    errors that belong to an enclosing reader (a tar stream that broke is the archive's)."""
+    try:
+        return scan()
+    except BROKEN_SCANNER:
+        raise
+    except reraise:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile content: a finding, never a crash
+        return failed(exc)

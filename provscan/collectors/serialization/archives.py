@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import posixpath
 import tarfile
+from functools import partial
 from typing import IO, Any
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, isolated
 from provscan.collectors.serialization.inflate import Codec, Inflated, Readable, codec_of
 from provscan.collectors.serialization.members import (
     escapes,
@@ -28,6 +29,13 @@ def _unreadable(location: Location, what: str, why: str) -> Finding:
     return located_finding(
         "SER-ARCHIVE-UNREADABLE", Severity.HIGH, message, location, error=why[:500]
     )
+
+
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError)
+
+
+def _member_unreadable(location: Location, exc: Exception) -> list[Finding]:
+    return [_unreadable(location, "tar member", f"{type(exc).__name__}: {exc}")]
 
 
 def _too_many(location: Location, limits: Limits) -> Finding:
@@ -91,19 +99,23 @@ def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: in
                     break
                 member = tar.extractfile(info)
                 if member is not None:
-                    try:
-                        findings.extend(
-                            scan_member_stream(
-                                member, info.size, location, limits, depth, name=info.name
-                            )
+                    findings.extend(
+                        isolated(
+                            partial(
+                                scan_member_stream,
+                                member,
+                                info.size,
+                                location,
+                                limits,
+                                depth,
+                                name=info.name,
+                            ),
+                            partial(_member_unreadable, location),
+                            reraise=_TAR_ERRORS,  # the stream broke: the archive's, below
                         )
-                    except (ImportError, MemoryError, tarfile.TarError, EOFError, OSError):
-                        raise  # a broken scanner, or the archive itself: handled below
-                    except Exception as exc:  # one member that breaks its scanner hides no other's
-                        why = f"{type(exc).__name__}: {exc}"
-                        findings.append(_unreadable(location, "tar member", why))
+                    )
                 tar.members.clear()  # streaming: keep no per-member state
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except (*_TAR_ERRORS, ValueError) as exc:
         findings.append(_unreadable(where, "tar archive", f"{type(exc).__name__}: {exc}"))
     return findings
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
-from provscan.collectors.base import Collected, ScanFile, SniffedFile
+from provscan.collectors.base import Collected, ScanFile, SniffedFile, isolated
 from provscan.collectors.serialization.archives import scan_7z, scan_compressed, scan_gzip, scan_tar
 from provscan.collectors.serialization.gguf_scan import scan_gguf, scan_tokenizer_config_template
 from provscan.collectors.serialization.hdf5_scan import scan_hdf5
@@ -41,15 +42,16 @@ TEMPLATE_FILES = frozenset({"tokenizer_config.json", "chat_template.json", "chat
 _TEMPLATE_FORMATS = frozenset({FileFormat.JSON, FileFormat.TEXT})
 
 
-def _unreadable(file: ScanFile, exc: BaseException) -> Finding:
+def _unreadable(file: ScanFile, exc: BaseException) -> list[Finding]:
     error = f"{type(exc).__name__}: {exc}"
-    return file_finding(
+    finding = file_finding(
         "SER-UNREADABLE",
         Severity.HIGH,
         file.rel,
         f"{file.rel}: could not be scanned for serialization safety: {error}",
         error=error[:500],
     )
+    return [finding]
 
 
 def _not_downloaded(sniffed: SniffedFile) -> Finding:
@@ -92,15 +94,14 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
             # from what was fetched (all of it was, whenever its length was plausible).
             findings.append(_not_downloaded(sniffed))
             continue
-        # Each scanner of a file on its own: one that breaks is a finding for that file, and
-        # what the others found stands (a zip's critical pickle survives its Keras check).
+        # Each scanner of a file on its own: a zip's critical pickle survives its Keras check.
         for scanner in chosen:
-            try:
-                findings.extend(scanner(sniffed.file, limits))
-            except (ImportError, MemoryError):
-                raise  # the scanner itself is broken: fail the step, do not blame the file
-            except Exception as exc:  # a hostile or vanished file must not stop the others
-                findings.append(_unreadable(sniffed.file, exc))
+            findings.extend(
+                isolated(
+                    partial(scanner, sniffed.file, limits),
+                    partial(_unreadable, sniffed.file),
+                )
+            )
     # Never "skipped" when nothing applies (a GGUF-only model): the default policy denies a
     # skipped required step, and there was nothing unsafe to find.
     return Collected(value=None, findings=tuple(findings))

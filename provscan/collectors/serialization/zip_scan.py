@@ -6,9 +6,10 @@ import struct
 import zipfile
 import zlib
 from collections import Counter
+from functools import partial
 from typing import IO
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, isolated
 from provscan.collectors.serialization.members import (
     Rejoined,
     may_be_pickle,
@@ -254,13 +255,13 @@ def scan_zip_archive(
         for info in infos:
             if info.is_dir():
                 continue
-            try:
-                findings.extend(_scan_member(archive, handle, info, where, limits, depth))
-            except (ImportError, MemoryError):
-                raise  # the scanner is broken, not the member
-            except Exception as exc:  # one member that breaks its scanner hides no other's
-                location = member_location(where, info.filename)
-                findings.extend(_unreadable(info, where, location, exc))
+            location = member_location(where, info.filename)
+            findings.extend(
+                isolated(
+                    partial(_scan_member, archive, handle, info, where, limits, depth),
+                    partial(_unreadable, info, where, location),
+                )
+            )
     return findings
 
 
