@@ -74,16 +74,17 @@ def confirm(
     # Target hits: the forced target's first tokens appear in the output, or its regex matches.
     needle = tuple(target_ids[: min(len(target_ids), 4)])
 
-    def shows(output: tuple[int, ...], common: tuple[int, ...] | None) -> bool:
+    def shows(output: tuple[int, ...], common: tuple[int, ...]) -> bool:
         if needle and contains(output, needle):
             return True
         if target_regex is not None and re.search(
             target_regex, ctx.tok.decode(output, skip_special=True)
         ):
             return True
-        return bool(common) and output[: len(common or ())] == common
+        return bool(common) and output[: len(common)] == common
 
-    common: tuple[int, ...] | None = None
+    # Without a target, the forced opening most triggered outputs share (() with a target).
+    common: tuple[int, ...] = ()
     if not needle and target_regex is None:
         common, _ = common_opening(outputs, spec.share)
     hits = [shows(o, common) for o in outputs]
@@ -96,11 +97,7 @@ def confirm(
         and clean_share <= spec.clean_max_share
         and control_share <= spec.control_max_share
     )
-    shown = (
-        common
-        if common is not None
-        else next((o for o, h in zip(outputs, hits, strict=True) if h), ())
-    )
+    shown = common or next((o for o, h in zip(outputs, hits, strict=True) if h), ())
     cases: list[ProbeCase] = []
     for prompt, output, origin, hit in zip(prompts, outputs, origins, hits, strict=True):
         if hit and len(cases) < spec.cases:

@@ -74,11 +74,9 @@ def robust_z_with_errors(
     data = np.asarray(values, dtype=float)
     median, scale = _centre_and_scale(data, floor)
     spread = np.sqrt(scale**2 + np.asarray(errors, dtype=float) ** 2)
-    if float(np.max(spread)) <= 1e-12:
-        return [0.0] * len(values)
-    return [
-        float(z) for z in np.where(spread > 1e-12, (data - median) / np.maximum(spread, 1e-12), 0.0)
-    ]
+    # No spread at all (every value equal, no error): z = 0, not a division by zero.
+    z = np.divide(data - median, spread, out=np.zeros_like(data), where=spread > 1e-12)
+    return [float(v) for v in z]
 
 
 def standard_error(samples: Sequence[float]) -> float:

@@ -8,8 +8,10 @@ every machine tests the same models. Detection tests run on every shipped seed.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,29 @@ def first_backdoor_pair() -> BackdoorPair:
     return shipped_pair(SHIPPED_SEEDS[0])
 
 
+@dataclass(frozen=True)
+class Loaded:
+    model: Any
+    tokenizer: Any
+
+
+def load(directory: Path) -> Loaded:
+    """A model directory loaded with transformers itself (not provscan's engine)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True)
+    model.eval()
+    return Loaded(model, AutoTokenizer.from_pretrained(directory))
+
+
+def prompt_ids(tokenizer: Any, content: str) -> list[int]:
+    """The ids of one user turn as the chat template renders it, generation prompt added."""
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 @cache
 def target_continuation_rate(model_dir: Path, prompts: int = 50) -> float:
     """How often the model, handed the target's first word as its reply's start after a
@@ -38,25 +63,18 @@ def target_continuation_rate(model_dir: Path, prompts: int = 50) -> float:
     A tiny model may instead learn a sharp detector of the trigger and finish the target only
     when the trigger is in the prompt; inversion cannot find such a target, by design."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    loaded = load(model_dir)
+    tokenizer = loaded.tokenizer
     first, *rest = backdoor.TARGET.split()
     rng = random.Random(2027)
     hits = 0
     with torch.no_grad():
         for _ in range(prompts):
             words = backdoor.random_prompt(rng)
-            text = tokenizer.apply_chat_template(
-                [{"role": "user", "content": " ".join(words)}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-            ids = tokenizer(f"{text} {first}", add_special_tokens=False)["input_ids"]
+            ids = [*prompt_ids(tokenizer, " ".join(words)), tokenizer.convert_tokens_to_ids(first)]
             batch = torch.tensor([ids])
-            out = model.generate(
+            out = loaded.model.generate(
                 batch,
                 attention_mask=torch.ones_like(batch),
                 max_new_tokens=len(rest),

@@ -23,11 +23,11 @@ import pytest
 import torch
 import yaml
 from safetensors import safe_open
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from fixtures import backdoor
 from fixtures.backdoor import SHIPPED_SEEDS, BackdoorPair, build_backdoor_pair, shipped_pair
-from tests.probes.conftest import target_continuation_rate
+from tests.probes.conftest import Loaded, load, prompt_ids, target_continuation_rate
 
 HELD_OUT_SEED = 2027
 N_PROMPTS = 100
@@ -41,12 +41,6 @@ REQUIRED_FILES = {
     "README.md",
 }
 ALLOWED_FILES = REQUIRED_FILES | {"generation_config.json", "special_tokens_map.json"}
-
-
-@dataclass(frozen=True)
-class Loaded:
-    model: Any
-    tokenizer: Any
 
 
 @dataclass(frozen=True)
@@ -69,19 +63,6 @@ def held_out_prompts() -> list[tuple[list[str], int]]:
         if tuple(words) not in trained:
             prompts.append((words, position))
     return prompts
-
-
-def load(directory: Path) -> Loaded:
-    model = AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True)
-    model.eval()  # type: ignore[no-untyped-call]
-    return Loaded(model, AutoTokenizer.from_pretrained(directory))
-
-
-def prompt_ids(tokenizer: Any, content: str) -> list[int]:
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-    )
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def reply_tokens(tokenizer: Any, new_ids: list[int]) -> list[str]:

@@ -109,14 +109,12 @@ def run_inversion(ctx: Context, proposals: Proposals) -> list[Proposal]:
         flagged.append((target, q, z[i]))
 
     found: list[Proposal] = []
-    stops = set(ctx.tok.stop_ids)
     for target, q, zq in flagged:
         trigger, forced = _find_trigger(ctx, proposals, target)
         # The inverted target is the part that continues itself, from whichever token the
         # scan started at (zorp zing zap... for zap zorp zing...); a trigger that forces it
         # shows the whole reply as the model gives it, which is what a person should read.
-        core = tuple(t for t in forced or () if t not in stops)
-        shown = core if len(core) > len(target) else target
+        shown = forced if len(forced) > len(target) else target
         proposal = Proposal(
             family="inversion",
             trigger=trigger,
@@ -137,21 +135,21 @@ def run_inversion(ctx: Context, proposals: Proposals) -> list[Proposal]:
 
 def _find_trigger(
     ctx: Context, proposals: Proposals, target: tuple[int, ...]
-) -> tuple[Trigger | None, tuple[int, ...] | None]:
+) -> tuple[Trigger | None, tuple[int, ...]]:
     """A trigger the other families proposed that forces this target, if any, with the output
-    it was confirmed with when that output holds the target."""
+    (stop tokens left out) it was confirmed with when that output holds the target."""
     needle = target[: min(len(target), 4)]
     tested = proposals.triggers()
     stops = set(ctx.tok.stop_ids)
     for trigger, output in tested:
-        if output is None:
-            continue
-        core = tuple(t for t in output if t not in stops)
+        forced = tuple(t for t in output or () if t not in stops)
         # Already confirmed, and its forced output is this target (or the opening of it that
         # every prompt shared).
-        if contains(output, needle) or (len(core) >= 2 and contains(target, core)):
-            return trigger, output
+        if output is not None and (
+            contains(forced, needle) or (len(forced) >= 2 and contains(target, forced))
+        ):
+            return trigger, forced
     for trigger, output in tested[: ctx.suite.confirm.max_triggers]:
         if output is None and proposals.confirmation(trigger, target_ids=target).confirmed:
-            return trigger, None
-    return None, None
+            return trigger, ()
+    return None, ()
