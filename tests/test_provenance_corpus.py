@@ -1,4 +1,4 @@
-"""Real release metadata (shared/corpus/models, copied to tests/data/corpus) -> publisher,
+"""Real release metadata (public repositories' files, in tests/data/corpus) -> publisher,
 country, family, lineage and licence; and the same with the model card stripped."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Does the real huggingface_hub client work against fixtures/hub_server.py, faults included?
 
 These tests pin down what the client (2.4.0) does on its own, so that provscan's Hub targets
-(issue 6) can rely on it or must add their own checks: it never verifies sha256 (size only), it
+can rely on it or must add their own checks: it never verifies sha256 (size only), it
 retries 429 only on some calls, and after a dropped connection it resumes from the last whole
 10 MiB chunk it received (a Range request), or starts again from zero.
 """
