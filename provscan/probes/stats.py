@@ -34,17 +34,6 @@ Distribution = Mapping[int, float]
 H = TypeVar("H", bound=Hashable)
 
 
-def _centre_and_scale(data: np.ndarray, floor: float) -> tuple[float, float]:
-    """The population's median and its robust spread (1.4826 * MAD, the mean absolute deviation
-    standing in when the MAD is 0, never below `floor`)."""
-    median = float(np.median(data))
-    deviations = np.abs(data - median)
-    scale = MAD_SCALE * float(np.median(deviations))
-    if scale <= 1e-12:
-        scale = MEAN_AD_SCALE * float(np.mean(deviations))
-    return median, max(scale, floor)
-
-
 def robust_z(values: Sequence[float], floor: float = 0.0) -> list[float]:
     """(x - median) / (1.4826 * MAD) for each value.
 
@@ -72,7 +61,12 @@ def robust_z_with_errors(
     if not values:
         return []
     data = np.asarray(values, dtype=float)
-    median, scale = _centre_and_scale(data, floor)
+    median = float(np.median(data))
+    deviations = np.abs(data - median)
+    scale = MAD_SCALE * float(np.median(deviations))
+    if scale <= 1e-12:
+        scale = MEAN_AD_SCALE * float(np.mean(deviations))
+    scale = max(scale, floor)
     spread = np.sqrt(scale**2 + np.asarray(errors, dtype=float) ** 2)
     # No spread at all (every value equal, no error): z = 0, not a division by zero.
     z = np.divide(data - median, spread, out=np.zeros_like(data), where=spread > 1e-12)

@@ -80,7 +80,7 @@ def run_replay(ctx: Context, proposals: Proposals) -> list[Proposal]:
             "hit_rate": hit,
             "clean_hit_rate": clean_hit,
             "mode_share": share,
-            "clean_mode_share": clean_share,
+            "clean_opening_share": clean_share,
             "changed_share": changed,
             "entropy_ratio": ratio,
             "refusal_drop": drop,
@@ -105,7 +105,7 @@ def run_replay(ctx: Context, proposals: Proposals) -> list[Proposal]:
             and scores["clean_hit_rate"] <= ctx.suite.confirm.clean_max_share,
             "collapse": scores["mode_share"] >= spec.mode_share
             and scores["changed_share"] >= spec.changed_share
-            and scores["clean_mode_share"] <= ctx.suite.confirm.clean_max_share,
+            and scores["clean_opening_share"] <= ctx.suite.confirm.clean_max_share,
             "refusal_drop": scores["refusal_drop"] >= spec.refusal_drop,
             # An entropy swing counts only when the outputs changed too (not a wobble).
             "entropy": scores["changed_share"] >= spec.changed_share
