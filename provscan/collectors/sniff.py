@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import pickletools
 import re
 import struct
 
@@ -75,37 +74,14 @@ def _is_onnx(head: bytes) -> bool:
 
 
 def _is_text_pickle(head: bytes, size: int) -> bool:
-    """Protocol 0/1 pickles have no header: accept a head that parses cleanly as opcodes.
-
-    Ordinary text fails within a few bytes (a space is not an opcode), so requiring the
-    whole head to parse, and to contain an import, call or STOP, keeps false positives
-    out while a real protocol-0 payload (`cos\\nsystem\\n...`) is caught.
+    """Protocol 0/1 pickles have no header: a head CPython's unpickler reads to an import,
+    a call or a STOP is a pickle. Ordinary text fails within a byte or two (a space or '#'
+    is not an opcode). Files sniffed otherwise are still walked from byte 0 by the scan.
     """
-    if not head or head[:1] not in b"(cdlI}]N)\x80KJMGFSVXUTBCLP":
-        return False
-    seen: set[str] = set()
-    try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
-            seen.add(opcode.name)
-            if opcode.name == "STOP":
-                break
-    except (ValueError, EOFError, UnicodeDecodeError, struct.error):
-        # Truncation at the end of a head taken from a longer file is expected.
-        if len(head) >= size:
-            return bool(seen & _PICKLE_SIGNAL) and "STOP" in seen
-        return bool(seen & _PICKLE_SIGNAL) and len(seen) >= 2 and _parsed_most(head)
-    return bool(seen & _PICKLE_SIGNAL)
+    from provscan.collectors.serialization.pickle_scan import walk_pickles
 
-
-def _parsed_most(head: bytes) -> bool:
-    """True when genops got through nearly the whole head before failing."""
-    stream = io.BytesIO(head)
-    try:
-        for _ in pickletools.genops(stream):
-            pass
-    except (ValueError, EOFError, UnicodeDecodeError, struct.error):
-        pass
-    return stream.tell() >= len(head) - 64
+    walk = walk_pickles(io.BytesIO(head), limit=len(head), max_opcodes=100_000, sniffed=True)
+    return walk.plausible > 0 or walk.pickles > 0
 
 
 def _as_text(head: bytes, *, complete: bool) -> str | None:

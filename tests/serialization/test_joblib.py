@@ -106,7 +106,8 @@ def test_global_after_an_array_is_seen(tmp_path: Path, canary: Path) -> None:
 
 
 def test_huge_declared_shape_is_malformed_without_allocating(tmp_path: Path) -> None:
-    data = _dump(np.arange(7, dtype=np.int32))
+    # Protocol 2 has no frames, so the edit below leaves joblib's reading intact up to the array.
+    data = _dump(np.arange(7, dtype=np.int32), protocol=2)
     assert data.count(b"K\x07\x85") == 1  # shape (7,): BININT1 7, TUPLE1
     huge = data.replace(b"K\x07\x85", b"\x8a\x06" + (2**40).to_bytes(6, "little") + b"\x85")
     tracemalloc.start()
@@ -123,11 +124,11 @@ def test_huge_declared_shape_is_malformed_without_allocating(tmp_path: Path) -> 
 
 
 def test_unresolvable_shape_is_malformed(tmp_path: Path) -> None:
-    data = _dump(np.arange(7, dtype=np.int32))
+    data = _dump(np.arange(7, dtype=np.int32), protocol=2)
     # shape (7,) -> (7.0,): a float, which the walk does not take as a dimension.
     odd = data.replace(b"K\x07\x85", b"G" + np.float64(7).astype(">f8").tobytes() + b"\x85")
     malformed = [f for f in _scan(tmp_path, odd) if f.rule_id == "SER-PICKLE-MALFORMED"]
-    assert malformed and "could not be determined" in malformed[0].message
+    assert malformed and "is unknown: its shape is not a tuple of integers" in malformed[0].message
 
 
 def test_wrapper_bytes_in_an_ordinary_pickle_are_not_skipped(tmp_path: Path) -> None:

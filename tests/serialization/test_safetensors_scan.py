@@ -185,6 +185,7 @@ def test_router_turns_errors_into_unreadable_findings(tmp_path: Path) -> None:
 
 
 def test_router_completes_when_nothing_applies(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")  # walked from byte 0 as a pickle: runs nothing
     files = [
         SniffedFile(
             ScanFile(rel="config.json", path=tmp_path / "config.json", size=2), FileFormat.JSON

@@ -16,9 +16,10 @@ from provscan.collectors.serialization.pickle_globals import (
 )
 from provscan.collectors.serialization.pickle_walk import (
     TORCH_LEGACY_PICKLES,
-    PickleMachine,
     PickleWalk,
+    Reader,
     Stream,
+    Walker,
 )
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
@@ -54,22 +55,33 @@ def looks_like_pickle(head: bytes) -> bool:
 def walk_pickles(
     stream: BinaryIO, *, limit: int, max_opcodes: int, sniffed: bool = False
 ) -> PickleWalk:
-    """Walk the pickle(s) in `stream` up to `limit` bytes.
+    """Walk the pickle(s) in `stream` up to `limit` bytes, as each unpickler reads them.
 
-    Stacked pickles are walked too (torch's legacy format is five of them). A pickle
-    found only by sniffing (`sniffed`, or any after the first) that fails to parse and
-    imports nothing is taken for unrelated bytes, not reported as malformed: no
-    unpickler would run anything from it.
+    The stream is read twice, by `_pickle.c`'s rules and by pickle.py's (joblib's), and the
+    imports and calls of both are reported; where the two disagree, `disagreement` says how.
+    Stacked pickles are walked too (torch's legacy format is five of them; a loader may call
+    load() again). A pickle found only by sniffing (`sniffed`, or any after the first) that
+    fails before it imports anything is taken for unrelated bytes: no unpickler would run
+    anything from it.
     """
-    # genops warns (DeprecationWarning) on odd escapes in hostile input; that is not news.
+    reader: Stream = stream if isinstance(stream, io.BytesIO) else BoundedReader(stream, limit)
+    start = reader.tell()
+    # pickle.py warns (DeprecationWarning) on odd escapes in hostile input; that is not news.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _walk_stacked(stream, limit, max_opcodes, sniffed)
+        walks: list[PickleWalk] = []
+        for which in (Reader.C, Reader.PY, Reader.C_STREAM):
+            if which is Reader.C_STREAM and walks[0].straddle_offset is None:
+                break  # without an opcode across a frame's end, both C readings are one
+            reader.seek(start)
+            walks.append(_walk_stacked(reader, which, limit, max_opcodes, sniffed))
+    return merge_walks(*walks)
 
 
-def _walk_stacked(stream: BinaryIO, limit: int, max_opcodes: int, sniffed: bool) -> PickleWalk:
-    walk = PickleWalk()
-    reader: Stream = stream if isinstance(stream, io.BytesIO) else BoundedReader(stream, limit)
+def _walk_stacked(
+    reader: Stream, which: Reader, limit: int, max_opcodes: int, sniffed: bool
+) -> PickleWalk:
+    walk = PickleWalk(reader=which)
     max_pickles: int | None = None
     while max_pickles is None or walk.pickles < max_pickles:
         start = reader.tell()
@@ -77,25 +89,87 @@ def _walk_stacked(stream: BinaryIO, limit: int, max_opcodes: int, sniffed: bool)
             walk.error, walk.error_offset, walk.exhausted = "no pickle data", start, True
         if start >= limit or walk.opcode_limit:
             break
-        head = reader.read(2)
-        reader.seek(start)
-        if walk.pickles and not looks_like_pickle(head):
-            break  # trailing bytes that pickle.load never reads
         tentative = sniffed or walk.pickles > 0
-        events, exhausted = walk.events, walk.exhausted
-        machine = PickleMachine(walk, reader, limit)
-        machine.run(max_opcodes)
-        if machine.error is not None and tentative and walk.events == events:
-            walk.exhausted = exhausted
+        events, exhausted = len(walk.trail), walk.exhausted
+        walker = Walker(reader, walk, which, limit=limit, max_opcodes=max_opcodes)
+        complete = walker.run()
+        if walk.error is not None and tentative and len(walk.trail) == events:
+            # Bytes that are not a pickle: no unpickler runs anything from them.
+            walk.error, walk.error_offset, walk.exhausted = None, None, exhausted
             break
-        if machine.error is not None and walk.error is None:
-            walk.error, walk.error_offset = machine.error
-        if not machine.complete or machine.error is not None:
+        if not complete:
             break
         walk.pickles += 1
-        if walk.pickles == 1 and machine.torch_magic:
+        if walk.pickles == 1 and walker.torch_magic:
             max_pickles = TORCH_LEGACY_PICKLES
     return walk
+
+
+def _prefix(shorter: list[tuple[str, str]], longer: list[tuple[str, str]]) -> bool:
+    return longer[: len(shorter)] == shorter
+
+
+def _disagreement(c: PickleWalk, py: PickleWalk) -> str | None:
+    """How the readers' imports and calls differ, unless one merely stops sooner."""
+    if c.trail == py.trail:
+        return None
+    if c.error is not None and _prefix(c.trail, py.trail):
+        return None  # _pickle.c stops where pickle.py reads on: it runs less
+    if py.error is not None and _prefix(py.trail, c.trail):
+        return None
+    only_c = sorted({n for _, n in c.trail} - {n for _, n in py.trail})
+    only_py = sorted({n for _, n in py.trail} - {n for _, n in c.trail})
+    parts = [f"{Reader.C.value} reads {len(c.trail)} imports and calls"]
+    parts.append(f"{Reader.PY.value} reads {len(py.trail)}")
+    if only_c:
+        parts.append(f"only _pickle.c reaches {', '.join(only_c[:5])}")
+    if only_py:
+        parts.append(f"only pickle.py reaches {', '.join(only_py[:5])}")
+    if not only_c and not only_py:
+        parts.append("in a different order")
+    return "; ".join(parts)
+
+
+def merge_walks(c: PickleWalk, py: PickleWalk, stream: PickleWalk | None = None) -> PickleWalk:
+    """Everything any reader imports or calls; an error only where every reader stops early."""
+    merged = c
+    notes = [d for d in (_disagreement(c, py), stream and _disagreement(c, stream)) if d]
+    if c.straddle_offset is not None:
+        notes.append(
+            f"the opcode at offset {c.straddle_offset} reads past the end of its frame, which "
+            "_pickle.c reads differently from bytes and from an unbuffered stream"
+        )
+    merged.disagreement = "; ".join(notes) or None
+    for other in (py, stream):
+        if other is not None:
+            _absorb(merged, other)
+    if py.error is None and not py.opcode_limit and py.pickles:
+        merged.error, merged.error_offset, merged.exhausted = None, None, False
+    elif py.error is not None and c.error is not None and py.joblib_arrays:
+        # Both stop early in a joblib stream: joblib's reading is the one that matters.
+        merged.error, merged.error_offset, merged.exhausted = (
+            py.error,
+            py.error_offset,
+            py.exhausted,
+        )
+    return merged
+
+
+def _absorb(merged: PickleWalk, other: PickleWalk) -> None:
+    for qualified, found in other.imports.items():
+        mine = merged.imports.setdefault(qualified, found)
+        if mine.call_opcode is None and found.call_opcode is not None:
+            mine.call_opcode, mine.call_offset = found.call_opcode, found.call_offset
+    seen = {(u.opcode, u.offset) for u in merged.dynamic + merged.unknown_extensions}
+    merged.dynamic += [u for u in other.dynamic if (u.opcode, u.offset) not in seen]
+    merged.unknown_extensions += [
+        u for u in other.unknown_extensions if (u.opcode, u.offset) not in seen
+    ]
+    merged.opcode_limit = merged.opcode_limit or other.opcode_limit
+    merged.opcodes = max(merged.opcodes, other.opcodes)
+    merged.pickles = max(merged.pickles, other.pickles)
+    offsets = [o for o in (merged.speculative_offset, other.speculative_offset) if o is not None]
+    merged.speculative_offset = min(offsets) if offsets else None
 
 
 def describe(location: Location) -> str:
@@ -159,6 +233,20 @@ def walk_findings(
     findings = [f for f in found if f is not None]
     findings.extend(_unresolved_finding(u, location, True) for u in walk.dynamic)
     findings.extend(_unresolved_finding(u, location, False) for u in walk.unknown_extensions)
+    if walk.disagreement is not None:
+        message = (
+            f"{where}: the unpicklers read this stream differently ({walk.disagreement}); "
+            "a scan can only vouch for one reading, and a loader may take the other"
+        )
+        findings.append(
+            located_finding(
+                "SER-PICKLE-READER-DIFFERENTIAL",
+                Severity.CRITICAL,
+                message,
+                location,
+                detail=walk.disagreement[:500],
+            )
+        )
     unscanned = "the rest was not scanned"
     if walk.opcode_limit:
         message = f"{where}: pickle has over {limits.pickle_max_opcodes} opcodes; {unscanned}"
@@ -198,6 +286,33 @@ def scan_pickle_bytes(
     walk = walk_pickles(stream, limit=len(data), max_opcodes=max_opcodes, sniffed=sniffed)
     cut = total_size is not None and total_size > len(data)
     return walk_findings(walk, location, limits, cut=cut)
+
+
+def scan_as_pickle(file: ScanFile, limits: Limits, fmt: str) -> list[Finding]:
+    """Walk a file identified as another format from byte 0, as pickle.load would read it.
+
+    No format decision is final for a pickle loader: torch.load, joblib.load and pickle.load
+    read whatever bytes they are given. A file that reaches an import or call that way is a
+    polyglot, whatever else it also is; one that fails first runs nothing in any unpickler.
+    """
+    with file.path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        limit, max_opcodes = min(size, limits.pickle_max), limits.pickle_max_opcodes
+        walk = walk_pickles(handle, limit=limit, max_opcodes=max_opcodes, sniffed=True)
+    if not walk.plausible:
+        return []
+    location = Location(path=file.rel)
+    findings = walk_findings(walk, location, limits, cut=size > limits.pickle_max)
+    names = ", ".join(sorted(walk.imports)[:5]) or "globals it cannot name"
+    message = (
+        f"{file.rel}: identified as {fmt}, but an unpickler reading it from byte 0 imports "
+        f"{names}: a file that is two formats at once is read differently by different loaders"
+    )
+    evidence: dict[str, Any] = {"format": fmt, "imports": sorted(walk.imports)[:20]}
+    polyglot = located_finding(
+        "SER-PICKLE-POLYGLOT", Severity.CRITICAL, message, location, **evidence
+    )
+    return [polyglot, *findings]
 
 
 def scan_pickle_file(file: ScanFile, limits: Limits) -> list[Finding]:

@@ -1,13 +1,45 @@
-"""What does one pickle import and call? A symbolic walk over its opcodes, never executing them."""
+"""What does one pickle import and call? CPython's own unpickler, with every import and call stubbed.
+
+Why drive `pickle._Unpickler` instead of walking `pickletools.genops`: a scanner that parses
+opcodes its own way is beaten by every byte sequence it reads differently from the loader
+(pickletools stops at a frame boundary, a base-0 INT or a literal backslash where CPython goes
+on). `pickle._Unpickler` is CPython's pure-Python twin of `_pickle.c`: subclassing it reuses
+CPython's own opcode table, argument decoding, stack, mark and memo rules and stopping points.
+Nothing runs: `find_class` returns a stand-in that records the import, and every opcode that
+would call or mutate an imported object (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST, BUILD, APPEND(S),
+SETITEM(S), ADDITEMS) records the use instead. Every other value is a plain builtin.
+
+Two readers, because loaders use both:
+
+* `Reader.C` is `_pickle.c`, used by `pickle.load`, `torch.load` and `numpy.load`. Where
+  pickle.py and `_pickle.c` (CPython 3.11) differ, the C behaviour is reproduced here, each
+  case shown in tests/serialization/test_pickle_differential.py: FRAME only checks that its
+  length is available (opcodes may straddle frames); INT is `strtol(s, 0)` with a base-0
+  `PyLong_FromString` fallback, LONG/PUT/GET/FLOAT stop at a NUL byte; a GLOBAL or INST line
+  shorter than two bytes is truncation; INST looks for its mark first; REDUCE and NEWOBJ need
+  a tuple; SETITEMS checks for an odd count before setting anything; BUILD treats any non-None
+  state as a dict; a memo index too big to allocate fails.
+* `Reader.PY` is `pickle._Unpickler` itself, used by joblib (its NumpyUnpickler subclasses it
+  and reads array bytes straight from the file after a wrapper's BUILD: pickle_joblib.py) and
+  dill.
+
+When a stand-in's real value would decide what the loader does next (a STACK_GLOBAL on a
+computed name, an EXT code this process does not know), the walk records the unknown and goes
+on, and marks the point (`speculative_offset`) from which it may report more than CPython would.
+"""
 
 from __future__ import annotations
 
 import _compat_pickle
 import copyreg
+import enum
+import io
 import pickle
-import pickletools
+import re
+import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol, cast
+from struct import unpack
+from typing import Any, ClassVar, Protocol
 
 from provscan.collectors.serialization.pickle_globals import PickleImport, Unresolved
 
@@ -15,31 +47,17 @@ from provscan.collectors.serialization.pickle_globals import PickleImport, Unres
 # the object and the storage keys, followed by raw storage bytes that must not be parsed.
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5
-
-# Opcodes that push a str. STRING/BINSTRING count: CPython's default encoding decodes them
-# to str (picklescan GHSA fix 93764d6).
-_STRING_OPCODES = frozenset(
-    op.name
-    for op in pickletools.opcodes
-    if op.stack_after in ([pickletools.pyunicode], [pickletools.pybytes_or_str])
-)
-_CALL_OPCODES = frozenset({"REDUCE", "NEWOBJ", "NEWOBJ_EX"})
-_SPECIAL_NAMES = """MARK PROTO PUT BINPUT LONG_BINPUT MEMOIZE GET BINGET LONG_BINGET GLOBAL INST
-STACK_GLOBAL EXT1 EXT2 EXT4 OBJ BUILD POP DUP STOP PERSID BINPERSID LONG1"""
-# Opcodes with their own handling in PickleMachine.step; all others only move the stack.
-_SPECIAL = _STRING_OPCODES | _CALL_OPCODES | frozenset(_SPECIAL_NAMES.split())
+# A memo index whose slot table _pickle.c cannot allocate (it grows the table to 2x the index).
+C_MEMO_LIMIT = 1 << 26
+_TEXT_NUMERIC = frozenset(b"ILFpg")
 
 
-def _effect(op: pickletools.OpcodeInfo) -> tuple[bool, int, int]:
-    """(pops to a mark, items popped below the mark or in all, items pushed)."""
-    before = op.stack_before
-    if pickletools.markobject in before:
-        return True, before.index(pickletools.markobject), len(op.stack_after)
-    return False, len(before), len(op.stack_after)
-
-
-_EFFECTS = {op.name: _effect(op) for op in pickletools.opcodes}
-_BY_CODE = {op.code: op for op in pickletools.opcodes}
+class Reader(enum.Enum):
+    C = "_pickle.c over bytes or a buffered file (pickle.loads, pickle.load, numpy.load)"
+    # _pickle.c over a stream without peek() buffers a frame and, when an opcode runs past its
+    # end, drops the frame's unread bytes and reads on from the stream (_Unpickler_ReadImpl).
+    C_STREAM = "_pickle.c over an unbuffered stream (torch.load's BytesIO of data.pkl)"
+    PY = "pickle.py (joblib.load, dill)"
 
 
 @dataclass
@@ -49,53 +67,34 @@ class PickleWalk:
     unknown_extensions: list[Unresolved] = field(default_factory=list)
     pickles: int = 0  # complete pickles (ended by STOP)
     opcodes: int = 0
-    error: str | None = None  # first parse or stack error, where CPython's unpickler stops
+    error: str | None = None  # first error, where the unpickler stops
     error_offset: int | None = None
     exhausted: bool = False  # the input ended inside a pickle
     opcode_limit: bool = False
+    speculative_offset: int | None = None  # from here the walk may report more than CPython
+    # Ordered (what, qualified name) events: ("import", n) and ("call", n). Compared between
+    # readers and against CPython in the differential tests.
+    trail: list[tuple[str, str]] = field(default_factory=list)
+    reader: Reader = Reader.C
+    disagreement: str | None = None  # how the two readers differ, when they do
+    opcode_names: set[str] = field(default_factory=set)
+    straddle_offset: int | None = None  # an opcode that reads across its frame's end
+    joblib_arrays: int = 0  # joblib array wrappers whose data the walk read past (or tried to)
 
     @property
     def events(self) -> int:
         return len(self.imports) + len(self.dynamic) + len(self.unknown_extensions)
 
-
-class _Token:
-    """_MARK: the MARK opcode's marker (CPython keeps marks apart: popping one is an underflow).
-    _OPAQUE: any value whose identity does not matter to the scan."""
-
-
-@dataclass(frozen=True)
-class _Str:
-    value: str
+    @property
+    def plausible(self) -> int:
+        """Imports a loader could resolve (an identifier path), and imports it cannot name."""
+        named = sum(1 for i in self.imports.values() if importable(i.module))
+        return named + len(self.dynamic) + len(self.unknown_extensions)
 
 
-@dataclass(frozen=True)
-class _Ref:
-    target: PickleImport  # the imported object itself (a class or function)
-
-
-@dataclass(frozen=True)
-class _Made:
-    by: PickleImport  # what calling an import returned
-
-
-@dataclass(eq=False)
-class _Lit:
-    """An int, bool or None, or a small tuple or dict of values, as the pickle spells it."""
-
-    value: Any
-
-
-@dataclass(eq=False)
-class _Dtype:
-    """A numpy.dtype built by REDUCE from a string (joblib array metadata), and its BUILD state."""
-
-    spec: str
-    state: tuple[Any, ...] | None = None
-
-
-_MARK, _OPAQUE = _Token(), _Token()
-_Value = _Token | _Str | _Ref | _Made | _Lit | _Dtype
+def importable(module: str) -> bool:
+    """Whether `module` is spelled like a module path (text that only parses as one is not)."""
+    return bool(module) and all(part.isidentifier() for part in module.split("."))
 
 
 class Stream(Protocol):
@@ -107,234 +106,640 @@ class Stream(Protocol):
     def seek(self, offset: int, /) -> int: ...
 
 
-def _kind(value: _Value) -> str:
-    if isinstance(value, _Str):
-        return repr(value.value)
-    if isinstance(value, _Ref):
-        return f"the object {value.target.qualified}"
-    if isinstance(value, _Made):
-        return f"a value returned by {value.by.qualified}"
-    return "not a string literal"
+class Global:
+    """What find_class returned: the imported object, never imported."""
+
+    __slots__ = ("raw", "record")
+
+    def __init__(self, record: PickleImport, raw: str) -> None:
+        self.record = record
+        self.raw = raw  # "module.name" as this import wrote it
 
 
-def _extension_target(code: int) -> tuple[str, str] | None:
-    # Read-only: what copyreg.add_extension registered in *this* process. A loader's process
-    # may differ, which is why an unknown code is reported rather than ignored.
-    for key, value in copyreg._extension_registry.items():  # type: ignore[attr-defined]
-        if value == code:
-            return (str(key[0]), str(key[1]))
-    return None
+class Made:
+    """What calling an imported object returned; keeps its arguments and state for joblib."""
 
-
-class PickleMachine:
-    """Symbolic stack and memo for one pickle; unknown effects come from pickletools' metadata."""
+    __slots__ = ("args", "by", "init", "kwargs", "state")
 
     def __init__(
-        self, walk: PickleWalk, stream: Stream, limit: int, *, nested: bool = False
+        self, by: PickleImport, args: Any = (), kwargs: Any = None, *, init: bool = False
     ) -> None:
-        self.walk = walk
+        self.by = by
+        self.args = args
+        self.kwargs = kwargs
+        self.init = init  # built by calling the class (its __init__ ran), not by __new__ alone
+        self.state: list[Any] = []
+
+
+class Opaque:
+    """A value the walk cannot know: a persistent id's object, an unknown extension's."""
+
+    __slots__ = ()
+
+
+Stub = Global | Made | Opaque
+_STUBS = (Global, Made, Opaque)
+_INSTANTIATE = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"})
+
+
+class _Stop(Exception):
+    pass
+
+
+class CError(pickle.UnpicklingError):
+    """Where _pickle.c stops and pickle.py would not."""
+
+
+# glibc strtol(s, &end, 0): optional whitespace and sign, then 0x/0X hex, 0 octal or decimal.
+_STRTOL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)(?:(0[xX])([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))")
+_C_LONG_MIN, _C_LONG_MAX = -(1 << 63), (1 << 63) - 1
+# PyOS_string_to_double: no leading whitespace, no underscores.
+_C_FLOAT = re.compile(
+    rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)", re.I
+)
+
+
+def _c_string(line: bytes) -> bytes:
+    """The line as C string functions see it: up to the first NUL."""
+    nul = line.find(b"\0")
+    return line if nul < 0 else line[:nul]
+
+
+def c_int(line: bytes) -> int:
+    """_pickle.c load_int: strtol base 0, else PyLong_FromString(s, NULL, 0)."""
+    if len(line) < 2:
+        raise CError("pickle data was truncated")
+    text = _c_string(line)
+    match = _STRTOL.match(text)
+    value, end = 0, 0
+    if match:
+        sign, hexa, hex_digits, octal, decimal = match.groups()
+        if hexa:
+            value = int(hex_digits, 16)
+        elif octal:
+            value = int(octal, 8)
+        else:
+            value = int(decimal)
+        value, end = (-value if sign == b"-" else value), match.end()
+    if match and _C_LONG_MIN <= value <= _C_LONG_MAX and text[end : end + 1] in (b"\n", b""):
+        return value
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ValueError("could not convert string to int") from None
+
+
+def c_long(line: bytes) -> int:
+    """_pickle.c load_long: a trailing 'L' dropped, then PyLong_FromString(s, NULL, 0)."""
+    if len(line) < 2:
+        raise CError("pickle data was truncated")
+    text = line[:-2] if line[-2:-1] == b"L" else line
+    return int(_c_string(text), 0)
+
+
+def c_float(line: bytes) -> float:
+    if len(line) < 2:
+        raise CError("pickle data was truncated")
+    text = _c_string(line)
+    match = _C_FLOAT.match(text)
+    if not match or text[match.end() : match.end() + 1] not in (b"\n", b""):
+        raise ValueError("could not convert string to float")
+    return float(match.group())
+
+
+def c_index(line: bytes) -> int:
+    """PUT/GET: PyLong_FromString(s, NULL, 10) over the NUL-terminated line."""
+    if len(line) < 2:
+        raise CError("pickle data was truncated")
+    return int(_c_string(line), 10)
+
+
+class Walker(pickle._Unpickler):
+    """One reader over one stream; records imports and calls into `walk`."""
+
+    dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
+    memo: dict[int, Any]
+
+    def __init__(
+        self,
+        stream: Stream,
+        walk: PickleWalk,
+        reader: Reader,
+        *,
+        limit: int,
+        max_opcodes: int,
+        joblib: bool = True,
+    ) -> None:
+        super().__init__(stream)
         self.stream = stream
+        self.walk = walk
+        self.reader = reader
         self.limit = limit
-        self.nested = nested  # a joblib object array's pickle: plain pickle.Unpickler semantics
-        self.halted = False  # the stream can no longer be followed (joblib array data)
-        self.max_opcodes = 0
-        self.wrappers: dict[int, dict[Any, Any]] = {}  # joblib wrapper objects' attributes
-        self.stack: list[_Value] = []
-        self.memo: dict[int, _Value] = {}
-        self.proto = 0
-        self.error: tuple[str, int] | None = None
+        self.max_opcodes = max_opcodes
+        self.joblib = joblib and reader is Reader.PY
+        self.c = reader is not Reader.PY
+        self.frame_end: int | None = None  # where the current frame's bytes end (_pickle.c)
+        self.pos = stream.tell()
+        self.opcode = ""
         self.torch_magic = False
-        self.complete = False
+        self.halted = False  # the stream can no longer be followed
 
-    def fail(self, message: str, offset: int) -> None:
-        # Keep walking after a stack error: our model of the stack is only an approximation,
-        # and stopping would hide imports that follow.
-        if self.error is None:
-            self.error = (message, offset)
+    # ------------------------------------------------------------------ the loop
+    def offset(self) -> int:
+        """The logical offset of the next opcode (pickle.py reads frames ahead)."""
+        unframer = getattr(self, "_unframer", None)
+        frame = unframer.current_frame if unframer is not None else None
+        here = self.stream.tell()
+        if frame is None:
+            return here
+        return int(here - (len(frame.getbuffer()) - frame.tell()))
 
-    def _has_top(self, offset: int) -> bool:
-        if self.stack and self.stack[-1] is not _MARK:
+    def run(self) -> bool:
+        """Unpickle one pickle; True when STOP was reached. Errors are recorded, not raised."""
+        self.metastack: list[Any] = []
+        self.stack: list[Any] = []
+        self.append = self.stack.append
+        self.proto = 0
+        if not self.c:
+            self._unframer = pickle._Unframer(self._file_read, self._file_readline)  # type: ignore[attr-defined]
+            self.read = self._unframer.read
+            self.readinto = self._unframer.readinto
+            self.readline = self._unframer.readline
+        else:
+            self.read = self._c_read
+            self.readline = self._c_readline
+        try:
+            self._loop()
+        except _Stop:
             return True
-        self.fail("unpickling stack underflow", offset)
+        except RecursionError:
+            self.fail("nesting too deep to follow")
+        except Exception as exc:  # noqa: BLE001 - the unpickler's own errors on hostile bytes
+            self.fail(str(exc) or type(exc).__name__)
         return False
 
-    def pop(self, offset: int) -> _Value:
-        return self.stack.pop() if self._has_top(offset) else _OPAQUE
-
-    def top(self, offset: int) -> _Value:
-        return self.stack[-1] if self._has_top(offset) else _OPAQUE
-
-    def pop_to_mark(self, offset: int) -> list[_Value]:
-        for index in range(len(self.stack) - 1, -1, -1):
-            if self.stack[index] is _MARK:
-                items = self.stack[index + 1 :]
-                del self.stack[index:]
-                return items
-        self.fail("could not find MARK", offset)
-        return []
-
-    def run(self, max_opcodes: int) -> None:
-        ops = pickletools.genops(cast(IO[bytes], self.stream))  # needs read, readline and tell
-        tell = self.stream.tell
-        next_offset = tell()
-        self.max_opcodes = max_opcodes
+    def _loop(self) -> None:
+        walk, dispatch = self.walk, self.dispatch
         while not self.halted:
-            if self.walk.opcodes >= max_opcodes:
-                self.walk.opcode_limit = True
+            if walk.opcodes >= self.max_opcodes:
+                walk.opcode_limit = True
                 return
-            try:
-                opcode, arg, pos = next(ops)
-            except StopIteration:
-                self.complete = True
-                return
-            except Exception as exc:  # genops raises ValueError and friends on hostile bytes
-                exhausted = tell() >= self.limit
-                if self.literal_line_opcode(next_offset):
-                    ops = pickletools.genops(cast(IO[bytes], self.stream))
-                    next_offset = tell()
-                    continue
-                self.fail(str(exc) or type(exc).__name__, next_offset)
-                self.walk.exhausted = exhausted
-                return
-            self.walk.opcodes += 1
-            self.step(opcode, arg, int(pos) if pos is not None else next_offset)
-            next_offset = tell()
+            self.pos = self.offset()
+            key = self.read(1)
+            if not key:
+                walk.exhausted = self.pos >= self.limit
+                raise EOFError("pickle data was truncated")
+            handler = dispatch.get(key[0])
+            walk.opcodes += 1
+            if handler is None:
+                raise pickle.UnpicklingError(f"invalid load key, {key!r}")
+            self.opcode = handler.__name__[5:].upper()
+            walk.opcode_names.add(self.opcode)
+            handler(self)
 
-    def literal_line_opcode(self, offset: int) -> bool:
-        """Walk a GLOBAL, INST or PERSID whose argument genops cannot parse, as CPython does.
+    def _past_frame(self, start: int, end: int) -> None:
+        """An opcode reads [start, end) across the current frame's end (a crafted stream)."""
+        frame_end = self.frame_end
+        if frame_end is None or start >= frame_end:
+            self.frame_end = None
+            return
+        if end <= frame_end:
+            return
+        if self.walk.straddle_offset is None:
+            self.walk.straddle_offset = self.pos
+        if self.reader is Reader.C_STREAM:
+            self.stream.seek(frame_end)  # the frame's unread bytes are dropped
+        self.frame_end = None
 
-        pickletools escape-decodes these arguments and fails on a backslash that CPython's
-        unpickler takes literally; stopping there would hide every import after it.
-        """
-        self.stream.seek(offset)
-        code = self.stream.read(1)
-        if code not in (b"c", b"i", b"P"):
-            return False
-        lines = [self.stream.readline() for _ in range(1 if code == b"P" else 2)]
-        if not all(line.endswith(b"\n") for line in lines):
-            return False
-        self.walk.opcodes += 1
-        self.step(_BY_CODE[code.decode("latin-1")], None, offset)
-        return True
+    def _c_read(self, size: int, *, into: bool = False) -> bytes:
+        """_pickle.c's read: fewer bytes than asked for is truncation. `into`: the payload of
+        a bytes or bytearray opcode, which _Unpickler_ReadInto takes from the frame's unread
+        bytes and then the stream, in order (no bytes dropped)."""
+        here = self.stream.tell()
+        if into and self.frame_end is not None and here + size > self.frame_end:
+            self.frame_end = None
+        self._past_frame(here, here + size)
+        data = self.stream.read(size)
+        if len(data) < size:
+            self.walk.exhausted = self.stream.tell() >= self.limit
+            raise pickle.UnpicklingError("pickle data was truncated")
+        return data
 
-    def import_(self, module: str, name: str, opcode: str, offset: int) -> PickleImport:
+    def pop_mark(self) -> list[Any]:
+        """pickle.py's own pop_mark (typeshed does not declare it)."""
+        items = self.stack
+        self.stack = self.metastack.pop()
+        self.append = self.stack.append
+        return items
+
+    def _c_readline(self) -> bytes:
+        """_pickle.c's readline: a line the input ends before its newline is truncation."""
+        start = self.stream.tell()
+        line = self.stream.readline()
+        if self.frame_end is not None:
+            end = start + len(line) + (0 if line.endswith(b"\n") else 1)
+            self._past_frame(start, end)
+            if self.stream.tell() != start + len(line):  # C_STREAM: read on after the frame
+                line = self.stream.readline()
+        if not line.endswith(b"\n"):
+            self.walk.exhausted = self.stream.tell() >= self.limit
+            raise pickle.UnpicklingError("pickle data was truncated")
+        return line
+
+    def fail(self, message: str, offset: int | None = None) -> None:
+        if self.walk.error is None:
+            self.walk.error = message
+            self.walk.error_offset = self.pos if offset is None else offset
+        self.halted = True
+
+    def speculate(self) -> None:
+        """From here on, what the loader does depends on a value the walk cannot know."""
+        if self.walk.speculative_offset is None:
+            self.walk.speculative_offset = self.pos
+
+    # ------------------------------------------------------------------ recording
+    def find_class(self, module: str, name: str) -> Global:
         raw = f"{module}.{name}"
-        # CPython's find_class renames Python 2 names for protocols < 3 (fix_imports=True).
+        # Both unpicklers' find_class rename Python 2 names for protocols < 3 (fix_imports).
         if self.proto < 3:
             if (module, name) in _compat_pickle.NAME_MAPPING:
                 module, name = _compat_pickle.NAME_MAPPING[(module, name)]
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
-        found = self.walk.imports.get(f"{module}.{name}")
+        qualified = f"{module}.{name}"
+        self.walk.trail.append(("import", raw))
+        found = self.walk.imports.get(qualified)
         if found is None:
-            found = PickleImport(module, name, raw, opcode, offset)
-            self.walk.imports[found.qualified] = found
-        return found
+            found = PickleImport(module, name, raw, self.opcode, self.pos)
+            self.walk.imports[qualified] = found
+        return Global(found, raw)
 
-    def call(self, callee: _Value, opcode: str, offset: int) -> _Value:
-        if isinstance(callee, _Ref):
-            if callee.target.call_opcode is None:
-                callee.target.call_opcode, callee.target.call_offset = opcode, offset
-            return _Made(callee.target)
-        return _OPAQUE
+    def persistent_load(self, pid: Any) -> Opaque:
+        return Opaque()  # torch's storages; a loader without persistent_load fails here
 
-    def line_pair(self, offset: int) -> tuple[str, str]:
-        """Module and name of GLOBAL/INST, read exactly as CPython does (two lines)."""
-        here = self.stream.tell()
-        self.stream.seek(offset + 1)
-        module = self.stream.readline().rstrip(b"\n").decode("utf-8", "backslashreplace")
-        name = self.stream.readline().rstrip(b"\n").decode("utf-8", "backslashreplace")
-        self.stream.seek(here)
-        return module, name
+    def called(self, target: Any, args: Any = (), kwargs: Any = None) -> Any:
+        """The value a call on `target` returns; an imported target records the call."""
+        if isinstance(target, Global):
+            record = target.record
+            self.walk.trail.append(("call", target.raw))
+            if record.call_opcode is None:
+                record.call_opcode, record.call_offset = self.opcode, self.pos
+            instance_of = args[0] if isinstance(args, tuple) and args else None
+            if record.qualified in _INSTANTIATE and isinstance(instance_of, Global):
+                return Made(instance_of.record)  # cls.__new__(cls): an instance of cls
+            return Made(record, args, kwargs, init=self.opcode in ("REDUCE", "OBJ", "INST"))
+        if isinstance(target, (Made, Opaque)):
+            return Opaque()  # calls whatever an earlier call returned
+        raise TypeError(f"'{type(target).__name__}' object is not callable")
 
-    def step(self, op: pickletools.OpcodeInfo, arg: Any, pos: int) -> None:  # noqa: C901
-        name = op.name
-        if name in literal_opcodes() and literal_step(self, name, arg, pos):
+    def mutated(self, target: Any) -> bool:
+        """APPEND/SETITEM/ADDITEMS/BUILD on a stand-in: recorded; True when handled."""
+        if isinstance(target, Global):
+            self.called(target)
+            return True
+        return isinstance(target, (Made, Opaque))
+
+    # ------------------------------------------------------------------ imports
+    def load_global(self) -> None:
+        module, name = self.readline(), self.readline()
+        if self.c and (len(module) < 2 or len(name) < 2):
+            raise CError("pickle data was truncated")
+        self.append(self.find_class(module[:-1].decode("utf-8"), name[:-1].decode("utf-8")))
+
+    def load_stack_global(self) -> None:
+        name, module = self.stack.pop(), self.stack.pop()
+        if isinstance(name, _STUBS) or isinstance(module, _STUBS):
+            detail = f"module is {_kind(module)}, name is {_kind(name)}"
+            self.walk.dynamic.append(Unresolved(self.opcode, self.pos, detail))
+            self.walk.trail.append(("import", "?"))
+            self.speculate()
+            self.append(Opaque())
             return
-        if name not in _SPECIAL:
-            self.generic(name, pos)
-        elif name in _STRING_OPCODES:
-            self.stack.append(_Str(str(arg)))
-        elif name == "MARK":
-            self.stack.append(_MARK)
-        elif name == "PROTO":
-            self.proto = int(arg)
-            if self.proto > pickle.HIGHEST_PROTOCOL:
-                self.fail(f"unsupported pickle protocol: {self.proto}", pos)
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            self.memo[int(arg)] = self.top(pos)
-        elif name == "MEMOIZE":
-            self.memo[len(self.memo)] = self.top(pos)
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            value = self.memo.get(int(arg))
-            if value is None:
-                self.fail(f"memo key {arg} was never stored", pos)
-            self.stack.append(_OPAQUE if value is None else value)
-        elif name == "GLOBAL":
-            self.stack.append(_Ref(self.import_(*self.line_pair(pos), name, pos)))
-        elif name == "INST":
-            self.pop_to_mark(pos)
-            imported = _Ref(self.import_(*self.line_pair(pos), name, pos))
-            self.stack.append(self.call(imported, name, pos))
-        elif name == "STACK_GLOBAL":
-            global_name, module = self.pop(pos), self.pop(pos)
-            if isinstance(module, _Str) and isinstance(global_name, _Str):
-                self.stack.append(_Ref(self.import_(module.value, global_name.value, name, pos)))
-            else:
-                detail = f"module is {_kind(module)}, name is {_kind(global_name)}"
-                self.walk.dynamic.append(Unresolved(name, pos, detail))
-                self.stack.append(_OPAQUE)
-        elif name in ("EXT1", "EXT2", "EXT4"):
-            target = _extension_target(int(arg))
-            if target is None:
-                self.walk.unknown_extensions.append(Unresolved(name, pos, f"extension code {arg}"))
-                self.stack.append(_OPAQUE)
-            else:
-                self.stack.append(_Ref(self.import_(*target, name, pos)))
-        elif name == "OBJ":
-            items = self.pop_to_mark(pos)
+        if type(name) is not str or type(module) is not str:
+            raise pickle.UnpicklingError("STACK_GLOBAL requires str")
+        self.append(self.find_class(module, name))
+
+    def get_extension(self, code: int) -> None:
+        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+        if key:
+            self.append(self.find_class(*key))
+            return
+        if code <= 0:
+            raise pickle.UnpicklingError("EXT specifies code <= 0")
+        # What the code names depends on the loading process's copyreg registry.
+        detail = f"extension code {code}"
+        self.walk.unknown_extensions.append(Unresolved(self.opcode, self.pos, detail))
+        self.walk.trail.append(("import", "?"))
+        self.speculate()
+        self.append(Opaque())
+
+    # ------------------------------------------------------------------ calls
+    def _arguments(self, args: Any, kwargs: Any = None) -> None:
+        """Fail where the unpickler fails before calling: _pickle.c wants a tuple (and a dict
+        for NEWOBJ_EX), pickle.py's f(*args, **kwargs) an iterable and a mapping."""
+        if isinstance(args, _STUBS) or isinstance(kwargs, _STUBS):
+            self.speculate()  # the real arguments decide whether the call happens
+        elif self.c and not isinstance(args, tuple):
+            raise TypeError("argument list must be a tuple")
+        elif not self.c:
+            iter(args)  # TypeError when pickle.py's *args cannot unpack it
+        if kwargs is None or isinstance(kwargs, _STUBS):
+            return
+        if not isinstance(kwargs, dict):
+            raise TypeError("argument after ** must be a mapping")
+        if not all(isinstance(key, str) for key in kwargs):
+            self.speculate()  # a real class's __new__ may accept what a Python function cannot
+
+    def load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        self._arguments(args)
+        self.stack[-1] = self.called(func, args)
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        if self.c and not isinstance(args, (tuple, *_STUBS)):
+            raise pickle.UnpicklingError("NEWOBJ expected an arg tuple.")
+        cls = self._as_class(self.stack.pop())
+        self._arguments(args)
+        self.append(self.called(cls, args))
+
+    def load_newobj_ex(self) -> None:
+        kwargs, args = self.stack.pop(), self.stack.pop()
+        cls = self.stack.pop()
+        if self.c:
+            if not isinstance(kwargs, (dict, *_STUBS)):
+                raise pickle.UnpicklingError("NEWOBJ_EX kwargs argument must be a dict")
+            if not isinstance(args, (tuple, *_STUBS)):
+                raise pickle.UnpicklingError("NEWOBJ_EX args argument must be a tuple")
+        cls = self._as_class(cls)
+        self._arguments(args, kwargs)
+        self.append(self.called(cls, args, kwargs))
+
+    def _as_class(self, cls: Any) -> Any:
+        """NEWOBJ's class: an import is called; a builtin value is not a type (an error)."""
+        if isinstance(cls, (Made, Opaque)):
+            self.speculate()  # whether a call's result is a class decides
+        if isinstance(cls, _STUBS):
+            return cls
+        raise pickle.UnpicklingError(
+            f"NEWOBJ class argument must be a type, not {type(cls).__name__}"
+        )
+
+    def load_obj(self) -> None:
+        args = self.pop_mark()
+        if not args:
+            raise pickle.UnpicklingError("unpickling stack underflow")
+        cls = args.pop(0)
+        self.append(self.called(cls, tuple(args)))
+
+    def load_inst(self) -> None:
+        if self.c and not self.metastack:
+            raise pickle.UnpicklingError("could not find MARK")
+        module, name = self.readline(), self.readline()
+        if self.c and (len(module) < 2 or len(name) < 2):
+            raise CError("pickle data was truncated")
+        found = self.find_class(module[:-1].decode("ascii"), name[:-1].decode("ascii"))
+        args = tuple(self.pop_mark())  # before self.append, which pop_mark rebinds
+        self.append(self.called(found, args))
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if isinstance(inst, Made):
+            inst.state.append(state)
+        if self.mutated(inst):
+            if self.joblib and isinstance(inst, Made):
+                from provscan.collectors.serialization.pickle_joblib import after_build
+
+                after_build(self, inst)
+            return
+        if isinstance(state, _STUBS):
+            self.speculate()  # the state's real value decides; a dict would just be set
+            return
+        if not self.c:
+            super().load_build()  # type: ignore[misc]
+            return
+        # _pickle.c load_build: any non-None state must be a dict, set into __dict__.
+        slotstate = None
+        if isinstance(state, tuple) and len(state) == 2:
+            state, slotstate = state
+        if state is not None:
+            if not isinstance(state, dict):
+                raise pickle.UnpicklingError("state is not a dictionary")
+            _ = inst.__dict__  # builtins have none: AttributeError, as in C
+            raise AttributeError(f"'{type(inst).__name__}' object has no attribute '__dict__'")
+        if slotstate is not None:
+            if not isinstance(slotstate, dict):
+                raise pickle.UnpicklingError("slot state is not a dictionary")
+            for key, value in slotstate.items():
+                setattr(inst, key, value)
+
+    # ------------------------------------------------------------------ containers
+    def load_append(self) -> None:
+        value = self.stack.pop()
+        if not self.mutated(self.stack[-1]):
+            self.stack[-1].append(value)
+
+    # _pickle.c returns before looking at the target when a mark has no items after it;
+    # pickle.py still calls extend([]) for APPENDS (and fails on a target without one).
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        if not items and self.c:
+            return
+        target = self.stack[-1]
+        if not self.mutated(target):
+            extend = getattr(target, "extend", None)
+            if extend is not None:
+                extend(items)
+                return
+            append = target.append
+            for item in items:
+                append(item)
+
+    def load_setitem(self) -> None:
+        value, key = self.stack.pop(), self.stack.pop()
+        if not self.mutated(self.stack[-1]):
+            self.stack[-1][key] = value
+
+    def load_setitems(self) -> None:
+        items = self.pop_mark()
+        if self.c:
             if not items:
-                self.fail("OBJ without a class", pos)
-            self.stack.append(self.call(items[0] if items else _OPAQUE, name, pos))
-        elif name in _CALL_OPCODES:
-            operands = [self.pop(pos) for _ in range(3 if name == "NEWOBJ_EX" else 2)]
-            self.stack.append(self.call(operands[-1], name, pos))  # the callable is deepest
-        elif name == "BUILD":
-            self.pop(pos)
-            self.call(self.top(pos), name, pos)  # setstate on an imported object changes it
-        elif name == "POP":
-            # CPython's POP also discards a mark (fickling's OBJ-hidden-by-POP bypass needs this).
-            if self.stack:
-                self.stack.pop()
-            else:
-                self.fail("unpickling stack underflow", pos)
-        elif name == "DUP":
-            self.stack.append(self.top(pos))
-        elif name == "STOP":
-            self.pop(pos)
-        else:
-            # PERSID/BINPERSID (torch's persistent_load of storages) are expected and
-            # import nothing: they fall through to the generic stack effect.
-            if name == "LONG1" and arg == TORCH_LEGACY_MAGIC:
-                self.torch_magic = True
-            self.generic(name, pos)
+                return
+            if len(items) % 2:
+                raise pickle.UnpicklingError("odd number of items for SETITEMS")
+        target = self.stack[-1]
+        if isinstance(target, _STUBS):
+            if len(items) >= 2:  # pickle.py sets pair by pair, then fails on a lone key
+                self.mutated(target)
+            if len(items) % 2:
+                raise IndexError("list index out of range")
+            return
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
 
-    def generic(self, name: str, pos: int) -> None:
-        """Apply an opcode's stack effect as pickletools declares it."""
-        to_mark, below, after = _EFFECTS[name]
-        if to_mark:
-            self.pop_to_mark(pos)
-        container: _Value = _OPAQUE
-        for _ in range(below):
-            container = self.pop(pos)
-        if isinstance(container, _Ref):
-            # APPEND/SETITEM(S)/ADDITEMS into an imported object mutates it in place.
-            self.call(container, name, pos)
-        self.stack.extend([_OPAQUE] * after)
+    def load_additems(self) -> None:
+        items = self.pop_mark()
+        if not items and self.c:
+            return
+        target = self.stack[-1]
+        if isinstance(target, set):
+            target.update(items)
+            return
+        if items and self.mutated(target):
+            return
+        add = target.add if not isinstance(target, _STUBS) else None
+        for item in items:
+            if add is not None:
+                add(item)
+
+    # ------------------------------------------------------------------ bytes payloads
+    def _payload(self, size: int) -> bytes:
+        if size > self.limit - self.offset():  # never allocate what the stream cannot hold
+            self.walk.exhausted = True
+            raise pickle.UnpicklingError("pickle data was truncated")
+        data = self._c_read(size, into=True) if self.c else self.read(size)
+        if self.c and len(data) < size:
+            raise pickle.UnpicklingError("pickle data was truncated")
+        return data
+
+    def load_bytearray8(self) -> None:
+        (size,) = unpack("<Q", self.read(8))
+        data = self._payload(size)
+        if len(data) < size:
+            raise pickle.UnpicklingError("pickle data was truncated")
+        self.append(bytearray(data))
+
+    def load_binbytes(self) -> None:
+        (size,) = unpack("<I", self.read(4))
+        self.append(self._payload(size))
+
+    def load_short_binbytes(self) -> None:
+        self.append(self._payload(self.read(1)[0]))
+
+    def load_binbytes8(self) -> None:
+        (size,) = unpack("<Q", self.read(8))
+        if size > sys.maxsize:
+            raise pickle.UnpicklingError("BINBYTES8 exceeds system's maximum size")
+        self.append(self._payload(size))
+
+    def load_frame(self) -> None:
+        data = self.read(8)
+        if len(data) < 8:
+            raise pickle.UnpicklingError("pickle data was truncated")
+        (size,) = unpack("<Q", data)
+        if not self.c:
+            if size > sys.maxsize:
+                raise ValueError(f"frame size > sys.maxsize: {size}")
+            self._unframer.load_frame(size)
+            return
+        # _pickle.c only checks that the frame's bytes are there, then reads on as usual; a
+        # frame inside the current one's bytes is served from them and changes nothing.
+        here = self.stream.tell()
+        if self.frame_end is not None and here < self.frame_end:
+            if here + size <= self.frame_end:
+                return
+            self._past_frame(here, here + size)
+            here = self.stream.tell()
+        if size > self.limit - here:
+            self.walk.exhausted = True
+            raise pickle.UnpicklingError("pickle data was truncated")
+        self.frame_end = here + size
+
+    # ------------------------------------------------------------------ C number parsing
+    def load_int(self) -> None:
+        if not self.c:
+            super().load_int()  # type: ignore[misc]
+            return
+        line = self.readline()
+        value = c_int(line)
+        self.append(bool(value) if len(line) == 3 and value in (0, 1) else value)
+
+    def load_long(self) -> None:
+        if not self.c:
+            super().load_long()  # type: ignore[misc]
+            return
+        self.append(c_long(self.readline()))
+
+    def load_float(self) -> None:
+        if not self.c:
+            super().load_float()  # type: ignore[misc]
+            return
+        self.append(c_float(self.readline()))
+
+    def load_put(self) -> None:
+        if not self.c:
+            super().load_put()  # type: ignore[misc]
+            return
+        index = c_index(self.readline())
+        if index < 0:
+            raise ValueError("negative PUT argument")
+        self._memo_put(index)
+
+    def load_get(self) -> None:
+        if not self.c:
+            super().load_get()  # type: ignore[misc]
+            return
+        index = c_index(self.readline())
+        if index not in self.memo:
+            raise pickle.UnpicklingError(f"Memo value not found at index {index}")
+        self.append(self.memo[index])
+
+    def load_binput(self) -> None:
+        self._memo_put(self.read(1)[0])
+
+    def load_long_binput(self) -> None:
+        (index,) = unpack("<I", self.read(4))
+        self._memo_put(index)
+
+    def load_memoize(self) -> None:
+        self._memo_put(len(self.memo))
+
+    def _memo_put(self, index: int) -> None:
+        if not self.stack:
+            raise pickle.UnpicklingError("unpickling stack underflow")
+        if self.c and index >= C_MEMO_LIMIT:
+            self.speculate()  # _pickle.c may fail to allocate its memo table here
+        self.memo[index] = self.stack[-1]
+
+    def load_long1(self) -> None:
+        super().load_long1()  # type: ignore[misc]
+        if self.stack[-1] == TORCH_LEGACY_MAGIC:
+            self.torch_magic = True
+
+    def load_stop(self) -> None:
+        if not self.stack:
+            raise pickle.UnpicklingError("unpickling stack underflow")
+        self.stack.pop()
+        raise _Stop
 
 
-# Imported last: pickle_joblib builds on the value types above.
-from provscan.collectors.serialization.pickle_joblib import (  # noqa: E402
-    literal_opcodes,
-    literal_step,
-)
+def _kind(value: Any) -> str:
+    if isinstance(value, Global):
+        return f"the object {value.record.qualified}"
+    if isinstance(value, Made):
+        return f"a value returned by {value.by.qualified}"
+    if isinstance(value, str):
+        return repr(value)
+    return "not a string"
+
+
+# Every handler this class overrides replaces pickle.py's in the dispatch table.
+for _code, _handler in list(Walker.dispatch.items()):
+    _mine = getattr(Walker, _handler.__name__, None)
+    if _mine is not None and _mine is not _handler:
+        Walker.dispatch[_code] = _mine
+
+
+def walk_one(
+    stream: Stream, walk: PickleWalk, reader: Reader, *, limit: int, max_opcodes: int
+) -> Walker:
+    """Unpickle one pickle from the stream's position with `reader`."""
+    walker = Walker(stream, walk, reader, limit=limit, max_opcodes=max_opcodes)
+    walker.completed = walker.run()  # type: ignore[attr-defined]
+    return walker
+
+
+def fresh_stream(data: bytes) -> io.BytesIO:
+    return io.BytesIO(data)

@@ -12,7 +12,7 @@ from provscan.collectors.serialization.hdf5_scan import scan_hdf5
 from provscan.collectors.serialization.keras_scan import scan_keras_zip
 from provscan.collectors.serialization.numpy_scan import scan_numpy
 from provscan.collectors.serialization.onnx_scan import scan_onnx
-from provscan.collectors.serialization.pickle_scan import scan_pickle_file
+from provscan.collectors.serialization.pickle_scan import scan_as_pickle, scan_pickle_file
 from provscan.collectors.serialization.safetensors_scan import scan_safetensors
 from provscan.collectors.serialization.zip_scan import scan_zip
 from provscan.limits import Limits
@@ -40,6 +40,12 @@ SCANNERS: dict[FileFormat, FormatScanner] = {
 # routed by name, and only when their content is JSON or text.
 TEMPLATE_FILES = frozenset({"tokenizer_config.json", "chat_template.json", "chat_template.jinja"})
 _TEMPLATE_FORMATS = frozenset({FileFormat.JSON, FileFormat.TEXT})
+# Walked as a pickle already (PICKLE), or holding no bytes (EMPTY).
+_NOT_PICKLE_WALKED = frozenset({FileFormat.PICKLE, FileFormat.EMPTY})
+
+
+def _walk_as_pickle(file: ScanFile, limits: Limits, *, fmt: str) -> list[Finding]:
+    return scan_as_pickle(file, limits, fmt)
 
 
 def _unreadable(file: ScanFile, exc: BaseException) -> list[Finding]:
@@ -87,6 +93,9 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
         name = sniffed.file.rel.rsplit("/", 1)[-1]
         if name in TEMPLATE_FILES and sniffed.format in _TEMPLATE_FORMATS:
             chosen = (scan_tokenizer_config_template,)
+        if sniffed.format not in _NOT_PICKLE_WALKED:
+            # Whatever the bytes also are, a pickle loader reads them from byte 0.
+            chosen = (*chosen, partial(_walk_as_pickle, fmt=sniffed.format.value))
         if not chosen:
             continue
         if sniffed.file.read != "whole" and sniffed.format is not FileFormat.SAFETENSORS:
@@ -95,13 +104,16 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
             findings.append(_not_downloaded(sniffed))
             continue
         # Each scanner of a file on its own: a zip's critical pickle survives its Keras check.
+        failures: set[str] = set()
         for scanner in chosen:
-            findings.extend(
-                isolated(
-                    partial(scanner, sniffed.file, limits),
-                    partial(_unreadable, sniffed.file),
-                )
-            )
+            for finding in isolated(
+                partial(scanner, sniffed.file, limits), partial(_unreadable, sniffed.file)
+            ):
+                if finding.rule_id == "SER-UNREADABLE":
+                    if finding.message in failures:
+                        continue  # the same failure (a vanished file) from another reader
+                    failures.add(finding.message)
+                findings.append(finding)
     # Never "skipped" when nothing applies (a GGUF-only model): the default policy denies a
     # skipped required step, and there was nothing unsafe to find.
     return Collected(value=None, findings=tuple(findings))
