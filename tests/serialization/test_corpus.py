@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.serialization_corpus import Sample, build_corpus
+from fixtures.loader_proof import prove
+from fixtures.serialization_corpus import NO_LOADER, Sample, build_corpus
 from provscan.pipeline import scan
 from provscan.report import Finding, Severity
 
@@ -78,6 +79,30 @@ def test_malicious_sample_is_critical(
     ]
     assert critical, (
         f"{sample.name} ({sample.source}) got no critical finding:\n{_describe(findings)}"
+    )
+
+
+@pytest.mark.parametrize("sample", [_param(s) for s in MALICIOUS])
+def test_the_real_loader_runs_or_reaches_the_payload(
+    corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
+) -> None:
+    """Each malicious sample is an attack on a real loader, not a file that merely looks bad:
+    run in a child process, the loader touches the canary, or (a gadget that is inert by
+    design: another OS's shell, a browser) looks up a global provscan reports as critical."""
+    if sample.loader == "none":
+        pytest.skip(NO_LOADER[sample.name])
+    files, canary = corpus
+    proof = prove(sample.loader, files / sample.path, canary)
+    if proof.ran:
+        return
+    critical = {
+        str(f.evidence.get("global"))
+        for f in _scan_one(corpus, sample, tmp_path)
+        if f.severity is Severity.CRITICAL
+    }
+    assert proof.reached & critical, (
+        f"{sample.name}: {sample.loader} neither ran the payload nor looked up a global "
+        f"provscan calls critical (it looked up {sorted(proof.reached)}; critical: {sorted(critical)})"
     )
 
 
