@@ -518,6 +518,7 @@ class Walker(pickle._Unpickler):
             self.speculate()  # the state's real value decides; a dict would just be set
             return
         if not self.c:
+            self.stack.append(state)  # pickle.py's load_build pops it itself
             super().load_build()  # type: ignore[misc]
             return
         # _pickle.c load_build: any non-None state must be a dict, set into __dict__.
