@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from provscan.collectors.base import ScanFile
@@ -64,7 +67,8 @@ def walk_pickles(
     fails before it imports anything is taken for unrelated bytes: no unpickler would run
     anything from it.
     """
-    reader: Stream = stream if isinstance(stream, io.BytesIO) else BoundedReader(stream, limit)
+    direct = isinstance(stream, (io.BytesIO, mmap.mmap))
+    reader: Stream = stream if direct else BoundedReader(stream, limit)
     start = reader.tell()
     # pickle.py warns (DeprecationWarning) on odd escapes in hostile input; that is not news.
     with warnings.catch_warnings():
@@ -288,6 +292,27 @@ def scan_pickle_bytes(
     return walk_findings(walk, location, limits, cut=cut)
 
 
+@contextlib.contextmanager
+def _mapped(handle: BinaryIO, most: int) -> Iterator[tuple[Any, int]]:
+    """The file's first `most` bytes, memory-mapped: read lazily (a legacy torch file is GBs of
+    storage after a few KB of pickles, and only the pickles are touched) at C speed, and never
+    past the limit. Falls back to a bounded reader where a file cannot be mapped."""
+    size = os.fstat(handle.fileno()).st_size
+    length = min(size, most)
+    try:
+        view = mmap.mmap(handle.fileno(), length, access=mmap.ACCESS_READ) if length else None
+    except (OSError, ValueError):
+        yield handle, size
+        return
+    if view is None:
+        yield io.BytesIO(b""), size
+        return
+    try:
+        yield view, size
+    finally:
+        view.close()
+
+
 def scan_as_pickle(file: ScanFile, limits: Limits, fmt: str) -> list[Finding]:
     """Walk a file identified as another format from byte 0, as pickle.load would read it.
 
@@ -295,10 +320,9 @@ def scan_as_pickle(file: ScanFile, limits: Limits, fmt: str) -> list[Finding]:
     read whatever bytes they are given. A file that reaches an import or call that way is a
     polyglot, whatever else it also is; one that fails first runs nothing in any unpickler.
     """
-    with file.path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+    with file.path.open("rb") as handle, _mapped(handle, limits.pickle_max) as (view, size):
         limit, max_opcodes = min(size, limits.pickle_max), limits.pickle_max_opcodes
-        walk = walk_pickles(handle, limit=limit, max_opcodes=max_opcodes, sniffed=True)
+        walk = walk_pickles(view, limit=limit, max_opcodes=max_opcodes, sniffed=True)
     if not walk.plausible:
         return []
     location = Location(path=file.rel)
@@ -317,10 +341,7 @@ def scan_as_pickle(file: ScanFile, limits: Limits, fmt: str) -> list[Finding]:
 
 def scan_pickle_file(file: ScanFile, limits: Limits) -> list[Finding]:
     """Scan a file whose content is a pickle (or torch's legacy stack of pickles)."""
-    with file.path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        # Read lazily through a bounded reader: a legacy torch file is GBs of storage
-        # after a few KB of pickles, and only the pickles are walked.
+    with file.path.open("rb") as handle, _mapped(handle, limits.pickle_max) as (view, size):
         limit, max_opcodes = min(size, limits.pickle_max), limits.pickle_max_opcodes
-        walk = walk_pickles(handle, limit=limit, max_opcodes=max_opcodes)
+        walk = walk_pickles(view, limit=limit, max_opcodes=max_opcodes)
     return walk_findings(walk, Location(path=file.rel), limits, cut=size > limits.pickle_max)

@@ -77,7 +77,6 @@ class PickleWalk:
     trail: list[tuple[str, str]] = field(default_factory=list)
     reader: Reader = Reader.C
     disagreement: str | None = None  # how the two readers differ, when they do
-    opcode_names: set[str] = field(default_factory=set)
     straddle_offset: int | None = None  # an opcode that reads across its frame's end
     joblib_arrays: int = 0  # joblib array wrappers whose data the walk read past (or tried to)
 
@@ -279,23 +278,27 @@ class Walker(pickle._Unpickler):
         return False
 
     def _loop(self) -> None:
-        walk, dispatch = self.walk, self.dispatch
+        walk, dispatch, names, read = self.walk, self.dispatch, _NAMES, self.read
+        position = self.stream.tell if self.c else self.offset
+        count, most = walk.opcodes, self.max_opcodes
         while not self.halted:
-            if walk.opcodes >= self.max_opcodes:
+            if count >= most:
                 walk.opcode_limit = True
                 return
-            self.pos = self.offset()
-            key = self.read(1)
+            self.pos = position()
+            key = read(1)
             if not key:
                 walk.exhausted = self.pos >= self.limit
                 raise EOFError("pickle data was truncated")
-            handler = dispatch.get(key[0])
-            walk.opcodes += 1
+            code = key[0]
+            handler = dispatch.get(code)
+            count += 1
+            walk.opcodes = count
             if handler is None:
                 raise pickle.UnpicklingError(f"invalid load key, {key!r}")
-            self.opcode = handler.__name__[5:].upper()
-            walk.opcode_names.add(self.opcode)
+            self.opcode = names[code]
             handler(self)
+            count = walk.opcodes  # a nested joblib walk counts its opcodes too
 
     def _past_frame(self, start: int, end: int) -> None:
         """An opcode reads [start, end) across the current frame's end (a crafted stream)."""
@@ -315,10 +318,11 @@ class Walker(pickle._Unpickler):
         """_pickle.c's read: fewer bytes than asked for is truncation. `into`: the payload of
         a bytes or bytearray opcode, which _Unpickler_ReadInto takes from the frame's unread
         bytes and then the stream, in order (no bytes dropped)."""
-        here = self.stream.tell()
-        if into and self.frame_end is not None and here + size > self.frame_end:
-            self.frame_end = None
-        self._past_frame(here, here + size)
+        if self.frame_end is not None:
+            here = self.stream.tell()
+            if into and here + size > self.frame_end:
+                self.frame_end = None
+            self._past_frame(here, here + size)
         data = self.stream.read(size)
         if len(data) < size:
             self.walk.exhausted = self.stream.tell() >= self.limit
@@ -731,6 +735,8 @@ for _code, _handler in list(Walker.dispatch.items()):
     _mine = getattr(Walker, _handler.__name__, None)
     if _mine is not None and _mine is not _handler:
         Walker.dispatch[_code] = _mine
+# Opcode names as findings give them (load_stack_global -> STACK_GLOBAL).
+_NAMES = {code: handler.__name__[5:].upper() for code, handler in Walker.dispatch.items()}
 
 
 def walk_one(
