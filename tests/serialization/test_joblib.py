@@ -154,3 +154,40 @@ def test_wrapper_bytes_in_an_ordinary_pickle_are_not_skipped(tmp_path: Path) -> 
 )
 def test_joblib_classification(name: str, verdict: GlobalVerdict) -> None:
     assert classify_global(name)[0] is verdict
+
+
+def _joblib_cases() -> dict[str, object]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.arange(12, dtype=np.float64).reshape(6, 2)
+    pipeline = Pipeline([("scale", StandardScaler()), ("fit", LogisticRegression())])
+    pipeline.fit(x, [0, 0, 0, 1, 1, 1])
+    return {
+        "arrays": {"a": np.arange(5, dtype=np.int16), "b": np.ones((3, 3), dtype=">f4")},
+        "object_array": np.array([{"k": 1}, (2, 3), "text"], dtype=object),
+        "strings_and_bytes": {"s": np.array(["ab", "cde"]), "b": np.array([b"x", b"yz"])},
+        "structured": np.zeros(3, dtype=[("x", "<i4"), ("y", "<f8")]),
+        "pipeline": pipeline,
+        "empty_and_scalar": [np.zeros((0, 4)), np.float32(1.5), np.array(7)],
+    }
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_walk_reads_the_globals_joblib_load_looks_up(tmp_path: Path, protocol: int) -> None:
+    """Against joblib.load itself (in a child, its pickle.find_class audit events): the walk
+    reaches exactly the globals joblib reaches, through every array it reads past."""
+    pytest.importorskip("sklearn")
+    from fixtures.loader_proof import prove
+    from provscan.collectors.serialization.pickle_scan import walk_pickles
+
+    for name, value in _joblib_cases().items():
+        path = tmp_path / f"{name}.joblib"
+        joblib.dump(value, path, protocol=protocol)
+        data = path.read_bytes()
+        walk = walk_pickles(io.BytesIO(data), limit=len(data), max_opcodes=1_000_000)
+        assert walk.error is None, (name, walk.error)
+        proof = prove("joblib", path, tmp_path / "canary")
+        assert proof.reached, name
+        assert {i.raw for i in walk.imports.values()} == set(proof.reached), name

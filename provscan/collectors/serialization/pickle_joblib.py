@@ -127,6 +127,8 @@ def after_build(walker: Walker, made: Made) -> None:
         return
     walker.stack.pop()
     walker.walk.joblib_arrays += 1
+    if walker.walk.joblib_from is None:
+        walker.walk.joblib_from = len(walker.walk.trail)
     attributes = _attributes(made)
     layout = attributes if isinstance(attributes, str) else _layout(attributes)
     if isinstance(layout, str):

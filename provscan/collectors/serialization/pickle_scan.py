@@ -93,6 +93,9 @@ def _walk_stacked(
             walk.error, walk.error_offset, walk.exhausted = "no pickle data", start, True
         if start >= limit or walk.opcode_limit:
             break
+        if walk.pickles and not looks_like_pickle(reader.read(2)):
+            break  # what follows a STOP is read again only as a new pickle (torch's legacy stack)
+        reader.seek(start)
         tentative = sniffed or walk.pickles > 0
         events, exhausted = len(walk.trail), walk.exhausted
         walker = Walker(reader, walk, which, limit=limit, max_opcodes=max_opcodes)
@@ -114,13 +117,22 @@ def _prefix(shorter: list[tuple[str, str]], longer: list[tuple[str, str]]) -> bo
 
 
 def _disagreement(c: PickleWalk, py: PickleWalk) -> str | None:
-    """How the readers' imports and calls differ, unless one merely stops sooner."""
+    """How the readers' imports and calls differ, unless one merely stops sooner. In a joblib
+    stream only what comes before joblib's first array counts: _pickle.c goes on to read the
+    array bytes as opcodes, which is not how such a file is loaded."""
+    if py.joblib_from is not None:
+        cut = py.joblib_from
+        return None if c.trail[:cut] == py.trail[:cut] else _disagreement_text(c, py)
     if c.trail == py.trail:
         return None
     if c.error is not None and _prefix(c.trail, py.trail):
         return None  # _pickle.c stops where pickle.py reads on: it runs less
     if py.error is not None and _prefix(py.trail, c.trail):
         return None
+    return _disagreement_text(c, py)
+
+
+def _disagreement_text(c: PickleWalk, py: PickleWalk) -> str:
     only_c = sorted({n for _, n in c.trail} - {n for _, n in py.trail})
     only_py = sorted({n for _, n in py.trail} - {n for _, n in c.trail})
     parts = [f"{Reader.C.value} reads {len(c.trail)} imports and calls"]
@@ -144,8 +156,12 @@ def merge_walks(c: PickleWalk, py: PickleWalk, stream: PickleWalk | None = None)
             "_pickle.c reads differently from bytes and from an unbuffered stream"
         )
     merged.disagreement = "; ".join(notes) or None
+    if py.joblib_from is not None:
+        _drop_array_noise(merged, py.joblib_from)
     for other in (py, stream):
         if other is not None:
+            if py.joblib_from is not None:
+                _drop_array_noise(other, py.joblib_from)
             _absorb(merged, other)
     if py.error is None and not py.opcode_limit and py.pickles:
         merged.error, merged.error_offset, merged.exhausted = None, None, False
@@ -157,6 +173,21 @@ def merge_walks(c: PickleWalk, py: PickleWalk, stream: PickleWalk | None = None)
             py.exhausted,
         )
     return merged
+
+
+def _drop_array_noise(walk: PickleWalk, cut: int) -> None:
+    """A C reading of a joblib stream: globals first seen after joblib's first array are kept
+    only when they are dangerous (pickle.load, or numpy.load with allow_pickle on a renamed
+    file, would run them); the rest is array data read as opcodes."""
+    if walk.reader is Reader.PY:
+        return
+    before = {name for _, name in walk.trail[:cut]}
+    for qualified, found in list(walk.imports.items()):
+        if found.raw in before:
+            continue
+        verdict, _ = classify_global(found.qualified, found.raw, found.name)
+        if verdict is not GlobalVerdict.DANGEROUS:
+            del walk.imports[qualified]
 
 
 def _absorb(merged: PickleWalk, other: PickleWalk) -> None:

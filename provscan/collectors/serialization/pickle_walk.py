@@ -79,6 +79,7 @@ class PickleWalk:
     disagreement: str | None = None  # how the two readers differ, when they do
     straddle_offset: int | None = None  # an opcode that reads across its frame's end
     joblib_arrays: int = 0  # joblib array wrappers whose data the walk read past (or tried to)
+    joblib_from: int | None = None  # len(trail) when joblib first read array bytes
 
     @property
     def events(self) -> int:
