@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import struct
 from pathlib import Path
@@ -31,7 +32,7 @@ def test_numeric_npy_is_clean(tmp_path: Path) -> None:
 
 def test_object_npy_is_flagged_and_its_pickle_walked(tmp_path: Path) -> None:
     # An object array whose element's class is an unknown global: numpy pickles it.
-    array = np.array([{"a": 1}, Path("x")], dtype=object)
+    array = np.array([{"a": 1}, ipaddress.IPv4Address("10.0.0.1")], dtype=object)
     np.save(tmp_path / "o.npy", array, allow_pickle=True)
     findings = scan_serialization(
         [sniffed(tmp_path / "o.npy", FileFormat.NUMPY)], Limits()
@@ -39,7 +40,7 @@ def test_object_npy_is_flagged_and_its_pickle_walked(tmp_path: Path) -> None:
     rules = {f.rule_id for f in findings}
     assert "SER-NUMPY-OBJECT-ARRAY" in rules
     unknown = [f for f in findings if f.rule_id == "SER-PICKLE-UNKNOWN-GLOBAL"]
-    assert any("pathlib" in f.message for f in unknown)
+    assert any("ipaddress" in f.message for f in unknown)
 
 
 def test_object_npy_with_a_code_execution_payload_is_critical(tmp_path: Path) -> None:

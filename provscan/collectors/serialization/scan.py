@@ -93,6 +93,9 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
         name = sniffed.file.rel.rsplit("/", 1)[-1]
         if name in TEMPLATE_FILES and sniffed.format in _TEMPLATE_FORMATS:
             chosen = (scan_tokenizer_config_template,)
+        if name.endswith(".keras") and sniffed.format is not FileFormat.ZIP:
+            # Keras opens any .keras file whose tail is a zip, whatever bytes come first.
+            chosen = (*chosen, scan_keras_zip)
         if sniffed.format not in _NOT_PICKLE_WALKED:
             # Whatever the bytes also are, a pickle loader reads them from byte 0.
             chosen = (*chosen, partial(_walk_as_pickle, fmt=sniffed.format.value))
