@@ -61,6 +61,9 @@ QUIRKS = {
     "stack_global_on_call_result": b"\x80\x04cbuiltins\nstr\n)R\x8c\x02os\x93.",
     "unregistered_ext": b"\x80\x02\x82\x07)R.",
     "after_stop": _CALL + _CALL,
+    "int_nul_first": b"I\x00(K\x01\n0" + _CALL,
+    "appends_on_a_mark": b"(e" + _CALL,
+    "setitems_below_an_outer_mark": b"cos\nenviron\n((u0" + _CALL,
 }
 
 

@@ -171,7 +171,7 @@ def c_int(line: bytes) -> int:
         raise CError("pickle data was truncated")
     text = _c_string(line)
     match = _STRTOL.match(text)
-    value, end = 0, 0
+    value, end = 0, 0  # no digits: strtol returns 0 with its end at the start
     if match:
         sign, hexa, hex_digits, octal, decimal = match.groups()
         if hexa:
@@ -181,7 +181,7 @@ def c_int(line: bytes) -> int:
         else:
             value = int(decimal)
         value, end = (-value if sign == b"-" else value), match.end()
-    if match and _C_LONG_MIN <= value <= _C_LONG_MAX and text[end : end + 1] in (b"\n", b""):
+    if _C_LONG_MIN <= value <= _C_LONG_MAX and text[end : end + 1] in (b"\n", b""):
         return value
     try:
         return int(text, 0)
@@ -542,6 +542,11 @@ class Walker(pickle._Unpickler):
                 setattr(inst, key, value)
 
     # ------------------------------------------------------------------ containers
+    def _c_target(self) -> None:
+        """_pickle.c: the container of APPENDS/SETITEMS/ADDITEMS must sit above any mark."""
+        if not self.stack:
+            raise pickle.UnpicklingError("unexpected MARK found")
+
     def load_append(self) -> None:
         value = self.stack.pop()
         if not self.mutated(self.stack[-1]):
@@ -551,8 +556,10 @@ class Walker(pickle._Unpickler):
     # pickle.py still calls extend([]) for APPENDS (and fails on a target without one).
     def load_appends(self) -> None:
         items = self.pop_mark()
-        if not items and self.c:
-            return
+        if self.c:
+            self._c_target()
+            if not items:
+                return
         target = self.stack[-1]
         if not self.mutated(target):
             extend = getattr(target, "extend", None)
@@ -571,6 +578,7 @@ class Walker(pickle._Unpickler):
     def load_setitems(self) -> None:
         items = self.pop_mark()
         if self.c:
+            self._c_target()
             if not items:
                 return
             if len(items) % 2:
@@ -587,8 +595,10 @@ class Walker(pickle._Unpickler):
 
     def load_additems(self) -> None:
         items = self.pop_mark()
-        if not items and self.c:
-            return
+        if self.c:
+            self._c_target()
+            if not items:
+                return
         target = self.stack[-1]
         if isinstance(target, set):
             target.update(items)
