@@ -6,6 +6,7 @@ import codecs
 import io
 import re
 import struct
+import tarfile
 
 from provscan.report import FileFormat
 
@@ -38,6 +39,8 @@ def sniff(head: bytes, size: int) -> FileFormat:
     for magic, offset, fmt in _MAGICS:
         if head[offset : offset + len(magic)] == magic:
             return fmt
+    if _is_tar(head):
+        return FileFormat.TAR  # torch.load tries a zip, then a tar, then a pickle
     if _is_safetensors(head):
         return FileFormat.SAFETENSORS
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
@@ -51,6 +54,18 @@ def sniff(head: bytes, size: int) -> FileFormat:
         stripped = text.lstrip("\ufeff \t\r\n")
         return FileFormat.JSON if stripped[:1] in ("{", "[") else FileFormat.TEXT
     return FileFormat.BINARY
+
+
+def _is_tar(head: bytes) -> bool:
+    """A first header tarfile accepts: a matching checksum, with or without the ustar magic
+    (pre-POSIX v7 tars, which torch's legacy loader still opens)."""
+    if len(head) < 512 or not head[:512].strip(b"\0"):
+        return False
+    try:
+        tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
+    except (tarfile.HeaderError, ValueError, UnicodeDecodeError, OverflowError):
+        return False
+    return True
 
 
 def _is_safetensors(head: bytes) -> bool:

@@ -1,25 +1,35 @@
-"""Containers read the way loaders read them: tar, gzip, 7z, zip in zip, npz, joblib, bombs."""
+"""Containers read the way loaders read them: tar, gzip, 7z, zip in zip, npz, joblib, bombs,
+legacy torch tars, and compressed streams by every signature a loader accepts."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import ipaddress
+import lzma
 import pickle
 import struct
 import tarfile
 import tracemalloc
 import zipfile
 import zlib
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fixtures.corpus_containers import legacy_storages, legacy_tar, v7_tar
 from fixtures.models import malicious_pickle
 from provscan.collectors.base import ScanFile
-from provscan.collectors.serialization.archives import scan_7z, scan_gzip, scan_tar
+from provscan.collectors.serialization.archives import (
+    scan_7z,
+    scan_compressed,
+    scan_gzip,
+    scan_tar,
+)
+from provscan.collectors.serialization.compression import decode_block, detect
 from provscan.collectors.serialization.numpy_scan import scan_numpy
+from provscan.collectors.serialization.tar_legacy import is_tar_header
 from provscan.collectors.serialization.zip_scan import scan_zip
 from provscan.limits import Limits, MiB
 from provscan.report import Finding, Severity
@@ -161,11 +171,11 @@ def test_real_joblib_sklearn_model_is_not_dangerous(tmp_path: Path) -> None:
         path = tmp_path / f"model-{compress}.joblib"
         # A harmless global that is on neither list follows the model's arrays: its finding
         # proves the pickle inside was walked past the raw array bytes.
-        joblib.dump([model, Fraction(1, 3)], path, compress=compress)
+        joblib.dump([model, ipaddress.IPv4Address("10.0.0.1")], path, compress=compress)
         findings = scan_file(path, scanner)
         assert not rules(findings) & {"SER-DECOMPRESSION-BOMB", "SER-ARCHIVE-UNREADABLE"}
         assert not rules(findings) & {"SER-PICKLE-MALFORMED", "SER-PICKLE-DANGEROUS-GLOBAL"}
-        assert [f.evidence["global"] for f in findings] == ["fractions.Fraction"]
+        assert [f.evidence["global"] for f in findings] == ["ipaddress.IPv4Address"]
 
 
 def _gzip_of_zeros(path: Path, total: int) -> None:
@@ -215,7 +225,7 @@ def test_zip_local_header_name_mismatch(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     path.write_bytes(bytes(data))
     finding = next(f for f in scan_file(path, scan_zip) if f.rule_id == "SER-ZIP-HEADER-MISMATCH")
-    assert finding.severity is Severity.HIGH and "name" in finding.evidence["differences"]  # type: ignore[operator]
+    assert finding.severity is Severity.CRITICAL and "name" in finding.evidence["differences"]  # type: ignore[operator]
 
 
 def test_zip_local_header_size_mismatch(tmp_path: Path) -> None:
@@ -262,3 +272,234 @@ def test_truncated_tar_gz_is_unreadable(tmp_path: Path, evil: bytes) -> None:
     path = tmp_path / "cut.tgz"
     path.write_bytes(data[: len(data) // 2])
     assert "SER-ARCHIVE-UNREADABLE" in rules(scan_file(path, scan_gzip))
+
+
+# ------------------------------------------------------ tars as tarfile and torch.load read them
+
+
+def _fake_scan(path: Path) -> list[Finding]:
+    """Route the file the way scan.py routes unrecognised binary (FileFormat.BINARY)."""
+    return scan_file(path, scan_compressed)
+
+
+def test_v7_tar_without_ustar_magic_is_read(tmp_path: Path, evil: bytes) -> None:
+    data = v7_tar([("notes.txt", b"hello"), ("model/payload", evil)])
+    assert data[257:262] != b"ustar" and is_tar_header(data[:512])
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:  # what torch.load opens
+        assert tar.getnames()[-1] == "model/payload"
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    found = dangerous(_fake_scan(path))
+    assert found and found[0].location is not None
+    assert found[0].location.member == "model/payload"
+
+
+def test_tar_header_detection_needs_a_valid_checksum() -> None:
+    data = bytearray(v7_tar([("a", b"x")]))
+    assert is_tar_header(bytes(data))
+    data[0] ^= 1
+    assert not is_tar_header(bytes(data))
+    assert not is_tar_header(bytes(1024)) and not is_tar_header(b"short")
+
+
+def test_legacy_storage_views_payload_after_raw_storage_bytes(tmp_path: Path, evil: bytes) -> None:
+    storages = legacy_storages(evil, floats=1000)
+    path = tmp_path / "old.pt"
+    path.write_bytes(legacy_tar(pickle.dumps({}, protocol=2), storages))
+    found = dangerous(_fake_scan(path))
+    assert found and found[0].location is not None
+    assert found[0].location.member == "storages"
+    assert found[0].location.offset is not None and found[0].location.offset > 4000
+
+
+def test_legacy_layout_in_a_ustar_tar_too(tmp_path: Path, evil: bytes) -> None:
+    path = tmp_path / "old.tar"
+    path.write_bytes(tar_bytes([("storages", legacy_storages(evil)), ("pickle", b"")]))
+    assert dangerous(scan_file(path, scan_tar))
+
+
+def test_legacy_tensors_records_are_followed(tmp_path: Path, evil: bytes) -> None:
+    record = b"\x80\x02X\x01\x00\x00\x000X\x01\x00\x00\x000ctorch\nFloatTensor\n\x87."  # ("0", "0", torch.FloatTensor)
+    metadata = struct.pack("<ii", 1, 0) + struct.pack("<qqq", 2, 1, 0)
+    tensors = pickle.dumps(2, protocol=2) + record + metadata + evil
+    path = tmp_path / "old.tar"
+    path.write_bytes(tar_bytes([("tensors", tensors)]))
+    found = dangerous(scan_file(path, scan_tar))
+    assert found and found[0].location is not None and found[0].location.member == "tensors"
+
+
+def test_legacy_storage_of_unknown_type_is_reported(tmp_path: Path) -> None:
+    record = b"\x80\x02X\x01\x00\x00\x000X\x03\x00\x00\x00cpuctorch\nOddStorage\n\x87."
+    storages = pickle.dumps(1, protocol=2) + record + struct.pack("<q", 4) + bytes(64)
+    path = tmp_path / "old.tar"
+    path.write_bytes(tar_bytes([("storages", storages)]))
+    findings = scan_file(path, scan_tar)
+    unreadable = [f for f in findings if f.rule_id == "SER-ARCHIVE-UNREADABLE"]
+    assert unreadable and "OddStorage" in unreadable[0].message
+    assert unreadable[0].severity is Severity.HIGH
+
+
+def test_real_legacy_storages_layout_is_quiet(tmp_path: Path) -> None:
+    views = pickle.dumps([], protocol=2)
+    path = tmp_path / "old.tar"
+    path.write_bytes(legacy_tar(pickle.dumps({"step": 1}, protocol=2), legacy_storages(views)))
+    assert not [f for f in _fake_scan(path) if f.severity in SEVERE]
+
+
+def test_legacy_member_names_as_links_or_twice_are_critical(tmp_path: Path, evil: bytes) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("pickle", pickle.dumps({}, protocol=2)), ("pickle", evil)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("storages")
+        link.type, link.linkname = tarfile.LNKTYPE, "pickle"
+        tar.addfile(link)
+    path = tmp_path / "old.tar"
+    path.write_bytes(buffer.getvalue())
+    findings = scan_file(path, scan_tar)
+    by_id = {f.rule_id: f for f in findings}
+    assert by_id["SER-TAR-DUPLICATE-MEMBER"].severity is Severity.CRITICAL
+    assert by_id["SER-TAR-LEGACY-LINK"].severity is Severity.CRITICAL
+    assert dangerous(findings)
+
+
+# ------------------------------------------------ compressed streams, by every loader signature
+
+
+@pytest.mark.parametrize("window", range(8))
+def test_every_zlib_header_python_accepts_is_detected(
+    tmp_path: Path, evil: bytes, window: int
+) -> None:
+    for level_bits in range(4):
+        packer = zlib.compressobj(6, zlib.DEFLATED, window + 8)
+        stream = bytearray(packer.compress(evil) + packer.flush())
+        cmf = stream[0]
+        flg = level_bits << 6
+        flg |= 31 - (cmf * 256 + flg) % 31 if (cmf * 256 + flg) % 31 else 0
+        stream[1] = flg
+        assert zlib.decompress(bytes(stream)) == evil  # what every zlib reader accepts
+        assert detect(bytes(stream)) is not None
+        path = tmp_path / f"w{window}-{level_bits}.pkl"
+        path.write_bytes(bytes(stream))
+        assert dangerous(_fake_scan(path)), (hex(cmf), hex(flg))
+
+
+def test_zlib_header_with_preset_dictionary_is_not_a_stream() -> None:
+    assert detect(b"\x78\x20" + bytes(30)) is None  # FDICT: no loader can inflate it
+
+
+def test_lzma_headers_joblib_accepts_beyond_5d_00_00(tmp_path: Path, evil: bytes) -> None:
+    for dictionary in (4096, 0x3000, 1 << 16):
+        data = lzma.compress(
+            evil,
+            format=lzma.FORMAT_ALONE,
+            filters=[{"id": lzma.FILTER_LZMA1, "dict_size": dictionary}],
+        )
+        assert data[:2] == b"\x5d\x00"
+        path = tmp_path / f"d{dictionary}.joblib"
+        path.write_bytes(data)
+        assert dangerous(_fake_scan(path)), hex(dictionary)
+    other = lzma.compress(
+        evil, format=lzma.FORMAT_ALONE, filters=[{"id": lzma.FILTER_LZMA1, "lc": 0, "pb": 0}]
+    )
+    assert other[0] != 0x5D and lzma.decompress(other) == evil
+    path = tmp_path / "props.lzma"
+    path.write_bytes(other)
+    assert dangerous(_fake_scan(path))
+
+
+def test_raw_zeros_are_not_an_lzma_header() -> None:
+    assert detect(bytes(64)) is None
+
+
+def _lz4_sequences(literals: bytes, match: tuple[int, int] | None = None) -> bytes:
+    """One LZ4 sequence: literals, then an optional (offset, length) match."""
+
+    def extended(value: int) -> bytes:
+        out = b""
+        while value >= 255:
+            out += b"\xff"
+            value -= 255
+        return out + bytes([value])
+
+    lit = len(literals)
+    match_len = 0 if match is None else match[1] - 4
+    token = (min(lit, 15) << 4) | (min(match_len, 15) if match else 0)
+    out = bytes([token]) + (extended(lit - 15) if lit >= 15 else b"") + literals
+    if match is not None:
+        out += struct.pack("<H", match[0])
+        out += extended(match_len - 15) if match_len >= 15 else b""
+    return out
+
+
+def _lz4_frame(blocks: list[bytes], *, linked: bool = False, stored: bool = False) -> bytes:
+    flags = 0x40 | (0 if linked else 0x20)
+    out = b"\x04\x22\x4d\x18" + bytes([flags, 0x70, 0x00])  # 4 MiB blocks, HC byte unchecked
+    for block in blocks:
+        out += struct.pack("<L", len(block) | (0x80000000 if stored else 0)) + block
+    return out + b"\x00\x00\x00\x00"
+
+
+def test_lz4_block_decoder_overlapping_and_linked_matches() -> None:
+    assert decode_block(_lz4_sequences(b"ab", (2, 10)) + _lz4_sequences(b"!"), b"", 64) == (
+        b"ab" * 6 + b"!"
+    )
+    assert decode_block(_lz4_sequences(b"", (3, 6)) + _lz4_sequences(b"."), b"xyz", 64) == (
+        b"xyzxyz."
+    )
+    with pytest.raises(ValueError, match="offset"):
+        decode_block(_lz4_sequences(b"a", (5, 4)) + _lz4_sequences(b"."), b"", 64)
+    with pytest.raises(ValueError, match="maximum"):
+        decode_block(_lz4_sequences(b"a", (1, 100)) + _lz4_sequences(b"."), b"", 64)
+
+
+def test_lz4_frames_are_decompressed_and_scanned(tmp_path: Path, evil: bytes) -> None:
+    half = len(evil) // 2
+    frames = {
+        "literals": _lz4_frame([_lz4_sequences(evil)]),
+        "stored": _lz4_frame([evil], stored=True),
+        "linked": _lz4_frame(
+            [_lz4_sequences(evil[:half]), _lz4_sequences(b"", (half, half)) + _lz4_sequences(
+                evil[half:]
+            )],
+            linked=True,
+        ),
+        "two-frames": _lz4_frame([_lz4_sequences(evil[:half])])
+        + _lz4_frame([_lz4_sequences(evil[half:])]),
+    }  # fmt: skip
+    for label, data in frames.items():
+        path = tmp_path / f"{label}.joblib"
+        path.write_bytes(data)
+        assert dangerous(_fake_scan(path)), label
+
+
+def test_lz4_bomb_is_stopped(tmp_path: Path) -> None:
+    block = _lz4_sequences(b"\x00", (1, 4 * MiB - 6)) + _lz4_sequences(b"\x00")
+    path = tmp_path / "bomb.lz4"
+    path.write_bytes(_lz4_frame([block] * 8))
+    tracemalloc.start()
+    try:
+        findings = _fake_scan(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "SER-DECOMPRESSION-BOMB" in rules(findings)
+    assert peak < 64 * MiB
+
+
+def test_truncated_lz4_is_unreadable(tmp_path: Path, evil: bytes) -> None:
+    path = tmp_path / "cut.lz4"
+    path.write_bytes(_lz4_frame([_lz4_sequences(evil * 40)])[:200])
+    assert "SER-ARCHIVE-UNREADABLE" in rules(_fake_scan(path))
+
+
+def test_a_file_named_tensors_that_is_no_torch_record_is_scanned_by_content(
+    tmp_path: Path, evil: bytes
+) -> None:
+    path = tmp_path / "data.tar"
+    path.write_bytes(tar_bytes([("tensors", b"plain text, not a pickle"), ("storages", b"")]))
+    assert not [f for f in scan_file(path, scan_tar) if f.severity in SEVERE]
+    path.write_bytes(tar_bytes([("storages", gzip.compress(evil))]))
+    assert dangerous(scan_file(path, scan_tar))

@@ -1,4 +1,10 @@
-"""What do tar, 7z and compressed wrappers hold, read the way their loaders read them?"""
+"""What do tar, 7z and compressed wrappers hold, read the way their loaders read them?
+
+Tars are read as tarfile reads them (any header with a valid checksum, "ustar" magic or not),
+and a legacy torch tar checkpoint's `storages`, `tensors` and `pickle` as torch.load reads
+them (tar_legacy). Compressed streams are recognised by every signature joblib and the
+stdlib decompressors accept (compression) and decompressed in bounded steps (inflate).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from functools import partial
 from typing import IO, Any
 
 from provscan.collectors.base import ScanFile, isolated
-from provscan.collectors.serialization.inflate import Codec, Inflated, Readable, codec_of
+from provscan.collectors.serialization.compression import Detected, detect, inflater
+from provscan.collectors.serialization.inflate import Readable, codec_of
 from provscan.collectors.serialization.members import (
     escapes,
     member_location,
@@ -18,10 +25,17 @@ from provscan.collectors.serialization.members import (
     scan_member_stream,
 )
 from provscan.collectors.serialization.pickle_scan import describe
+from provscan.collectors.serialization.tar_legacy import (
+    LAYOUT_MEMBERS,
+    PICKLE_MEMBERS,
+    READ_BY_TORCH,
+    is_tar_header,
+    scan_layout_member,
+)
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
 
-__all__ = ["codec_of", "scan_7z", "scan_compressed", "scan_gzip", "scan_tar"]
+__all__ = ["codec_of", "detect", "scan_7z", "scan_compressed", "scan_gzip", "scan_tar"]
 
 
 def _unreadable(location: Location, what: str, why: str) -> Finding:
@@ -74,10 +88,50 @@ def _link_findings(info: tarfile.TarInfo, location: Location) -> list[Finding]:
     return [located_finding("SER-ARCHIVE-LINK", Severity.HIGH, message, location, **evidence)]
 
 
+def _legacy_link(info: tarfile.TarInfo, location: Location) -> Finding:
+    kind = "symlink" if info.issym() else "hard link"
+    message = (
+        f"{describe(location)}: {info.name!r} is a {kind} to {info.linkname!r}; torch.load's "
+        "legacy tar reader extracts that name and loads whatever the link points to"
+    )
+    evidence = {"kind": kind, "target": info.linkname[:500]}
+    return located_finding("SER-TAR-LEGACY-LINK", Severity.CRITICAL, message, location, **evidence)
+
+
+def _legacy_duplicate(name: str, where: Location) -> Finding:
+    message = (
+        f"{describe(where)}: tar holds {name!r} more than once; torch.load reads the last "
+        "copy (tarfile.getmember), a reader that stops at the first sees another checkpoint"
+    )
+    return located_finding(
+        "SER-TAR-DUPLICATE-MEMBER", Severity.CRITICAL, message, where, member=name
+    )
+
+
+def _scan_tar_member(
+    member: Readable, info: tarfile.TarInfo, location: Location, limits: Limits, depth: int
+) -> list[Finding]:
+    def by_content(stream: Readable) -> list[Finding]:
+        return scan_member_stream(
+            stream,
+            info.size,
+            location,
+            limits,
+            depth,
+            name=info.name,
+            as_pickle=info.name in PICKLE_MEMBERS,
+        )
+
+    if info.name in LAYOUT_MEMBERS:
+        return scan_layout_member(member, info.size, info.name, location, limits, by_content)
+    return by_content(member)
+
+
 def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: int) -> list[Finding]:
     """Walk an uncompressed tar once, in order, as a stream; never extracts anything."""
     findings: list[Finding] = []
     count = total = 0
+    legacy_seen: set[str] = set()
     try:
         # "r|": streaming and uncompressed. Decompression is ours (bounded), not tarfile's.
         with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
@@ -88,7 +142,13 @@ def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: in
                     break
                 location = member_location(where, info.name)
                 findings.extend(name_findings(info.name, location))
+                if info.name in READ_BY_TORCH:
+                    if info.name in legacy_seen:
+                        findings.append(_legacy_duplicate(info.name, where))
+                    legacy_seen.add(info.name)
                 if info.issym() or info.islnk():
+                    if info.name in READ_BY_TORCH:
+                        findings.append(_legacy_link(info, location))
                     findings.extend(_link_findings(info, location))
                     continue
                 if not info.isreg():
@@ -101,15 +161,7 @@ def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: in
                 if member is not None:
                     findings.extend(
                         isolated(
-                            partial(
-                                scan_member_stream,
-                                member,
-                                info.size,
-                                location,
-                                limits,
-                                depth,
-                                name=info.name,
-                            ),
+                            partial(_scan_tar_member, member, info, location, limits, depth),
                             partial(_member_unreadable, location),
                             reraise=_TAR_ERRORS,  # the stream broke: the archive's, below
                         )
@@ -122,28 +174,29 @@ def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: in
 
 def scan_compressed_stream(
     stream: Readable,
-    codec: Codec,
+    detected: Detected,
     compressed_size: int | None,
     where: Location,
     limits: Limits,
     depth: int,
 ) -> list[Finding]:
     """Decompress in bounded steps, route what comes out by content, then drain the rest."""
-    inflated = Inflated(stream, codec, compressed_size, limits)
+    inflated = inflater(stream, detected, compressed_size, limits)
     findings = scan_member_stream(inflated, None, where, limits, depth)
     inflated.drain()
-    if codec is Codec.ZLIB and inflated.produced == 0 and inflated.error:
-        # Two bytes that happen to look like a zlib header, inside raw data: not a stream.
+    if detected.weak and inflated.produced == 0 and inflated.error:
+        # Bytes that happen to look like a zlib or lzma header, inside raw data: not a stream.
         return []
     evidence: dict[str, Any] = {
-        "codec": codec.value,
+        "codec": detected.label,
         "compressed_read": inflated.consumed,
         "decompressed": inflated.produced,
     }
     if inflated.bomb:
         message = (
-            f"{describe(where)}: {codec.value} data expands past {inflated.ratio_bound()} bytes "
-            f"(over {limits.decompression_max_ratio}x its compressed size); decompression stopped"
+            f"{describe(where)}: {detected.label} data expands past {inflated.ratio_bound()} "
+            f"bytes (over {limits.decompression_max_ratio}x its compressed size); "
+            "decompression stopped"
         )
         evidence["max_ratio"] = limits.decompression_max_ratio
         findings.append(
@@ -152,7 +205,7 @@ def scan_compressed_stream(
     elif inflated.too_large:
         findings.append(_too_large(where, limits, inflated.produced))
     elif inflated.error:
-        findings.append(_unreadable(where, f"{codec.value} data", inflated.error))
+        findings.append(_unreadable(where, f"{detected.label} data", inflated.error))
     return findings
 
 
@@ -184,23 +237,26 @@ def _open_and(file: ScanFile, limits: Limits, scan: Any) -> list[Finding]:
 
 def scan_tar(file: ScanFile, limits: Limits) -> list[Finding]:
     """Scan a tar file on disk (FileFormat.TAR), including torch's legacy tar checkpoints."""
-    return _open_and(file, limits, lambda h, w, lim: scan_tar_stream(h, w, lim, 1))
+    with file.path.open("rb") as handle:
+        return scan_tar_stream(handle, Location(path=file.rel), limits, 1)
 
 
 def scan_compressed(file: ScanFile, limits: Limits) -> list[Finding]:
-    """Scan a gzip, bz2, xz, lzma, zlib or joblib-zfile file on disk by what it holds."""
-
-    def scan(handle: IO[bytes], where: Location, lim: Limits) -> list[Finding]:
-        codec = codec_of(handle.read(64))
+    """Scan a file the sniffer did not name (or named gzip) by what it holds: a compressed
+    stream (gzip, bz2, xz, lzma, zlib, lz4, joblib-zfile) or a tar without "ustar" magic."""
+    with file.path.open("rb") as handle:
+        head = handle.read(limits.sniff_bytes)
         handle.seek(0)
-        if codec is None:
+        where = Location(path=file.rel)
+        if is_tar_header(head):
+            return scan_tar_stream(handle, where, limits, 1)
+        detected = detect(head)
+        if detected is None:
             return []
-        return scan_compressed_stream(handle, codec, file.size, where, lim, 1)
-
-    return _open_and(file, limits, scan)
+        return scan_compressed_stream(handle, detected, file.size, where, limits, 1)
 
 
-# FileFormat.GZIP today; the same scanner reads every codec that codec_of names.
+# FileFormat.GZIP today; the same scanner reads every codec that `detect` names.
 scan_gzip = scan_compressed
 
 

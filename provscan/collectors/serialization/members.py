@@ -3,7 +3,7 @@
 Locations: `Location.path` is the file on disk; `Location.member` is the chain of member
 names from the outermost archive inwards, joined with "!/" (as in jar: URLs). A zip file
 holding `inner.zip` that holds `data.pkl` gives member "inner.zip!/data.pkl". Compression
-layers (gzip, bz2, xz, zlib) wrap one stream and add no link to the chain.
+layers (gzip, bz2, xz, lzma, zlib, lz4) wrap one stream and add no link to the chain.
 
 Depth: `depth` is how many containers (archives or compression layers) enclose the bytes
 being routed; the members of a file on disk are at depth 1. A container found at depth d
@@ -153,31 +153,40 @@ def scan_member_stream(
     depth: int,
     *,
     name: str = "",
+    as_pickle: bool = False,
 ) -> list[Finding]:
-    """Route one member (or decompressed stream) by its content; `size` None if unknown."""
+    """Route one member (or decompressed stream) by its content; `size` None if unknown.
+
+    `as_pickle`: the loader unpickles this member whatever it looks like (a legacy torch
+    tar's `pickle`), so it is walked as one.
+    """
     # Imported here: the container scanners route their own members back to this function.
-    from provscan.collectors.serialization import archives, zip_scan
+    from provscan.collectors.serialization import archives, compression, tar_legacy, zip_scan
 
     head = read_bounded(stream, limits.sniff_bytes)
     if not head:
         return []
     known = size if size is not None else len(head) + 1
     fmt = sniff(head, known)
-    named = name.lower().endswith(PICKLE_SUFFIXES)
-    if fmt is FileFormat.PICKLE:
+    named = as_pickle or name.lower().endswith(PICKLE_SUFFIXES)
+    if fmt is FileFormat.PICKLE or as_pickle:
         return _scan_pickle(head, stream, size, location, limits, named)
     if fmt is FileFormat.NUMPY:
         return scan_npy_stream(Rejoined(head, stream), size, location, limits)
-    codec = archives.codec_of(head)
-    if fmt is FileFormat.TAR or codec is not None:
+    # A tar is whatever tarfile accepts (v7 headers have no "ustar" magic), unless it is a
+    # zip or 7z first: torch.load tries zip, then tar.
+    tar = fmt is FileFormat.TAR or (
+        fmt not in (FileFormat.ZIP, FileFormat.SEVENZIP) and tar_legacy.is_tar_header(head)
+    )
+    detected = None if tar else compression.detect(head)
+    if tar or detected is not None:
         deep = too_deep(location, limits, depth)
         if deep is not None:
             return [deep]
-        if fmt is FileFormat.TAR:
-            return archives.scan_tar_stream(Rejoined(head, stream), location, limits, depth + 1)
-        assert codec is not None
         joined = Rejoined(head, stream)
-        return archives.scan_compressed_stream(joined, codec, size, location, limits, depth + 1)
+        if detected is None:
+            return archives.scan_tar_stream(joined, location, limits, depth + 1)
+        return archives.scan_compressed_stream(joined, detected, size, location, limits, depth + 1)
     if fmt in (FileFormat.ZIP, FileFormat.SEVENZIP):
         deep = too_deep(location, limits, depth)
         if deep is not None:

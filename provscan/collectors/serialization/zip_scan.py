@@ -1,11 +1,15 @@
-"""Does this zip archive (usually a PyTorch checkpoint) hide code in its pickles or TorchScript?"""
+"""Does this zip archive (usually a PyTorch checkpoint) hide code in its pickles or TorchScript?
+
+Read twice: as Python's zipfile reads it and as PyTorch's reader (miniz) does (see
+zip_layout for what each one does). Every member either reader hands out is scanned, and the
+one torch.load unpickles as data.pkl always as a pickle.
+"""
 
 from __future__ import annotations
 
 import struct
 import zipfile
 import zlib
-from collections import Counter
 from functools import partial
 from typing import IO
 
@@ -23,7 +27,21 @@ from provscan.collectors.serialization.pickle_scan import (
     looks_like_pickle,
     scan_pickle_bytes,
 )
-from provscan.collectors.serialization.zip_local import header_disagreement, raw_member
+from provscan.collectors.serialization.zip_layout import (
+    Entry,
+    Problem,
+    Span,
+    compare,
+    read_miniz,
+    refusal,
+    span_of,
+    zipfile_entries,
+)
+from provscan.collectors.serialization.zip_local import (
+    StoredSlice,
+    header_disagreement,
+    raw_member,
+)
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
 
@@ -82,10 +100,10 @@ def _is_torchscript(name: str) -> bool:
     return (len(parts) > 2 and parts[1] == "code") or parts[-1] == "constants.pkl"
 
 
-def _layout_findings(where: Location, infos: list[zipfile.ZipInfo]) -> list[Finding]:
+def _layout_findings(where: Location, names: list[str]) -> list[Finding]:
     findings: list[Finding] = []
     rel = describe(where)
-    script = [i.filename for i in infos if _is_torchscript(i.filename)]
+    script = [n for n in names if _is_torchscript(n)]
     if script:
         message = (
             f"{rel}: archive holds TorchScript ({script[0]} ...); torch.load used to hand such "
@@ -95,7 +113,7 @@ def _layout_findings(where: Location, infos: list[zipfile.ZipInfo]) -> list[Find
         findings.append(
             located_finding("SER-TORCHSCRIPT", Severity.HIGH, message, where, **evidence)
         )
-    data_pkls = [i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "data.pkl"]
+    data_pkls = sorted({n for n in names if n.rsplit("/", 1)[-1] == "data.pkl"})
     if len(data_pkls) > 1:
         message = (
             f"{rel}: archive has {len(data_pkls)} data.pkl members; which one loads is ambiguous"
@@ -104,46 +122,56 @@ def _layout_findings(where: Location, infos: list[zipfile.ZipInfo]) -> list[Find
         findings.append(
             located_finding("SER-ZIP-MULTIPLE-DATA-PKL", Severity.HIGH, message, where, **evidence)
         )
-    duplicates = sorted(n for n, c in Counter(i.filename for i in infos).items() if c > 1)
-    if duplicates:
-        message = (
-            f"{rel}: archive names {duplicates[0]!r} twice or more; readers differ on which counts"
-        )
-        evidence = {"members": duplicates[:10]}
+    return findings
+
+
+def _problem_findings(where: Location, problems: list[Problem]) -> list[Finding]:
+    """Reader disagreements and layouts no zip writer produces: critical, because each one
+    lets a loader run bytes that another reader (a reviewer, a scanner) never saw."""
+    findings: list[Finding] = []
+    for problem in problems:
+        location = where if problem.member is None else member_location(where, problem.member)
+        message = f"{describe(where)}: {problem.text}"
         findings.append(
-            located_finding("SER-ZIP-DUPLICATE-MEMBER", Severity.HIGH, message, where, **evidence)
+            located_finding(
+                problem.rule_id, Severity.CRITICAL, message, location, **problem.evidence
+            )
         )
     return findings
 
 
-def _mismatch_findings(
-    handle: IO[bytes], infos: list[zipfile.ZipInfo], where: Location
-) -> list[Finding]:
+def _mismatch_findings(handle: IO[bytes], entries: list[Entry], where: Location) -> list[Finding]:
     findings: list[Finding] = []
-    for info in infos:
+    checked: set[int] = set()
+    for entry in entries:
+        if entry.header_offset in checked:
+            continue
+        checked.add(entry.header_offset)
         try:
-            differences = header_disagreement(handle, info)
-        except (OSError, ValueError, struct.error) as exc:
+            differences = header_disagreement(handle, entry)
+        except (OSError, ValueError, OverflowError, struct.error) as exc:
             differences = {"error": str(exc)[:200]}
         if differences is None:
             continue
         message = (
-            f"{describe(where)}: member {info.filename}'s local header disagrees with the "
+            f"{describe(where)}: member {entry.name}'s local header disagrees with the "
             f"central directory ({', '.join(sorted(differences))}); readers differ on what it holds"
         )
-        location = member_location(where, info.filename)
-        evidence = {"differences": differences, "offset": info.header_offset}
+        location = member_location(where, entry.name)
+        evidence = {"differences": differences, "offset": entry.header_offset}
         findings.append(
-            located_finding("SER-ZIP-HEADER-MISMATCH", Severity.HIGH, message, location, **evidence)
+            located_finding(
+                "SER-ZIP-HEADER-MISMATCH", Severity.CRITICAL, message, location, **evidence
+            )
         )
     return findings
 
 
 def _unreadable(
-    info: zipfile.ZipInfo, where: Location, location: Location, exc: BaseException
+    name: str, where: Location, location: Location, exc: BaseException
 ) -> list[Finding]:
     message = (
-        f"{describe(where)}: cannot read member {info.filename}: {exc}; it was not scanned, "
+        f"{describe(where)}: cannot read member {name}: {exc}; it was not scanned, "
         "though PyTorch's own zip reader may still load it"
     )
     error = str(exc)[:500]
@@ -152,28 +180,70 @@ def _unreadable(
     ]
 
 
-def _scan_raw(
-    handle: IO[bytes], info: zipfile.ZipInfo, location: Location, limits: Limits, depth: int
+def _refused(
+    handle: IO[bytes], entry: Entry, where: Location, location: Location, exc: BaseException
 ) -> list[Finding]:
+    """zipfile refuses the member; when torch's reader takes it anyway, the readers disagree."""
+    size = handle.seek(0, 2)
+    if refusal(entry) is not None or entry.directory or span_of(handle, entry, size) is None:
+        return _unreadable(entry.name, where, location, exc)
+    message = (
+        f"{describe(where)}: zipfile refuses member {entry.name} ({exc}) but PyTorch's reader "
+        "loads it (it checks no CRC and no local name); its raw bytes were scanned"
+    )
+    evidence = {"name": entry.name, "zipfile_error": str(exc)[:500]}
+    return [
+        located_finding(
+            "SER-ZIP-READER-DISAGREEMENT", Severity.CRITICAL, message, location, **evidence
+        )
+    ]
+
+
+def _scan_raw(
+    handle: IO[bytes],
+    entry: Entry,
+    location: Location,
+    limits: Limits,
+    depth: int,
+    *,
+    pickle: bool = False,
+) -> list[Finding]:
+    """Scan an entry's bytes as torch's reader takes them; `pickle`: as torch's data.pkl."""
     try:
-        data = raw_member(handle, info, limits)
-    except (OSError, ValueError, struct.error, zlib.error):
+        span = span_of(handle, entry, handle.seek(0, 2))
+        if span is None:
+            return []
+        if not pickle and entry.method == zipfile.ZIP_STORED:
+            # Streamed like any member: a stored storage can be gigabytes.
+            stream = StoredSlice(handle, span.data_offset, span.compress_size)
+            return scan_member_stream(
+                stream, span.compress_size, location, limits, depth, name=entry.name
+            )
+        data = raw_member(handle, entry, limits)
+    except (OSError, ValueError, OverflowError, struct.error, zlib.error):
         return []
+    if data is None:
+        return []
+    if pickle:
+        total = entry.file_size
+        return scan_pickle_bytes(data, location, limits, total_size=total, sniffed=False)
     if not data:
         return []
-    return scan_member_bytes(data, location, limits, depth, name=info.filename)
+    return scan_member_bytes(data, location, limits, depth, name=entry.name)
 
 
 def _scan_member(
     archive: zipfile.ZipFile,
     handle: IO[bytes],
     info: zipfile.ZipInfo,
+    entry: Entry,
     where: Location,
     limits: Limits,
     depth: int,
+    torch_pickle: bool,
 ) -> list[Finding]:
     location = member_location(where, info.filename)
-    named = info.filename.lower().endswith(_PICKLE_SUFFIXES)
+    named = torch_pickle or info.filename.lower().endswith(_PICKLE_SUFFIXES)
     try:
         with archive.open(info) as member:
             head = read_bounded(member, limits.sniff_bytes)
@@ -193,8 +263,8 @@ def _scan_member(
                 data += read_bounded(member, want - len(data))
     except _MEMBER_ERRORS as exc:
         # Refused by zipfile is not refused by every loader: also scan the raw bytes.
-        raw = _scan_raw(handle, info, location, limits, depth)
-        return _unreadable(info, where, location, exc) + raw
+        raw = _scan_raw(handle, entry, location, limits, depth, pickle=torch_pickle)
+        return _refused(handle, entry, where, location, exc) + raw
     findings: list[Finding] = []
     if named and info.file_size > limits.pickle_max:
         message = (
@@ -211,10 +281,18 @@ def _scan_member(
     return findings + scanned
 
 
+def _malformed(where: Location, exc: BaseException, torch_error: str | None) -> Finding:
+    message = f"{describe(where)}: zip archive cannot be opened: {exc}"
+    if torch_error:
+        message += f"; PyTorch's reader refuses it too ({torch_error})"
+    return located_finding("SER-ZIP-MALFORMED", Severity.HIGH, message, where, error=str(exc)[:500])
+
+
 def scan_zip_archive(
     handle: IO[bytes], where: Location, limits: Limits, depth: int
 ) -> list[Finding]:
-    """Scan a zip read from `handle` (a file on disk, or a nested member in memory).
+    """Scan a zip read from `handle` (a file on disk, or a nested member in memory), both as
+    Python's zipfile reads it and as PyTorch's reader (miniz) does.
 
     `where` names the archive itself; `depth` is the depth of its members (1 on disk).
     """
@@ -227,41 +305,95 @@ def scan_zip_archive(
         return [
             located_finding("SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence)
         ]
+    size = handle.seek(0, 2)
+    miniz = read_miniz(handle, size, bound)
+    archive: zipfile.ZipFile | None = None
     try:
         archive = zipfile.ZipFile(handle)
     except _ARCHIVE_ERRORS as exc:
-        message = f"{rel}: zip archive cannot be opened: {exc}"
-        return [
-            located_finding(
-                "SER-ZIP-MALFORMED", Severity.HIGH, message, where, error=str(exc)[:500]
-            )
-        ]
+        if miniz.error is not None:
+            return [_malformed(where, exc, miniz.error)]
     findings: list[Finding] = []
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > bound:
-            message = (
-                f"{rel}: archive has {len(infos)} members; only the first {bound} were scanned"
-            )
-            evidence = {"members": len(infos), "max_members": bound}
-            findings.append(
-                located_finding(
-                    "SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence
-                )
-            )
-            infos = infos[:bound]
-        findings.extend(_layout_findings(where, infos))
-        findings.extend(_mismatch_findings(handle, infos, where))
-        for info in infos:
-            if info.is_dir():
-                continue
-            location = member_location(where, info.filename)
+    layout = compare(handle, size, archive, miniz)
+    findings.extend(_problem_findings(where, layout.problems))
+    torch_pickle = None
+    if layout.torch_data_pkl is not None:
+        torch_pickle = span_of(handle, layout.torch_data_pkl, size)
+    scanned: set[Span] = set()
+    names = [e.name for e in miniz.entries]
+    if archive is not None:
+        with archive:
             findings.extend(
-                isolated(
-                    partial(_scan_member, archive, handle, info, where, limits, depth),
-                    partial(_unreadable, info, where, location),
-                )
+                _scan_zipfile_view(archive, handle, where, limits, depth, torch_pickle, scanned)
             )
+            names = [i.filename for i in archive.infolist()[:bound]] + names
+    findings.extend(_layout_findings(where, list(dict.fromkeys(names))))
+    findings.extend(_mismatch_findings(handle, layout.torch_only, where))
+    # What torch reads and zipfile never hands out: as torch's reader takes it.
+    for entry in layout.torch_only[:bound]:
+        span = span_of(handle, entry, size)
+        if span is None or span in scanned or entry.directory or refusal(entry):
+            continue
+        scanned.add(span)
+        location = member_location(where, entry.name)
+        as_pickle = span == torch_pickle
+        findings.extend(
+            isolated(
+                partial(_scan_raw, handle, entry, location, limits, depth, pickle=as_pickle),
+                partial(_unreadable, entry.name, where, location),
+            )
+        )
+    return findings
+
+
+def _scan_zipfile_view(
+    archive: zipfile.ZipFile,
+    handle: IO[bytes],
+    where: Location,
+    limits: Limits,
+    depth: int,
+    torch_pickle: Span | None,
+    scanned: set[Span],
+) -> list[Finding]:
+    findings: list[Finding] = []
+    bound = limits.zip_max_members
+    size = handle.seek(0, 2)
+    infos = archive.infolist()
+    if len(infos) > bound:
+        message = (
+            f"{describe(where)}: archive has {len(infos)} members; only the first {bound} "
+            "were scanned"
+        )
+        evidence = {"members": len(infos), "max_members": bound}
+        findings.append(
+            located_finding("SER-ZIP-TOO-MANY-MEMBERS", Severity.HIGH, message, where, **evidence)
+        )
+        infos = infos[:bound]
+    entries = zipfile_entries(archive)[: len(infos)]
+    findings.extend(_mismatch_findings(handle, entries, where))
+    for info, entry in zip(infos, entries, strict=True):
+        if info.is_dir():
+            continue
+        span = span_of(handle, entry, size)
+        if span is not None:
+            scanned.add(span)
+        location = member_location(where, info.filename)
+        findings.extend(
+            isolated(
+                partial(
+                    _scan_member,
+                    archive,
+                    handle,
+                    info,
+                    entry,
+                    where,
+                    limits,
+                    depth,
+                    span is not None and span == torch_pickle,
+                ),
+                partial(_unreadable, info.filename, where, location),
+            )
+        )
     return findings
 
 

@@ -1,0 +1,127 @@
+"""Container tricks (fixtures/corpus_containers.py): each payload really runs in its loader,
+provscan calls each one critical without running it, and real torch/joblib files stay quiet."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from fixtures.corpus_containers import SKIPPED, container_samples
+from fixtures.loader_proof import runs_payload
+from fixtures.serialization_corpus import Sample
+from provscan.pipeline import scan
+from provscan.report import Finding, Severity
+
+pytest.importorskip("torch")
+pytest.importorskip("joblib")
+
+_CATALOGUE_CANARY = Path("/nonexistent/provscan-container-canary")
+
+
+def _catalogue() -> list[Sample]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return container_samples(Path(tmp), _CATALOGUE_CANARY)
+
+
+SAMPLES = _catalogue()
+MALICIOUS = [s for s in SAMPLES if s.malicious]
+BENIGN = [s for s in SAMPLES if not s.malicious]
+
+# The container finding each technique must raise besides the payload's own (a scanner that
+# only happened to scan every member would pass the critical check without seeing the trick).
+EXPECTED_RULE = {
+    "zip_two_zip64_end_records": "SER-ZIP-MULTIPLE-END-RECORDS",
+    "zip_truncated_end_signature": "SER-ZIP-READER-DISAGREEMENT",
+    "zip_directory_offset": "SER-ZIP-READER-DISAGREEMENT",
+    "zip_entry_count": "SER-ZIP-READER-DISAGREEMENT",
+    "zip_duplicate_data_pkl_middle": "SER-ZIP-DUPLICATE-MEMBER",
+    "zip_case_folded_data_pkl": "SER-ZIP-READER-DISAGREEMENT",
+    "zip_local_central_name_mismatch": "SER-ZIP-HEADER-MISMATCH",
+    "zip_overlapping_members": "SER-ZIP-OVERLAP",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("containers")
+    canary = root / "canary"
+    container_samples(root / "files", canary)
+    return root / "files", canary
+
+
+def _scan_one(corpus: tuple[Path, Path], sample: Sample, tmp_path: Path) -> list[Finding]:
+    files, canary = corpus
+    target = tmp_path / "model"
+    target.mkdir()
+    shutil.copyfile(files / sample.path, target / sample.path)
+    findings = list(scan(str(target)).findings)
+    assert not canary.exists(), f"scanning {sample.name} executed its payload"
+    return findings
+
+
+def _describe(findings: list[Finding]) -> str:
+    return "\n".join(f"  {f.severity.value} {f.rule_id}: {f.message}" for f in findings)
+
+
+@pytest.mark.parametrize("sample", MALICIOUS, ids=[s.name for s in MALICIOUS])
+def test_payload_runs_in_its_loader(corpus: tuple[Path, Path], sample: Sample) -> None:
+    files, canary = corpus
+    try:
+        assert runs_payload(sample.loader, files / sample.path, canary), (
+            f"{sample.name}: {sample.loader} does not run the payload"
+        )
+    finally:
+        canary.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("sample", MALICIOUS, ids=[s.name for s in MALICIOUS])
+def test_malicious_sample_is_critical(
+    corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
+) -> None:
+    findings = _scan_one(corpus, sample, tmp_path)
+    critical = [
+        f
+        for f in findings
+        if f.severity is Severity.CRITICAL and f.location and f.location.path == sample.path
+    ]
+    assert critical, f"{sample.name} got no critical finding:\n{_describe(findings)}"
+    expected = EXPECTED_RULE.get(sample.name)
+    if expected:
+        assert expected in {f.rule_id for f in critical}, _describe(findings)
+    payload = [f for f in critical if f.rule_id == "SER-PICKLE-DANGEROUS-GLOBAL"]
+    assert payload, f"{sample.name}: the payload itself was not found:\n{_describe(findings)}"
+
+
+@pytest.mark.parametrize("sample", BENIGN, ids=[s.name for s in BENIGN])
+def test_benign_sample_is_quiet(corpus: tuple[Path, Path], sample: Sample, tmp_path: Path) -> None:
+    findings = _scan_one(corpus, sample, tmp_path)
+    bad = [f for f in findings if f.severity in (Severity.HIGH, Severity.CRITICAL)]
+    assert not bad, f"{sample.name} flagged:\n{_describe(bad)}"
+
+
+def test_corpus_covers_the_container_techniques() -> None:
+    names = {s.name for s in SAMPLES}
+    required = {
+        *EXPECTED_RULE,
+        "zip_prepended_pickle",
+        "torch_legacy_v7_tar",
+        "torch_legacy_v7_tar_storage_views",
+        "joblib_zlib_level1",
+        "joblib_gzip",
+        "joblib_bz2",
+        "joblib_xz",
+        "joblib_lzma",
+        "joblib_lzma_small_dictionary",
+        "benign_torch_zip_p2",
+        "benign_torch_zip_p4",
+        "benign_torch_legacy",
+        *(f"benign_joblib_{c}" for c in ("zlib", "gzip", "bz2", "lzma", "xz")),
+    }
+    assert required <= names
+    assert {"joblib_lz4", "tar_pickle_polyglot"} <= names | {name for name, _ in SKIPPED}
+    assert len({s.path for s in SAMPLES}) == len(SAMPLES)
+    for sample in MALICIOUS:
+        assert sample.loader in ("torch", "joblib", "pickle") and sample.source
