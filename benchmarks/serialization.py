@@ -36,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: make `fixtures` importable
 
+from fixtures.corpus_containers import container_samples  # noqa: E402
+from fixtures.corpus_keras import keras_samples  # noqa: E402
 from fixtures.serialization_corpus import Sample, build_corpus, skipped  # noqa: E402
 
 PEER_INSTALL = (
@@ -205,6 +207,9 @@ def corpus_matrix(peers: Path, timeout: float) -> None:
         root = Path(tmp)
         canary = root / "CANARY"
         samples = build_corpus(root / "files", canary)
+        # The container and Keras corpora write flat files into the same folder.
+        samples += container_samples(root / "files", canary)
+        samples += keras_samples(root / "files", canary)
         active = tools(peers)
         env = _env(peers)
         print(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.corpus_containers import SKIPPED, container_samples
-from fixtures.loader_proof import runs_payload
+from fixtures.loader_proof import Proof, prove_samples
 from fixtures.serialization_corpus import Sample
 from provscan.pipeline import scan
 from provscan.report import Finding, Severity
@@ -66,15 +66,15 @@ def _describe(findings: list[Finding]) -> str:
     return "\n".join(f"  {f.severity.value} {f.rule_id}: {f.message}" for f in findings)
 
 
-@pytest.mark.parametrize("sample", MALICIOUS, ids=[s.name for s in MALICIOUS])
-def test_payload_runs_in_its_loader(corpus: tuple[Path, Path], sample: Sample) -> None:
+@pytest.fixture(scope="module")
+def proofs(corpus: tuple[Path, Path]) -> dict[str, Proof]:
     files, canary = corpus
-    try:
-        assert runs_payload(sample.loader, files / sample.path, canary), (
-            f"{sample.name}: {sample.loader} does not run the payload"
-        )
-    finally:
-        canary.unlink(missing_ok=True)
+    return prove_samples(MALICIOUS, files, canary)
+
+
+@pytest.mark.parametrize("sample", MALICIOUS, ids=[s.name for s in MALICIOUS])
+def test_payload_runs_in_its_loader(proofs: dict[str, Proof], sample: Sample) -> None:
+    assert proofs[sample.name].ran, f"{sample.name}: {sample.loader} does not run the payload"
 
 
 @pytest.mark.parametrize("sample", MALICIOUS, ids=[s.name for s in MALICIOUS])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.loader_proof import prove
+from fixtures.loader_proof import Proof, prove_samples
 from fixtures.serialization_corpus import NO_LOADER, Sample, build_corpus
 from provscan.pipeline import scan
 from provscan.report import Finding, Severity
@@ -82,17 +82,22 @@ def test_malicious_sample_is_critical(
     )
 
 
+@pytest.fixture(scope="session")
+def proofs(corpus: tuple[Path, Path]) -> dict[str, Proof]:
+    files, canary = corpus
+    return prove_samples(MALICIOUS, files, canary)
+
+
 @pytest.mark.parametrize("sample", [_param(s) for s in MALICIOUS])
 def test_the_real_loader_runs_or_reaches_the_payload(
-    corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
+    corpus: tuple[Path, Path], proofs: dict[str, Proof], sample: Sample, tmp_path: Path
 ) -> None:
     """Each malicious sample is an attack on a real loader, not a file that merely looks bad:
     run in a child process, the loader touches the canary, or (a gadget that is inert by
     design: another OS's shell, a browser) looks up a global provscan reports as critical."""
     if sample.loader == "none":
         pytest.skip(NO_LOADER[sample.name])
-    files, canary = corpus
-    proof = prove(sample.loader, files / sample.path, canary)
+    proof = proofs[sample.name]
     if proof.ran:
         return
     critical = {
