@@ -3,7 +3,6 @@ provscan calls each one critical without running it, and real torch/joblib files
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import pytest
 from fixtures.corpus_containers import SKIPPED, container_samples
 from fixtures.loader_proof import Proof, prove_samples
 from fixtures.serialization_corpus import Sample
-from provscan.pipeline import scan
-from provscan.report import Finding, Severity
+from provscan.report import Severity
+from tests.serialization.corpus_support import critical_on, describe, scan_alone
 
 pytest.importorskip("torch")
 pytest.importorskip("joblib")
@@ -52,20 +51,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "files", canary
 
 
-def _scan_one(corpus: tuple[Path, Path], sample: Sample, tmp_path: Path) -> list[Finding]:
-    files, canary = corpus
-    target = tmp_path / "model"
-    target.mkdir()
-    shutil.copyfile(files / sample.path, target / sample.path)
-    findings = list(scan(str(target)).findings)
-    assert not canary.exists(), f"scanning {sample.name} executed its payload"
-    return findings
-
-
-def _describe(findings: list[Finding]) -> str:
-    return "\n".join(f"  {f.severity.value} {f.rule_id}: {f.message}" for f in findings)
-
-
 @pytest.fixture(scope="module")
 def proofs(corpus: tuple[Path, Path]) -> dict[str, Proof]:
     files, canary = corpus
@@ -81,25 +66,21 @@ def test_payload_runs_in_its_loader(proofs: dict[str, Proof], sample: Sample) ->
 def test_malicious_sample_is_critical(
     corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
 ) -> None:
-    findings = _scan_one(corpus, sample, tmp_path)
-    critical = [
-        f
-        for f in findings
-        if f.severity is Severity.CRITICAL and f.location and f.location.path == sample.path
-    ]
-    assert critical, f"{sample.name} got no critical finding:\n{_describe(findings)}"
+    findings = scan_alone(corpus, sample, tmp_path)
+    critical = critical_on(findings, sample)
+    assert critical, f"{sample.name} got no critical finding:\n{describe(findings)}"
     expected = EXPECTED_RULE.get(sample.name)
     if expected:
-        assert expected in {f.rule_id for f in critical}, _describe(findings)
+        assert expected in {f.rule_id for f in critical}, describe(findings)
     payload = [f for f in critical if f.rule_id == "SER-PICKLE-DANGEROUS-GLOBAL"]
-    assert payload, f"{sample.name}: the payload itself was not found:\n{_describe(findings)}"
+    assert payload, f"{sample.name}: the payload itself was not found:\n{describe(findings)}"
 
 
 @pytest.mark.parametrize("sample", BENIGN, ids=[s.name for s in BENIGN])
 def test_benign_sample_is_quiet(corpus: tuple[Path, Path], sample: Sample, tmp_path: Path) -> None:
-    findings = _scan_one(corpus, sample, tmp_path)
+    findings = scan_alone(corpus, sample, tmp_path)
     bad = [f for f in findings if f.severity in (Severity.HIGH, Severity.CRITICAL)]
-    assert not bad, f"{sample.name} flagged:\n{_describe(bad)}"
+    assert not bad, f"{sample.name} flagged:\n{describe(bad)}"
 
 
 def test_corpus_covers_the_container_techniques() -> None:

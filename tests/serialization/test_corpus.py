@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from fixtures.loader_proof import Proof, prove_samples
 from fixtures.serialization_corpus import NO_LOADER, Sample, build_corpus
-from provscan.pipeline import scan
-from provscan.report import Finding, Severity
+from provscan.report import Severity
+from tests.serialization.corpus_support import critical_on, describe, scan_alone
 
 # Built once at collection time (names only) so every sample is its own test id; the files
 # themselves are generated per session into a temporary directory.
@@ -48,37 +47,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "files", canary
 
 
-def _scan_one(corpus: tuple[Path, Path], sample: Sample, tmp_path: Path) -> list[Finding]:
-    """Scan a directory holding only this sample, as `provscan inspect DIR` would."""
-    files, canary = corpus
-    target = tmp_path / "model"
-    target.mkdir()
-    shutil.copyfile(files / sample.path, target / sample.path)
-    findings = list(scan(str(target)).findings)
-    assert not canary.exists(), f"scanning {sample.name} executed its payload"
-    return findings
-
-
-def _describe(findings: list[Finding]) -> str:
-    return (
-        "\n".join(f"  {f.severity.value} {f.rule_id}: {f.message}" for f in findings) or "  (none)"
-    )
-
-
 @pytest.mark.parametrize("sample", [_param(s) for s in MALICIOUS])
 def test_malicious_sample_is_critical(
     corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
 ) -> None:
-    findings = _scan_one(corpus, sample, tmp_path)
-    critical = [
-        f
-        for f in findings
-        if f.severity is Severity.CRITICAL
-        and f.location is not None
-        and f.location.path == sample.path
-    ]
+    findings = scan_alone(corpus, sample, tmp_path)
+    critical = critical_on(findings, sample)
     assert critical, (
-        f"{sample.name} ({sample.source}) got no critical finding:\n{_describe(findings)}"
+        f"{sample.name} ({sample.source}) got no critical finding:\n{describe(findings)}"
     )
 
 
@@ -102,7 +78,7 @@ def test_the_real_loader_runs_or_reaches_the_payload(
         return
     critical = {
         str(f.evidence.get("global"))
-        for f in _scan_one(corpus, sample, tmp_path)
+        for f in scan_alone(corpus, sample, tmp_path)
         if f.severity is Severity.CRITICAL
     }
     assert proof.reached & critical, (
@@ -115,13 +91,13 @@ def test_the_real_loader_runs_or_reaches_the_payload(
 def test_benign_sample_is_not_dangerous(
     corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
 ) -> None:
-    findings = _scan_one(corpus, sample, tmp_path)
+    findings = scan_alone(corpus, sample, tmp_path)
     bad = [f for f in findings if "DANGEROUS" in f.rule_id or f.severity is Severity.CRITICAL]
-    assert not bad, f"{sample.name} falsely flagged:\n{_describe(bad)}"
+    assert not bad, f"{sample.name} falsely flagged:\n{describe(bad)}"
     if not sample.benign_but_unknown:
         # Plain torch/numpy files must not even be "unknown": the allowlist covers them.
         high = [f for f in findings if f.severity is Severity.HIGH]
-        assert not high, f"{sample.name} has high findings:\n{_describe(high)}"
+        assert not high, f"{sample.name} has high findings:\n{describe(high)}"
 
 
 def test_corpus_covers_the_required_techniques() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import marshal
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -23,8 +22,8 @@ from fixtures.serialization_corpus import Sample
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.keras_scan import scan_keras_zip
 from provscan.limits import Limits
-from provscan.pipeline import scan
-from provscan.report import Finding, Severity
+from provscan.report import Severity
+from tests.serialization.corpus_support import critical_on, scan_alone
 
 
 def layer(class_name: str, config: dict, module: str = "keras.layers") -> dict:
@@ -431,18 +430,6 @@ def keras_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "files", canary
 
 
-def _scan_only(corpus: tuple[Path, Path], sample: Sample, tmp_path: Path) -> list[Finding]:
-    files, canary = corpus
-    target = tmp_path / "model"
-    target.mkdir()
-    shutil.copyfile(files / sample.path, target / sample.path)
-    if canary.exists():
-        canary.unlink()
-    findings = list(scan(str(target)).findings)
-    assert not canary.exists(), f"scanning {sample.name} executed its payload"
-    return findings
-
-
 @pytest.fixture(scope="module")
 def keras_proofs(keras_corpus: tuple[Path, Path]) -> dict[str, bool]:
     """Every malicious sample loaded by Keras in one child process (a Keras import takes
@@ -482,14 +469,8 @@ def test_keras_sample_runs_its_payload_in_keras(
 def test_keras_sample_is_critical(
     keras_corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
 ) -> None:
-    findings = _scan_only(keras_corpus, sample, tmp_path)
-    critical = [
-        f
-        for f in findings
-        if f.severity is Severity.CRITICAL
-        and f.location is not None
-        and f.location.path == sample.path
-    ]
+    findings = scan_alone(keras_corpus, sample, tmp_path)
+    critical = critical_on(findings, sample)
     assert critical, f"{sample.name}: " + "; ".join(f"{f.rule_id} {f.message}" for f in findings)
 
 
@@ -497,6 +478,6 @@ def test_keras_sample_is_critical(
 def test_benign_keras_sample_has_no_high_findings(
     keras_corpus: tuple[Path, Path], sample: Sample, tmp_path: Path
 ) -> None:
-    findings = _scan_only(keras_corpus, sample, tmp_path)
+    findings = scan_alone(keras_corpus, sample, tmp_path)
     bad = [f for f in findings if f.severity in (Severity.HIGH, Severity.CRITICAL)]
     assert not bad, [f"{f.rule_id}: {f.message}" for f in bad]

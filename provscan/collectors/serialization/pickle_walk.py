@@ -542,10 +542,16 @@ class Walker(pickle._Unpickler):
                 setattr(inst, key, value)
 
     # ------------------------------------------------------------------ containers
-    def _c_target(self) -> None:
-        """_pickle.c: the container of APPENDS/SETITEMS/ADDITEMS must sit above any mark."""
-        if not self.stack:
-            raise pickle.UnpicklingError("unexpected MARK found")
+    def _c_items(self) -> list[Any] | None:
+        """The items after the mark; None where _pickle.c has nothing to do. Its container
+        must sit above any other mark, and with no items it never looks at the container."""
+        items = self.pop_mark()
+        if self.c:
+            if not self.stack:
+                raise pickle.UnpicklingError("unexpected MARK found")
+            if not items:
+                return None
+        return items
 
     def load_append(self) -> None:
         value = self.stack.pop()
@@ -555,11 +561,9 @@ class Walker(pickle._Unpickler):
     # _pickle.c returns before looking at the target when a mark has no items after it;
     # pickle.py still calls extend([]) for APPENDS (and fails on a target without one).
     def load_appends(self) -> None:
-        items = self.pop_mark()
-        if self.c:
-            self._c_target()
-            if not items:
-                return
+        items = self._c_items()
+        if items is None:
+            return
         target = self.stack[-1]
         if not self.mutated(target):
             extend = getattr(target, "extend", None)
@@ -576,13 +580,11 @@ class Walker(pickle._Unpickler):
             self.stack[-1][key] = value
 
     def load_setitems(self) -> None:
-        items = self.pop_mark()
-        if self.c:
-            self._c_target()
-            if not items:
-                return
-            if len(items) % 2:
-                raise pickle.UnpicklingError("odd number of items for SETITEMS")
+        items = self._c_items()
+        if items is None:
+            return
+        if self.c and len(items) % 2:
+            raise pickle.UnpicklingError("odd number of items for SETITEMS")
         target = self.stack[-1]
         if isinstance(target, _STUBS):
             if len(items) >= 2:  # pickle.py sets pair by pair, then fails on a lone key
@@ -594,11 +596,9 @@ class Walker(pickle._Unpickler):
             target[items[i]] = items[i + 1]
 
     def load_additems(self) -> None:
-        items = self.pop_mark()
-        if self.c:
-            self._c_target()
-            if not items:
-                return
+        items = self._c_items()
+        if items is None:
+            return
         target = self.stack[-1]
         if isinstance(target, set):
             target.update(items)
