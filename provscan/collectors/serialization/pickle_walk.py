@@ -15,10 +15,16 @@ Two readers, because loaders use both:
   pickle.py and `_pickle.c` (CPython 3.11) differ, the C behaviour is reproduced here, each
   case shown in tests/serialization/test_pickle_differential.py: FRAME only checks that its
   length is available (opcodes may straddle frames); INT is `strtol(s, 0)` with a base-0
-  `PyLong_FromString` fallback, LONG/PUT/GET/FLOAT stop at a NUL byte; a GLOBAL or INST line
-  shorter than two bytes is truncation; INST looks for its mark first; REDUCE and NEWOBJ need
-  a tuple; SETITEMS checks for an odd count before setting anything; BUILD treats any non-None
-  state as a dict; a memo index too big to allocate fails.
+  `PyLong_FromString` fallback, LONG/PUT/GET/FLOAT stop at a NUL byte; a line without its
+  newline, or a GLOBAL or INST line shorter than two bytes, is truncation; INST looks for its
+  mark first; REDUCE and NEWOBJ need a tuple; SETITEMS checks for an odd count before setting
+  anything; a container under another mark, or a mark with no items, is handled before the
+  container is looked at; BUILD treats any non-None state as a dict; a memo index too big to
+  allocate fails.
+* `Reader.C_STREAM` is `_pickle.c` over a stream without peek() (torch.load's BytesIO of
+  data.pkl): where an opcode reads past the end of its frame, the frame's unread bytes are
+  dropped and reading goes on from the stream (bytes payloads excepted: _Unpickler_ReadInto
+  takes them in order). It is walked only when the C reading met such an opcode.
 * `Reader.PY` is `pickle._Unpickler` itself, used by joblib (its NumpyUnpickler subclasses it
   and reads array bytes straight from the file after a wrapper's BUILD: pickle_joblib.py) and
   dill.
@@ -33,7 +39,6 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 import enum
-import io
 import pickle
 import re
 import sys
@@ -49,7 +54,6 @@ TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5
 # A memo index whose slot table _pickle.c cannot allocate (it grows the table to 2x the index).
 C_MEMO_LIMIT = 1 << 26
-_TEXT_NUMERIC = frozenset(b"ILFpg")
 
 
 class Reader(enum.Enum):
@@ -137,7 +141,6 @@ class Opaque:
     __slots__ = ()
 
 
-Stub = Global | Made | Opaque
 _STUBS = (Global, Made, Opaque)
 _INSTANTIATE = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"})
 
@@ -748,16 +751,3 @@ for _code, _handler in list(Walker.dispatch.items()):
         Walker.dispatch[_code] = _mine
 # Opcode names as findings give them (load_stack_global -> STACK_GLOBAL).
 _NAMES = {code: handler.__name__[5:].upper() for code, handler in Walker.dispatch.items()}
-
-
-def walk_one(
-    stream: Stream, walk: PickleWalk, reader: Reader, *, limit: int, max_opcodes: int
-) -> Walker:
-    """Unpickle one pickle from the stream's position with `reader`."""
-    walker = Walker(stream, walk, reader, limit=limit, max_opcodes=max_opcodes)
-    walker.completed = walker.run()  # type: ignore[attr-defined]
-    return walker
-
-
-def fresh_stream(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
