@@ -18,6 +18,7 @@ from provscan.collectors.serialization.pickle_globals import (
     classify_global,
 )
 from provscan.collectors.serialization.pickle_walk import (
+    MAX_LIVE_BLOCKS,
     TORCH_LEGACY_PICKLES,
     PickleWalk,
     Reader,
@@ -201,6 +202,7 @@ def _absorb(merged: PickleWalk, other: PickleWalk) -> None:
         u for u in other.unknown_extensions if (u.opcode, u.offset) not in seen
     ]
     merged.opcode_limit = merged.opcode_limit or other.opcode_limit
+    merged.value_limit = merged.value_limit or other.value_limit
     merged.opcodes = max(merged.opcodes, other.opcodes)
     merged.pickles = max(merged.pickles, other.pickles)
     offsets = [o for o in (merged.speculative_offset, other.speculative_offset) if o is not None]
@@ -283,9 +285,15 @@ def walk_findings(
             )
         )
     unscanned = "the rest was not scanned"
-    if walk.opcode_limit:
+    if walk.value_limit:
+        message = (
+            f"{where}: pickle builds over {MAX_LIVE_BLOCKS:,} values before its end; {unscanned}"
+        )
+        evidence: dict[str, Any] = {"max_values": MAX_LIVE_BLOCKS}
+        findings.append(located_finding(_TOO_LARGE, Severity.HIGH, message, location, **evidence))
+    elif walk.opcode_limit:
         message = f"{where}: pickle has over {limits.pickle_max_opcodes} opcodes; {unscanned}"
-        evidence: dict[str, Any] = {"max_opcodes": limits.pickle_max_opcodes}
+        evidence = {"max_opcodes": limits.pickle_max_opcodes}
         findings.append(located_finding(_TOO_LARGE, Severity.HIGH, message, location, **evidence))
     elif walk.error is not None and walk.exhausted and cut:
         message = f"{where}: pickle runs past the {limits.pickle_max}-byte limit; {unscanned}"

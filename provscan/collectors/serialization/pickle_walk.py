@@ -52,6 +52,11 @@ from provscan.collectors.serialization.pickle_globals import PickleImport, Unres
 # the object and the storage keys, followed by raw storage bytes that must not be parsed.
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5
+# The values a walk may hold alive (Python memory blocks, sys.getallocatedblocks): a pickle's
+# bytes bound its strings, but not the small objects ten million opcodes can build; checked every
+# 2**16 opcodes. 2.5 million small objects are some 180 MB.
+MAX_LIVE_BLOCKS = 2_500_000
+_CHECK_EVERY = 1 << 16
 # A memo index whose slot table _pickle.c cannot allocate (it grows the table to 2x the index).
 C_MEMO_LIMIT = 1 << 26
 
@@ -75,6 +80,7 @@ class PickleWalk:
     error_offset: int | None = None
     exhausted: bool = False  # the input ended inside a pickle
     opcode_limit: bool = False
+    value_limit: bool = False  # stopped because it held MAX_LIVE_BLOCKS new values
     speculative_offset: int | None = None  # from here the walk may report more than CPython
     # Ordered (what, qualified name) events: ("import", n) and ("call", n). Compared between
     # readers and against CPython in the differential tests.
@@ -279,15 +285,28 @@ class Walker(pickle._Unpickler):
             self.fail("nesting too deep to follow")
         except Exception as exc:  # noqa: BLE001 - the unpickler's own errors on hostile bytes
             self.fail(str(exc) or type(exc).__name__)
+        finally:
+            self._release()
         return False
+
+    def _release(self) -> None:
+        """Drop every value now: the bound methods stored on self make a reference cycle, and
+        the next reading would otherwise run while this one's values wait for the collector."""
+        self.stack, self.metastack, self.memo = [], [], {}
+        for name in ("read", "readline", "readinto", "append", "_unframer"):
+            self.__dict__.pop(name, None)
 
     def _loop(self) -> None:
         walk, dispatch, names, read = self.walk, self.dispatch, _NAMES, self.read
         position = self.stream.tell if self.c else self.offset
         count, most = walk.opcodes, self.max_opcodes
+        blocks = sys.getallocatedblocks()
         while not self.halted:
             if count >= most:
                 walk.opcode_limit = True
+                return
+            if not count % _CHECK_EVERY and sys.getallocatedblocks() - blocks > MAX_LIVE_BLOCKS:
+                walk.opcode_limit = walk.value_limit = True
                 return
             self.pos = position()
             key = read(1)
