@@ -481,3 +481,18 @@ def test_benign_keras_sample_has_no_high_findings(
     findings = scan_alone(keras_corpus, sample, tmp_path)
     bad = [f for f in findings if f.severity in (Severity.HIGH, Severity.CRITICAL)]
     assert not bad, [f"{f.rule_id}: {f.message}" for f in bad]
+
+
+def test_a_keras_model_saved_as_a_folder_has_its_config_checked(tmp_path: Path) -> None:
+    """Keras 3 loads a directory holding config.json and model.weights.h5 like the archive."""
+    from provscan.pipeline import scan
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(EVIL)
+    findings = scan(str(model)).findings
+    assert not [f for f in findings if f.rule_id.startswith("SER-KERAS")]  # no weights: not Keras
+    (model / "model.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    keras = [f for f in scan(str(model)).findings if f.rule_id == "SER-KERAS-LAMBDA"]
+    assert keras and keras[0].severity is Severity.CRITICAL
+    assert keras[0].location is not None and keras[0].location.path == "config.json"

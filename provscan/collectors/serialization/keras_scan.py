@@ -217,8 +217,10 @@ class _Report:
             Finding(
                 rule_id=rule,
                 severity=severity,
-                message=f"{self.rel} ({self.member}{self.note}): {message}",
-                location=Location(path=self.rel, member=self.member),
+                message=f"{self.rel} ({self.member}{self.note}): {message}"
+                if self.member
+                else f"{self.rel}: {message}",
+                location=Location(path=self.rel, member=self.member or None),
                 evidence=evidence,
             )
         )
@@ -476,10 +478,27 @@ def _check_member(
         return [_malformed(rel, str(exc), info.filename)]
 
 
+def scan_keras_folder_config(file: ScanFile, limits: Limits) -> list[Finding]:
+    """The config.json of a Keras model saved as a folder (beside model.weights.h5): Keras 3
+    loads a directory as it loads the archive's members."""
+    if file.size > limits.json_file_max:
+        return [_malformed(file.rel, f"over the {limits.json_file_max}-byte limit", "")]
+    try:
+        config = json.loads(file.path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return []  # not JSON: not a Keras config, and the inventory reports broken JSON
+    except RecursionError:
+        return [_malformed(file.rel, "nests too deeply to parse", "")]
+    try:
+        return keras_config_findings(config, file.rel, "")
+    except ValueError as exc:
+        return [_malformed(file.rel, str(exc), "")]
+
+
 def _malformed(rel: str, problem: str, member: str = CONFIG_NAME) -> Finding:
     return Finding(
         rule_id="SER-KERAS-MALFORMED",
         severity=Severity.HIGH,
-        message=f"{rel}: Keras archive cannot be checked: {problem}",
-        location=Location(path=rel, member=member),
+        message=f"{rel}: Keras {'archive' if member else 'config'} cannot be checked: {problem}",
+        location=Location(path=rel, member=member or None),
     )

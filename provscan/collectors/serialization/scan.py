@@ -9,7 +9,7 @@ from provscan.collectors.base import Collected, ScanFile, SniffedFile, isolated
 from provscan.collectors.serialization.archives import scan_7z, scan_compressed, scan_gzip, scan_tar
 from provscan.collectors.serialization.gguf_scan import scan_gguf, scan_tokenizer_config_template
 from provscan.collectors.serialization.hdf5_scan import scan_hdf5
-from provscan.collectors.serialization.keras_scan import scan_keras_zip
+from provscan.collectors.serialization.keras_scan import scan_keras_folder_config, scan_keras_zip
 from provscan.collectors.serialization.numpy_scan import scan_numpy
 from provscan.collectors.serialization.onnx_scan import scan_onnx
 from provscan.collectors.serialization.pickle_scan import scan_as_pickle, scan_pickle_file
@@ -42,6 +42,10 @@ TEMPLATE_FILES = frozenset({"tokenizer_config.json", "chat_template.json", "chat
 _TEMPLATE_FORMATS = frozenset({FileFormat.JSON, FileFormat.TEXT})
 # Walked as a pickle already (PICKLE), or holding no bytes (EMPTY).
 _NOT_PICKLE_WALKED = frozenset({FileFormat.PICKLE, FileFormat.EMPTY})
+
+
+def _beside(folder: str, name: str, present: frozenset[str]) -> bool:
+    return (f"{folder}/{name}" if folder else name) in present
 
 
 def _walk_as_pickle(file: ScanFile, limits: Limits, *, fmt: str) -> list[Finding]:
@@ -93,6 +97,9 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
         name = sniffed.file.rel.rsplit("/", 1)[-1]
         if name in TEMPLATE_FILES and sniffed.format in _TEMPLATE_FORMATS:
             chosen = (scan_tokenizer_config_template,)
+        folder = sniffed.file.rel.rpartition("/")[0]
+        if name == "config.json" and _beside(folder, "model.weights.h5", present):
+            chosen = (*chosen, scan_keras_folder_config)  # a Keras model saved as a folder
         if name.endswith(".keras") and sniffed.format is not FileFormat.ZIP:
             # Keras opens any .keras file whose tail is a zip, whatever bytes come first.
             chosen = (*chosen, scan_keras_zip)
