@@ -252,6 +252,7 @@ class Walker(pickle._Unpickler):
         self.opcode = ""
         self.torch_magic = False
         self.halted = False  # the stream can no longer be followed
+        self.value: Any = None  # what the pickle built, once STOP is reached
 
     # ------------------------------------------------------------------ the loop
     def offset(self) -> int:
@@ -749,7 +750,7 @@ class Walker(pickle._Unpickler):
     def load_stop(self) -> None:
         if not self.stack:
             raise pickle.UnpicklingError("unpickling stack underflow")
-        self.stack.pop()
+        self.value = self.stack.pop()  # what load() returns
         raise _Stop
 
 

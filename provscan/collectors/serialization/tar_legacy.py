@@ -30,7 +30,6 @@ which a walk that stops at the first non-pickle byte never reaches.
 from __future__ import annotations
 
 import io
-import pickletools
 import struct
 import tarfile
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from typing import Any
 
 from provscan.collectors.serialization.members import Readable, Rejoined, read_bounded
 from provscan.collectors.serialization.pickle_scan import describe, scan_pickle_bytes
+from provscan.collectors.serialization.pickle_walk import Global, PickleWalk, Reader, Walker
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
 
@@ -81,142 +81,20 @@ def is_tar_header(head: bytes) -> bool:
     return True
 
 
-class _Global:
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
-
-
-_UNKNOWN = object()
-_MARK = object()
-
-
 def _evaluate(data: bytes) -> tuple[int, Any]:
-    """Where the first pickle in `data` ends and the plain value it builds (ints, strings,
-    tuples, lists, globals), or _UNKNOWN for anything it calls. Raises EOFError when `data`
-    ends before STOP, ValueError when it is not a pickle."""
+    """Where the first pickle in `data` ends and the value it builds, read by the same
+    CPython-faithful walker as every other pickle (`_pickle.c` rules: torch's legacy loader
+    unpickles these records with pickle.load). Imports come back as stand-ins, calls as
+    opaque values. Raises EOFError when `data` ends before STOP, ValueError when it is not
+    a pickle."""
+    walk = PickleWalk()
     stream = io.BytesIO(data)
-    stack: list[Any] = []
-    memo: dict[int, Any] = {}
-    try:
-        for opcode, arg, _pos in pickletools.genops(stream):
-            name = opcode.name
-            if name in ("PROTO", "FRAME"):
-                continue
-            if name == "STOP":
-                return stream.tell(), stack[-1] if stack else _UNKNOWN
-            _apply(name, arg, stack, memo)
-    except (ValueError, struct.error, IndexError, KeyError, TypeError) as exc:
-        if stream.tell() >= len(data):
-            raise EOFError("pickle continues past the bytes read") from exc
-        if isinstance(exc, ValueError):
-            raise
-        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
-    raise EOFError("pickle continues past the bytes read")
-
-
-def _pop_mark(stack: list[Any]) -> list[Any]:
-    at = len(stack) - 1 - stack[::-1].index(_MARK)
-    items = stack[at + 1 :]
-    del stack[at:]
-    return items
-
-
-_LITERALS = frozenset(
-    {
-        "INT",
-        "BININT",
-        "BININT1",
-        "BININT2",
-        "LONG",
-        "LONG1",
-        "LONG4",
-        "FLOAT",
-        "BINFLOAT",
-        "STRING",
-        "BINSTRING",
-        "SHORT_BINSTRING",
-        "UNICODE",
-        "SHORT_BINUNICODE",
-        "BINUNICODE",
-        "BINUNICODE8",
-        "BINBYTES",
-        "SHORT_BINBYTES",
-        "BINBYTES8",
-    }
-)
-_TUPLE_SIZES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
-
-
-def _apply(name: str, arg: Any, stack: list[Any], memo: dict[int, Any]) -> None:
-    if name in _LITERALS:
-        stack.append(arg)
-    elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
-        stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
-    elif name == "GLOBAL":
-        module, _, attribute = str(arg).partition(" ")
-        stack.append(_Global(module, attribute))
-    elif name == "STACK_GLOBAL":
-        attribute, module = stack.pop(), stack.pop()
-        stack.append(_Global(str(module), str(attribute)))
-    elif name == "MARK":
-        stack.append(_MARK)
-    elif name in ("TUPLE", "LIST"):
-        items = _pop_mark(stack)
-        stack.append(tuple(items) if name == "TUPLE" else items)
-    elif name in _TUPLE_SIZES:
-        count = _TUPLE_SIZES[name]
-        items = stack[len(stack) - count :] if count else []
-        del stack[len(stack) - count :]
-        stack.append(tuple(items))
-    elif name == "EMPTY_LIST":
-        stack.append([])
-    elif name == "APPEND":
-        item = stack.pop()
-        _extend(stack[-1], [item])
-    elif name == "APPENDS":
-        items = _pop_mark(stack)
-        _extend(stack[-1], items)
-    elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-        memo[int(arg)] = stack[-1]
-    elif name == "MEMOIZE":
-        memo[len(memo)] = stack[-1]
-    elif name in ("GET", "BINGET", "LONG_BINGET"):
-        stack.append(memo[int(arg)])
-    elif name == "POP":
-        stack.pop()
-    elif name == "POP_MARK":
-        _pop_mark(stack)
-    elif name == "DUP":
-        stack.append(stack[-1])
-    else:
-        _unknown(name, stack)
-
-
-def _extend(target: Any, items: list[Any]) -> None:
-    if isinstance(target, list):
-        target.extend(items)
-
-
-def _unknown(name: str, stack: list[Any]) -> None:
-    """Anything that builds objects (REDUCE, BUILD, dicts, sets ...): the value is unknown;
-    the stack keeps its shape so the walk still finds STOP."""
-    if name in ("INST", "OBJ", "DICT", "FROZENSET"):
-        _pop_mark(stack)
-    elif name in ("SETITEMS", "ADDITEMS"):
-        _pop_mark(stack)
-        return
-    elif name in ("BUILD", "SETITEM"):
-        del stack[len(stack) - (1 if name == "BUILD" else 2) :]
-        return
-    elif name in ("REDUCE", "NEWOBJ"):
-        del stack[len(stack) - 2 :]
-    elif name == "NEWOBJ_EX":
-        del stack[len(stack) - 3 :]
-    elif name == "BINPERSID":
-        stack.pop()
-    elif name == "READONLY_BUFFER":
-        return
-    stack.append(_UNKNOWN)
+    walker = Walker(stream, walk, Reader.C, limit=len(data), max_opcodes=1_000_000)
+    if walker.run():
+        return stream.tell(), walker.value
+    if walk.exhausted:
+        raise EOFError("pickle continues past the bytes read")
+    raise ValueError(walk.error or "not a pickle")
 
 
 class _Cannot(Exception):
@@ -334,7 +212,7 @@ def scan_layout_member(
         for _ in range(count):
             if kind == "storages":
                 _, _, storage_type = _three(scan_next(), "storage")
-                name = storage_type.name if isinstance(storage_type, _Global) else None
+                name = storage_type.record.name if isinstance(storage_type, Global) else None
                 element = STORAGE_ELEMENT_SIZES.get(name or "")
                 if element is None:
                     raise _Cannot(f"storage type {name!r} has no known element size")
