@@ -17,6 +17,7 @@ from provscan.atomic import write_atomically
 from provscan.cli_policy import (
     backend_from,
     config_group,
+    config_in_target_option,
     config_option,
     engine_options,
     options,
@@ -25,7 +26,7 @@ from provscan.cli_policy import (
     policy_option,
     pre_commit,
     server_scope,
-    user_config,
+    target_config,
 )
 from provscan.diff.command import diff_command
 from provscan.errors import ExitCode, ProvscanError, UsageError
@@ -201,6 +202,7 @@ def cli() -> None:
     "signature). Repeatable. Replaces the default pack."
 )
 @config_option("Config file (default: ./provscan.toml if present).")
+@config_in_target_option
 @click.option(
     "--trusted-identity",
     "trusted_identities",
@@ -235,6 +237,7 @@ def check(
     target: str,
     policies: tuple[str, ...],
     config_path: Path | None,
+    config_from_target: bool,
     trusted_identities: tuple[str, ...],
     trusted_issuers: tuple[str, ...],
     policy_timeout: float,
@@ -250,7 +253,7 @@ def check(
     from provscan.signing.trust import trust_from_config
 
     packs = policy_dirs(policies)
-    config_file = user_config(config_path, packs)
+    config_file = target_config(config_path, packs, target, from_target=config_from_target)
     config = _with_identities(config_file.table, trusted_identities, trusted_issuers)
     trust = trust_from_config(
         config,
@@ -285,6 +288,7 @@ def inspect(target: str, **kw: Any) -> int:
 @click.argument("target")
 @policy_option("Policy pack directory, or a shipped pack's name. Repeatable.")
 @config_option("Config file (default: ./provscan.toml if present).")
+@config_in_target_option
 @probe_options
 @options(_output_options)
 @click.option(
@@ -294,8 +298,12 @@ def inspect(target: str, **kw: Any) -> int:
 )
 @click.option("--offline", is_flag=True, help="hf:// targets: use only the Hugging Face cache.")
 def probe(
-    target: str, policies: tuple[str, ...], config_path: Path | None, **kw: Any
-) -> int:  # fmt: skip
+    target: str,
+    policies: tuple[str, ...],
+    config_path: Path | None,
+    config_from_target: bool,
+    **kw: Any,
+) -> int:
     """Run only the behavioural backdoor probes on TARGET; print the verdict (exit codes as check).
 
     The policy requires the probes to run to completion: a model that cannot be probed, or a
@@ -305,7 +313,7 @@ def probe(
     from provscan.signing.trust import load_trust
 
     packs = policy_dirs(policies)
-    config = user_config(config_path, packs).table
+    config = target_config(config_path, packs, target, from_target=config_from_target).table
     table = config.get("probes")
     probes: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
     # Probes only: the static steps are not run, and the probes must run to completion.

@@ -232,3 +232,35 @@ def test_config_schema_prints_the_shipped_schema(tmp_path: Path) -> None:
     result = run_provscan("config", "schema", cwd=tmp_path)
     assert result.code == 0
     assert json.loads(result.out) == json.loads(SCHEMA.read_text())
+
+
+# ---------------------------------------------------------------- never from the model itself
+
+
+def test_a_config_inside_the_model_is_refused(
+    tmp_path: Path, demo_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provscan.cli_policy import target_config
+    from provscan.errors import UsageError
+    from provscan.resources import default_policy_dir
+
+    packs = [default_policy_dir()]
+    planted = demo_model / "provscan.toml"
+    planted.write_text('[signatures]\nunsigned = "none"\n')
+    monkeypatch.chdir(demo_model)  # `cd model && provscan check .`
+    with pytest.raises(UsageError, match="lies inside the model being scanned"):
+        target_config(None, packs, ".", from_target=False)
+    assert target_config(None, packs, ".", from_target=True).path == planted
+    monkeypatch.chdir(tmp_path)  # --config pointing into the model, from outside it
+    with pytest.raises(UsageError, match="--config-from-target"):
+        target_config(planted, packs, str(demo_model), from_target=False)
+    mine = tmp_path / "provscan.toml"
+    mine.write_text('[signatures]\nunsigned = "deny"\n')
+    assert target_config(None, packs, str(demo_model), from_target=False).path == mine
+
+
+def test_check_run_from_inside_the_model_does_not_read_its_config(demo_model: Path) -> None:
+    (demo_model / "provscan.toml").write_text('[signatures]\nunsigned = "none"\n')
+    result = run_provscan("check", ".", "-q", cwd=demo_model)
+    assert result.code == 2, result.out + result.err
+    assert "lies inside the model being scanned" in result.err
