@@ -292,27 +292,24 @@ def target_config(
     A config decides which keys are trusted and which findings count, and everything inside
     the model folder came from whoever handed the model over: `cd model && provscan check .`
     must not read the model's own provscan.toml, nor --config point into it unnoticed. The
-    check comes before the file is validated: its content does not matter.
+    check comes before the file's settings are validated: its content does not matter.
     """
-    from provscan.config import CONFIG_FILE_NAME, PYPROJECT_NAME, find_config
+    from provscan.config import find_config
 
-    root = None if target.startswith("hf://") else Path(target).resolve()
-    inside = root is not None and root.is_dir() and not from_target
-    cwd = Path.cwd()
-    if config_path is not None:
-        candidates = [config_path if config_path.is_absolute() else cwd / config_path]
-    else:
-        candidates = [cwd / CONFIG_FILE_NAME, cwd / PYPROJECT_NAME]
-    planted = [
-        path for path in candidates if inside and root and path.resolve().is_relative_to(root)
-    ]
-    if planted and (config_path is not None or find_config(None, cwd).path is not None):
-        raise UsageError(
-            f"config {planted[0]} lies inside the model being scanned ({target}): a config "
-            "there was written by whoever handed the model over, so it is not used. Run from "
-            "another directory, pass --config with a file outside the model, or add "
-            "--config-from-target if you wrote it yourself"
-        )
+    root = None if from_target or target.startswith("hf://") else Path(target).resolve()
+    if root is not None and root.is_dir():
+        cwd = Path.cwd()
+        if config_path is not None:
+            path: Path | None = config_path if config_path.is_absolute() else cwd / config_path
+        else:
+            path = find_config(None, cwd).path
+        if path is not None and path.resolve().is_relative_to(root):
+            raise UsageError(
+                f"config {path} lies inside the model being scanned ({target}): a config there "
+                "was written by whoever handed the model over, so it is not used. Run from "
+                "another directory, pass --config with a file outside the model, or add "
+                "--config-from-target if you wrote it yourself"
+            )
     return user_config(config_path, packs)
 
 
