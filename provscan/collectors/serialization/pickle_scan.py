@@ -117,32 +117,28 @@ def _prefix(shorter: list[tuple[str, str]], longer: list[tuple[str, str]]) -> bo
     return longer[: len(shorter)] == shorter
 
 
-def _disagreement(c: PickleWalk, py: PickleWalk) -> str | None:
-    """How the readers' imports and calls differ, unless one merely stops sooner. In a joblib
+def _disagreement(a: PickleWalk, b: PickleWalk, joblib_from: int | None) -> str | None:
+    """How two readings' imports and calls differ, unless one merely stops sooner. In a joblib
     stream only what comes before joblib's first array counts: _pickle.c goes on to read the
     array bytes as opcodes, which is not how such a file is loaded."""
-    if py.joblib_from is not None:
-        cut = py.joblib_from
-        return None if c.trail[:cut] == py.trail[:cut] else _disagreement_text(c, py)
-    if c.trail == py.trail:
+    if joblib_from is not None:
+        same = a.trail[:joblib_from] == b.trail[:joblib_from]
+    else:
+        same = (
+            a.trail == b.trail
+            or (a.error is not None and _prefix(a.trail, b.trail))  # a stops, b reads on
+            or (b.error is not None and _prefix(b.trail, a.trail))
+        )
+    if same:
         return None
-    if c.error is not None and _prefix(c.trail, py.trail):
-        return None  # _pickle.c stops where pickle.py reads on: it runs less
-    if py.error is not None and _prefix(py.trail, c.trail):
-        return None
-    return _disagreement_text(c, py)
-
-
-def _disagreement_text(c: PickleWalk, py: PickleWalk) -> str:
-    only_c = sorted({n for _, n in c.trail} - {n for _, n in py.trail})
-    only_py = sorted({n for _, n in py.trail} - {n for _, n in c.trail})
-    parts = [f"{Reader.C.value} reads {len(c.trail)} imports and calls"]
-    parts.append(f"{Reader.PY.value} reads {len(py.trail)}")
-    if only_c:
-        parts.append(f"only _pickle.c reaches {', '.join(only_c[:5])}")
-    if only_py:
-        parts.append(f"only pickle.py reaches {', '.join(only_py[:5])}")
-    if not only_c and not only_py:
+    only_a = sorted({n for _, n in a.trail} - {n for _, n in b.trail})
+    only_b = sorted({n for _, n in b.trail} - {n for _, n in a.trail})
+    parts = [f"{a.reader.value} reads {len(a.trail)} imports and calls"]
+    parts.append(f"{b.reader.value} reads {len(b.trail)}")
+    for walk, only in ((a, only_a), (b, only_b)):
+        if only:
+            parts.append(f"only {walk.reader.name} reaches {', '.join(only[:5])}")
+    if not only_a and not only_b:
         parts.append("in a different order")
     return "; ".join(parts)
 
@@ -150,20 +146,19 @@ def _disagreement_text(c: PickleWalk, py: PickleWalk) -> str:
 def merge_walks(c: PickleWalk, py: PickleWalk, stream: PickleWalk | None = None) -> PickleWalk:
     """Everything any reader imports or calls; an error only where every reader stops early."""
     merged = c
-    notes = [d for d in (_disagreement(c, py), stream and _disagreement(c, stream)) if d]
+    others = [walk for walk in (py, stream) if walk is not None]
+    notes = [d for other in others if (d := _disagreement(c, other, py.joblib_from))]
     if c.straddle_offset is not None:
         notes.append(
             f"the opcode at offset {c.straddle_offset} reads past the end of its frame, which "
             "_pickle.c reads differently from bytes and from an unbuffered stream"
         )
     merged.disagreement = "; ".join(notes) or None
-    if py.joblib_from is not None:
-        _drop_array_noise(merged, py.joblib_from)
-    for other in (py, stream):
-        if other is not None:
-            if py.joblib_from is not None:
-                _drop_array_noise(other, py.joblib_from)
-            _absorb(merged, other)
+    for walk in (c, *others):
+        if py.joblib_from is not None:
+            _drop_array_noise(walk, py.joblib_from)
+    for other in others:
+        _absorb(merged, other)
     if py.error is None and not py.opcode_limit and py.pickles:
         merged.error, merged.error_offset, merged.exhausted = None, None, False
     elif py.error is not None and c.error is not None and py.joblib_arrays:
