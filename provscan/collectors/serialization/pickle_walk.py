@@ -82,8 +82,8 @@ class PickleWalk:
     opcode_limit: bool = False
     value_limit: bool = False  # stopped because it held MAX_LIVE_BLOCKS new values
     speculative_offset: int | None = None  # from here the walk may report more than CPython
-    # Ordered (what, qualified name) events: ("import", n) and ("call", n). Compared between
-    # readers and against CPython in the differential tests.
+    # Ordered ("import" | "call", "module.name" as written) events. Compared between readers
+    # and against CPython in the differential tests.
     trail: list[tuple[str, str]] = field(default_factory=list)
     reader: Reader = Reader.C
     disagreement: str | None = None  # how the two readers differ, when they do
@@ -169,15 +169,16 @@ _C_FLOAT = re.compile(
 
 
 def _c_string(line: bytes) -> bytes:
-    """The line as C string functions see it: up to the first NUL."""
+    """A text opcode's line as _pickle.c's C string functions see it: up to the first NUL.
+    A line shorter than two bytes (no argument before the newline) is truncation."""
+    if len(line) < 2:
+        raise CError("pickle data was truncated")
     nul = line.find(b"\0")
     return line if nul < 0 else line[:nul]
 
 
 def c_int(line: bytes) -> int:
     """_pickle.c load_int: strtol base 0, else PyLong_FromString(s, NULL, 0)."""
-    if len(line) < 2:
-        raise CError("pickle data was truncated")
     text = _c_string(line)
     match = _STRTOL.match(text)
     value, end = 0, 0  # no digits: strtol returns 0 with its end at the start
@@ -200,15 +201,12 @@ def c_int(line: bytes) -> int:
 
 def c_long(line: bytes) -> int:
     """_pickle.c load_long: a trailing 'L' dropped, then PyLong_FromString(s, NULL, 0)."""
-    if len(line) < 2:
-        raise CError("pickle data was truncated")
-    text = line[:-2] if line[-2:-1] == b"L" else line
-    return int(_c_string(text), 0)
+    text = _c_string(line)
+    return int(_c_string(line[:-2]) if line[-2:-1] == b"L" else text, 0)
 
 
 def c_float(line: bytes) -> float:
-    if len(line) < 2:
-        raise CError("pickle data was truncated")
+    """_pickle.c load_float: PyOS_string_to_double, then only a newline or NUL may follow."""
     text = _c_string(line)
     match = _C_FLOAT.match(text)
     if not match or text[match.end() : match.end() + 1] not in (b"\n", b""):
@@ -218,8 +216,6 @@ def c_float(line: bytes) -> float:
 
 def c_index(line: bytes) -> int:
     """PUT/GET: PyLong_FromString(s, NULL, 10) over the NUL-terminated line."""
-    if len(line) < 2:
-        raise CError("pickle data was truncated")
     return int(_c_string(line), 10)
 
 
