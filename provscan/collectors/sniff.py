@@ -39,7 +39,7 @@ def sniff(head: bytes, size: int) -> FileFormat:
     for magic, offset, fmt in _MAGICS:
         if head[offset : offset + len(magic)] == magic:
             return fmt
-    if _is_tar(head):
+    if is_tar_header(head):
         return FileFormat.TAR  # torch.load tries a zip, then a tar, then a pickle
     if _is_safetensors(head):
         return FileFormat.SAFETENSORS
@@ -56,9 +56,10 @@ def sniff(head: bytes, size: int) -> FileFormat:
     return FileFormat.BINARY
 
 
-def _is_tar(head: bytes) -> bool:
-    """A first header tarfile accepts: a matching checksum, with or without the ustar magic
-    (pre-POSIX v7 tars, which torch's legacy loader still opens)."""
+def is_tar_header(head: bytes) -> bool:
+    """Whether tarfile (and so torch.load's legacy path) accepts `head` as a first header:
+    512 bytes, not all zero, with a matching checksum; no "ustar" magic is needed (pre-POSIX
+    v7 tars, which torch's legacy loader still opens)."""
     if len(head) < 512 or not head[:512].strip(b"\0"):
         return False
     try:

@@ -29,8 +29,8 @@ from provscan.collectors.serialization.archives import (
 )
 from provscan.collectors.serialization.compression import decode_block, detect
 from provscan.collectors.serialization.numpy_scan import scan_numpy
-from provscan.collectors.serialization.tar_legacy import is_tar_header
 from provscan.collectors.serialization.zip_scan import scan_zip
+from provscan.collectors.sniff import is_tar_header
 from provscan.limits import Limits, MiB
 from provscan.report import Finding, Severity
 

@@ -29,9 +29,9 @@ from provscan.collectors.serialization.tar_legacy import (
     LAYOUT_MEMBERS,
     PICKLE_MEMBERS,
     READ_BY_TORCH,
-    is_tar_header,
     scan_layout_member,
 )
+from provscan.collectors.sniff import is_tar_header
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
 

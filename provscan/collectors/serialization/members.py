@@ -22,7 +22,7 @@ from provscan.collectors.serialization.pickle_scan import (
     scan_pickle_bytes,
     walk_pickles,
 )
-from provscan.collectors.sniff import sniff
+from provscan.collectors.sniff import is_tar_header, sniff
 from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, Location, Severity, located_finding
 
@@ -161,7 +161,7 @@ def scan_member_stream(
     tar's `pickle`), so it is walked as one.
     """
     # Imported here: the container scanners route their own members back to this function.
-    from provscan.collectors.serialization import archives, compression, tar_legacy, zip_scan
+    from provscan.collectors.serialization import archives, compression, zip_scan
 
     head = read_bounded(stream, limits.sniff_bytes)
     if not head:
@@ -176,7 +176,7 @@ def scan_member_stream(
     # A tar is whatever tarfile accepts (v7 headers have no "ustar" magic), unless it is a
     # zip or 7z first: torch.load tries zip, then tar.
     tar = fmt is FileFormat.TAR or (
-        fmt not in (FileFormat.ZIP, FileFormat.SEVENZIP) and tar_legacy.is_tar_header(head)
+        fmt not in (FileFormat.ZIP, FileFormat.SEVENZIP) and is_tar_header(head)
     )
     detected = None if tar else compression.detect(head)
     if tar or detected is not None:

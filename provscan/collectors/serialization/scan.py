@@ -48,10 +48,6 @@ def _beside(folder: str, name: str, present: frozenset[str]) -> bool:
     return (f"{folder}/{name}" if folder else name) in present
 
 
-def _walk_as_pickle(file: ScanFile, limits: Limits, *, fmt: str) -> list[Finding]:
-    return scan_as_pickle(file, limits, fmt)
-
-
 def _unreadable(file: ScanFile, exc: BaseException) -> list[Finding]:
     error = f"{type(exc).__name__}: {exc}"
     finding = file_finding(
@@ -90,7 +86,7 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
         # ONNX external data is resolved against the other files of the target.
         FileFormat.ONNX: (lambda file, lim: scan_onnx(file, lim, present),),
         # A Keras v3 archive is a zip whose config.json is code by another name.
-        FileFormat.ZIP: (scan_zip, lambda file, lim: scan_keras_zip(file, lim)),
+        FileFormat.ZIP: (scan_zip, scan_keras_zip),
     }
     for sniffed in files:
         chosen = scanners.get(sniffed.format, ())
@@ -105,7 +101,7 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
             chosen = (*chosen, scan_keras_zip)
         if sniffed.format not in _NOT_PICKLE_WALKED:
             # Whatever the bytes also are, a pickle loader reads them from byte 0.
-            chosen = (*chosen, partial(_walk_as_pickle, fmt=sniffed.format.value))
+            chosen = (*chosen, partial(scan_as_pickle, fmt=sniffed.format.value))
         if not chosen:
             continue
         if sniffed.file.read != "whole" and sniffed.format is not FileFormat.SAFETENSORS:

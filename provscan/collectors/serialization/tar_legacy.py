@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import io
 import struct
-import tarfile
 from collections.abc import Callable
 from typing import Any
 
@@ -66,19 +65,6 @@ STORAGE_ELEMENT_SIZES = {
     "QUInt4x2Storage": 1,
     "QUInt2x4Storage": 1,
 }
-_BLOCK = 512
-
-
-def is_tar_header(head: bytes) -> bool:
-    """Whether tarfile (and so torch.load's legacy path) accepts `head` as a first header:
-    512 bytes, not all zero, with a matching checksum; no magic is needed."""
-    if len(head) < _BLOCK or not head[:_BLOCK].strip(b"\x00"):
-        return False
-    try:
-        tarfile.TarInfo.frombuf(head[:_BLOCK], "utf-8", "surrogateescape")
-    except (tarfile.HeaderError, ValueError, UnicodeDecodeError, OverflowError):
-        return False
-    return True
 
 
 def _evaluate(data: bytes) -> tuple[int, Any]:
