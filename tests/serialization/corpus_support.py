@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from fixtures.serialization_corpus import Sample
 from provscan.pipeline import scan
 from provscan.report import Finding, Severity
+
+
+def catalogue(build: Callable[[Path, Path], list[Sample]]) -> list[Sample]:
+    """The samples a corpus builder describes, built once into a throwaway folder at collection
+    time (names only: every sample becomes its own test id). The canary path does not exist."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return build(Path(tmp), Path("/nonexistent/provscan-catalogue-canary"))
 
 
 def scan_alone(corpus: tuple[Path, Path], sample: Sample, tmp_path: Path) -> list[Finding]:

@@ -3,7 +3,6 @@ provscan calls each one critical without running it, and real torch/joblib files
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,12 @@ from fixtures.corpus_containers import SKIPPED, container_samples
 from fixtures.loader_proof import Proof, prove_samples
 from fixtures.serialization_corpus import Sample
 from provscan.report import Severity
-from tests.serialization.corpus_support import critical_on, describe, scan_alone
+from tests.serialization.corpus_support import catalogue, critical_on, describe, scan_alone
 
 pytest.importorskip("torch")
 pytest.importorskip("joblib")
 
-_CATALOGUE_CANARY = Path("/nonexistent/provscan-container-canary")
-
-
-def _catalogue() -> list[Sample]:
-    with tempfile.TemporaryDirectory() as tmp:
-        return container_samples(Path(tmp), _CATALOGUE_CANARY)
-
-
-SAMPLES = _catalogue()
+SAMPLES = catalogue(container_samples)
 MALICIOUS = [s for s in SAMPLES if s.malicious]
 BENIGN = [s for s in SAMPLES if not s.malicious]
 

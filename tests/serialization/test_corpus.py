@@ -9,25 +9,14 @@ import pytest
 from fixtures.loader_proof import Proof, prove_samples
 from fixtures.serialization_corpus import NO_LOADER, Sample, build_corpus
 from provscan.report import Severity
-from tests.serialization.corpus_support import critical_on, describe, scan_alone
-
-# Built once at collection time (names only) so every sample is its own test id; the files
-# themselves are generated per session into a temporary directory.
-_CATALOGUE_CANARY = Path("/nonexistent/provscan-corpus-canary")
+from tests.serialization.corpus_support import catalogue, critical_on, describe, scan_alone
 
 # Gaps the current scanner has. Each is strict: once the scanner catches the sample, the
 # xfail turns into a failure and the entry must be removed.
 XFAIL: dict[str, str] = {}
 
 
-def _catalogue() -> list[Sample]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return build_corpus(Path(tmp), _CATALOGUE_CANARY)
-
-
-SAMPLES = _catalogue()
+SAMPLES = catalogue(build_corpus)
 MALICIOUS = [s for s in SAMPLES if s.malicious]
 BENIGN = [s for s in SAMPLES if not s.malicious]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import marshal
-import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.keras_scan import scan_keras_zip
 from provscan.limits import Limits
 from provscan.report import Severity
-from tests.serialization.corpus_support import critical_on, scan_alone
+from tests.serialization.corpus_support import catalogue, critical_on, scan_alone
 
 
 def layer(class_name: str, config: dict, module: str = "keras.layers") -> dict:
@@ -411,12 +411,7 @@ def test_utf16_and_escaped_configs_are_decoded_like_keras(tmp_path: Path) -> Non
 SCAN_XFAIL: dict[str, str] = {}
 
 
-def _keras_catalogue() -> list[Sample]:
-    with tempfile.TemporaryDirectory() as tmp:
-        return keras_samples(Path(tmp), Path("/nonexistent/keras-canary"), use_keras=False)
-
-
-KERAS_SAMPLES = _keras_catalogue()
+KERAS_SAMPLES = catalogue(partial(keras_samples, use_keras=False))
 KERAS_MALICIOUS = [s for s in KERAS_SAMPLES if s.malicious]
 KERAS_BENIGN = [s for s in KERAS_SAMPLES if not s.malicious]
 
