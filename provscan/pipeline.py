@@ -12,14 +12,15 @@ from typing import Literal, TypeVar
 
 from provscan import __version__
 from provscan.collectors.base import Collected, SniffedFile
+from provscan.collectors.fact_sources import fact_sources, signed_by
 from provscan.collectors.hashing import (
     DEFAULT_IGNORE_PATHS,
     HashResult,
     hash_files,
     planned_read_bytes,
 )
-from provscan.collectors.hub_records import compare_hub_records
-from provscan.collectors.inventory import collect_inventory, file_entry, role_of
+from provscan.collectors.hub_records import HubRecords, compare_hub_records
+from provscan.collectors.inventory import collect_inventory, file_entry
 from provscan.collectors.licence import collect_licence
 from provscan.collectors.modelcard import collect_model_card
 from provscan.collectors.modelfacts import collect_model_facts
@@ -191,7 +192,10 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
         runner.run("inventory", lambda: collect_inventory(files, options.limits)) or []
     )
 
+    hub = HubRecords()  # what huggingface_hub's records showed; set by hashing()
+
     def hashing() -> Collected[HashResult]:
+        nonlocal hub
         if options.on_hash_start is not None:
             options.on_hash_start(planned_read_bytes(files, method=method, shard_size=shard_size))
         result = hash_files(
@@ -201,17 +205,19 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
             buffer_size=options.limits.hash_buffer,
             method=method,
             shard_size=shard_size,
-            ignore_paths=signed.ignore_paths if signed is not None else DEFAULT_IGNORE_PATHS,
+            ignore_paths=plan.excluded()
+            if isinstance(plan, SignaturePlan) and plan.signatures
+            else DEFAULT_IGNORE_PATHS,
             allow_symlinks=signed.allow_symlinks if signed is not None else True,
             single_file_target=resolved.info.kind is TargetKind.FILE,
             progress=options.on_hash_progress,
         )
         # Whatever huggingface_hub recorded of the files (blob names, download metadata,
         # the commit's listing) is compared offline, from the digests just computed.
-        hub = compare_hub_records(resolved.info.kind, root, files, result.value.digests)
-        if not hub:
+        hub = compare_hub_records(resolved.info, files, result.value.digests)
+        if not hub.findings:
             return result
-        return Collected(value=result.value, findings=result.findings + tuple(hub))
+        return Collected(value=result.value, findings=result.findings + hub.findings)
 
     hashed: HashResult | None = runner.run("hashing", hashing)
     if hashed is not None and not hashed.complete:
@@ -221,15 +227,14 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
     def signatures() -> Collected[SignatureFacts]:
         if isinstance(plan, Exception):
             raise plan
-        roles = {item.file.rel: role_of(item.file.rel, item.format) for item in sniffed}
-        ignored = plan.ignored()
+        formats = {item.file.rel: item.format for item in sniffed}
         return collect_signatures(
             plan,
             manifest,
             files,
-            roles,
+            formats,
             options.trust or load_trust(),
-            rehash=model_signing_rehash(root, ignored) if root.is_dir() and not remote else None,
+            rehash=model_signing_rehash(root) if root.is_dir() and not remote else None,
         )
 
     signature_facts: SignatureFacts | None = runner.run("signatures", signatures)
@@ -259,6 +264,8 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
     )
 
     digests = hashed.digests if hashed is not None else {}
+    proven = signed_by(signature_facts, files)
+    entries = [file_entry(item, digests.get(item.file.rel)) for item in sniffed]
     return Report(
         tool=ToolInfo(version=__version__),
         scanned_at=scanned_at,
@@ -270,13 +277,18 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
             limits=options.limits.as_dict(),
         ),
         steps=tuple(runner.steps),
-        files=tuple(file_entry(item, digests.get(item.file.rel)) for item in sniffed),
+        files=tuple(
+            e.model_copy(update={"signed_by": proven[e.path]}) if e.path in proven else e
+            for e in entries
+        ),
         manifest=manifest,
         model=model,
         card=card,
         origin=origin,
         licence=licence,
         signatures=signature_facts,
+        records=hub.records,
+        fact_sources=fact_sources(card, licence, origin, (e.path for e in entries), proven),
         probes=probes,
         findings=tuple(
             _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)

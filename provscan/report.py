@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Bump the minor version for additive changes, the major for anything that
 # breaks a consumer (renamed or removed fields, changed meaning).
-SCHEMA_VERSION = "1.3.0"
+SCHEMA_VERSION = "1.4.0"
 
 RULE_ID_PATTERN = r"^(INV|HSH|SIG|SER|LIC|ORG|PRB|POL)-[A-Z0-9]+(-[A-Z0-9]+)*$"
 _RULE_ID_RE = re.compile(RULE_ID_PATTERN)
@@ -151,6 +151,9 @@ class FileEntry(_Frozen):
     # Where sha256 comes from: computed from the bytes, or the Hub's record of a file that was
     # not downloaded ("hub-recorded": the publisher's claim, not verified locally).
     sha256_source: Literal["computed", "hub-recorded"] = "computed"
+    # The signatures that prove this file: verified, the files match them, and they cover
+    # it (it is neither in their ignore paths nor a zero-length file under shards).
+    signed_by: tuple[str, ...] = ()
 
 
 class ManifestResource(_Frozen):
@@ -391,6 +394,16 @@ class Signer(_Frozen):
     identity: str | None = None  # certificate SAN: e-mail, URI or other name
     oidc_issuer: str | None = None  # Sigstore OIDC issuer extension
     tlog: TlogEntry | None = None
+    # The signing (leaf) certificate's validity window; None for key signatures.
+    certificate_not_before: datetime | None = None
+    certificate_not_after: datetime | None = None
+    # The instant the certificate chain's validity was judged at, and why that instant:
+    # "verification-time" (certificate bundles carry no trusted timestamp, so the chain and
+    # its trusted CA must be valid when provscan verifies), "transparency-log" (Sigstore:
+    # the log entry's integrated time, which the log's inclusion promise vouches for).
+    # None for key signatures, and for a Sigstore entry that has no integrated time.
+    validity_checked_at: datetime | None = None
+    validity_basis: Literal["verification-time", "transparency-log"] | None = None
     # What the signature was checked against: "key:<sha256>", "ca:<sha256 of the CA
     # certificate>", "sigstore:<sha256 of the trusted root file>"; None when unverified.
     trust_anchor: str | None = None
@@ -404,6 +417,23 @@ class SignedSerialization(_Frozen):
     shard_size: int | None = None
     allow_symlinks: bool = False
     ignore_paths: tuple[str, ...] = ()
+
+
+class UncoveredFile(_Frozen):
+    """A file present in the target that one signature says nothing about.
+
+    reason: "ignored" (the signature's ignore_paths leave it out), "empty" (zero-length,
+    and shard serialization records no shard for it, so the signature cannot tell
+    whether the signer had it), "unnamed" (its name cannot be part of a manifest).
+    loader_read: whether a loader (or provscan's own licence and origin steps) reads it;
+    True unless provscan knows nothing reads files like it (images, documents).
+    """
+
+    path: str
+    role: FileRole
+    reason: Literal["ignored", "empty", "unnamed"]
+    loader_read: bool
+    read_by: tuple[str, ...] = ()  # what reads it, as far as provscan knows
 
 
 class SignatureCheck(_Frozen):
@@ -428,7 +458,24 @@ class SignatureCheck(_Frozen):
     changed: tuple[str, ...] = ()  # signed files whose content differs
     missing: tuple[str, ...] = ()  # signed files that are absent
     extra: tuple[str, ...] = ()  # files present that the signature does not list
-    not_covered: tuple[str, ...] = ()  # files present that the signature's ignore paths leave out
+    # Files present that this signature does not cover (judged by its own ignore paths and
+    # serialization alone: no other signature's content influences this check).
+    not_covered: tuple[UncoveredFile, ...] = ()
+
+
+class FactSource(_Frozen):
+    """A file a reported fact was read from, and the signatures that prove that file.
+
+    fact: licence (licence evidence), lineage (a base-model claim), card (the model card's
+    front matter), family (a model-family signal such as the chat template).
+    signed_by empty: no verified signature that the files match covers the file, so the
+    fact rests on a file anyone who handed over the model could have written.
+    """
+
+    fact: Literal["licence", "lineage", "card", "family"]
+    detail: str
+    path: str
+    signed_by: tuple[str, ...] = ()
 
 
 class TrustAnchor(_Frozen):
@@ -448,6 +495,35 @@ class SignatureFacts(_Frozen):
 
     signatures: tuple[SignatureCheck, ...] = ()
     anchors: tuple[TrustAnchor, ...] = ()
+
+
+RecordSource = Literal["hub-model-info", "hub-cache-blob", "local-dir-metadata", "hub-tree-cache"]
+
+
+class RecordCheck(_Frozen):
+    """The files compared with one record of what the Hub holds, and what that showed.
+
+    source: hub-model-info (the hashes the Hub's model_info API listed, fetched in this run:
+    an hf:// metadata-only scan); hub-cache-blob (the hash each cache snapshot blob is named
+    by); local-dir-metadata (the etags in a `--local-dir` download's
+    `.cache/huggingface/download/*.metadata`); hub-tree-cache (the commit's file listing
+    huggingface_hub cached, `trees/<commit>.json`).
+    authenticated: the record came from the Hub itself over HTTPS in this run. Every local
+    record is False: it sits in the same writable folder as the files, so whoever changed a
+    file can have rewritten its record to match; consistency with it proves nothing.
+    consistent: files whose content matches the record; mismatched: files whose content or
+    size differs; not_compared: files present that the record covers but that could not be
+    compared (no usable hash, unreadable, not downloaded, or not linked to a cache blob).
+    Files the record lists that are absent, or present files it does not list, are findings.
+    """
+
+    source: RecordSource
+    authenticated: bool
+    files_compared: int = Field(ge=0)  # consistent + mismatched
+    consistent: tuple[str, ...] = ()
+    mismatched: tuple[str, ...] = ()
+    not_compared: tuple[str, ...] = ()
+    commit: str | None = None  # the commit the record is of, when it names one
 
 
 class HubFetch(_Frozen):
@@ -609,6 +685,12 @@ class Report(_Frozen):
     origin: OriginFacts | None = None
     licence: LicenceFacts | None = None
     signatures: SignatureFacts | None = None
+    # Every comparison with a record of what the Hub holds (model_info, cache blob names,
+    # download metadata, cached tree listings): only authenticated ones prove anything.
+    records: tuple[RecordCheck, ...] = ()
+    # Which files the licence, lineage, card and family facts were read from, and whether a
+    # verified signature covers each (empty when no such fact was read from a file).
+    fact_sources: tuple[FactSource, ...] = ()
     probes: ProbeFacts | None = None  # only when probes were asked for
     findings: tuple[Finding, ...]
     verdict: Verdict | None = None

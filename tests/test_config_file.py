@@ -209,7 +209,9 @@ def test_config_show_json_with_the_production_pack(tmp_path: Path) -> None:
     doc = result.json()
     assert doc["packs"] == ["default", "production"]
     assert doc["config_file"] is None
-    assert doc["effective"]["signatures"] == {"unsigned": "deny", "untrusted": "deny"}
+    assert doc["effective"]["signatures"] == dict.fromkeys(
+        ("unsigned", "untrusted", "not_covered", "uncovered_facts"), "deny"
+    )
     assert doc["sources"]["signatures.unsigned"].startswith("production pack (")
     assert doc["sources"]["signatures.unsigned"].endswith("data.yaml)")
     assert doc["sources"]["severity_levels.high"].startswith("default pack (")

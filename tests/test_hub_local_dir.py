@@ -150,3 +150,24 @@ def test_scan_reports_tampered_local_dir(local_dir: Path) -> None:
         ("HSH-HUB-MISMATCH", "critical", "model.safetensors"),
         ("HSH-HUB-MISSING", "high", "LICENSE"),
     ]
+
+
+def test_scan_records_the_comparison_as_local_and_unauthenticated(local_dir: Path) -> None:
+    config = local_dir / "config.json"
+    config.write_text(
+        config.read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 3')
+    )
+    write_download_metadata(local_dir, "README.md", COMMIT, "not-a-hash-1")
+    report = scan(str(local_dir))
+    [record] = report.records
+    assert (record.source, record.authenticated, record.commit) == (
+        "local-dir-metadata",
+        False,
+        COMMIT,
+    )
+    assert record.mismatched == ("config.json",)
+    assert record.not_compared == ("README.md",)
+    assert "model.safetensors" in record.consistent
+    assert record.files_compared == len(record.consistent) + 1
+    # A directory without huggingface_hub's metadata was compared with nothing.
+    assert scan(str(build_demo_model(local_dir.parent / "plain"))).records == ()

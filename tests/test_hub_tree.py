@@ -133,3 +133,33 @@ def test_a_local_dir_download_is_checked_against_its_listing(
     listing = local / ".cache" / "huggingface" / "trees" / f"{REVISION}.json"
     assert json.loads(listing.read_text())["format_version"] == 1
     assert os.path.getsize(listing) > 0
+
+
+def test_each_local_record_is_reported_unauthenticated_with_what_it_showed(
+    demo_model: Path, tmp_path: Path
+) -> None:
+    """A plain file in place of a snapshot link: no blob name covers it (not linked), and the
+    cached listing, another local record, shows it differs."""
+    snapshot = snapshot_with_tree(demo_model, tmp_path)
+    link = snapshot / "config.json"
+    text = link.read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 3')
+    link.unlink()
+    link.write_text(text)
+    report = scan(str(snapshot))
+    [not_linked] = [f for f in report.findings if f.rule_id == "HSH-HUB-NOT-LINKED"]
+    assert not_linked.location is not None and not_linked.location.path == "config.json"
+    assert "cached tree listing, itself a local record" in not_linked.message
+    records = {r.source: r for r in report.records}
+    assert set(records) == {"hub-cache-blob", "hub-tree-cache"}
+    assert not any(r.authenticated for r in report.records)
+    assert records["hub-cache-blob"].not_compared == ("config.json",)
+    assert records["hub-tree-cache"].mismatched == ("config.json",)
+    assert records["hub-tree-cache"].commit == REVISION
+    assert "model.safetensors" in records["hub-tree-cache"].consistent
+
+
+def test_an_unusable_listing_compares_nothing(demo_model: Path, tmp_path: Path) -> None:
+    snapshot = snapshot_with_tree(demo_model, tmp_path)
+    (snapshot.parent.parent / "trees" / f"{REVISION}.json").write_bytes(b"{not json")
+    [tree] = [r for r in scan(str(snapshot)).records if r.source == "hub-tree-cache"]
+    assert tree.files_compared == 0 and "config.json" in tree.not_compared

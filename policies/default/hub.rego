@@ -34,3 +34,26 @@ leveled contains {"level": config.hub.not_downloaded, "item": item} if {
 more_text(n) := "" if n == 0
 
 more_text(n) := sprintf(" and %v more", [n]) if n > 0
+
+# The Hub's own record covers the whole target: an hf:// metadata-only scan that downloaded
+# every file, each matching the hash the Hub's model_info lists for it (report.records,
+# source hub-model-info, fetched over HTTPS in this run: authenticated). Local records (a
+# cache snapshot's blob names, --local-dir download metadata, cached tree listings) never
+# count: they sit in the model folder, and whoever can write it can rewrite them to match.
+# Used by POL-SIG-UNSIGNED (hub.unsigned_matched) and the production pack's POL-SIG-REQUIRED.
+hub_record_complete if {
+	input.target.kind == "hub-metadata"
+	count(input.files) > 0
+	every file in input.files {
+		file.read == "whole"
+	}
+	input.target.hub.files == count(input.files)
+	some record in object.get(input, "records", [])
+	record.source == "hub-model-info"
+	record.authenticated == true
+	record.commit == input.target.revision
+	count(record.mismatched) == 0
+	count(record.not_compared) == 0
+	record.files_compared == count(input.files)
+	{path | some path in record.consistent} == {file.path | some file in input.files}
+}

@@ -249,8 +249,11 @@ config_shapes := {
 	"signatures": "table",
 	"signatures.unsigned": "level",
 	"signatures.untrusted": "level",
+	"signatures.not_covered": "level",
+	"signatures.uncovered_facts": "level",
 	"hub": "table",
 	"hub.not_downloaded": "level",
+	"hub.unsigned_matched": "optional level",
 	"probes": "table",
 	"probes.required": "boolean",
 	"probes.partial": "level",
@@ -262,6 +265,7 @@ shape_rules := {
 	"boolean": "must be true or false",
 	"amount": "must be a number >= 0, or left out",
 	"level": "must be one of deny, review, warn, none",
+	"optional level": "must be one of deny, review, warn, none, or left out",
 	"territory": "must be \"EU\", an ISO 3166-1 alpha-2 country code, a list of them, or left out",
 	"country codes": "must be a list of ISO 3166-1 alpha-2 country codes",
 }
@@ -315,6 +319,10 @@ has_shape("amount", value) if {
 }
 
 has_shape("level", value) if value in valid_levels
+
+has_shape("optional level", value) if value == null
+
+has_shape("optional level", value) if value in valid_levels
 
 has_shape("territory", value) if value == null
 

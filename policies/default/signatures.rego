@@ -48,15 +48,29 @@ has_trusted_signature if {
 }
 
 # POL-SIG-UNSIGNED (level: signatures.unsigned): no signature at all. A fact, not an error:
-# most open-weight releases are still unsigned.
-leveled contains {"level": config.signatures.unsigned, "item": item} if {
+# most open-weight releases are still unsigned. When the Hub's own record covers every file
+# (hub_record_complete, hub.rego) and hub.unsigned_matched is set, that level applies instead.
+leveled contains {"level": unsigned_level, "item": item} if {
 	is_object(input.signatures)
 	count(input.signatures.signatures) == 0
-	item := {
-		"rule": "POL-SIG-UNSIGNED",
-		"msg": "the model carries no signature (no model.sig, no --signature): nothing proves these are the publisher's files; ask the publisher for an OpenSSF model signature, or countersign what you admitted with `provscan sign`",
-	}
+	item := {"rule": "POL-SIG-UNSIGNED", "msg": unsigned_msg}
 }
+
+unsigned_level := config.hub.unsigned_matched if unsigned_matched_applies
+
+unsigned_level := config.signatures.unsigned if not unsigned_matched_applies
+
+unsigned_matched_applies if {
+	hub_record_complete
+	is_string(config.hub.unsigned_matched)
+}
+
+unsigned_msg := "the model carries no signature (no model.sig, no --signature): nothing proves these are the publisher's files; ask the publisher for an OpenSSF model signature, or countersign what you admitted with `provscan sign`" if not hub_record_complete
+
+unsigned_msg := sprintf(
+	"the model carries no signature (no model.sig, no --signature); every file was downloaded and matches the Hub's own record of commit %v (model_info, fetched over HTTPS in this run), so these are the files the Hub holds for that commit, but nothing says who made them; ask the publisher for an OpenSSF model signature, or countersign what you admitted with `provscan sign`",
+	[input.target.revision],
+) if hub_record_complete
 
 # POL-SIG-UNTRUSTED (level: signatures.untrusted): signed, but no signature comes from a
 # signer we trust. One result per such signature, saying who signed it.
@@ -93,4 +107,75 @@ untrusted_reason(sig) := sprintf(
 untrusted_reason(sig) := sprintf("verified, but the files were not compared with it: %v", [sig.integrity_reason]) if {
 	sig.status == "verified"
 	sig.integrity == "not_checked"
+}
+
+# A file the trusted signatures prove: some trusted signature (verified, files matching)
+# covers it. Judged from the trusted signatures alone: an unverified signature in the
+# folder changes nothing here.
+covered_by_trusted(path) if {
+	some sig in input.signatures.signatures
+	trusted_signature(sig)
+	not left_uncovered(sig, path)
+}
+
+left_uncovered(sig, path) if {
+	some entry in sig.not_covered
+	entry.path == path
+}
+
+# POL-SIG-NOT-COVERED (level: signatures.not_covered): a file a loader reads (weights,
+# tokenizer, configuration, chat template, code, the card the licence step reads, or a
+# file provscan cannot rule out) that no trusted signature covers: left out by the
+# signer's ignore list, or empty under shard serialization. Whoever hands over the model
+# can change or add it while the signature still matches.
+leveled contains {"level": config.signatures.not_covered, "item": item} if {
+	is_object(input.signatures)
+	some sig in input.signatures.signatures
+	trusted_signature(sig)
+	some entry in sig.not_covered
+	entry.loader_read
+	not covered_by_trusted(entry.path)
+	item := {
+		"rule": "POL-SIG-NOT-COVERED",
+		"msg": concat("", [
+			sprintf(
+				"%v: no trusted signature covers it (%v: %v), so it can be changed or added while the signature still matches; read by: ",
+				[entry.path, sig.path, not_covered_reason[entry.reason]],
+			),
+			concat("; ", entry.read_by),
+		]),
+		"path": entry.path,
+		"reason": entry.reason,
+	}
+}
+
+not_covered_reason := {
+	"ignored": "its ignore_paths leave it out",
+	"empty": "an empty file, of which shard serialization records nothing",
+	"unnamed": "a name no manifest can hold",
+}
+
+# POL-SIG-UNCOVERED-FACTS (level: signatures.uncovered_facts): the model is signed by a
+# trusted signer, but a licence, lineage, card or family fact in the report was read
+# from a file that no trusted signature covers, so the signature does not vouch for it.
+leveled contains {"level": config.signatures.uncovered_facts, "item": item} if {
+	has_trusted_signature
+	some source in input.fact_sources
+	not source_signed_by_trusted(source)
+	item := {
+		"rule": "POL-SIG-UNCOVERED-FACTS",
+		"msg": sprintf(
+			"the %v fact (%v) comes from %v, which no trusted signature covers; the signature does not vouch for it",
+			[source.fact, source.detail, source.path],
+		),
+		"path": source.path,
+		"fact": source.fact,
+	}
+}
+
+source_signed_by_trusted(source) if {
+	some name in source.signed_by
+	some sig in input.signatures.signatures
+	sig.path == name
+	trusted_signature(sig)
 }

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
 
 from provscan.collectors.base import SHA1_HEX, SHA256_HEX, ScanFile, read_at_most
 from provscan.report import Finding, JsonValue, Severity, file_finding
@@ -23,6 +25,11 @@ GIT_BLOB_MAX = 64 * 1024 * 1024
 LOCAL_DIR_METADATA = ".cache/huggingface/download/"
 _METADATA_SUFFIX = ".metadata"
 METADATA_MAX = 4 * 1024
+
+# What comparing one file with one record showed (report.RecordCheck gathers them).
+Outcome = Literal["consistent", "mismatched", "not_compared"]
+# rel -> outcome, for the files one record covers; filled in by the compare functions.
+Tally = dict[str, Outcome]
 
 
 def git_blob_sha1(path_bytes: bytes) -> str:
@@ -46,13 +53,18 @@ def check_recorded_hash(
     digests: Mapping[str, str],
     what: str,
     meaning: str = "the file was changed after download",
+    *,
+    tally: Tally | None = None,
     **evidence: JsonValue,
 ) -> Finding | None:
     """A finding when `file` does not match the hash the Hub `recorded` for it, else None.
 
     `what` says where the hash was recorded, for messages ("cached blob name",
     "download metadata etag"); `evidence` is added to the finding (its source, commit, metadata file).
+    `tally`, when given, records the outcome for the file (an unreadable file, whose digest
+    is missing, is not compared: the hashing step reports it).
     """
+    outcomes: Tally = {} if tally is None else tally
     if SHA256_HEX.fullmatch(recorded):
         actual, algorithm = digests.get(file.rel), "sha256"
     elif SHA1_HEX.fullmatch(recorded) and file.size <= GIT_BLOB_MAX:
@@ -63,6 +75,7 @@ def check_recorded_hash(
             if SHA1_HEX.fullmatch(recorded)
             else "is not a hash provscan can check"
         )
+        outcomes[file.rel] = "not_compared"
         return file_finding(
             "HSH-HUB-UNVERIFIED",
             Severity.MEDIUM,
@@ -72,7 +85,9 @@ def check_recorded_hash(
             **evidence,
         )
     if actual is None or actual == recorded:
+        outcomes[file.rel] = "consistent" if actual is not None else "not_compared"
         return None
+    outcomes[file.rel] = "mismatched"
     commit = evidence.get("commit")
     at_commit = f" at commit {commit}" if commit else ""
     return file_finding(
@@ -88,13 +103,30 @@ def check_recorded_hash(
     )
 
 
-def compare_hub_hashes(files: Sequence[ScanFile], digests: Mapping[str, str]) -> list[Finding]:
-    """Findings for snapshot files whose content differs from the hash their blob is named by."""
+def compare_hub_hashes(
+    files: Sequence[ScanFile],
+    digests: Mapping[str, str],
+    *,
+    blobs: Path | None = None,
+    tally: Tally | None = None,
+) -> list[Finding]:
+    """Findings for snapshot files whose content differs from the hash their blob is named by.
+
+    `blobs`: the repo's blobs folder (resolved); only links into it are compared. Without
+    it, a link into any folder named blobs.
+    """
     findings: list[Finding] = []
     for file in files:
-        if file.symlink and file.path.parent.name == "blobs":
+        if file.symlink and (
+            file.path.parent == blobs if blobs is not None else file.path.parent.name == "blobs"
+        ):
             finding = check_recorded_hash(
-                file, file.path.name, digests, "cached blob name", source="hub-cache-blob"
+                file,
+                file.path.name,
+                digests,
+                "cached blob name",
+                tally=tally,
+                source="hub-cache-blob",
             )
             if finding is not None:
                 findings.append(finding)
@@ -132,11 +164,17 @@ def read_local_dir_metadata(file: ScanFile, max_bytes: int) -> tuple[str, str] |
 
 
 def compare_local_dir_metadata(
-    files: Sequence[ScanFile], digests: Mapping[str, str], max_bytes: int = METADATA_MAX
+    files: Sequence[ScanFile],
+    digests: Mapping[str, str],
+    max_bytes: int = METADATA_MAX,
+    *,
+    tally: Tally | None = None,
+    commits: set[str] | None = None,
 ) -> list[Finding]:
     """Findings for files of a `--local-dir` download that differ from, or lack, their metadata's hash.
 
     Files without metadata are not findings: users add their own, and signatures cover those.
+    `commits`, when given, collects the commits the metadata names.
     """
     by_rel = {file.rel: file for file in files}
     findings: list[Finding] = []
@@ -158,8 +196,12 @@ def compare_local_dir_metadata(
                     source="local-dir-metadata",
                 )
             )
+            if tally is not None and name in by_rel:
+                tally[name] = "not_compared"
             continue
         commit, etag = parsed
+        if commits is not None:
+            commits.add(commit)
         file = by_rel.get(name)
         if file is None:
             findings.append(
@@ -181,6 +223,7 @@ def compare_local_dir_metadata(
             etag,
             digests,
             "download metadata etag",
+            tally=tally,
             commit=commit,
             metadata=rel,
             source="local-dir-metadata",

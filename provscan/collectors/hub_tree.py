@@ -25,6 +25,7 @@ from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.hub_hashes import (
     LOCAL_DIR_METADATA,
     METADATA_MAX,
+    Tally,
     check_recorded_hash,
     read_local_dir_metadata,
 )
@@ -100,17 +101,14 @@ def compare_tree_cache(
     *,
     snapshot: bool,
     already_reported: Collection[str] = (),
+    tally: Tally | None = None,
 ) -> list[Finding]:
     """Findings for files that differ from, are missing from, or are not in the commit's listing.
 
     `already_reported`: files the blob-name or download-metadata checks found changed (one
-    finding per changed file is enough).
+    finding per changed file is enough; `tally` still records what the listing shows).
     """
-    entries = read_tree_cache(listing)
-    if isinstance(entries, str):
-        message = f"the cached tree listing of commit {commit} ({listing}) is unusable: {entries}"
-        return [target_finding("HSH-HUB-UNVERIFIED", Severity.MEDIUM, message, problem=entries)]
-    findings: list[Finding] = []
+    outcomes: Tally = {} if tally is None else tally
     # huggingface_hub's bookkeeping, git metadata and signatures are not the commit's files.
     present = {
         f.rel: f
@@ -118,14 +116,21 @@ def compare_tree_cache(
         if not f.rel.startswith(".cache/huggingface/")
         and not is_ignored(f.rel, DEFAULT_IGNORE_PATHS)
     }
+    entries = read_tree_cache(listing)
+    if isinstance(entries, str):
+        outcomes.update(dict.fromkeys(present, "not_compared"))
+        message = f"the cached tree listing of commit {commit} ({listing}) is unusable: {entries}"
+        return [target_finding("HSH-HUB-UNVERIFIED", Severity.MEDIUM, message, problem=entries)]
+    findings: list[Finding] = []
     evidence = {"commit": commit, "source": "hub-tree-cache"}
     for rel, file in present.items():
         entry = entries.get(rel)
         if entry is None:
             findings.append(_extra(rel, commit, snapshot))
-        elif rel in already_reported:
-            continue
         elif file.size != entry.size:
+            outcomes[rel] = "mismatched"
+            if rel in already_reported:
+                continue
             message = f"{rel}: {file.size} bytes, but the Hub recorded {entry.size} at commit {commit}; the file was changed after download"
             findings.append(
                 file_finding(
@@ -139,9 +144,15 @@ def compare_tree_cache(
             )
         else:
             found = check_recorded_hash(
-                file, entry.expected, digests, "cached tree listing", **evidence
+                file,
+                entry.expected,
+                digests,
+                "cached tree listing",
+                tally=outcomes,
+                commit=commit,
+                source="hub-tree-cache",
             )
-            if found is not None:
+            if found is not None and rel not in already_reported:
                 findings.append(found)
     absent = sorted(set(entries) - set(present))
     if absent:

@@ -1,10 +1,16 @@
 """Are these the signer's exact files? Find OMS signatures, verify them, compare manifests.
 
-Signatures are read before hashing (`plan_signatures`): the first one hashed with SHA-256
-decides how the hashing step builds its manifest (files or shards, shard size, ignored
-paths), so verification reuses that manifest and no file is read twice. A signature made
-with another hash or serialization is checked with model_signing's own hashing (a second
-read, reported as such).
+Signatures are read before hashing (`plan_signatures`): one hashed with SHA-256 (a given
+--signature before the folder's own model.sig) decides how the hashing step cuts files
+(whole files or shards, shard size), so verification reuses those digests and no file is
+read twice. A signature made with another hash or serialization is checked with
+model_signing's own hashing (a second read, reported as such).
+
+Every signature is judged on its own: the files it is compared with are all the target's
+files less that signature's own ignore list (and git metadata, download bookkeeping and
+the signature files themselves). Nothing one signature says (its ignore list, its
+serialization) changes the result of another, so a signature the attacker wrote into the
+folder cannot widen what the publisher's signature leaves unchecked.
 """
 
 from __future__ import annotations
@@ -16,17 +22,21 @@ from pathlib import Path
 from typing import Literal
 
 from provscan.collectors.base import Collected, ScanFile
+from provscan.collectors.coverage import readers_of
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
+from provscan.collectors.inventory import role_of
 from provscan.limits import Limits
 from provscan.report import (
-    FileRole,
+    FileFormat,
     Finding,
+    JsonValue,
     Manifest,
     Severity,
     SignatureCheck,
     SignatureFacts,
     SignatureStatus,
     SignedSerialization,
+    UncoveredFile,
     file_finding,
     target_finding,
 )
@@ -43,20 +53,18 @@ CONVENTIONAL_NAME = "model.sig"
 # huggingface_hub's bookkeeping in a `hf download --local-dir` folder (metadata and lock
 # files, rewritten on every re-check): never part of what a publisher signed.
 HF_LOCAL_DIR_PATHS = (".cache/huggingface",)
-# Left out of every comparison without a finding: git metadata and download bookkeeping.
-_EXPECTED_UNSIGNED = (
-    *(p for p in DEFAULT_IGNORE_PATHS if p != CONVENTIONAL_NAME),
-    *HF_LOCAL_DIR_PATHS,
-)
-_SENSITIVE_ROLES = {FileRole.WEIGHTS, FileRole.CODE, FileRole.TOKENIZER, FileRole.CONFIG}
+# Left out of every comparison: git metadata (model_signing's verify always leaves it
+# out) and huggingface_hub's download bookkeeping; the signature files are added per plan.
+_ALWAYS_EXCLUDED = (*DEFAULT_IGNORE_PATHS, *HF_LOCAL_DIR_PATHS)
 # The finding each outcome other than "verified" gives (the policy decides what it means).
 _STATUS_RULES = {
     SignatureStatus.INVALID: ("SIG-INVALID", Severity.CRITICAL),
     SignatureStatus.MALFORMED: ("SIG-MALFORMED", Severity.CRITICAL),
     SignatureStatus.UNVERIFIED: ("SIG-UNVERIFIED", Severity.INFO),
 }
-# Builds the target's manifest the way a signature says (another hash or serialization).
-RehashFn = Callable[[SignedSerialization], Manifest]
+# Builds the target's manifest the way a signature says (another hash or serialization),
+# leaving out the paths given.
+RehashFn = Callable[[SignedSerialization, Sequence[str]], Manifest]
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class LoadedSignature:
     parsed: ParsedSignature | None
     error: str | None = None
     sha256: str | None = None
+    given: bool = False  # named with --signature (else found in the target as model.sig)
 
 
 @dataclass(frozen=True)
@@ -74,30 +83,31 @@ class SignaturePlan:
 
     @property
     def hashing(self) -> SignedSerialization | None:
-        """The serialization the hashing step should use: the first SHA-256 signature's."""
-        for item in self.signatures:
+        """How the hashing step cuts files: as the first SHA-256 signature the user gave,
+        else as the target's own. Only the cutting (files or shards, shard size) is taken:
+        which files are hashed never depends on a signature's ignore list."""
+        ordered = sorted(self.signatures, key=lambda item: not item.given)
+        for item in ordered:
             if item.parsed is not None and item.parsed.serialization.hash_type == "sha256":
                 return item.parsed.serialization
         return None
 
-    def ignored(self) -> tuple[str, ...]:
-        """Paths the manifest leaves out: git paths and download bookkeeping, the signature
-        files, the signer's ignores. Only computed into in_manifest when there is a signature."""
-        paths = set(DEFAULT_IGNORE_PATHS) | set(HF_LOCAL_DIR_PATHS)
+    def excluded(self) -> tuple[str, ...]:
+        """Paths left out of every comparison: git paths, download bookkeeping, and the
+        signature files inside the target."""
+        paths = set(_ALWAYS_EXCLUDED)
         paths.update(item.rel for item in self.signatures if item.rel is not None)
-        if self.hashing is not None:
-            paths.update(self.hashing.ignore_paths)
         return tuple(sorted(paths))
 
     def manifest_files(self, files: Sequence[ScanFile]) -> list[ScanFile]:
-        """The target's files, with in_manifest matching what the signer hashed (unchanged
-        when there is no signature: the manifest is then model_signing's default one)."""
+        """The target's files, in_manifest False for the excluded paths (unchanged when there
+        is no signature: the manifest is then model_signing's default one)."""
         if not self.signatures:
             return list(files)
-        ignored = self.ignored()
+        excluded = self.excluded()
         return [
             f
-            if not f.in_manifest or not is_ignored(f.rel, ignored)
+            if not f.in_manifest or not is_ignored(f.rel, excluded)
             else dataclasses.replace(f, in_manifest=False)
             for f in files
         ]
@@ -108,23 +118,27 @@ def plan_signatures(
 ) -> SignaturePlan:
     """Read the target's model.sig and every --signature file (unverified, bounded)."""
     by_path = {f.path.resolve(): f for f in files}
-    found: list[tuple[str, str | None, Path]] = []
+    found: list[tuple[str, str | None, Path, bool]] = []
     for f in files:
         if f.rel == CONVENTIONAL_NAME:
-            found.append((f.rel, f.rel, f.path))
+            found.append((f.rel, f.rel, f.path, False))
     for path in given:
         inside = by_path.get(path.resolve())
-        if inside is not None and any(rel == inside.rel for _, rel, _ in found):
+        rel = inside.rel if inside else None
+        if rel is not None and any(known == rel for _, known, _, _ in found):
+            found = [(d, r, p, r == rel or g) for d, r, p, g in found]
             continue
-        found.append((inside.rel if inside else str(path), inside.rel if inside else None, path))
+        found.append((rel or str(path), rel, path, True))
     loaded = []
-    for display, rel, path in found:
+    for display, rel, path, was_given in found:
         try:
             parsed = read_signature(path, limits.signature_max, limits.signature_max_resources)
         except SignatureFormatError as exc:
-            loaded.append(LoadedSignature(display, rel, None, str(exc), exc.sha256))
+            loaded.append(LoadedSignature(display, rel, None, str(exc), exc.sha256, was_given))
             continue
-        loaded.append(LoadedSignature(display, rel, parsed, sha256=parsed.envelope.sha256))
+        loaded.append(
+            LoadedSignature(display, rel, parsed, sha256=parsed.envelope.sha256, given=was_given)
+        )
     return SignaturePlan(tuple(loaded))
 
 
@@ -132,21 +146,23 @@ def collect_signatures(
     plan: SignaturePlan,
     manifest: Manifest | None,
     files: Sequence[ScanFile],
-    roles: Mapping[str, FileRole],
+    formats: Mapping[str, FileFormat],
     trust: TrustSettings,
     rehash: RehashFn | None = None,
 ) -> Collected[SignatureFacts]:
-    """Verify each signature and compare the files with what it signed.
+    """Verify each signature and compare the files with what it signed, each on its own.
 
     `files` carry in_manifest as `plan.manifest_files` set it; `manifest` is the hashing
-    step's (None when some file could not be hashed); `rehash(serialization)` builds a
-    manifest for a signature hashed another way (None: such a signature is not compared).
+    step's (None when some file could not be hashed), over every file but the excluded
+    paths; `formats` is each file's sniffed format; `rehash(serialization, left_out)`
+    builds a manifest for a signature hashed another way (None: such a signature is not
+    compared).
     """
     checks: list[SignatureCheck] = []
     findings: list[Finding] = []
-    not_covered = _not_covered(plan, files)
+    excluded = plan.excluded()
     for item in plan.signatures:
-        check, found = _check_one(item, manifest, files, roles, trust, rehash, not_covered)
+        check, found = _check_one(item, manifest, files, formats, trust, rehash, excluded)
         checks.append(check)
         findings.extend(found)
     return Collected(
@@ -158,10 +174,10 @@ def _check_one(
     item: LoadedSignature,
     manifest: Manifest | None,
     files: Sequence[ScanFile],
-    roles: Mapping[str, FileRole],
+    formats: Mapping[str, FileFormat],
     trust: TrustSettings,
     rehash: RehashFn | None,
-    not_covered: tuple[str, ...],
+    excluded: tuple[str, ...],
 ) -> tuple[SignatureCheck, list[Finding]]:
     at = item.rel
     if item.parsed is None:
@@ -177,6 +193,7 @@ def _check_one(
         )
     parsed = item.parsed
     verification = verify_signature(parsed.envelope, trust)
+    uncovered = _not_covered(parsed.serialization, files, formats, excluded)
     check = SignatureCheck(
         path=item.display,
         sha256=parsed.envelope.sha256,
@@ -187,27 +204,39 @@ def _check_one(
         serialization=parsed.serialization,
         signed_root_digest=parsed.subject_digest,
         signed_files=len({_file_of(name, parsed) for name in parsed.resources}),
-        not_covered=not_covered,
+        not_covered=uncovered,
     )
     findings: list[Finding] = []
     if verification.status in _STATUS_RULES:
         rule, severity = _STATUS_RULES[verification.status]
         message = f"{item.display}: {verification.reason}"
         findings.append(_finding(rule, severity, at, message, signature=item.display))
-    check, integrity = _compare(check, parsed, manifest, files, rehash)
+    check, integrity = _compare(check, parsed, manifest, files, rehash, excluded)
     findings.extend(integrity)
-    for rel in not_covered:
-        severity = Severity.HIGH if roles.get(rel) in _SENSITIVE_ROLES else Severity.MEDIUM
-        findings.append(
-            _finding(
-                "SIG-NOT-COVERED",
-                severity,
-                rel,
-                f"{rel}: not covered by signature {item.display} (its ignore_paths leave it out), so nothing proves it is the signer's",
-                signature=item.display,
-            )
-        )
+    if verification.status is SignatureStatus.VERIFIED:
+        # A record per file for the reader; the policy decides what an uncovered file means
+        # (POL-SIG-NOT-COVERED), judging only the signatures it trusts.
+        findings.extend(_not_covered_finding(entry, item.display) for entry in uncovered)
     return check, findings
+
+
+def _not_covered_finding(entry: UncoveredFile, signature: str) -> Finding:
+    why = {
+        "ignored": "its ignore_paths leave it out",
+        "empty": "it is empty, and shard serialization records no shard for an empty file",
+        "unnamed": "its name cannot be part of a manifest",
+    }[entry.reason]
+    read = f"read by {'; '.join(entry.read_by)}" if entry.loader_read else "no loader reads it"
+    return _finding(
+        "SIG-NOT-COVERED",
+        Severity.INFO,
+        entry.path,
+        f"{entry.path}: not covered by signature {signature} ({why}), so nothing proves it is the signer's; {read}",
+        signature=signature,
+        reason=entry.reason,
+        role=entry.role.value,
+        loader_read=entry.loader_read,
+    )
 
 
 def _compare(
@@ -216,9 +245,11 @@ def _compare(
     manifest: Manifest | None,
     files: Sequence[ScanFile],
     rehash: RehashFn | None,
+    excluded: tuple[str, ...],
 ) -> tuple[SignatureCheck, list[Finding]]:
+    own = parsed.serialization.ignore_paths
     ours = (
-        manifest
+        _without(manifest, own, files)
         if manifest is not None and _same_serialization(manifest, parsed.serialization)
         else None
     )
@@ -226,7 +257,7 @@ def _compare(
     if ours is None and manifest is not None and rehash is not None:
         compared_with = "rehash"
         try:
-            ours = rehash(parsed.serialization)
+            ours = rehash(parsed.serialization, sorted({*excluded, *own}))
         except Exception as exc:  # noqa: BLE001 - any failure leaves the files unchecked, and says why
             reason = f"the files could not be hashed the way the signer did ({type(exc).__name__}: {exc})"
             return _unchecked(check, reason)
@@ -249,12 +280,18 @@ def _compare(
     missing = sorted(signed.keys() - actual.keys())
     extra = sorted(actual.keys() - signed.keys())
     findings = [_changed_finding(rel, signed[rel], actual[rel], check.path) for rel in changed]
+    present = {f.rel: f for f in files}
     findings += [
         _finding(
             "SIG-FILE-MISSING",
             Severity.CRITICAL,
             None,
-            f"{rel}: signed by {check.path} but absent",
+            f"{rel}: signed by {check.path} but "
+            + (
+                "now empty (no shard left of what was signed)"
+                if rel in present and present[rel].size == 0
+                else "absent"
+            ),
             signature=check.path,
             file=rel,
         )
@@ -341,20 +378,56 @@ def _by_file(
     return {path: tuple(sorted(items)) for path, items in grouped.items()}
 
 
-def _not_covered(plan: SignaturePlan, files: Sequence[ScanFile]) -> tuple[str, ...]:
-    """Files left out of the manifest other than git paths and the signature files themselves."""
-    own = {item.rel for item in plan.signatures if item.rel is not None}
-    return tuple(
-        sorted(
-            f.rel
-            for f in files
-            if not f.in_manifest and f.rel not in own and not is_ignored(f.rel, _EXPECTED_UNSIGNED)
+def _without(manifest: Manifest, ignored: Sequence[str], files: Sequence[ScanFile]) -> Manifest:
+    """The manifest less the resources of files a signature's own ignore list leaves out (a
+    single-file model ignores nothing, as in model_signing)."""
+    if not ignored or (len(files) == 1 and all(r.name == "." for r in manifest.resources)):
+        return manifest
+    kept = tuple(
+        r
+        for r in manifest.resources
+        if not is_ignored(
+            split_shard(r.name)[0] if manifest.method == "shards" else r.name, ignored
         )
     )
+    return manifest.model_copy(update={"resources": kept})
+
+
+def _not_covered(
+    serialization: SignedSerialization,
+    files: Sequence[ScanFile],
+    formats: Mapping[str, FileFormat],
+    excluded: tuple[str, ...],
+) -> tuple[UncoveredFile, ...]:
+    """The files one signature says nothing about, by its own ignore list and serialization:
+    ignored by it, empty under shards, or named so that no manifest can hold them."""
+    single = len(files) == 1
+    out: list[UncoveredFile] = []
+    for f in files:
+        if is_ignored(f.rel, excluded):
+            continue
+        reason: Literal["ignored", "empty", "unnamed"]
+        if not f.in_manifest:
+            reason = "unnamed"
+        elif not single and is_ignored(f.rel, serialization.ignore_paths):
+            reason = "ignored"
+        elif serialization.method == "shards" and f.size == 0 and f.read == "whole":
+            reason = "empty"
+        else:
+            continue
+        fmt = formats.get(f.rel, FileFormat.BINARY)
+        role = role_of(f.rel, fmt)
+        read_by = readers_of(f.rel, fmt, role)
+        out.append(
+            UncoveredFile(
+                path=f.rel, role=role, reason=reason, loader_read=bool(read_by), read_by=read_by
+            )
+        )
+    return tuple(sorted(out, key=lambda entry: entry.path))
 
 
 def _finding(
-    rule: str, severity: Severity, path: str | None, message: str, **evidence: str
+    rule: str, severity: Severity, path: str | None, message: str, **evidence: JsonValue
 ) -> Finding:
     if path is not None:
         return file_finding(rule, severity, path, message, **evidence)

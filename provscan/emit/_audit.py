@@ -1,7 +1,7 @@
 """What goes in the audit report, and in which order? The view both audit renderers format.
 
-Sections: title, verdict and reasons, licence, origin and lineage, files, signatures,
-findings, probes, steps, policy record. Renderers only format these blocks.
+Sections: title, verdict and reasons, licence, origin and lineage, files, Hub records (when
+any were compared), signatures, findings, probes, steps, policy record. Renderers only format these blocks.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from provscan.emit._audit_model import (
     VerdictView,
 )
 from provscan.emit._audit_probes import probes_section
+from provscan.emit._audit_records import records_sections
 from provscan.emit._audit_text import MAX_REASONS, capped, left_out, line, size
 from provscan.report import Decision, Reason, Report, StepStatus
 
@@ -46,6 +47,7 @@ def build_audit(report: Report) -> AuditDoc:
             licence_section(report),
             origin_section(report),
             files_section(report),
+            *records_sections(report),
             signatures_section(report),
             findings_section(report),
             probes_section(report),

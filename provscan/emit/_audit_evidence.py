@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timezone
 
 from provscan.emit._audit_model import Block, Cell, Facts, Para, Section, Sub, Table, Tone
 from provscan.emit._audit_text import (
@@ -42,7 +43,9 @@ def files_section(report: Report) -> Section:
     total = size(sum(f.size for f in report.files))
     blocks: list[Block] = [Para(f"{len(report.files):,} files, {total} in all.")]
     if files:
-        headers = ("Path", "Size", "Format", "Role", "SHA-256", "In manifest", "Hash source")
+        headers = (
+            "Path", "Size", "Format", "Role", "SHA-256", "In manifest", "Hash source", "Proven by",
+        )  # fmt: skip
         blocks.append(Table(headers, tuple(_file_row(f) for f in files)))
     return Section("files", "Files", (*blocks, *left_out(more, "files")))
 
@@ -65,6 +68,9 @@ def _file_row(entry: FileEntry) -> tuple[Cell, ...]:
         digest,
         Cell("yes" if entry.in_manifest else "no (ignored)"),
         Cell(source, tone=None if entry.sha256_source == "computed" else "warn"),
+        Cell(
+            line(", ".join(entry.signed_by), 200) or "–", tone="good" if entry.signed_by else None
+        ),
     )
 
 
@@ -91,6 +97,21 @@ def signatures_section(report: Report) -> Section:
         )
         table = Table(("Kind", "Name", "SHA-256", "Source"), rows)
         parts.append(Sub("Trusted anchors", (table,)))
+    unproven = [f for f in report.fact_sources if not f.signed_by]
+    if unproven and any(s.status.value == "verified" for s in facts.signatures):
+        shown, more = capped(tuple(unproven), MAX_ROWS)
+        fact_rows = tuple(
+            (Cell(f.fact), Cell(line(f.detail, 200)), Cell(line(f.path), mono=True)) for f in shown
+        )
+        note = Para(
+            "These facts were read from files no verified signature covers: "
+            "they are the word of whoever handed over the model.",
+            "warn",
+        )
+        table = Table(("Fact", "What", "File"), fact_rows)
+        parts.append(
+            Sub("Facts from unsigned files", (note, table, *left_out(more, "facts")), "warn")
+        )
     return Section("signatures", "Signatures", tuple(parts))
 
 
@@ -111,16 +132,18 @@ def _signature(sig: SignatureCheck) -> Sub:
     if sig.compared_with:
         integrity += f"; compared with the {sig.compared_with}"
     rows.append(("Files", Cell(integrity, tone=integrity_tone)))
-    differences = (
-        ("Changed", sig.changed),
-        ("Missing", sig.missing),
-        ("Not signed", sig.extra),
-        ("Left out by its ignore paths", sig.not_covered),
+    read = tuple(entry.path for entry in sig.not_covered if entry.loader_read)
+    unread = tuple(entry.path for entry in sig.not_covered if not entry.loader_read)
+    differences: tuple[tuple[str, tuple[str, ...], Tone], ...] = (
+        ("Changed", sig.changed, "bad"),
+        ("Missing", sig.missing, "bad"),
+        ("Not signed", sig.extra, "bad"),
+        ("Not covered, read by loaders", read, "bad"),
+        ("Not covered, read by nothing known", unread, "warn"),
     )
-    for label, paths in differences:
+    for label, paths, tone in differences:
         if paths:
-            text = f"{len(paths):,}: {names(paths)}"
-            rows.append((label, Cell(text, tone="warn" if label.startswith("Left") else "bad")))
+            rows.append((label, Cell(f"{len(paths):,}: {names(paths)}", tone=tone)))
     title = f"{line(sig.path, 200)}: {sig.status.value}, {summary}"
     return Sub(
         title,
@@ -141,10 +164,35 @@ def _signer(signer: Signer) -> list[tuple[str, Cell]]:
         ("Certificate", _sha256(signer.certificate_fingerprint), True),
         ("Chain", " › ".join(line(c, 200) for c in signer.chain[:MAX_EVIDENCE]), False),
         ("Transparency log", signer.tlog and f"entry {signer.tlog.log_index}", False),
+        ("Certificate valid", _window(signer), False),
+        ("Validity checked at", _checked_at(signer), False),
         ("Checked against", signer.trust_anchor or "nothing provscan was given", True),
     )  # fmt: skip
     rows += [(label, Cell(line(value), mono=mono)) for label, value, mono in details if value]
     return rows
+
+
+def _window(signer: Signer) -> str | None:
+    if signer.certificate_not_before is None or signer.certificate_not_after is None:
+        return None
+    return f"{_utc(signer.certificate_not_before)} to {_utc(signer.certificate_not_after)}"
+
+
+_VALIDITY_BASIS = {
+    "verification-time": "the time of verification: the bundle carries no trusted time",
+    "transparency-log": "the transparency-log entry's integrated time",
+}
+
+
+def _checked_at(signer: Signer) -> str | None:
+    if signer.validity_checked_at is None:
+        return None
+    basis = _VALIDITY_BASIS.get(signer.validity_basis or "", "on no stated basis")
+    return f"{_utc(signer.validity_checked_at)}, {basis}"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _sha256(digest: str | None) -> str | None:

@@ -295,6 +295,20 @@ def _origin_properties(report: Report) -> list[tuple[str, object]]:
     return pairs
 
 
+def _record_properties(report: Report) -> list[tuple[str, object]]:
+    """Per Hub record compared: whether it is authenticated, and the files it showed."""
+    pairs: list[tuple[str, object]] = []
+    for record in report.records:
+        prefix = f"provscan:records:{record.source}"
+        pairs += [
+            (f"{prefix}:authenticated", record.authenticated),
+            (f"{prefix}:consistent", len(record.consistent)),
+            (f"{prefix}:mismatched", len(record.mismatched)),
+            (f"{prefix}:not_compared", len(record.not_compared)),
+        ]
+    return pairs
+
+
 def _model_properties(report: Report) -> list[Property]:
     pairs: list[tuple[str, object]] = []
     if report.manifest is not None:
@@ -314,6 +328,7 @@ def _model_properties(report: Report) -> list[Property]:
         ]
     pairs += _licence_properties(report) + _origin_properties(report)
     pairs += signature_properties(report) + probe_properties(report)
+    pairs += _record_properties(report)
     pairs.append(("provscan:findings:total", len(report.findings)))
     for severity in Severity:
         count = sum(1 for f in report.findings if f.severity is severity)

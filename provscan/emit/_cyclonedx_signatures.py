@@ -7,6 +7,8 @@ model component, keyed by the signature file's path.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from provscan.report import Report
 
 
@@ -25,7 +27,11 @@ def signature_properties(report: Report) -> list[tuple[str, object]]:
             (f"{prefix}:changed", ", ".join(sig.changed)),
             (f"{prefix}:missing", ", ".join(sig.missing)),
             (f"{prefix}:extra", ", ".join(sig.extra)),
-            (f"{prefix}:not_covered", ", ".join(sig.not_covered)),
+            (f"{prefix}:not_covered", ", ".join(e.path for e in sig.not_covered)),
+            (
+                f"{prefix}:not_covered_loader_read",
+                ", ".join(e.path for e in sig.not_covered if e.loader_read),
+            ),
         ]
         if signer is not None:
             pairs += [
@@ -35,6 +41,14 @@ def signature_properties(report: Report) -> list[tuple[str, object]]:
                 (f"{prefix}:key", signer.key_fingerprint),
                 (f"{prefix}:certificate", signer.certificate_subject),
                 (f"{prefix}:tlog_index", signer.tlog.log_index if signer.tlog else None),
+                (f"{prefix}:certificate_not_before", _utc(signer.certificate_not_before)),
+                (f"{prefix}:certificate_not_after", _utc(signer.certificate_not_after)),
+                (f"{prefix}:validity_checked_at", _utc(signer.validity_checked_at)),
+                (f"{prefix}:validity_basis", signer.validity_basis),
                 (f"{prefix}:trust_anchor", signer.trust_anchor),
             ]
     return pairs
+
+
+def _utc(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None

@@ -70,6 +70,7 @@ def _header(console: Console, report: Report) -> None:
             f"  manifest   sha256:{report.manifest.root_digest} (OMS, {report.manifest.method})"
         )
     _signatures(console, report)
+    _records(console, report)
     model = report.model
     if model is not None:
         arch = ", ".join(model.architectures) or "unknown architecture"
@@ -89,6 +90,7 @@ def _header(console: Console, report: Report) -> None:
         console.print(f"  card       licence: {escape(licences)}; base model: {escape(base)}")
     _licence(console, report)
     _origin(console, report)
+    _unproven_facts(console, report)
     _probes(console, report)
 
 
@@ -146,6 +148,45 @@ def _signatures(console: Console, report: Report) -> None:
         console.print(line + files)
         if sig.reason and sig.status.value != "verified":
             console.print(f"             {escape(sig.reason)}")
+        read = [e.path for e in sig.not_covered if e.loader_read]
+        if read:
+            shown = ", ".join(read[:10]) + (f" and {len(read) - 10} more" if len(read) > 10 else "")
+            console.print(
+                f"             [yellow]not covered, yet read by loaders[/yellow]: {escape(shown)}"
+            )
+
+
+def _unproven_facts(console: Console, report: Report) -> None:
+    """Facts read from files no verified signature covers, when the model is signed at all
+    (an unsigned model's facts are all the sender's word, as its signature line says)."""
+    facts = report.signatures
+    if facts is None or not any(s.status.value == "verified" for s in facts.signatures):
+        return
+    unproven: dict[str, set[str]] = {}
+    for source in report.fact_sources:
+        if not source.signed_by:
+            unproven.setdefault(source.path, set()).add(source.fact)
+    for path, kinds in sorted(unproven.items()):
+        console.print(
+            f"  unsigned   [yellow]{escape(', '.join(sorted(kinds)))} read from {escape(path)}, "
+            "which no verified signature covers[/yellow]"
+        )
+
+
+def _records(console: Console, report: Report) -> None:
+    """Each Hub record the files were compared with, and whether a match with it proves anything."""
+    # Imported here: the audit modules read this one's human_size.
+    from provscan.emit._audit_records import record_problems, record_summary
+
+    for record in report.records:
+        colour = "green" if record.authenticated and not record.mismatched else "yellow"
+        console.print(f"  records    [{colour}]{escape(record_summary(record))}[/{colour}]")
+        for what, files, tone in record_problems(record):
+            style = "red" if tone == "bad" else "yellow"
+            shown = ", ".join(files[:10]) + (
+                f" and {len(files) - 10} more" if len(files) > 10 else ""
+            )
+            console.print(f"             [{style}]{what}[/{style}]: {escape(shown)}")
 
 
 def _licence(console: Console, report: Report) -> None:

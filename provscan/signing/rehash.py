@@ -15,13 +15,13 @@ from provscan.collectors.signatures import RehashFn
 from provscan.report import Manifest, ManifestResource, SignedSerialization
 
 
-def model_signing_rehash(root: Path, ignored: Sequence[str]) -> RehashFn:
+def model_signing_rehash(root: Path) -> RehashFn:
     """A RehashFn that hashes `root` with model_signing itself (a second read of every file)."""
 
-    def rehash(serialization: SignedSerialization) -> Manifest:
+    def rehash(serialization: SignedSerialization, ignored: Sequence[str]) -> Manifest:
         from model_signing import hashing
 
-        paths = sorted(set(ignored) | set(serialization.ignore_paths))
+        paths = sorted(set(ignored))
         config = hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
             paths=[root / p for p in paths], ignore_git_paths=True
         )

@@ -4,7 +4,10 @@ The checks themselves are the reference implementations': model_signing's verifi
 key and certificate bundles, sigstore-python's for Sigstore bundles (certificate chain to
 the trusted root's Fulcio CA, signed certificate timestamp, transparency-log inclusion
 proof, DSSE signature), all offline. What this module adds is telling apart a signature
-that fails (invalid) from one that nothing provscan was given can check (unverified).
+that fails (invalid) from one that nothing provscan was given can check (unverified), and,
+for certificate bundles, the certificates' validity at verification time: model_signing
+checks the chain at the signing certificate's own not-before date, and a certificate bundle
+carries no trusted timestamp that could prove it signed while its chain was valid.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -24,7 +28,7 @@ from cryptography.x509.oid import ObjectIdentifier
 
 from provscan.report import SignatureStatus, Signer, TlogEntry
 from provscan.signing.bundle import Envelope
-from provscan.signing.trust import TrustSettings, key_fingerprint, oms_key_type
+from provscan.signing.trust import TrustedCA, TrustSettings, key_fingerprint, oms_key_type
 
 # Fulcio's OIDC issuer extensions: v1 holds the raw URL, v2 a DER UTF8String; a username
 # identity is an OtherName of type 1.3.6.1.4.1.57264.1.7 (a DER UTF8String too).
@@ -42,12 +46,22 @@ class Verification:
     signer: Signer
 
 
-def verify_signature(envelope: Envelope, trust: TrustSettings) -> Verification:
-    """Check one signed envelope against the trust anchors. Never raises for bad input."""
+def verify_signature(
+    envelope: Envelope, trust: TrustSettings, now: datetime | None = None
+) -> Verification:
+    """Check one signed envelope against the trust anchors. Never raises for bad input.
+
+    now: the verification time certificate chains must be valid at (default: the current
+    time; a naive datetime is taken as UTC).
+    """
     if envelope.method == "key":
         return _verify_key(envelope, trust)
     if envelope.method == "certificate":
-        return _verify_certificate(envelope, trust)
+        if now is None:
+            now = datetime.now(timezone.utc)
+        elif now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        return _verify_certificate(envelope, trust, now.astimezone(timezone.utc))
     return _verify_sigstore(envelope, trust)
 
 
@@ -175,6 +189,8 @@ def _certificate_signer(
         chain=tuple(c.subject.rfc4514_string() for c in rest),
         identity=identity,
         oidc_issuer=issuer,
+        certificate_not_before=leaf.not_valid_before_utc,
+        certificate_not_after=leaf.not_valid_after_utc,
     )
 
 
@@ -203,7 +219,7 @@ def _leaf_signature_valid(leaf: x509.Certificate, envelope: Envelope) -> bool:
     return True
 
 
-def _verify_certificate(envelope: Envelope, trust: TrustSettings) -> Verification:
+def _verify_certificate(envelope: Envelope, trust: TrustSettings, now: datetime) -> Verification:
     from model_signing._signing import sign_certificate
 
     try:
@@ -211,7 +227,9 @@ def _verify_certificate(envelope: Envelope, trust: TrustSettings) -> Verificatio
     except ValueError as exc:
         reason = f"the certificate chain cannot be read: {exc}"
         return Verification(SignatureStatus.MALFORMED, reason, Signer(method="certificate"))
-    signer = _certificate_signer("certificate", chain[0], chain[1:])
+    signer = _certificate_signer("certificate", chain[0], chain[1:]).model_copy(
+        update={"validity_checked_at": now, "validity_basis": "verification-time"}
+    )
     if not _leaf_signature_valid(chain[0], envelope):
         return Verification(
             SignatureStatus.INVALID,
@@ -221,10 +239,14 @@ def _verify_certificate(envelope: Envelope, trust: TrustSettings) -> Verificatio
     if not trust.cas:
         return Verification(
             SignatureStatus.UNVERIFIED,
-            f"signed by certificate {signer.certificate_subject or signer.certificate_fingerprint}; its chain was not checked: no trusted CA given (--trusted-ca or [trust] certificate_roots)",
+            f"signed by certificate {signer.certificate_subject or signer.certificate_fingerprint}; its chain was not checked: no trusted CA given (--trusted-ca or [trust] certificate_roots)"
+            + _besides(_outside_validity(chain, None, now)),
             signer,
         )
+    anchor = _anchoring_ca(chain, trust, now)
+    outside = _outside_validity(chain, anchor, now)
     try:
+        # Checks the chain (at the signing certificate's own not-before date) and its usage.
         verifier = sign_certificate.Verifier([ca.source for ca in trust.cas])
         _checked_payload(verifier, envelope)
     except ValueError as exc:
@@ -234,24 +256,93 @@ def _verify_certificate(envelope: Envelope, trust: TrustSettings) -> Verificatio
             signer,
         )
     except Exception as exc:  # noqa: BLE001 - pyOpenSSL's X509StoreContextError and kin
+        if anchor is not None and outside:
+            # The chain leads to a trusted CA, and fails for a certificate outside its
+            # validity: say which one, and when.
+            return Verification(SignatureStatus.UNVERIFIED, _validity_reason(outside, now), signer)
         return Verification(
             SignatureStatus.UNVERIFIED,
-            f"signed by certificate {signer.certificate_subject}, whose chain does not lead to a trusted CA ({_describe(exc)})",
+            f"signed by certificate {signer.certificate_subject}, whose chain does not lead to a trusted CA ({_describe(exc)})"
+            + _besides(outside),
             signer,
         )
-    anchor = _anchoring_ca(chain, trust)
+    if outside:
+        return Verification(SignatureStatus.UNVERIFIED, _validity_reason(outside, now), signer)
+    anchored = f"ca:{(anchor or trust.cas[0]).fingerprint}"
     return Verification(
-        SignatureStatus.VERIFIED, None, signer.model_copy(update={"trust_anchor": anchor})
+        SignatureStatus.VERIFIED, None, signer.model_copy(update={"trust_anchor": anchored})
     )
 
 
-def _anchoring_ca(chain: list[x509.Certificate], trust: TrustSettings) -> str:
-    """The trusted CA the chain ends in (the one that issued its last certificate)."""
-    last = chain[-1]
-    for ca in trust.cas:
-        if ca.certificate == last or ca.certificate.subject == last.issuer:
-            return f"ca:{ca.fingerprint}"
-    return f"ca:{trust.cas[0].fingerprint}"
+def _anchoring_ca(
+    chain: list[x509.Certificate], trust: TrustSettings, now: datetime
+) -> TrustedCA | None:
+    """The trusted CA the chain ends in: one that is a chain certificate or issued one.
+
+    The chain's last certificates are looked at first; among CAs that fit equally (a root
+    re-issued under the same name and key), one valid at `now` is preferred.
+    """
+    for certificate in reversed(chain):
+        fits = [ca for ca in trust.cas if _issued_or_is(ca.certificate, certificate)]
+        if fits:
+            return next((ca for ca in fits if _within(ca.certificate, now)), fits[0])
+    return None
+
+
+def _issued_or_is(ca: x509.Certificate, certificate: x509.Certificate) -> bool:
+    if ca == certificate:
+        return True
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, crypto_exceptions.InvalidSignature):
+        return False
+    return True
+
+
+def _within(certificate: x509.Certificate, at: datetime) -> bool:
+    return certificate.not_valid_before_utc <= at <= certificate.not_valid_after_utc
+
+
+def _outside_validity(
+    chain: Sequence[x509.Certificate], anchor: TrustedCA | None, at: datetime
+) -> list[str]:
+    """Each certificate of the chain, and its anchoring CA, that is not valid at `at`."""
+    named: list[tuple[str, x509.Certificate]] = [("signing certificate", chain[0])]
+    for certificate in chain[1:]:
+        is_anchor = anchor is not None and certificate == anchor.certificate
+        named.append(("trusted CA" if is_anchor else "intermediate certificate", certificate))
+    if anchor is not None and anchor.certificate not in chain:
+        named.append(("trusted CA", anchor.certificate))
+    problems = []
+    for role, certificate in named:
+        subject = certificate.subject.rfc4514_string() or "with an empty subject"
+        if role == "trusted CA" and anchor is not None:
+            subject += f" (from {anchor.source})"
+        if at < certificate.not_valid_before_utc:
+            since = _instant(certificate.not_valid_before_utc)
+            problems.append(f"{role} {subject} is valid only from {since}")
+        elif at > certificate.not_valid_after_utc:
+            until = _instant(certificate.not_valid_after_utc)
+            problems.append(f"{role} {subject} expired on {until}")
+    return problems
+
+
+def _validity_reason(problems: list[str], at: datetime) -> str:
+    """Why a chain outside its validity proves nothing: a certificate bundle has no trusted time."""
+    why = []
+    if any(" expired on " in p for p in problems):
+        why.append("no trusted timestamp or transparency-log entry proves it signed before then")
+    if any(" is valid only from " in p for p in problems):
+        why.append("a certificate vouches for nothing before its validity begins")
+    return f"{'; '.join(problems)}; {' and '.join(why)} (checked at {_instant(at)})"
+
+
+def _besides(problems: list[str]) -> str:
+    return f"; besides, {'; '.join(problems)}" if problems else ""
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _verify_sigstore(envelope: Envelope, trust: TrustSettings) -> Verification:
@@ -270,8 +361,17 @@ def _verify_sigstore(envelope: Envelope, trust: TrustSettings) -> Verification:
     leaf = bundle.signing_certificate
     signer = _certificate_signer("sigstore", leaf, [])
     entry = bundle.log_entry._inner
+    # sigstore-python checks the Fulcio certificate chain at the log entry's integrated time
+    # (bound by the entry's inclusion promise), not at the time of verification.
+    logged = (
+        datetime.fromtimestamp(int(entry.integrated_time), tz=timezone.utc)
+        if entry.integrated_time and entry.inclusion_promise
+        else None
+    )
     signer = signer.model_copy(
         update={
+            "validity_checked_at": logged,
+            "validity_basis": "transparency-log" if logged else None,
             "tlog": TlogEntry(
                 log_index=int(entry.log_index),
                 integrated_time=datetime.fromtimestamp(int(entry.integrated_time), tz=timezone.utc)
@@ -280,7 +380,7 @@ def _verify_sigstore(envelope: Envelope, trust: TrustSettings) -> Verification:
                 log_id=base64.b64encode(bytes(entry.log_id.key_id)).decode()
                 if entry.log_id
                 else None,
-            )
+            ),
         }
     )
     kind = (entry.kind_version.kind, entry.kind_version.version)

@@ -43,6 +43,7 @@ from provscan.report import (
     ProbeEngine,
     ProbeFacts,
     Reason,
+    RecordCheck,
     Report,
     ScanParameters,
     Severity,
@@ -56,6 +57,7 @@ from provscan.report import (
     TargetKind,
     TlogEntry,
     ToolInfo,
+    UncoveredFile,
     Verdict,
 )
 
@@ -560,6 +562,7 @@ def _kitchen_sink() -> Report:
             ),
             "model": report.model.model_copy(update={"config_parameter_count": 1000}),
             "signatures": _signatures(),
+            "records": _records(),
             "probes": _probes(),
             "target": report.target.model_copy(
                 update={
@@ -574,6 +577,37 @@ def _kitchen_sink() -> Report:
             ),
         }
     )
+
+
+def _records() -> tuple[RecordCheck, ...]:
+    """The Hub's model_info record (authenticated) and a cache snapshot's blob names (local)."""
+    return (
+        RecordCheck(
+            source="hub-model-info",
+            authenticated=True,
+            files_compared=2,
+            consistent=("README.md", "config.json"),
+            not_compared=("model-00002-of-00002.safetensors",),
+            commit=REVISION,
+        ),
+        RecordCheck(
+            source="hub-cache-blob",
+            authenticated=False,
+            files_compared=2,
+            consistent=("README.md",),
+            mismatched=("config.json",),
+            commit=REVISION,
+        ),
+    )
+
+
+def test_bom_says_which_hub_records_are_authenticated() -> None:
+    bom = model_of(render(_kitchen_sink(), licence_texts={"LICENSE": LLAMA_TEXT}))
+    assert prop(bom, "provscan:records:hub-model-info:authenticated") == ["true"]
+    assert prop(bom, "provscan:records:hub-model-info:consistent") == ["2"]
+    assert prop(bom, "provscan:records:hub-model-info:not_compared") == ["1"]
+    assert prop(bom, "provscan:records:hub-cache-blob:authenticated") == ["false"]
+    assert prop(bom, "provscan:records:hub-cache-blob:mismatched") == ["1"]
 
 
 def _probes() -> ProbeFacts:
@@ -610,6 +644,10 @@ def _signatures() -> SignatureFacts:
         certificate_subject="CN=sigstore",
         tlog=TlogEntry(log_index=42),
         trust_anchor="sigstore:" + "cd" * 32,
+        certificate_not_before=datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc),
+        certificate_not_after=datetime(2026, 1, 1, 12, 10, tzinfo=timezone.utc),
+        validity_checked_at=datetime(2026, 1, 1, 12, 1, tzinfo=timezone.utc),
+        validity_basis="transparency-log",
     )
     check = SignatureCheck(
         path="model.sig",
@@ -620,7 +658,11 @@ def _signatures() -> SignatureFacts:
         changed=("model.safetensors",),
         missing=("tokenizer.json",),
         extra=("extra.py",),
-        not_covered=("notes.txt",),
+        not_covered=(
+            UncoveredFile(
+                path="notes.txt", role=FileRole.OTHER, reason="ignored", loader_read=True
+            ),
+        ),
     )
     return SignatureFacts(signatures=(check,))
 

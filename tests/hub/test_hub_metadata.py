@@ -23,10 +23,15 @@ import pytest
 from fixtures.hub_repos import FixtureRepo, all_repos, demo_files, demo_repo
 from fixtures.hub_server import HubServer, point_client_at
 from fixtures.signing import KeyFiles, write_key
+from provscan.collectors import hub_records
+from provscan.emit.terminal import render_terminal
 from provscan.hub import HubOptions
 from provscan.hub_view import Listed, _bad_name, split_by_fetch
-from provscan.limits import DEFAULT_LIMITS
+from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.pipeline import ScanOptions, scan
+from provscan.policy.engine import evaluate
+from provscan.report import Report, Verdict
+from provscan.resources import default_policy_dir
 from provscan.signing.sign import SigningKey, sign_model
 
 
@@ -363,3 +368,71 @@ def test_small_and_metadata_files_are_fetched_whole_the_rest_by_range() -> None:
     capped = DEFAULT_LIMITS.__class__(hub_fetch_total_max=mib)
     whole, _ = split_by_fetch(listed, capped)
     assert [e.rel for e in whole] == ["training_args.bin"]
+
+
+# ---------------------------------------------------------------- the Hub's own record
+
+
+def production(report: Report) -> Verdict:
+    return evaluate(report, [default_policy_dir().parent / "production"], {})
+
+
+def scan_whole(hub: HubServer, home: Path, monkeypatch: pytest.MonkeyPatch, target: str) -> Report:
+    """A metadata-only scan that downloads every file (the demo's weights are 200 KiB)."""
+    point_client_at(monkeypatch, hub, home)
+    limits = Limits(hub_fetch_any_max=1 << 20)
+    return scan(target, ScanOptions(hub=HubOptions(), hash_workers=1, limits=limits))
+
+
+def test_every_file_matching_the_hubs_record_is_admitted_without_a_signature(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fixture Hub speaks plain HTTP on loopback; the real one is reached over HTTPS.
+    monkeypatch.setattr(hub_records, "over_https", lambda target: True)
+    report = scan_whole(hub, tmp_path / "hf", monkeypatch, "hf://acme/tiny-llama")
+    repo = hub.repos["acme/tiny-llama"]
+    assert {f.read for f in report.files} == {"whole"}
+    records = {r.source: r for r in report.records}
+    model_info = records["hub-model-info"]
+    assert model_info.authenticated and model_info.commit == repo.sha
+    assert model_info.consistent == tuple(sorted(repo.entries))
+    assert model_info.files_compared == len(report.files)
+    assert model_info.mismatched == model_info.not_compared == ()
+    assert records["hub-cache-blob"].authenticated is False  # the download's own etags
+    verdict = production(report)
+    assert verdict.decision.value == "approve", verdict.reasons
+    assert not report.signatures or not report.signatures.signatures
+    levels = {r.rule: r.level for r in verdict.reasons}
+    assert levels["POL-SIG-UNSIGNED"] == "warn" and "POL-SIG-REQUIRED" not in levels
+    text = " ".join(render_terminal(report, width=400).split())
+    assert (
+        f"{len(report.files)} files match the Hub's model_info record of commit {repo.sha} "
+        "(fetched over HTTPS in this run)"
+    ) in text
+
+
+def test_a_hub_reached_over_plain_http_is_not_authenticated(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = scan_whole(hub, tmp_path / "hf", monkeypatch, "hf://acme/tiny-llama")
+    [model_info] = [r for r in report.records if r.source == "hub-model-info"]
+    assert model_info.consistent and model_info.authenticated is False
+    verdict = production(report)
+    assert verdict.decision.value == "deny"
+    assert "POL-SIG-REQUIRED" in {r.rule for r in verdict.reasons}
+    assert "not over HTTPS" in render_terminal(report, width=400)
+
+
+def test_a_served_file_differing_from_model_info_is_mismatched_and_denied(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    code, report, stderr = check(
+        hub, tmp_path, "hf://acme/tampered-config", "--policy", "production"
+    )
+    assert code == 1, stderr
+    [model_info] = [r for r in report["records"] if r["source"] == "hub-model-info"]
+    assert model_info["mismatched"] == ["config.json"]
+    assert "config.json" not in model_info["consistent"]
+    assert "model.safetensors" in model_info["not_compared"]  # read by range only
+    denied = {r["rule"] for r in report["verdict"]["reasons"] if r["level"] == "deny"}
+    assert {"HSH-HUB-MISMATCH", "POL-SIG-REQUIRED"} <= denied

@@ -287,4 +287,6 @@ def test_the_production_pack_extends_the_default_pack() -> None:
     packs = engine.load_packs([production])
     assert [p.name for p in packs] == ["default", "production"]
     config = engine.effective_config(packs, {})
-    assert config["signatures"] == {"unsigned": "deny", "untrusted": "deny"}
+    assert config["signatures"] == dict.fromkeys(
+        ("unsigned", "untrusted", "not_covered", "uncovered_facts"), "deny"
+    )

@@ -200,25 +200,34 @@ def test_altered_signature_bytes_with_the_right_key_are_invalid(
 
 
 @pytest.mark.parametrize(
-    ("ignored", "severity"),
-    [("notes.txt", "medium"), ("config.json", "high")],
-    ids=["notes", "config"],
+    ("ignored", "role", "loader_read"),
+    [
+        ("notes.txt", "other", True),
+        ("config.json", "config", True),
+        ("diagram.png", "other", False),
+    ],
+    ids=["notes", "config", "picture"],
 )
 def test_a_file_the_signer_ignored_is_not_covered_not_extra(
-    demo_model: Path, key: KeyFiles, ignored: str, severity: str
+    demo_model: Path, key: KeyFiles, ignored: str, role: str, loader_read: bool
 ) -> None:
     (demo_model / "notes.txt").write_text("unsigned notes\n")
+    (demo_model / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     sign_with_model_signing(demo_model, key, ignore=[ignored])
     check, report = scanned(demo_model, key)
     assert check.serialization is not None and ignored in check.serialization.ignore_paths
     assert check.status == "verified"
     assert check.integrity == "match"
     assert check.extra == ()
-    assert check.not_covered == (ignored,)
+    [entry] = check.not_covered
+    assert (entry.path, entry.role, entry.reason) == (ignored, role, "ignored")
+    assert entry.loader_read is loader_read and bool(entry.read_by) is loader_read
+    # The finding records the fact; the policy decides (POL-SIG-NOT-COVERED).
     [finding] = sig_findings(report)
     assert finding.rule_id == "SIG-NOT-COVERED"
-    assert finding.severity == severity
+    assert finding.severity == "info"
     assert finding.location is not None and finding.location.path == ignored
+    assert finding.evidence["loader_read"] is loader_read
 
 
 def test_a_strangers_signature_naming_the_trusted_key_is_invalid(
