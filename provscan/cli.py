@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from provscan import __version__
-from provscan.atomic import write_atomically
+from provscan import __version__, interrupts
+from provscan.atomic import STDOUT, OutputPath, claim_stdout, write_output
 from provscan.cli_policy import (
     backend_from,
     config_group,
@@ -75,32 +76,32 @@ def _output_options() -> list[Callable[[F], F]]:
         click.option(
             "--json",
             "json_out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the JSON report to FILE.",
+            type=OutputPath(),
+            help="Write the JSON report to FILE (- for stdout).",
         ),
         click.option(
             "--bom",
             "bom_out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the CycloneDX 1.6 AI-BOM to FILE.",
+            type=OutputPath(),
+            help="Write the CycloneDX 1.6 AI-BOM to FILE (- for stdout).",
         ),
         click.option(
             "--sarif",
             "sarif_out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the findings and verdict as SARIF 2.1.0 (GitHub code scanning) to FILE.",
+            type=OutputPath(),
+            help="Write the findings and verdict as SARIF 2.1.0 (GitHub code scanning) to FILE (- for stdout).",
         ),
         click.option(
             "--markdown",
             "markdown_out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the audit report for people, as Markdown, to FILE.",
+            type=OutputPath(),
+            help="Write the audit report for people, as Markdown, to FILE (- for stdout).",
         ),
         click.option(
             "--html",
             "html_out",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the audit report for people, as one self-contained HTML page, to FILE.",
+            type=OutputPath(),
+            help="Write the audit report for people, as one self-contained HTML page, to FILE (- for stdout).",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -252,6 +253,7 @@ def check(
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import trust_from_config
 
+    _stdout_output(kw)  # a usage error now, not after the scan
     packs = policy_dirs(policies)
     config_file = target_config(config_path, packs, target, from_target=config_from_target)
     config = _with_identities(config_file.table, trusted_identities, trusted_issuers)
@@ -278,6 +280,7 @@ def inspect(target: str, **kw: Any) -> int:
     """Scan TARGET and report what was found, without a policy verdict (exit 0 when the report was produced)."""
     from provscan.signing.trust import load_trust
 
+    _stdout_output(kw)
     trust = load_trust(kw["trusted_keys"], kw["trusted_cas"], kw["sigstore_trusted_root"])
     report = _scan(target, kw, trust)
     _emit(report, kw)
@@ -312,6 +315,7 @@ def probe(
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import load_trust
 
+    _stdout_output(kw)
     packs = policy_dirs(policies)
     config = target_config(config_path, packs, target, from_target=config_from_target).table
     table = config.get("probes")
@@ -354,6 +358,11 @@ def _signing_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _signature_file(output: Path | None) -> None:
+    if output is not None and str(output) == STDOUT:
+        raise UsageError("--signature -: a signature is written to a file, not to standard output")
 
 
 def _signing_key(kw: dict[str, Any], *, required: bool) -> SigningKey | None:
@@ -416,6 +425,7 @@ def sign(model: Path, **kw: Any) -> int:
     what you admitted: with a private key, a key and certificate chain, or Sigstore keyless."""
     from provscan.signing.sign import sign_model
 
+    _signature_file(kw["output"])
     signer = _signing_key(kw, required=not kw["sigstore"])
     if kw["sigstore"] and signer is not None:
         raise UsageError("--sigstore signs keyless: leave out --key / --certificate")
@@ -452,6 +462,7 @@ def sign_bom_command(bom: Path, **kw: Any) -> int:
     """Sign an AI-BOM file: a DSSE envelope (in a Sigstore bundle) over its SHA-256 and content."""
     from provscan.signing.bom import sign_bom
 
+    _signature_file(kw["output"])
     signer = _signing_key(kw, required=True)
     assert signer is not None
     output: Path = kw["output"] or bom.with_name(bom.name + ".sig")
@@ -571,12 +582,27 @@ def _scan(
         return scan(target, with_progress)
 
 
+def _stdout_output(kw: dict[str, Any]) -> str | None:
+    """The one output option given `-` (stdout), if any: a UsageError when several are (or one
+    is and --format json prints the report there too)."""
+    return claim_stdout(
+        [
+            ("--format json", STDOUT if kw["fmt"] == "json" else None),
+            ("--json", kw["json_out"]),
+            ("--bom", kw["bom_out"]),
+            ("--sarif", kw["sarif_out"]),
+            ("--markdown", kw["markdown_out"]),
+            ("--html", kw["html_out"]),
+        ]
+    )
+
+
 def _emit(report: Report, kw: dict[str, Any]) -> None:
     """Render every requested output first, then write them: nothing partial on failure."""
     from provscan.emit.json_report import render_json
     from provscan.emit.terminal import render_terminal
 
-    outputs: list[tuple[Path, str]] = []
+    outputs: list[tuple[Path | str, str]] = []
     if kw["json_out"] is not None:
         outputs.append((kw["json_out"], render_json(report)))
     if kw["bom_out"] is not None:
@@ -599,11 +625,13 @@ def _emit(report: Report, kw: dict[str, Any]) -> None:
 
         outputs.append((kw["html_out"], render_html(report)))
     for path, text in outputs:
-        write_atomically(path, text)
+        write_output(path, text)
     if kw["fmt"] == "json":
         click.echo(render_json(report), nl=False)
     else:
-        click.echo(render_terminal(report, color=sys.stdout.isatty()), nl=False)
+        # An output given `-` owns stdout: the summary for people goes to stderr.
+        stream = sys.stderr if _stdout_output(kw) is not None else sys.stdout
+        click.echo(render_terminal(report, color=stream.isatty()), nl=False, file=stream)
 
 
 cli.add_command(diff_command)
@@ -625,8 +653,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(int(ExitCode.USAGE))
-    except click.exceptions.Abort:
-        click.echo("provscan: interrupted; no verdict", err=True)
+    except click.exceptions.Abort as exc:  # KeyboardInterrupt where no handler was installed
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo(interrupts.message(signal.SIGINT if interrupted else None), err=True)
+        sys.exit(int(ExitCode.INCOMPLETE))
+    except interrupts.Interrupted as exc:  # SIGINT or SIGTERM (provscan.__main__ installs them)
+        click.echo(interrupts.message(exc.signum), err=True)
         sys.exit(int(ExitCode.INCOMPLETE))
     except ProvscanError as exc:
         click.echo(f"provscan: error: {exc}", err=True)

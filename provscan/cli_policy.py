@@ -198,6 +198,7 @@ def pre_commit(
     import subprocess
 
     from provscan.precommit import model_roots, worst_exit
+    from provscan.visible import visible
 
     roots = model_roots(files, Path.cwd())
     extra: list[str] = [arg for pack in policies for arg in ("--policy", pack)]
@@ -205,7 +206,8 @@ def pre_commit(
         extra += ["--config", str(config_path)]
     codes = []
     for root in roots:
-        click.echo(f"provscan pre-commit: checking {root}")
+        # A folder name may hold escapes, or bytes that are not UTF-8: shown, not obeyed.
+        click.echo(f"provscan pre-commit: checking {visible(str(root))}")
         sys.stdout.flush()  # before the child writes to the same stream
         # One child per model, exactly as `provscan check` runs: its own exit code and output.
         proc = subprocess.run(  # noqa: S603 - fixed command, no shell

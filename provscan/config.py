@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from provscan.collectors.bounded import MAX_NESTING, MAX_NUMBER_CHARS
 from provscan.errors import ConfigError
 from provscan.resources import data_dir
 
@@ -130,6 +133,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text: {exc.reason}") from exc
+    hazard = _toml_hazard(text)  # before tomllib: it would raise, recurse or take minutes
+    if hazard is not None:
+        raise ConfigError(f"config file {path}: {hazard}", _HAZARD_REMEDY)
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -137,12 +143,122 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"config file {path} is not valid TOML: {exc}",
             "see https://toml.io for the syntax",
         ) from exc
+    except (ValueError, RecursionError) as exc:  # what _toml_hazard did not foresee
+        raise ConfigError(f"config file {path} cannot be read: {exc}", _HAZARD_REMEDY) from exc
+    for key, value in _leaves(table):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"config file {path}: key {key}: {value} cannot be passed to Rego",
+                "use a finite number",
+            )
     safe: dict[str, Any] = _json_safe(table)
     try:
         json.dumps(safe, allow_nan=False)
     except ValueError as exc:
         raise ConfigError(f"config file {path}: inf and nan cannot be passed to Rego") from exc
     return safe
+
+
+_HAZARD_REMEDY = "a policy config holds a few short keys and values; fix the file"
+# One TOML key: bare, or a basic or literal string; a dotted key is several, joined by dots.
+_STRING = r'"(?:[^"\\\n]|\\.)*"' r"|'[^'\n]*'"
+_KEY = rf"(?:[A-Za-z0-9_-]+|{_STRING})"
+_DOTTED = re.compile(rf"[ \t]*({_KEY}(?:[ \t]*\.[ \t]*{_KEY})*)[ \t]*")
+_HEADER = re.compile(rf"(\[\[?){_DOTTED.pattern}\]")
+_QUOTED = re.compile(_STRING)
+_GAP = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
+# What a value holds, token by token: strings (so their brackets do not count), comments,
+# brackets and separators, and runs of anything else (numbers, dates, booleans).
+_VALUE_TOKEN = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""'
+    r"|'''.*?'''"
+    rf"|{_STRING}"
+    r"|#[^\n]*|[\[\]{},=\n]|[^\[\]{},=\"'#\n]+|.",
+    re.S,
+)
+_NUMBER = re.compile(r"[+-]?(?:0[xob])?[0-9A-Fa-f_.eE+-]+")
+
+
+def _parts(dotted: str) -> int:
+    """How many tables a dotted key opens: its dots outside quotes, plus one."""
+    return _QUOTED.sub("", dotted).count(".") + 1
+
+
+def _named(key: str) -> str:
+    key = " ".join(key.split())
+    return key if len(key) <= 80 else f"{key[:60]}…({len(key):,} characters)"
+
+
+def _toml_hazard(text: str) -> str | None:
+    """What in the TOML text tomllib cannot be trusted with, and under which key: a number
+    literal over MAX_NUMBER_CHARS characters (a ValueError past 4300 digits), or nesting
+    (tables, dotted keys, arrays, inline tables) over MAX_NESTING levels (a RecursionError,
+    or minutes of work for a long dotted key). None when there is neither, or when the text
+    is not TOML that this scan follows: tomllib then says what is wrong."""
+    pos, end = 0, len(text)
+    table, table_depth = "", 0
+    while True:
+        pos = _GAP.match(text, pos).end()  # type: ignore[union-attr]  # always matches
+        if pos >= end:
+            return None
+        header = _HEADER.match(text, pos)
+        if header is not None:
+            table = header.group(2)
+            table_depth = _parts(table) + (header.group(1) == "[[")
+            if table_depth > MAX_NESTING:
+                return f"table [{_named(table)}] is nested too deeply (over {MAX_NESTING} levels)"
+            pos = header.end() + (header.group(1) == "[[")
+            continue
+        key = _DOTTED.match(text, pos)
+        if key is None or not text.startswith("=", key.end()):
+            return None
+        name = f"{table}.{key.group(1)}" if table else key.group(1)
+        # Open containers: for each, the extra levels its inline key's dots add.
+        stack: list[int] = []
+        depth = table_depth + _parts(key.group(1))
+        pos = key.end() + 1
+        while pos < end:
+            if depth + len(stack) + sum(stack) > MAX_NESTING:
+                return f"key {_named(name)} is nested too deeply (over {MAX_NESTING} levels)"
+            token = _VALUE_TOKEN.match(text, pos)
+            assert token is not None  # "." matches any character
+            pos, value = token.end(), token.group()
+            if value == "\n" and not stack:
+                break  # the statement ends
+            if value in "[{":
+                stack.append(0)
+            elif value in "]}":
+                if not stack:
+                    return None
+                stack.pop()
+            if value in "{," and stack:
+                inline = _DOTTED.match(text, pos)
+                if inline is not None and text.startswith("=", inline.end()):
+                    stack[-1] = _parts(inline.group(1))
+                    pos = inline.end() + 1
+            number = _NUMBER.fullmatch(value.strip())
+            if number is not None and len(value.strip()) > MAX_NUMBER_CHARS:
+                digits = len(value.strip())
+                return (
+                    f"key {_named(name)} holds a number written with {digits:,} characters, "
+                    f"over the {MAX_NUMBER_CHARS:,}-character limit"
+                )
+        if stack:
+            return None
+
+
+def _leaves(table: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    """(dotted key, value) for every value in the table, arrays entered ([index]), walked
+    without recursion."""
+    pending: list[tuple[str, Any]] = [("", table)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, Mapping):
+            pending.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+        else:
+            yield where, value
 
 
 @lru_cache(maxsize=1)

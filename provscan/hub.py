@@ -7,23 +7,32 @@ repo needs HF_TOKEN) and scanned as the cache snapshot it is: pinned to the reso
 every file compared with the hash the Hub recorded. Failures name the cause and what to do,
 and end the run (fail closed, exit 3); a rate limit, a timeout or a dropped connection is
 retried with backoff first.
+
+The Hub's answers are hostile input like any file: while a scan talks to it (`hub_traffic`),
+every request huggingface_hub or provscan makes is bounded in size, in time and in where it
+may be redirected (hub_remote.HubTraffic); a bound that breaks is a HubLimitError, never
+retried.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 from provscan.errors import ProvscanError, UsageError
+from provscan.limits import Limits
 from provscan.report import Finding, Severity, file_finding, target_finding
 
 if TYPE_CHECKING:
     from provscan.hub_lineage import HubLineage
+    from provscan.hub_remote import HubTraffic
 
 SCHEME = "hf://"
 # Hub repo ids: an optional namespace and a name of letters, digits, '-', '_' and '.'.
@@ -35,6 +44,11 @@ T = TypeVar("T")
 
 class HubError(ProvscanError):
     """The Hub (or the cache, offline) could not provide the model; nothing was scanned."""
+
+
+class HubLimitError(HubError):
+    """A Hub response broke one of the bounds of `HubTraffic` (size, deadline, redirect): the
+    scan fails closed, and nothing retries it."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,13 @@ def download_snapshot(
                 local_files_only=offline,
             )
 
-    return Path(with_retries(ref, download, sleep, offline=offline))
+    snapshot = Path(with_retries(ref, download, sleep, offline=offline))
+    if not snapshot.is_dir():  # the Hub listed nothing to download: not the user's mistake
+        raise HubError(
+            f"{ref}: the Hub listed no files to download for this revision (no snapshot at {snapshot})",
+            "check --include / --exclude, and that the revision holds the model's files",
+        )
+    return snapshot
 
 
 def with_retries(
@@ -115,11 +135,26 @@ def with_retries(
         try:
             return call()
         except Exception as exc:  # noqa: BLE001 - mapped to a HubError below, never swallowed
+            if (limit := limit_error(exc)) is not None:
+                raise HubLimitError(f"{ref}: {limit.message}", limit.remedy) from exc
             cause = exc if offline else _network_cause(exc)
             if not is_retryable(cause) or attempt == RETRIES:
                 raise hub_error(ref, cause, offline=offline) from exc
-            sleep(retry_delay(cause, attempt))
+            delay = retry_delay(cause, attempt)
+            if (traffic := _TRAFFIC) is not None:
+                traffic.check_wait(delay, f"{ref}: retrying after {type(cause).__name__}")
+            sleep(delay)
     raise AssertionError("unreachable")
+
+
+def limit_error(exc: BaseException) -> HubLimitError | None:
+    """The HubLimitError that `exc` is or was raised from (huggingface_hub may wrap it)."""
+    seen: BaseException | None = exc
+    for _ in range(16):  # a cause chain is short; a cycle must not hang
+        if seen is None or isinstance(seen, HubLimitError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _network_cause(exc: BaseException) -> BaseException:
@@ -219,7 +254,8 @@ def hub_metadata(
 ) -> tuple[HubLineage | None, list[Finding]]:
     """What the Hub records about a commit beyond its files: the base-model lineage, and
     (`security`) its own security scan as findings. Nothing when HF_HUB_OFFLINE is set.
-    Never raises: what cannot be fetched is an error node or an info finding."""
+    What cannot be fetched is an error node or an info finding; only an answer that breaks a
+    bound of `hub_traffic` raises (HubLimitError)."""
     from huggingface_hub import HfApi, constants
 
     from provscan.hub_lineage import walk_base_models
@@ -239,9 +275,11 @@ def hub_scan_findings(repo_id: str, revision: str) -> list[Finding]:
     """
     from huggingface_hub import HfApi
 
-    try:
+    try:  # bounded by hub_traffic: huggingface_hub reads the whole body itself
         info = HfApi().model_info(repo_id, revision=revision, securityStatus=True, timeout=30)
     except Exception as exc:  # noqa: BLE001 - a second opinion that cannot be had is only noted
+        if (limit := limit_error(exc)) is not None:  # a broken bound is no missing opinion
+            raise HubLimitError(limit.message, limit.remedy) from exc
         reason = f"{type(exc).__name__}: {str(exc)[:200]}"
         message = f"the Hub's security scan of {repo_id}@{revision} could not be read ({reason})"
         return [target_finding("SER-HUB-SCAN-UNAVAILABLE", Severity.INFO, message)]
@@ -273,3 +311,106 @@ def security_findings(status: dict[str, Any], repo_id: str, revision: str) -> li
 
 # Hub scan levels that mean the scanner found something dangerous (others: "caution" ...).
 _UNSAFE_LEVELS = {"unsafe", "dangerous", "malicious", "infected"}
+
+
+# -- Hub traffic is hostile input: bounded in size, time and where it may be redirected ------------
+
+_TRAFFIC: HubTraffic | None = None  # the scan's bounds, while hub_traffic() is active
+# The file a download in this thread (context) fetches, and the size the Hub lists for it.
+_LISTED: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "provscan_hub_listed", default=None
+)
+# Hosts whose subdomains serve the Hub's files: cdn-lfs.hf.co, cdn-lfs-us-1.hf.co and the other
+# LFS CDNs, cas-bridge.xethub.hf.co (Xet), cdn-lfs.huggingface.co (older LFS links).
+_HUB_FILE_DOMAINS = ("hf.co", "huggingface.co")
+
+
+@contextlib.contextmanager
+def hub_traffic(limits: Limits) -> Iterator[HubTraffic]:
+    """Inside the block, every request to the Hub (huggingface_hub's and provscan's own) is
+    bounded as `limits` says: see hub_remote.HubTraffic. `hub_scan_deadline` counts from here."""
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    from provscan.hub_remote import HubTraffic
+
+    global _TRAFFIC
+    traffic = HubTraffic(limits, current_listed=_LISTED.get)
+    # The factory in use before, put back after (huggingface_hub keeps it in a private global).
+    previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
+    set_client_factory(traffic.client)
+    _TRAFFIC = traffic
+    try:
+        yield traffic
+    finally:
+        _TRAFFIC = None
+        set_client_factory(previous)
+
+
+@contextlib.contextmanager
+def listed_file(path: str, size: int) -> Iterator[None]:
+    """File bodies fetched in this block (in this thread) are `path`, which the Hub lists as
+    `size` bytes: one served longer is cut there (a HubLimitError; nothing past it is kept)."""
+    token = _LISTED.set((path, size))
+    try:
+        yield
+    finally:
+        _LISTED.reset(token)
+
+
+def redirect_refusal(source: str, location: str) -> str | None:
+    """Why a redirect from `source` to `location` is refused, or None when it may be followed.
+
+    Followed: to the same origin; between the Hub's own hosts (huggingface.co, hf.co, the
+    staging Hub, HF_ENDPOINT's), as huggingface_hub's `_is_same_or_hub_host`
+    (utils/_http.py) follows them; and from a file's `/resolve/` URL to where the Hub keeps
+    its files. huggingface_hub's `get_hf_file_metadata` stops its HEAD at that 302 ("Redirect
+    to a CDN or storage host (signed URL)", `_httpx2_follow_hub_redirects_with_backoff`) and
+    `hf_hub_download` GETs its Location without the token: on huggingface.co an LFS file goes to
+    https://cdn-lfs*.hf.co (older links: cdn-lfs.huggingface.co), a Xet file to
+    https://cas-bridge.xethub.hf.co. So a file may go to a subdomain of hf.co or
+    huggingface.co over HTTPS, to a subdomain of the endpoint's own host (a mirror's CDN), or
+    to the endpoint's host on another port. Anything else (an API answer sent elsewhere, a
+    file sent to another host, a CDN sending it on, HTTPS to plain HTTP) the Hub never
+    issues: refused, whoever rewrote the answer.
+    """
+    from huggingface_hub import constants
+
+    target = urljoin(source, location)
+    src, dst = urlsplit(source), urlsplit(target)
+    src_host, dst_host = (src.hostname or "").lower(), (dst.hostname or "").lower()
+    if dst.scheme not in ("http", "https") or not dst_host:
+        return f"{target[:200]!r} is not an HTTP(S) URL"
+    if _origin(src) == _origin(dst):
+        return None
+    if src.scheme == "https" and dst.scheme != "https":
+        return f"from HTTPS on {src_host} to plain HTTP on {dst_host}"
+    hub = {
+        _origin(urlsplit(e))
+        for e in (
+            constants._HF_DEFAULT_ENDPOINT,
+            constants._HF_DEFAULT_STAGING_ENDPOINT,
+            constants.ENDPOINT,
+            "https://hf.co",
+        )
+    }
+    if _origin(src) in hub and _origin(dst) in hub:
+        return None
+    if "/resolve/" in src.path and (
+        dst_host == src_host
+        or dst_host.endswith("." + src_host)
+        or (dst.scheme == "https" and any(_within(dst_host, d) for d in _HUB_FILE_DOMAINS))
+    ):
+        return None
+    what = "a file" if "/resolve/" in src.path else "an API answer"
+    return f"{what} redirected from {src_host} to {dst_host}, another host"
+
+
+def _origin(url: Any) -> tuple[str, str, int]:
+    """(scheme, host, port) of a urlsplit result, the port defaulted by scheme."""
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+    return url.scheme, (url.hostname or "").lower(), port
+
+
+def _within(host: str, domain: str) -> bool:
+    return host == domain or host.endswith("." + domain)

@@ -4,7 +4,8 @@ From the target's `model_info`, breadth-first over its base models (the card's `
 the Hub's `baseModels` and `base_model:*` tags), one `model_info` per model: the given revision
 for the target, the default branch for ancestors, each resolved to its commit. A model that
 cannot be fetched (missing, private, rate limited, a timeout) or is not followed (depth or count
-limit) is a node with an `error`, never an exception: the scan goes on and the policy decides.
+limit) is a node with an `error`, never an exception: the scan goes on and the policy decides;
+only an answer that breaks a bound of `hub.hub_traffic` (size, deadline, redirect) raises.
 Cycles and limits are `problems`. Card values are cut to `MAX_TEXT` characters.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from provscan.hub import http_status, is_retryable, retry_delay
+from provscan.hub import HubLimitError, http_status, is_retryable, limit_error, retry_delay
 from provscan.report import Relation
 
 if TYPE_CHECKING:
@@ -103,6 +104,8 @@ def walk_base_models(
                 node = _model(info, name, depth, rev, problems)
                 break
             except Exception as exc:  # noqa: BLE001 - every failure becomes a reason on the node
+                if (limit := limit_error(exc)) is not None:  # a hostile answer: fail closed
+                    raise HubLimitError(limit.message, limit.remedy) from exc
                 wait = _retry_after(exc, attempt)
                 if wait is None or attempt == retries:
                     node = HubModel(name, depth, rev, error=_reason(exc, rev))

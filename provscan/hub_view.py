@@ -19,7 +19,8 @@ SHA-1) and the Hub's own security scan. Then:
 
 The listing is hostile input like any file: a name must be a plain relative path, a size a
 non-negative integer; a file that fails is a finding and is never fetched. A failure to fetch
-what the scan needs ends it with a named HubError (fail closed), as a download does.
+what the scan needs ends it with a named HubError (fail closed), as a download does; so does a
+file served longer than its listed size, cut there (`hub.listed_file`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ from typing import Any, Literal
 from provscan.collectors.base import SHA1_HEX, SHA256_HEX, ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.inventory import role_of
-from provscan.hub import HubError, HubOptions, HubRef, security_findings, with_retries
+from provscan.hub import (
+    HubError,
+    HubLimitError,
+    HubOptions,
+    HubRef,
+    listed_file,
+    security_findings,
+    with_retries,
+)
 from provscan.limits import Limits
 from provscan.report import (
     FileFormat,
@@ -82,6 +91,7 @@ def resolve_metadata_only(
     from huggingface_hub import HfApi, constants
 
     api = HfApi()
+    # huggingface_hub reads model_info's whole body itself: hub_traffic bounds it (hub_remote).
     info = with_retries(
         ref,
         lambda: api.model_info(
@@ -251,7 +261,8 @@ def _download(
 
     def one(entry: Listed) -> Path:
         call = lambda: hf_hub_download(ref.repo_id, entry.rel, revision=commit)  # noqa: E731
-        return Path(with_retries(ref, call, sleep))
+        with listed_file(entry.rel, entry.size):  # served longer than listed: cut, an error
+            return Path(with_retries(ref, call, sleep))
 
     quiet = contextlib.nullcontext() if progress else disable_progress_bars()
     with quiet, ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -269,14 +280,17 @@ def _read_ranges(
     """Sparse stand-ins under `into` for the files read by range; (files, bytes, requests)."""
     from provscan.hub_remote import RemoteError, fetch_safetensors_headers
 
-    read = fetch_safetensors_headers(
-        ref.repo_id,
-        commit,
-        [e.rel for e in entries],
-        max_header=limits.safetensors_header_max,
-        head_bytes=limits.sniff_bytes,
-        workers=WORKERS,
-    )
+    try:
+        read = fetch_safetensors_headers(
+            ref.repo_id,
+            commit,
+            [e.rel for e in entries],
+            max_header=limits.safetensors_header_max,
+            head_bytes=limits.sniff_bytes,
+            workers=WORKERS,
+        )
+    except HubLimitError as exc:  # a bound of hub_traffic broke: fail closed, naming the target
+        raise HubLimitError(f"{ref}: {exc.message}", exc.remedy) from exc
     files: list[ScanFile] = []
     for entry in entries:
         got = read[entry.rel]

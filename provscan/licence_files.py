@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+from provscan.collectors.base import read_at_most
 from provscan.report import FileFormat, FileRole, Report, TargetKind
 
 # A licence longer than this is not attached in full (the Llama licences are ~10 KB).
@@ -27,7 +29,11 @@ def read_licence_texts(report: Report) -> dict[str, str]:
         if not real.is_relative_to(allowed):
             continue
         try:
-            texts[entry.path] = real.read_text(encoding="utf-8", errors="replace")
+            raw = read_at_most(real, MAX_LICENCE_TEXT)  # no link followed, no FIFO waited on
         except OSError:
             continue
+        # Only the very bytes the scan hashed: a file changed since is not attached.
+        if entry.sha256 is None or hashlib.sha256(raw).hexdigest() != entry.sha256:
+            continue
+        texts[entry.path] = raw.decode("utf-8", errors="replace")
     return texts

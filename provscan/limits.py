@@ -58,6 +58,16 @@ class Limits:
     hub_fetch_any_max: int = 64 * KiB
     hub_fetch_metadata_max: int = 64 * MiB
     hub_fetch_total_max: int = 1 * GiB
+    # hf:// traffic is hostile input (hub.hub_traffic). A body read into memory (model_info,
+    # the file listing, base-model look-ups, error pages) is refused past hub_response_max
+    # bytes decoded (gzip, deflate, br, zstd inflated a piece at a time). A request
+    # (connect, headers, body) must end within hub_request_timeout seconds, a file's body
+    # within that plus its size at hub_min_rate bytes per second; all of one scan's Hub
+    # traffic within hub_scan_deadline seconds. A file is never read past its listed size.
+    hub_response_max: int = 64 * MiB
+    hub_request_timeout: int = 60
+    hub_min_rate: int = 256 * KiB
+    hub_scan_deadline: int = 2 * 3600
 
     # Containers (tar, 7z, compressed streams, archives inside archives).
     # Archives nested inside archives deeper than this are reported, not opened.

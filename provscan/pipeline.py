@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from provscan import __version__
-from provscan.collectors.base import Collected, SniffedFile
+from provscan.collectors.base import Collected, SniffedFile, swapped_files
 from provscan.collectors.fact_sources import fact_sources, signed_by
 from provscan.collectors.hashing import (
     DEFAULT_IGNORE_PATHS,
@@ -263,6 +263,9 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
         else None
     )
 
+    # Every file must still be the one listed: a swap mid-scan is critical, whatever the
+    # reader that met it made of it.
+    runner.findings.extend(swapped_files(resolved.files))
     digests = hashed.digests if hashed is not None else {}
     proven = signed_by(signature_facts, files)
     entries = [file_entry(item, digests.get(item.file.rel)) for item in sniffed]

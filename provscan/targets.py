@@ -25,6 +25,7 @@ from provscan.hub import (
     HubOptions,
     download_snapshot,
     hub_metadata,
+    hub_traffic,
     is_hub_target,
     parse_hub_target,
 )
@@ -50,7 +51,8 @@ class ResolvedTarget:
 def resolve_target(target: str, limits: Limits, hub: HubOptions | None = None) -> ResolvedTarget:
     """Resolve what the user typed into the files to scan. Raises on unusable targets."""
     if is_hub_target(target):
-        return _hub_snapshot(target, limits, hub or HubOptions())
+        with hub_traffic(limits):  # every Hub request bounded in size, time and redirects
+            return _hub_snapshot(target, limits, hub or HubOptions())
     given = Path(target).expanduser()
     if not os.path.lexists(given):
         raise UsageError(f"{target}: no such file or directory")
@@ -123,8 +125,10 @@ def _hub_snapshot(target: str, limits: Limits, hub: HubOptions) -> ResolvedTarge
 
 def _single_file(target: str, path: Path, limits: Limits) -> ResolvedTarget:
     info = TargetInfo(input=target, kind=TargetKind.FILE, root=str(path), name=path.name)
-    size = path.stat().st_size
-    return ResolvedTarget(info=info, files=[ScanFile(rel=path.name, path=path, size=size)])
+    st = path.stat()
+    identity = (st.st_dev, st.st_ino, st.st_ctime_ns)
+    file = ScanFile(rel=path.name, path=path, size=st.st_size, inode=identity)
+    return ResolvedTarget(info=info, files=[file])
 
 
 def _hf_cache_location(path: Path) -> tuple[Path | None, str | None]:
@@ -295,6 +299,7 @@ def _admit(
             size=st.st_size,
             symlink=symlink,
             in_manifest=valid_name and not is_ignored(rel, DEFAULT_IGNORE_PATHS),
+            inode=(st.st_dev, st.st_ino, st.st_ctime_ns),
         )
     )
 

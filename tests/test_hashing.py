@@ -204,7 +204,7 @@ def test_file_whose_size_differs_from_the_listing_is_detected(model: Path) -> No
     files = [ScanFile(rel="big.bin", path=target, size=target.stat().st_size + 1)]
     collected = hash_files(files, model_name="m", workers=1, buffer_size=BUFFER)
     assert not collected.value.complete
-    assert "when the target was listed" in collected.findings[0].message
+    assert "size changed since it was listed" in collected.findings[0].message
 
 
 @pytest.mark.parametrize("method", ["files", "shards"])

@@ -8,12 +8,13 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from provscan.report import FileFormat, Finding
+from provscan.collectors.bounded import HostileData, parse_json
+from provscan.report import FileFormat, Finding, Severity, file_finding
 
 T = TypeVar("T")
 
@@ -27,6 +28,79 @@ SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 # S_ISREG check then refuses it); it changes nothing for regular files.
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 OPEN_FLAGS |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+class FileSwappedError(OSError):
+    """A scanned file is no longer the file the resolver listed (swapped, replaced, resized)."""
+
+
+def open_scanned(file: ScanFile) -> io.BufferedReader:
+    """Open a scanned file the one way every reader must: never a hang, never outside bytes.
+
+    O_NOFOLLOW refuses a file swapped for a symlink, O_NONBLOCK keeps a FIFO from blocking
+    the open; then fstat must show a regular file, the device and inode the resolver listed,
+    and the size it listed. Anything else raises FileSwappedError (an OSError, which every
+    reader already turns into a finding for the file). The returned stream is buffered and
+    seekable; its fd can back mmap or a `/proc/self/fd/N` path for libraries that open by name.
+    """
+    fd = os.open(file.path, OPEN_FLAGS)
+    try:
+        problem = _swapped(file, os.fstat(fd))
+        if problem is not None:
+            raise FileSwappedError(errno.ESTALE, f"{problem}; not read")
+    except BaseException:
+        os.close(fd)
+        raise
+    return io.BufferedReader(io.FileIO(fd, "rb", closefd=True))
+
+
+def _swapped(file: ScanFile, st: os.stat_result) -> str | None:
+    if not stat.S_ISREG(st.st_mode):
+        return "no longer a regular file (swapped for a FIFO, device or socket since it was listed)"
+    if file.inode is not None and (st.st_dev, st.st_ino, st.st_ctime_ns) != file.inode:
+        return "replaced by another file since it was listed"
+    if st.st_size != file.size:
+        return f"size changed since it was listed ({st.st_size} bytes, {file.size} when listed)"
+    return None
+
+
+def swapped_files(files: Sequence[ScanFile]) -> list[Finding]:
+    """INV-FILE-SWAPPED for every file that is, now, not the file that was listed.
+
+    Run once the scan is done: whatever a reader did with a file swapped mid-scan (a
+    FIFO, a link to another file, another inode), the verdict also gets one critical
+    finding naming it, so no swap can lower a deny to a review.
+    """
+    found: list[Finding] = []
+    for file in files:
+        if file.read != "whole":
+            continue  # a stand-in provscan wrote for a file not downloaded
+        problem: str | None
+        try:
+            fd = os.open(file.path, OPEN_FLAGS)
+        except OSError as exc:
+            problem = f"can no longer be opened as listed ({exc.strerror or exc})"
+        else:
+            try:
+                problem = _swapped(file, os.fstat(fd))
+            finally:
+                os.close(fd)
+        if problem is not None:
+            found.append(
+                file_finding(
+                    "INV-FILE-SWAPPED",
+                    Severity.CRITICAL,
+                    file.rel,
+                    f"{file.rel}: {problem}; what was scanned may not be what a loader reads",
+                )
+            )
+    return found
+
+
+def read_scanned(file: ScanFile, max_bytes: int) -> bytes:
+    """Up to max_bytes + 1 bytes of a scanned file (one more than allowed says it is too large)."""
+    with open_scanned(file) as stream:
+        return stream.read(max_bytes + 1) or b""
 
 
 def read_at_most(path: Path, max_bytes: int) -> bytes:
@@ -63,6 +137,9 @@ class ScanFile:
     # records for the file (an LFS file's SHA-256, else its git blob SHA-1).
     read: Literal["whole", "header", "head"] = "whole"
     hub_record: str | None = None
+    # (st_dev, st_ino, st_ctime_ns) of `path` when the resolver listed it: open_scanned refuses
+    # another file (the change time too, since a file deleted and recreated may get its inode).
+    inode: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,13 +170,14 @@ def load_json_object(file: ScanFile, max_bytes: int) -> tuple[dict[str, Any] | N
     if file.size > max_bytes:
         return None, f"larger than {max_bytes} bytes"
     try:
-        with file.path.open("rb") as handle:
-            raw = handle.read(max_bytes + 1)  # bounded even if the file grew since the inventory
+        raw = read_scanned(file, max_bytes)  # bounded even if the file grew since the inventory
         if len(raw) > max_bytes:
             return None, f"larger than {max_bytes} bytes"
-        document = json.loads(raw)
+        document = parse_json(raw)  # bounded: numbers and nesting that break json.loads
     except OSError as exc:
         return None, f"unreadable ({exc.strerror or exc})"
+    except HostileData as exc:
+        return None, exc.problem
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"not valid JSON ({exc})"
     except RecursionError:

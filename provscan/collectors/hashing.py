@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import os
-import stat
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from provscan.collectors.base import OPEN_FLAGS, SHA256_HEX, Collected, ScanFile
+from provscan.collectors.base import SHA256_HEX, Collected, ScanFile, open_scanned
 from provscan.report import Finding, Location, Manifest, ManifestResource, Severity
 
 # model_signing's defaults: the git paths (`ignore_git_paths=True`) plus its CLI's
@@ -50,6 +48,10 @@ class HashResult:
 
 class _FileChangedError(Exception):
     """The file is not what the resolver listed, or it changed while it was read."""
+
+
+class _Stopped(Exception):
+    """The hashing was called off (the main thread was interrupted): no digest."""
 
 
 @dataclass(frozen=True)
@@ -107,16 +109,17 @@ def _plan(files: Sequence[ScanFile], method: str, shard_size: int) -> list[_Task
     return tasks
 
 
-def _hash_range(task: _Task, buffer: bytearray, progress: Callable[[int], None] | None) -> bytes:
-    fd = os.open(task.file.path, OPEN_FLAGS)
-    with io.FileIO(fd, "rb", closefd=True) as stream:
+def _hash_range(
+    task: _Task,
+    buffer: bytearray,
+    progress: Callable[[int], None] | None,
+    stop: threading.Event | None = None,
+) -> bytes:
+    # The hardened open checks type, inode and size; reads of a buffer's size or more go
+    # straight into it (BufferedReader does not copy them through its own buffer).
+    with open_scanned(task.file) as stream:
+        fd = stream.fileno()
         before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise _FileChangedError("not a regular file")
-        if before.st_size != task.file.size:
-            raise _FileChangedError(
-                f"size is {before.st_size} bytes, {task.file.size} when the target was listed"
-            )
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fd, task.start, task.end - task.start, os.POSIX_FADV_SEQUENTIAL)
         stream.seek(task.start)
@@ -124,6 +127,8 @@ def _hash_range(task: _Task, buffer: bytearray, progress: Callable[[int], None] 
         view = memoryview(buffer)
         remaining = task.end - task.start
         while remaining > 0:
+            if stop is not None and stop.is_set():
+                raise _Stopped
             # readinto a reused buffer: no allocation per chunk; hashlib releases the GIL
             # for large updates, so the worker threads hash in parallel.
             count = stream.readinto(view[: min(len(view), remaining)])
@@ -179,12 +184,21 @@ def hash_files(
         if buffer is None:
             buffer = local.buffer = bytearray(buffer_size)
         try:
-            return task, _hash_range(task, buffer, progress)
+            return task, _hash_range(task, buffer, progress, stop)
         except (OSError, _FileChangedError) as error:
             return task, error
 
+    # A worker thread cannot be interrupted: when the main thread is (SIGINT, SIGTERM, any
+    # exception while it waits), the queued reads are cancelled and the running ones stop at
+    # their next chunk, so the pool's shutdown below returns within a chunk's read.
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provscan-hash") as pool:
-        outcomes = list(pool.map(run, _plan(files, method, shard_size)))
+        try:
+            outcomes = list(pool.map(run, _plan(files, method, shard_size)))
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     whole, failed = _recorded(files)
     shards: dict[tuple[str, int, int], bytes] = {}

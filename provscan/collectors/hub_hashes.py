@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from provscan.collectors.base import SHA1_HEX, SHA256_HEX, ScanFile, read_at_most
+from provscan.collectors.base import SHA1_HEX, SHA256_HEX, ScanFile, read_scanned
 from provscan.report import Finding, JsonValue, Severity, file_finding
 
 # Git-tracked (non-LFS) files on the Hub are small; larger ones are not re-read for SHA-1.
@@ -41,7 +41,7 @@ def git_blob_sha1(path_bytes: bytes) -> str:
 def _git_sha1_of(file: ScanFile) -> str | None:
     """The file's git blob SHA-1, or None if it cannot be read or grew past GIT_BLOB_MAX."""
     try:
-        data = read_at_most(file.path, GIT_BLOB_MAX)
+        data = read_scanned(file, GIT_BLOB_MAX)
     except OSError:
         return None  # an unreadable file is reported by inventory and hashing
     return git_blob_sha1(data) if len(data) <= GIT_BLOB_MAX else None
@@ -141,7 +141,7 @@ def read_local_dir_metadata(file: ScanFile, max_bytes: int) -> tuple[str, str] |
     prefix and quotes dropped) in case a writer stored the raw HTTP header.
     """
     try:
-        raw = read_at_most(file.path, max_bytes)
+        raw = read_scanned(file, max_bytes)
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if len(raw) > max_bytes:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provscan.collectors.base import ScanFile, read_at_most
+from provscan.collectors.bounded import HostileData, parse_json
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.hub_hashes import (
     LOCAL_DIR_METADATA,
@@ -73,7 +74,9 @@ def read_tree_cache(path: Path, max_bytes: int = TREE_CACHE_MAX) -> dict[str, Tr
     if len(raw) > max_bytes:
         return f"larger than {max_bytes} bytes"
     try:
-        document = json.loads(raw)
+        document = parse_json(raw)
+    except HostileData as exc:
+        return exc.problem
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         return f"not valid JSON ({exc})"
     if not isinstance(document, dict) or document.get("format_version") != 1:

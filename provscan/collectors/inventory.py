@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
-from provscan.collectors.base import Collected, ScanFile, SniffedFile
+from provscan.collectors.base import Collected, ScanFile, SniffedFile, open_scanned
 from provscan.collectors.sniff import sniff
 from provscan.limits import Limits
 from provscan.report import FileEntry, FileFormat, FileRole, Finding, Severity, file_finding
@@ -132,7 +132,7 @@ def role_of(rel: str, fmt: FileFormat) -> FileRole:
 
 def _sniff_file(item: ScanFile, limits: Limits, findings: list[Finding]) -> FileFormat:
     try:
-        with item.path.open("rb") as handle:
+        with open_scanned(item) as handle:
             head = handle.read(limits.sniff_bytes)
     except OSError as exc:
         findings.append(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from provscan.collectors.base import Collected, SniffedFile, load_json_object
+from provscan.collectors.base import Collected, SniffedFile, load_json_object, open_scanned
 from provscan.collectors.inventory import role_of
 from provscan.collectors.licence_text import identify
 from provscan.collectors.serialization.gguf_scan import read_provenance
@@ -164,7 +164,7 @@ def _file_evidence(item: SniffedFile, gathered: _Gathered) -> None:
         )
         return
     try:
-        with item.file.path.open("rb") as handle:
+        with open_scanned(item.file) as handle:
             text = handle.read(LICENCE_TEXT_MAX + 1).decode("utf-8", errors="replace")
     except OSError as exc:
         gathered.findings.append(
@@ -204,7 +204,7 @@ def _file_evidence(item: SniffedFile, gathered: _Gathered) -> None:
 
 
 def _gguf_evidence(item: SniffedFile, gathered: _Gathered) -> None:
-    meta = read_provenance(item.file.path)
+    meta = read_provenance(item.file)
     if meta is None:
         return  # reported by the serialization step
     for key in ("general.license", "general.license.name", "general.license.link"):

@@ -8,25 +8,10 @@ from typing import Any
 
 import yaml
 
-from provscan.collectors.base import Collected, ScanFile
+from provscan.collectors.base import Collected, ScanFile, open_scanned
+from provscan.collectors.bounded import HostileData, parse_yaml
 from provscan.limits import Limits
 from provscan.report import CardFacts, Finding, Severity, file_finding
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """safe_load that refuses anchors and aliases.
-
-    Aliases let a few hundred bytes of YAML expand to gigabytes ("billion laughs");
-    model card front matter has no use for them.
-    """
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
-            raise yaml.composer.ComposerError(
-                None, None, "aliases are not allowed in model card metadata", event.start_mark
-            )
-        return super().compose_node(parent, index)
 
 
 def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[CardFacts | None]:
@@ -39,7 +24,7 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
         )
         return Collected(value=None, findings=(finding,))
     findings: list[Finding] = []
-    with card.path.open("rb") as handle:
+    with open_scanned(card) as handle:
         raw = handle.read(limits.card_max + 1)
     if len(raw) > limits.card_max:
         findings.append(
@@ -61,7 +46,11 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
     if front is None:
         return Collected(value=bare, findings=tuple(findings))
     try:
-        data = yaml.load(front, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        # Bounded: aliases ("billion laughs"), deep nesting and over-long numbers refused.
+        data = parse_yaml(front, first_line=2)  # after the opening '---'
+    except HostileData as exc:
+        findings.append(_malformed(card.rel, f"front matter {exc.problem}"))
+        return Collected(value=bare, findings=tuple(findings))
     except RecursionError:
         findings.append(_malformed(card.rel, "front matter nests too deeply to parse"))
         return Collected(value=bare, findings=tuple(findings))

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from provscan.collectors.base import Collected, SniffedFile, load_json_object, string_list
+from provscan.collectors.base import (
+    Collected,
+    SniffedFile,
+    load_json_object,
+    open_scanned,
+    string_list,
+)
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, ModelFacts, Severity, file_finding
@@ -33,7 +39,8 @@ def collect_model_facts(
     complete = True
     for item in weights:
         try:
-            header = read_header(item.file.path, max_header=limits.safetensors_header_max)
+            with open_scanned(item.file) as handle:
+                header = read_header(handle, max_header=limits.safetensors_header_max)
         except (SafetensorsError, OSError):
             complete = False  # reported by the serialization step
             continue

@@ -21,6 +21,7 @@ from provscan.collectors.base import (
     ScanFile,
     SniffedFile,
     load_json_object,
+    open_scanned,
     string_list,
 )
 from provscan.collectors.origin_hub import HUB_SOURCE, hub_lineage_findings, hub_root_models
@@ -225,7 +226,7 @@ def _tokenizer_evidence(
         if item is None:
             continue
         try:
-            with item.file.path.open("rb") as handle:
+            with open_scanned(item.file) as handle:
                 heads[name] = handle.read(min(TOKENIZER_HEAD, limits.json_file_max))
         except OSError:
             continue
@@ -255,7 +256,7 @@ def _tokenizer_evidence(
 
 
 def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
-    meta = read_provenance(file.path)
+    meta = read_provenance(file)
     if meta is None:
         return  # reported by the serialization step
     architecture = meta.get("general.architecture")

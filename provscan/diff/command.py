@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from provscan.atomic import STDOUT, OutputPath, claim_stdout, write_output
+
 NO_MATERIAL_CHANGE = 0
 CHANGED = 1
 
@@ -32,8 +34,8 @@ _INPUT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the diff as JSON to FILE.",
+    type=OutputPath(),
+    help="Also write the diff as JSON to FILE (- for stdout: the text summary then goes to stderr).",
 )
 @click.option(
     "--fail-on",
@@ -42,20 +44,27 @@ _INPUT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
     show_default=True,
     help="Exit 1 on a material change; on any listed change or section not compared; or never.",
 )
-def diff_command(old: Path, new: Path, fmt: str, json_out: Path | None, fail_on: str) -> int:
+def diff_command(old: Path, new: Path, fmt: str, json_out: Path | str | None, fail_on: str) -> int:
     """Compare two AI-BOMs (--bom) or reports (--json) of a model, or one of each: files,
     licences, lineage, findings, signatures and verdict. Exit 0: no material change;
     1: material change; 2: a bad input."""
     # Imported here: this module is imported whenever the CLI starts.
-    from provscan.atomic import write_atomically
     from provscan.diff.compare import compare
     from provscan.diff.load import load_snapshot
     from provscan.diff.render import render_json, render_text
 
+    on_stdout = claim_stdout(
+        [("--format json", STDOUT if fmt == "json" else None), ("--json", json_out)]
+    )
     diff = compare(load_snapshot(old), load_snapshot(new))
     if json_out is not None:
-        write_atomically(json_out, render_json(diff))
-    click.echo(render_json(diff) if fmt == "json" else render_text(diff), nl=False)
+        write_output(json_out, render_json(diff))
+    # --json - owns stdout: the summary for people goes to stderr.
+    click.echo(
+        render_json(diff) if fmt == "json" else render_text(diff),
+        nl=False,
+        err=on_stdout == "--json",
+    )
     if fail_on == "none":
         return NO_MATERIAL_CHANGE
     # --fail-on any: a section that could not be compared counts as a change.

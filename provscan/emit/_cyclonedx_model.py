@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from cyclonedx.contrib.license.exceptions import InvalidSpdxLicenseException
 from cyclonedx.contrib.license.factories import LicenseFactory
@@ -19,6 +22,7 @@ from cyclonedx.model import (
 from cyclonedx.model.component import Component, ComponentType, Pedigree
 from cyclonedx.model.contact import OrganizationalEntity, PostalAddress
 from cyclonedx.model.license import DisjunctiveLicense, LicenseAcknowledgement
+from jsonschema import Draft7Validator
 from packageurl import PackageURL
 
 from provscan.emit._cyclonedx_probes import probe_properties
@@ -42,10 +46,29 @@ def props(pairs: Iterable[tuple[str, object]]) -> list[Property]:
     return out
 
 
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Kept as written: the delimiters of a URL (RFC 3986 gen-delims but [ ], and sub-delims).
+_URL_DELIMITERS = ":/?@!$&'()*+,;=%~"
+
+
+def xs_uri(url: str) -> XsUri | None:
+    """A URL as the BOM may hold it, or None when it cannot be one.
+
+    A card's license_link or base_model may hold anything (controls, spaces, brackets): what
+    an IRI cannot hold is percent-encoded (a second '#' too); what is still not an IRI
+    reference after that is left out (the JSON report keeps the text as written).
+    """
+    head, hash_, fragment = _STRAY_PERCENT.sub("%25", url).partition("#")
+    text = quote(head, safe=_URL_DELIMITERS) + hash_ + quote(fragment, safe=_URL_DELIMITERS)
+    if not Draft7Validator.FORMAT_CHECKER.conforms(text, "iri-reference"):
+        return None
+    return XsUri(text)
+
+
 def split_repo_id(repo_id: str) -> tuple[str, str] | None:
     """('org', 'name') for an 'org/name' Hub id, None for anything else."""
     parts = repo_id.split("/")
-    if len(parts) == 2 and all(parts):
+    if len(parts) == 2 and all(part.strip() for part in parts):  # a purl strips blanks
         return parts[0], parts[1]
     return None
 
@@ -73,7 +96,7 @@ def _licence(
     factory = LicenseFactory()
     entry = licence_by_key(key) if key else None
     attached = AttachedText(content=text) if text is not None else None
-    link = XsUri(url) if url else None
+    link = xs_uri(url) if url else None
     if entry is not None and entry.spdx:
         try:
             # make_with_id, not make_from_string: an SPDX expression here would turn the
@@ -82,6 +105,8 @@ def _licence(
         except InvalidSpdxLicenseException:
             pass
     name = entry.name if entry is not None else fallback_name
+    if not name.strip():  # a card's `license: ""`: the library refuses a licence without a name
+        name = f"(blank: {json.dumps(name)})"
     return factory.make_with_name(name, text=attached, url=link, acknowledgement=ack)
 
 
@@ -157,9 +182,10 @@ def licences(report: Report, licence_texts: Mapping[str, str]) -> list[Disjuncti
 def _organisation(publisher: Publisher | None) -> OrganizationalEntity | None:
     if publisher is None or publisher.key is None:
         return None
+    link = xs_uri(publisher.evidence_url) if publisher.evidence_url else None
     return OrganizationalEntity(
         name=publisher.legal_entity,
-        urls=[XsUri(publisher.evidence_url)] if publisher.evidence_url else None,
+        urls=[link] if link is not None else None,
         address=PostalAddress(country=publisher.country) if publisher.country else None,
     )
 
@@ -206,12 +232,10 @@ def ancestors(report: Report, own_ref: str) -> list[Component]:
                 if entry is not None
                 else [],
                 external_references=[
-                    ExternalReference(
-                        type=ExternalReferenceType.DISTRIBUTION, url=XsUri(f"{HF_BASE_URL}/{base}")
-                    )
-                ]
-                if split
-                else [],
+                    ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=url)
+                    for url in [xs_uri(f"{HF_BASE_URL}/{base}") if split else None]
+                    if url is not None
+                ],
                 properties=props(
                     [
                         ("provscan:lineage:relation", edge.relation),
@@ -364,7 +388,8 @@ def _external_references(report: Report) -> list[ExternalReference]:
         for url in [*(entry.urls[:1] if entry else ()), terms.aup_url]:
             if url:
                 urls.setdefault(url, ExternalReferenceType.LICENSE)
-    return [ExternalReference(type=kind, url=XsUri(url)) for url, kind in urls.items()]
+    links = [(xs_uri(url), kind) for url, kind in urls.items()]
+    return [ExternalReference(type=kind, url=link) for link, kind in links if link is not None]
 
 
 def model_component(report: Report, licence_texts: Mapping[str, str]) -> Component:

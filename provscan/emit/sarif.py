@@ -80,10 +80,11 @@ class _Locator:
 
 def _relative(root: Path, base_dir: Path) -> str | None:
     """root relative to base_dir ('/'-separated), or None when it lies outside."""
-    for left, right in ((root, base_dir), (root.resolve(), base_dir.resolve())):
-        try:
+    for resolved in (False, True):
+        try:  # a root read back from a report may hold a NUL, which resolve() refuses
+            left, right = (root.resolve(), base_dir.resolve()) if resolved else (root, base_dir)
             return left.relative_to(right).as_posix()
-        except ValueError:
+        except (ValueError, OSError):
             continue
     return None
 

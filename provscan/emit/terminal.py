@@ -54,7 +54,7 @@ def _header(console: Console, report: Report) -> None:
     )
     if target.repo_id:
         console.print(
-            f"  repo       {escape(target.repo_id)}@{target.revision or 'unknown revision'}"
+            f"  repo       {escape(target.repo_id)}@{escape(target.revision or 'unknown revision')}"
         )
     console.print(f"  files      {len(report.files)} ({human_size(total)})")
     hub = target.hub
@@ -266,7 +266,7 @@ def _verdict(console: Console, report: Report) -> None:
     for reason in verdict.reasons:
         level_style = _LEVEL_STYLE[reason.level]
         console.print(
-            f"  [{level_style}]{reason.level:<6}[/{level_style}] {reason.rule}: {escape(reason.msg)}"
+            f"  [{level_style}]{reason.level:<6}[/{level_style}] {escape(reason.rule)}: {escape(reason.msg)}"
         )
 
 

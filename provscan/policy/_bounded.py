@@ -1,7 +1,16 @@
-"""How does provscan run an external engine so that neither its time nor its output is unbounded?"""
+"""How does provscan run an external engine so that neither its time nor its output is unbounded?
+
+The engine runs in its own session (process group), so a terminal's Ctrl-C reaches only
+provscan, and provscan kills the whole group whenever it stops waiting for any reason: a
+timeout, too much output, an exception (KeyboardInterrupt, SystemExit) in the waiting
+thread, or interpreter exit (atexit, for engines started by other threads). A provscan
+killed outright runs none of this: the regopy child arranges its own death with its parent
+(provscan.policy._child).
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -40,10 +49,26 @@ class Completed:
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     # The command runs in its own session: kill the whole group, so a wrapper script's
     # children (a hung `opa` behind a shell script) go too.
+    if proc.returncode is not None:
+        return  # reaped: its pid (and group id) may already belong to someone else
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        proc.kill()
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
+# Engines started and not yet reaped, for the atexit hook.
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
+
+
+@atexit.register
+def _kill_running() -> None:
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        _kill(proc)
 
 
 def _drain(
@@ -92,6 +117,22 @@ def run_bounded(
         env=env,
         start_new_session=True,
     )
+    with _running_lock:
+        _running.add(proc)
+    try:
+        return _supervise(proc, stdin, timeout_s, max_output)
+    finally:
+        # Reached with the engine still running only when the wait was interrupted.
+        if proc.returncode is None:
+            _kill(proc)
+            proc.wait()
+        with _running_lock:
+            _running.discard(proc)
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes], stdin: bytes, timeout_s: float, max_output: int
+) -> Completed:
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     out: list[bytes] = []
     err: list[bytes] = []
@@ -113,6 +154,9 @@ def run_bounded(
         _kill(proc)
         proc.wait()
         raise CommandTimeout(f"killed after {timeout_s:g} s") from exc
+    except BaseException:
+        _kill(proc)  # KeyboardInterrupt, SystemExit: before the joins below wait on its pipes
+        raise
     finally:
         for thread in threads:
             # A grandchild that inherited the pipes could keep them open: do not wait forever.

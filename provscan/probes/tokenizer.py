@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provscan.collectors.bounded import parse_json
 from provscan.errors import ProvscanError
 from provscan.limits import DEFAULT_LIMITS
 
@@ -240,7 +241,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     if path.stat().st_size > DEFAULT_LIMITS.json_file_max:
         raise TokenizerError(f"{path} is larger than {DEFAULT_LIMITS.json_file_max} bytes")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))  # HostileData is a ValueError
     except (ValueError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"{path} is not valid JSON: {exc}") from exc
     return data if isinstance(data, dict) else {}

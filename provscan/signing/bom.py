@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from provscan.atomic import write_output
 from provscan.collectors.base import read_at_most
 from provscan.errors import UsageError
 from provscan.report import SignatureStatus, Signer
@@ -111,12 +111,8 @@ def sign_bom(bom: Path, output: Path, signer: SigningKey) -> None:
             "signatures": [{"sig": base64.b64encode(signature).decode(), "keyid": ""}],
         },
     }
-    tmp = output.with_name(f".{output.name}.provscan-tmp")
-    try:
-        tmp.write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Atomic for a file; a device or FIFO is written to, never renamed over.
+    write_output(output, json.dumps(bundle, indent=2) + "\n")
 
 
 def verify_bom(bom: Path, signature: Path, trust: TrustSettings) -> BomVerification:

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from provscan.collectors.base import read_at_most
+from provscan.collectors.bounded import HostileData, parse_json
 from provscan.report import SignatureMethod, SignedSerialization
 
 BUNDLE_MEDIA_TYPES = (
@@ -111,7 +112,9 @@ def _envelope(raw: bytes) -> Envelope:
     if not raw.strip():
         raise SignatureFormatError("empty")
     try:
-        document = json.loads(raw)
+        document = parse_json(raw)
+    except HostileData as exc:
+        raise SignatureFormatError(f"not usable JSON: it {exc.problem}") from exc
     except UnicodeDecodeError as exc:
         raise SignatureFormatError(f"not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
@@ -185,7 +188,9 @@ def _dsse_payload(document: dict[str, Any]) -> bytes:
 
 def json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = parse_json(raw)
+    except HostileData as exc:
+        raise SignatureFormatError(f"the {what} is not valid JSON: it {exc.problem}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SignatureFormatError(f"the {what} is not valid JSON ({exc})") from exc
     if not isinstance(value, dict):

@@ -217,7 +217,8 @@ def test_a_fetched_header_is_what_provscans_reader_accepts(
         handle.write(got.raw)
         handle.truncate(got.file_size)  # no tensor bytes: a hole the readers never read
     real.write_bytes(weights)
-    remote, local = read_header(stand_in, max_header=MAX), read_header(real, max_header=MAX)
+    with stand_in.open("rb") as a, real.open("rb") as b:
+        remote, local = read_header(a, max_header=MAX), read_header(b, max_header=MAX)
     assert remote == local and not remote.problems and len(remote.tensors) > 0
     with safe_open(str(stand_in), framework="numpy") as handle:  # the library accepts it too
         assert sorted(handle.keys()) == sorted(t.name for t in local.tensors)

@@ -110,7 +110,8 @@ def codes(findings: list[Finding]) -> set[str]:
 def test_valid_file_has_no_findings_and_provenance(tmp_path: Path) -> None:
     file = write(tmp_path, valid_bytes())
     assert scan_gguf(file, Limits()) == []
-    meta = read_gguf(file.path)
+    with file.path.open("rb") as handle:
+        meta = read_gguf(handle)
     assert meta.version == 3 and meta.tensor_count == 2
     tokens = meta.kv["tokenizer.ggml.tokens"]
     assert isinstance(tokens, GgufArray) and tokens.count == 1000
@@ -224,7 +225,8 @@ def test_nested_arrays_are_read_and_flagged(tmp_path: Path) -> None:
     inner = struct.pack("<IQ", U32, 2) + struct.pack("<II", 7, 8)
     nested = gstr("x.nested") + struct.pack("<IIQ", ARR, ARR, 2) + inner + inner
     file = write(tmp_path, gguf([nested, kv("after", U32, 5)], []))
-    meta = read_gguf(file.path)
+    with file.path.open("rb") as handle:
+        meta = read_gguf(handle)
     value = meta.kv["x.nested"]
     assert isinstance(value, GgufArray) and isinstance(value.items[0], GgufArray)
     assert value.items[0].items == [7, 8] and meta.kv["after"] == 5
@@ -273,7 +275,8 @@ def test_gguf_py_writer_agrees_with_the_reader(tmp_path: Path) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    meta = read_gguf(path)
+    with path.open("rb") as handle:
+        meta = read_gguf(handle)
     assert meta.kv["general.name"] == "Ref" and meta.kv["tokenizer.chat_template"] == TEMPLATE
     assert {t.name: t.dims for t in meta.tensors} == {"w": (5, 3), "v": (7,)}
     file = ScanFile(rel="ref.gguf", path=path, size=path.stat().st_size)

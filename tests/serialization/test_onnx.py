@@ -66,7 +66,8 @@ def test_plain_model_is_clean(tmp_path: Path) -> None:
 def test_external_data_inside_the_directory_is_fine(tmp_path: Path) -> None:
     file = write(tmp_path, model(external="weights.bin"))
     assert scan_onnx(file, Limits(), frozenset({"model.onnx", "weights.bin"})) == []
-    assert read_onnx(file.path).external == [("w", "weights.bin")]
+    with file.path.open("rb") as handle:
+        assert read_onnx(handle).external == [("w", "weights.bin")]
 
 
 @pytest.mark.parametrize(

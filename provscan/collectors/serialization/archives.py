@@ -14,7 +14,7 @@ import tarfile
 from functools import partial
 from typing import IO, Any
 
-from provscan.collectors.base import ScanFile, isolated
+from provscan.collectors.base import ScanFile, isolated, open_scanned
 from provscan.collectors.serialization.compression import Detected, detect, inflater
 from provscan.collectors.serialization.inflate import Readable, codec_of
 from provscan.collectors.serialization.members import (
@@ -230,21 +230,21 @@ def scan_7z_archive(
 
 
 def _open_and(file: ScanFile, limits: Limits, scan: Any) -> list[Finding]:
-    with file.path.open("rb") as handle:
+    with open_scanned(file) as handle:
         result: list[Finding] = scan(handle, Location(path=file.rel), limits)
         return result
 
 
 def scan_tar(file: ScanFile, limits: Limits) -> list[Finding]:
     """Scan a tar file on disk (FileFormat.TAR), including torch's legacy tar checkpoints."""
-    with file.path.open("rb") as handle:
+    with open_scanned(file) as handle:
         return scan_tar_stream(handle, Location(path=file.rel), limits, 1)
 
 
 def scan_compressed(file: ScanFile, limits: Limits) -> list[Finding]:
     """Scan a file the sniffer did not name (or named gzip) by what it holds: a compressed
     stream (gzip, bz2, xz, lzma, zlib, lz4, joblib-zfile) or a tar without "ustar" magic."""
-    with file.path.open("rb") as handle:
+    with open_scanned(file) as handle:
         head = handle.read(limits.sniff_bytes)
         handle.seek(0)
         where = Location(path=file.rel)

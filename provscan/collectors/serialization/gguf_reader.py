@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from provscan.collectors.serialization.gguf_tensors import (
@@ -284,14 +283,13 @@ def _alignment(meta: GgufMetadata) -> int:
     return DEFAULT_ALIGNMENT
 
 
-def read_gguf(path: Path) -> GgufMetadata:
+def read_gguf(handle: BinaryIO) -> GgufMetadata:
     """Read and check a GGUF file's header, metadata and tensor table (never its tensor data)."""
-    with path.open("rb") as handle:
-        size = handle.seek(0, 2)
-        handle.seek(0)
-        cur = _Cursor(handle, size)
-        meta = _read_header(cur)
-        _read_tensor_infos(cur, meta)
+    size = handle.seek(0, 2)
+    handle.seek(0)
+    cur = _Cursor(handle, size)
+    meta = _read_header(cur)
+    _read_tensor_infos(cur, meta)
     meta.alignment = _alignment(meta)
     meta.data_offset = -(-cur.pos // meta.alignment) * meta.alignment
     for problem in check_tensors(meta.tensors, meta.data_offset, meta.alignment, size):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, open_scanned
+from provscan.collectors.bounded import (
+    HostileData,
+    hostile_number_findings,
+    parse_json_as_loaded,
+)
 from provscan.collectors.serialization.chat_template import UNCHECKED, lint_chat_template
 from provscan.collectors.serialization.gguf_reader import (
     GgufArray,
@@ -85,7 +88,8 @@ def scan_gguf(file: ScanFile, limits: Limits) -> list[Finding]:
     """Check a GGUF file's structure with the bounded reader, then lint its chat templates."""
     del limits  # GGUF bounds are module constants in gguf_reader until they move to Limits
     try:
-        meta = read_gguf(file.path)
+        with open_scanned(file) as handle:
+            meta = read_gguf(handle)
     except GgufError as exc:
         return [
             Finding(
@@ -121,23 +125,16 @@ def _plain(value: GgufValue) -> Any:
     return value
 
 
-def read_provenance(path: Path) -> dict[str, Any] | None:
+@lru_cache(maxsize=32)
+def read_provenance(file: ScanFile) -> dict[str, Any] | None:
     """The general.* keys of a GGUF file, None when it does not parse (a serialization finding).
 
-    The origin and licence steps both need them; the file is parsed once per
-    (path, size, mtime) for both, not once per step.
+    The origin and licence steps both need them; the file is parsed once per listed file
+    (path, size, inode) for both, not once per step.
     """
     try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return _provenance_cached(path, stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=32)
-def _provenance_cached(path: Path, _size: int, _mtime_ns: int) -> dict[str, Any] | None:
-    try:
-        return gguf_provenance(read_gguf(path))
+        with open_scanned(file) as handle:
+            return gguf_provenance(read_gguf(handle))
     except (GgufError, OSError):
         return None
 
@@ -180,20 +177,29 @@ def scan_tokenizer_config_template(file: ScanFile, limits: Limits) -> list[Findi
 
     if file.size > limits.json_file_max:
         return unchecked(f"{file.size} bytes is over json_file_max ({limits.json_file_max})")
-    with file.path.open("rb") as handle:
+    with open_scanned(file) as handle:
         raw = handle.read(limits.json_file_max + 1)  # bounded even if the file grew
     if len(raw) > limits.json_file_max:
         return unchecked(f"the file is over json_file_max ({limits.json_file_max})")
     text = raw.decode("utf-8", errors="replace")
     templates: list[tuple[str, str]] | None = [("chat_template", text)]
+    problems: list[str] = []
     if not rel.endswith(".jinja"):
         try:
-            templates = _templates_in_config(json.loads(text))
+            # A hostile number is reported, and read as transformers reads it: the template
+            # is still checked.
+            document, problems = parse_json_as_loaded(text)
+            templates = _templates_in_config(document)
+        except HostileData as exc:
+            return unchecked(f"the file {exc.problem}")
         except (ValueError, RecursionError):
             return unchecked("not valid JSON")
+    findings: list[Finding] = hostile_number_findings(rel, problems)
     if templates is None:
-        return unchecked("chat_template is neither a string nor a list of {name, template}")
-    findings: list[Finding] = []
+        return [
+            *findings,
+            *unchecked("chat_template is neither a string nor a list of {name, template}"),
+        ]
     for where, template in templates:
         findings.extend(_template_findings(rel, where, template))
     return findings

@@ -16,7 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, open_scanned
+from provscan.collectors.bounded import (
+    HostileData,
+    hostile_number_findings,
+    parse_json_as_loaded,
+)
 from provscan.collectors.serialization.keras_scan import keras_config_findings
 from provscan.limits import Limits
 from provscan.report import Finding, Severity, file_finding
@@ -61,20 +66,29 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
                 f"{file.rel}: HDF5 content is not inspected (h5py is not installed: pip install 'provscan[formats]'); Keras HDF5 models can embed Lambda-layer code",
             )
         ]
-    command = [
-        sys.executable,
-        "-I",
-        "-c",
-        _CHILD,
-        str(file.path),
-        str(CHILD_MEMORY),
-        str(limits.json_file_max),
-    ]
     try:
-        # Fixed code, no shell; -I keeps the scanned directory off the child's import path.
-        proc = subprocess.run(  # noqa: S603
-            command, capture_output=True, timeout=TIMEOUT_S, cwd=Path(file.path).parent, check=False
-        )
+        # The child reads the file this process opened the hardened way (its fd, passed on
+        # under the same number), never whatever the path names by the time it starts.
+        with open_scanned(file) as stream:
+            fd = stream.fileno()
+            command = [
+                sys.executable,
+                "-I",
+                "-c",
+                _CHILD,
+                f"/proc/self/fd/{fd}",
+                str(CHILD_MEMORY),
+                str(limits.json_file_max),
+            ]
+            # Fixed code, no shell; -I keeps the scanned directory off the child's import path.
+            proc = subprocess.run(  # noqa: S603
+                command,
+                capture_output=True,
+                timeout=TIMEOUT_S,
+                cwd=Path(file.path).parent,
+                check=False,
+                pass_fds=(fd,),
+            )
     except subprocess.TimeoutExpired:
         return [
             file_finding(
@@ -120,7 +134,16 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
             )
         ]
     try:
-        config = json.loads(config_text)
+        config, problems = parse_json_as_loaded(config_text)  # hostile numbers: reported below
+    except HostileData as exc:
+        return [
+            file_finding(
+                "SER-KERAS-MALFORMED",
+                Severity.HIGH,
+                file.rel,
+                f"{file.rel}: Keras model_config {exc.problem}",
+            )
+        ]
     except (json.JSONDecodeError, RecursionError) as exc:
         return [
             file_finding(
@@ -130,7 +153,11 @@ def scan_hdf5(file: ScanFile, limits: Limits) -> list[Finding]:
                 f"{file.rel}: Keras model_config is not valid JSON ({type(exc).__name__})",
             )
         ]
+    numbers = hostile_number_findings(file.rel, problems, "attrs/model_config")
     try:
-        return keras_config_findings(config, file.rel, "attrs/model_config")
+        return numbers + keras_config_findings(config, file.rel, "attrs/model_config")
     except ValueError as exc:
-        return [file_finding("SER-KERAS-MALFORMED", Severity.HIGH, file.rel, f"{file.rel}: {exc}")]
+        malformed = file_finding(
+            "SER-KERAS-MALFORMED", Severity.HIGH, file.rel, f"{file.rel}: {exc}"
+        )
+        return [*numbers, malformed]

@@ -43,7 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, open_scanned, read_scanned
+from provscan.collectors.bounded import (
+    HostileData,
+    hostile_number_findings,
+    parse_json_as_loaded,
+)
 from provscan.collectors.serialization.pickle_globals import GlobalVerdict, classify_global
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity
@@ -416,7 +421,7 @@ def _config_members(infos: list[zipfile.ZipInfo], keras_like: bool) -> list[zipf
 def scan_keras_zip(file: ScanFile, limits: Limits) -> list[Finding]:
     """Check every config.json of a zip that is (or could be loaded as) a `.keras` archive."""
     try:
-        with zipfile.ZipFile(file.path) as archive:
+        with open_scanned(file) as handle, zipfile.ZipFile(handle) as archive:
             infos = archive.infolist()
             names = {PurePosixPath(i.filename).name for i in infos}
             keras_like = file.rel.lower().endswith(".keras") or bool(names & KERAS_MARKERS)
@@ -465,17 +470,22 @@ def _check_member(
     if len(raw) > limits.json_file_max:
         return [_malformed(rel, f"{info.filename} inflates past the size limit", info.filename)]
     try:
-        config = json.loads(raw)  # bytes: UTF-8, UTF-16 or UTF-32, as Keras' json.loads reads
+        # bytes: UTF-8, UTF-16 or UTF-32, as Keras' json.loads reads; a hostile number is
+        # reported and read as Keras reads it, so that it hides nothing from the walk.
+        config, problems = parse_json_as_loaded(raw)
+    except HostileData as exc:
+        return [_malformed(rel, f"{info.filename} {exc.problem}", info.filename)]
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         if not keras_like:
             return []
         return [_malformed(rel, f"{info.filename} is not valid JSON ({exc})", info.filename)]
     except RecursionError:
         return [_malformed(rel, f"{info.filename} nests too deeply to parse", info.filename)]
+    numbers = hostile_number_findings(rel, problems, info.filename)
     try:
-        return keras_config_findings(config, rel, info.filename, note)
+        return numbers + keras_config_findings(config, rel, info.filename, note)
     except ValueError as exc:
-        return [_malformed(rel, str(exc), info.filename)]
+        return [*numbers, _malformed(rel, str(exc), info.filename)]
 
 
 def scan_keras_folder_config(file: ScanFile, limits: Limits) -> list[Finding]:
@@ -484,15 +494,18 @@ def scan_keras_folder_config(file: ScanFile, limits: Limits) -> list[Finding]:
     if file.size > limits.json_file_max:
         return [_malformed(file.rel, f"over the {limits.json_file_max}-byte limit", "")]
     try:
-        config = json.loads(file.path.read_bytes())
+        config, problems = parse_json_as_loaded(read_scanned(file, limits.json_file_max))
+    except HostileData as exc:
+        return [_malformed(file.rel, exc.problem, "")]
     except (UnicodeDecodeError, json.JSONDecodeError):
         return []  # not JSON: not a Keras config, and the inventory reports broken JSON
     except RecursionError:
         return [_malformed(file.rel, "nests too deeply to parse", "")]
+    numbers = hostile_number_findings(file.rel, problems)
     try:
-        return keras_config_findings(config, file.rel, "")
+        return numbers + keras_config_findings(config, file.rel, "")
     except ValueError as exc:
-        return [_malformed(file.rel, str(exc), "")]
+        return [*numbers, _malformed(file.rel, str(exc), "")]
 
 
 def _malformed(rel: str, problem: str, member: str = CONFIG_NAME) -> Finding:

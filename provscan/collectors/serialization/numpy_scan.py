@@ -6,7 +6,7 @@ from typing import Protocol
 
 from numpy.lib import format as npy_format
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, open_scanned
 from provscan.collectors.serialization.pickle_scan import describe, scan_pickle_bytes
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
@@ -88,5 +88,5 @@ def scan_npy_stream(
 
 def scan_numpy(file: ScanFile, limits: Limits) -> list[Finding]:
     """Scan a .npy file on disk."""
-    with file.path.open("rb") as handle:
+    with open_scanned(file) as handle:
         return scan_npy_stream(handle, file.size, Location(path=file.rel), limits)

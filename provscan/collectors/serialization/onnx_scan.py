@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, open_scanned
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, file_finding
 
@@ -116,25 +116,24 @@ class _Reader:
         return data.decode("utf-8", errors="backslashreplace")
 
 
-def read_onnx(path: Path) -> OnnxFacts:
+def read_onnx(handle: BinaryIO) -> OnnxFacts:
     """Walk a ModelProto; raises OnnxError when the protobuf structure is broken."""
     facts = OnnxFacts()
-    with path.open("rb") as handle:
-        size = handle.seek(0, 2)
-        reader = _Reader(handle, size)
-        for number, wire, start, end in reader.fields(0, size, facts):
-            if wire != 2:
-                continue
-            if number == _MODEL_GRAPH:
-                _graph(reader, start, end, facts, 1)
-            elif number == _MODEL_OPSET:
-                _opset(reader, start, end, facts, "opset_import")
-            elif number == _MODEL_FUNCTIONS:
-                _function(reader, start, end, facts, 1)
-            elif number == _MODEL_TRAINING:
-                for n, w, s, e in reader.fields(start, end, facts):
-                    if w == 2 and n in _TRAINING_GRAPHS:
-                        _graph(reader, s, e, facts, 2)
+    size = handle.seek(0, 2)
+    reader = _Reader(handle, size)
+    for number, wire, start, end in reader.fields(0, size, facts):
+        if wire != 2:
+            continue
+        if number == _MODEL_GRAPH:
+            _graph(reader, start, end, facts, 1)
+        elif number == _MODEL_OPSET:
+            _opset(reader, start, end, facts, "opset_import")
+        elif number == _MODEL_FUNCTIONS:
+            _function(reader, start, end, facts, 1)
+        elif number == _MODEL_TRAINING:
+            for n, w, s, e in reader.fields(start, end, facts):
+                if w == 2 and n in _TRAINING_GRAPHS:
+                    _graph(reader, s, e, facts, 2)
     return facts
 
 
@@ -240,7 +239,8 @@ def scan_onnx(
     """Findings for one ONNX file; `present` holds the target's file names to resolve external data."""
     del limits  # the walk is bounded by this module's own constants
     try:
-        facts = read_onnx(file.path)
+        with open_scanned(file) as handle:
+            facts = read_onnx(handle)
     except OnnxError as exc:
         return [
             Finding(

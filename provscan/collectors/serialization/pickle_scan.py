@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, open_scanned
 from provscan.collectors.serialization.pickle_globals import (
     GlobalVerdict,
     PickleImport,
@@ -354,7 +354,7 @@ def scan_as_pickle(file: ScanFile, limits: Limits, fmt: str) -> list[Finding]:
     read whatever bytes they are given. A file that reaches an import or call that way is a
     polyglot, whatever else it also is; one that fails first runs nothing in any unpickler.
     """
-    with file.path.open("rb") as handle, _mapped(handle, limits.pickle_max) as (view, size):
+    with open_scanned(file) as handle, _mapped(handle, limits.pickle_max) as (view, size):
         limit, max_opcodes = min(size, limits.pickle_max), limits.pickle_max_opcodes
         walk = walk_pickles(view, limit=limit, max_opcodes=max_opcodes, sniffed=True)
     if not walk.plausible:
@@ -375,7 +375,7 @@ def scan_as_pickle(file: ScanFile, limits: Limits, fmt: str) -> list[Finding]:
 
 def scan_pickle_file(file: ScanFile, limits: Limits) -> list[Finding]:
     """Scan a file whose content is a pickle (or torch's legacy stack of pickles)."""
-    with file.path.open("rb") as handle, _mapped(handle, limits.pickle_max) as (view, size):
+    with open_scanned(file) as handle, _mapped(handle, limits.pickle_max) as (view, size):
         limit, max_opcodes = min(size, limits.pickle_max), limits.pickle_max_opcodes
         walk = walk_pickles(view, limit=limit, max_opcodes=max_opcodes)
     return walk_findings(walk, Location(path=file.rel), limits, cut=size > limits.pickle_max)

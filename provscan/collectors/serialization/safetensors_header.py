@@ -16,8 +16,9 @@ import json
 import math
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from provscan.collectors.bounded import HostileData, parse_json
 
 # Bits per element, from safetensors' Dtype enum.
 DTYPE_BITS: dict[str, int] = {
@@ -105,30 +106,29 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-def read_header(path: Path, *, max_header: int) -> SafetensorsHeader:
+def read_header(handle: BinaryIO, *, max_header: int) -> SafetensorsHeader:
     """Read and check a safetensors header. Raises SafetensorsError if it is unreadable."""
-    with path.open("rb") as handle:
-        file_size = handle.seek(0, 2)
-        handle.seek(0)
-        if file_size < 8:
-            raise SafetensorsError(
-                "HeaderTooSmall",
-                f"file is {file_size} bytes, shorter than the 8-byte length prefix",
-            )
-        (header_len,) = struct.unpack("<Q", handle.read(8))
-        if header_len > max_header:
-            raise SafetensorsError(
-                "HeaderTooLarge",
-                f"header length {header_len} exceeds the limit of {max_header} bytes",
-                offset=0,
-            )
-        if 8 + header_len > file_size:
-            raise SafetensorsError(
-                "InvalidHeaderLength",
-                f"header length {header_len} runs past the end of the {file_size}-byte file (truncated?)",
-                offset=0,
-            )
-        raw = handle.read(header_len)
+    file_size = handle.seek(0, 2)
+    handle.seek(0)
+    if file_size < 8:
+        raise SafetensorsError(
+            "HeaderTooSmall",
+            f"file is {file_size} bytes, shorter than the 8-byte length prefix",
+        )
+    (header_len,) = struct.unpack("<Q", handle.read(8))
+    if header_len > max_header:
+        raise SafetensorsError(
+            "HeaderTooLarge",
+            f"header length {header_len} exceeds the limit of {max_header} bytes",
+            offset=0,
+        )
+    if 8 + header_len > file_size:
+        raise SafetensorsError(
+            "InvalidHeaderLength",
+            f"header length {header_len} runs past the end of the {file_size}-byte file (truncated?)",
+            offset=0,
+        )
+    raw = handle.read(header_len)
     header = SafetensorsHeader(header_len=header_len, file_size=file_size)
     try:
         text = raw.decode("utf-8")
@@ -141,7 +141,11 @@ def read_header(path: Path, *, max_header: int) -> SafetensorsHeader:
     if not text.startswith("{"):
         raise SafetensorsError("InvalidHeaderStart", "header does not start with '{'", offset=8)
     try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        document = parse_json(text, object_pairs_hook=_reject_duplicate_keys)
+    except HostileData as exc:
+        raise SafetensorsError(
+            "InvalidHeaderDeserialization", f"header {exc.problem}", offset=8
+        ) from exc
     except RecursionError as exc:
         raise SafetensorsError(
             "InvalidHeaderDeserialization", "header JSON nests too deeply to parse", offset=8

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from safetensors import SafetensorError, safe_open
 
-from provscan.collectors.base import ScanFile
+from provscan.collectors.base import ScanFile, open_scanned
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, file_finding
 
 
-def _library_refusal(path: Path) -> str | None:
-    """Open the file the way loaders do (header and metadata only, no tensor reads)."""
+def _library_refusal(file: ScanFile) -> str | None:
+    """Open the file the way loaders do (header and metadata only, no tensor reads).
+
+    The library opens by name: it is given /proc/self/fd/N of the hardened open, so it reads
+    the very file that was checked, not whatever the path names by then.
+    """
     try:
-        with safe_open(str(path), framework="numpy") as handle:
+        with (
+            open_scanned(file) as stream,
+            safe_open(f"/proc/self/fd/{stream.fileno()}", framework="numpy") as handle,
+        ):
             list(handle.keys())
             handle.metadata()
     except (SafetensorError, OSError, ValueError) as exc:
@@ -28,7 +33,8 @@ def _library_refusal(path: Path) -> str | None:
 def scan_safetensors(file: ScanFile, limits: Limits) -> list[Finding]:
     """Check the header with provscan's bounded reader, then with the reference library."""
     try:
-        header = read_header(file.path, max_header=limits.safetensors_header_max)
+        with open_scanned(file) as stream:
+            header = read_header(stream, max_header=limits.safetensors_header_max)
     except SafetensorsError as exc:
         return [
             Finding(
@@ -56,7 +62,7 @@ def scan_safetensors(file: ScanFile, limits: Limits) -> list[Finding]:
         )
     if findings:
         return findings
-    refusal = _library_refusal(file.path)
+    refusal = _library_refusal(file)
     if refusal is not None:
         # A parser differential: what provscan checked is not what a loader will read.
         findings.append(

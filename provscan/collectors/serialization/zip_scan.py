@@ -13,7 +13,7 @@ import zlib
 from functools import partial
 from typing import IO
 
-from provscan.collectors.base import ScanFile, isolated
+from provscan.collectors.base import ScanFile, isolated, open_scanned
 from provscan.collectors.serialization.members import (
     Rejoined,
     may_be_pickle,
@@ -399,5 +399,5 @@ def _scan_zipfile_view(
 
 def scan_zip(file: ScanFile, limits: Limits) -> list[Finding]:
     """Scan every pickle in a zip archive, by name or by content; never extracts to disk."""
-    with file.path.open("rb") as handle:
+    with open_scanned(file) as handle:
         return scan_zip_archive(handle, Location(path=file.rel), limits, depth=1)
