@@ -192,12 +192,14 @@ def test_malformed_config_is_a_usage_error(provscan, tmp_path: Path) -> None:
     assert "bad.toml" in result.err
 
 
+@pytest.mark.slow  # the whole table through the CLI
 def test_policy_test_command_passes_on_the_shipped_pack(provscan) -> None:
     result = provscan("policy", "test")
     assert result.code == 0, result.out + result.err
     assert " 0 failed" in result.out
 
 
+@pytest.mark.slow  # the whole table through the CLI
 def test_policy_test_command_fails_on_a_wrong_expectation(provscan, tmp_path: Path) -> None:
     from provscan.resources import default_policy_dir
 

@@ -30,6 +30,9 @@ from fixtures.hub_server import HubServer
 from provscan.hub import HubLimitError, redirect_refusal
 from provscan.limits import DEFAULT_LIMITS
 
+# Child processes against a live server, seconds each: `python -m pytest -m slow`.
+pytestmark = pytest.mark.slow
+
 GiB, MiB, KiB = 1 << 30, 1 << 20, 1 << 10
 LISTED, SERVED = 64 * KiB, 300_000_000  # the oversized file: as listed, as served
 

@@ -27,7 +27,10 @@ CLEAN_INPUT = default_policy_dir() / "tests" / "clean_approve" / "input.json"
 HEADER = "package provscan.main\n\nimport rego.v1\n\n"
 MiB = 1024 * 1024
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc"),
+    pytest.mark.slow,  # engine children run to their limits, seconds each
+]
 
 # rego-cpp keeps about 450 bytes per number: 5 million of them is about 2 GiB, far past the
 # limits below, yet bounded, so a regression cannot exhaust the test machine.
