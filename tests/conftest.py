@@ -60,3 +60,25 @@ def provscan() -> Callable[..., CliResult]:
 def demo_model(tmp_path: Path) -> Path:
     """A fresh copy of the clean demo model, safe to modify."""
     return build_demo_model(tmp_path / "tiny-llama")
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """`provscan ARGS` through the real entry point (provscan.cli.main: its error handling and
+    exit codes), in this process: a child process costs about a second of imports per call.
+    Tests that need a process of their own (environment, network) use the `provscan` fixture."""
+    from provscan.cli import main
+
+    def run(*args: str | Path, env: dict[str, str] | None = None) -> CliResult:
+        with monkeypatch.context() as patch:
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as exited:
+                main([str(a) for a in args])
+            out, err = capsys.readouterr()
+        return CliResult(int(exited.value.code or 0), out, err)
+
+    return run

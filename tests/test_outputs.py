@@ -14,22 +14,6 @@ from pathlib import Path
 import pytest
 
 from fixtures.models import DEMO_DIR
-from tests.conftest import CliResult
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """`provscan ARGS` through the real entry point (provscan.cli.main), in this process."""
-    from provscan.cli import main
-
-    def run(*args: str | Path) -> CliResult:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exited:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return CliResult(int(exited.value.code or 0), out, err)
-
-    return run
 
 
 @pytest.fixture

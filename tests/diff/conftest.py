@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from fixtures.models import DEMO_DIR, malicious_pickle
-from tests.conftest import CliResult
 
 
 @dataclass(frozen=True)
@@ -77,21 +76,6 @@ def scans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scan]:
         result[name] = _check(model, root / name)
     result["base_again"] = _check(root / "base" / "tiny-llama", root / "base_again")
     return result
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """`provscan ARGS` through the real entry point (provscan.cli.main), in this process."""
-    from provscan.cli import main
-
-    def run(*args: str | Path) -> CliResult:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exited:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return CliResult(int(exited.value.code or 0), out, err)
-
-    return run
 
 
 @pytest.fixture
