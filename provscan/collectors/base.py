@@ -47,7 +47,7 @@ def open_scanned(file: ScanFile) -> io.BufferedReader:
     try:
         problem = _swapped(file, os.fstat(fd))
         if problem is not None:
-            raise FileSwappedError(errno.ESTALE, f"{problem}; not read")
+            raise FileSwappedError(errno.ESTALE, problem)
     except BaseException:
         os.close(fd)
         raise
@@ -75,17 +75,14 @@ def swapped_files(files: Sequence[ScanFile]) -> list[Finding]:
     for file in files:
         if file.read != "whole":
             continue  # a stand-in provscan wrote for a file not downloaded
-        problem: str | None
         try:
-            fd = os.open(file.path, OPEN_FLAGS)
+            open_scanned(file).close()  # the same checks every read made, nothing read
         except OSError as exc:
-            problem = f"can no longer be opened as listed ({exc.strerror or exc})"
-        else:
-            try:
-                problem = _swapped(file, os.fstat(fd))
-            finally:
-                os.close(fd)
-        if problem is not None:
+            problem = (
+                exc.strerror
+                if isinstance(exc, FileSwappedError)
+                else (f"can no longer be opened as listed ({exc.strerror or exc})")
+            )
             found.append(
                 file_finding(
                     "INV-FILE-SWAPPED",

@@ -120,18 +120,18 @@ class _Noted:
             return 0
 
     def on_float(self, literal: str) -> float:
+        return self._as_loaded(_float, literal)
+
+    def on_constant(self, name: str) -> float:
+        return self._as_loaded(_constant, name)
+
+    def _as_loaded(self, check: Callable[[str], float], literal: str) -> float:
+        """`check(literal)`, or, when it refuses, the value Python's json gives (noted)."""
         try:
-            return _float(literal)
+            return check(literal)
         except HostileData as exc:
             self._note(exc.problem)
             return float(literal)
-
-    def on_constant(self, name: str) -> float:
-        try:
-            return _constant(name)
-        except HostileData as exc:
-            self._note(exc.problem)
-            return float(name)
 
 
 def nesting_depth(document: Any, limit: int = MAX_NESTING) -> int:
