@@ -198,6 +198,22 @@ def listing(
         left = len(entries) - len(kept)
         message = f"{left} file(s) of the commit left out by --include / --exclude; not scanned"
         findings.append(target_finding("INV-HUB-EXCLUDED", Severity.INFO, message, files=left))
+    if len(kept) > limits.hub_max_files:
+        # Each listed file costs a request or two (a download, or a ranged read): a commit
+        # listing a million files would keep the scan on the Hub for hours.
+        most = limits.hub_max_files
+        message = (
+            f"the commit lists {len(kept)} files, more than {most} (limits.hub_max_files): a "
+            f"metadata-only scan reads every file from the Hub, so only the first {most} in "
+            f"path order were scanned and {len(kept) - most} were not; narrow the scan with "
+            "--include, or download the snapshot and scan the folder"
+        )
+        findings.append(
+            target_finding(
+                "INV-TOO-MANY-FILES", Severity.CRITICAL, message, listed=len(kept), scanned=most
+            )
+        )
+        kept = sorted(kept, key=lambda e: e.rel)[:most]
     return kept, findings
 
 

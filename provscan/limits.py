@@ -68,6 +68,9 @@ class Limits:
     hub_request_timeout: int = 60
     hub_min_rate: int = 256 * KiB
     hub_scan_deadline: int = 2 * 3600
+    # Files of one commit a metadata-only scan reads (each a request or two); past this, the
+    # first in path order are scanned and the scan says how many were not (critical).
+    hub_max_files: int = 10_000
 
     # Containers (tar, 7z, compressed streams, archives inside archives).
     # Archives nested inside archives deeper than this are reported, not opened.
@@ -82,6 +85,15 @@ class Limits:
     decompression_max_ratio: int = 100
     # ... once its output passes this size (small files compress well legitimately).
     decompression_ratio_floor: int = 1 * MiB
+
+    # The document handed to the policy engine (provscan.policy_input): files listed one by
+    # one, findings listed one by one (the rest summarised per rule and severity), and entries
+    # kept of any other per-file list (its full length given beside it). The report keeps all.
+    policy_max_files: int = 1_000
+    policy_max_findings: int = 200
+    policy_max_list: int = 1_000
+    # The regopy policy child's address space (RLIMIT_AS); its CPU time is the policy timeout.
+    policy_memory_max: int = 2 * GiB
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -718,9 +718,11 @@ class Report(_Frozen):
     verdict: Verdict | None = None
 
     def policy_input(self) -> dict[str, Any]:
-        """The document the policy sees: the report as JSON, without any verdict."""
-        data: dict[str, Any] = self.model_dump(mode="json", exclude={"verdict"})
-        return data
+        """The document the policy sees: the report as JSON, without any verdict, its per-file
+        lists bounded (provscan.policy_input)."""
+        from provscan.policy_input import bounded_policy_input
+
+        return bounded_policy_input(self)
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)

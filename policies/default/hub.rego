@@ -10,23 +10,25 @@ package provscan.main
 
 import rego.v1
 
+# input.files lists at most limits.policy_max_files entries, these files first;
+# input.file_summary counts them all.
 not_downloaded := [file | some file in input.files; file.sha256_source == "hub-recorded"]
 
 # POL-HUB-NOT-DOWNLOADED (level: hub.not_downloaded)
 leveled contains {"level": config.hub.not_downloaded, "item": item} if {
-	count(not_downloaded) > 0
-	names := [file.path | some file in not_downloaded]
-	shown := array.slice(names, 0, 5)
-	more := count(names) - count(shown)
+	recorded := input.file_summary.hub_recorded
+	recorded.count > 0
+	shown := array.slice([file.path | some file in not_downloaded], 0, 5)
+	more := recorded.count - count(shown)
 	item := {
 		"rule": "POL-HUB-NOT-DOWNLOADED",
 		"msg": concat("", [
-			sprintf("%v file(s), %v bytes, were read as metadata only, not downloaded (", [count(names), sum([file.size | some file in not_downloaded])]),
+			sprintf("%v file(s), %v bytes, were read as metadata only, not downloaded (", [recorded.count, recorded.bytes]),
 			concat(", ", shown),
 			more_text(more),
 			"): their SHA-256 is the Hub's record, not verified against the bytes; scan with --download before admitting them",
 		]),
-		"files": count(names),
+		"files": recorded.count,
 	}
 }
 
@@ -43,17 +45,19 @@ more_text(n) := sprintf(" and %v more", [n]) if n > 0
 # Used by POL-SIG-UNSIGNED (hub.unsigned_matched) and the production pack's POL-SIG-REQUIRED.
 hub_record_complete if {
 	input.target.kind == "hub-metadata"
-	count(input.files) > 0
-	every file in input.files {
-		file.read == "whole"
-	}
-	input.target.hub.files == count(input.files)
+	files := input.file_summary.count
+	files > 0
+	object.get(input.file_summary.by_read, "whole", 0) == files
+	input.target.hub.files == files
 	some record in object.get(input, "records", [])
 	record.source == "hub-model-info"
 	record.authenticated == true
 	record.commit == input.target.revision
-	count(record.mismatched) == 0
-	count(record.not_compared) == 0
-	record.files_compared == count(input.files)
-	{path | some path in record.consistent} == {file.path | some file in input.files}
+	record.mismatched_count == 0
+	record.not_compared_count == 0
+	record.files_compared == files
+
+	# Consistent paths are files of the target, each named once: as many as there are
+	# files is all of them (input.records lists at most limits.policy_max_list paths).
+	record.consistent_count == files
 }

@@ -63,7 +63,7 @@ step_reason(step) := "no reason given" if not is_string(step.reason)
 # ---------------------------------------------------------------- files
 
 deny contains item if {
-	count(object.get(input, "files", [])) == 0
+	object.get(input, ["file_summary", "count"], 0) == 0
 	item := {"rule": "POL-NO-FILES", "msg": "the target holds no files to scan"}
 }
 

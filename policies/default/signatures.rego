@@ -113,15 +113,21 @@ untrusted_reason(sig) := sprintf("verified, but the files were not compared with
 # covers it. Judged from the trusted signatures alone: an unverified signature in the
 # folder changes nothing here.
 covered_by_trusted(path) if {
-	some sig in input.signatures.signatures
+	some index, sig in input.signatures.signatures
 	trusted_signature(sig)
-	not left_uncovered(sig, path)
+	not left_uncovered(index, sig, path)
 }
 
-left_uncovered(sig, path) if {
-	some entry in sig.not_covered
-	entry.path == path
+# The paths each signature leaves uncovered, as a set (one look-up per path, not a scan).
+uncovered_paths[index] := {entry.path | some entry in sig.not_covered} if {
+	some index, sig in input.signatures.signatures
 }
+
+left_uncovered(index, _, path) if path in uncovered_paths[index]
+
+# The policy input lists at most limits.policy_max_list of a signature's uncovered files:
+# past that, which files it leaves out is unknown here, so it is taken to cover none.
+left_uncovered(_, sig, _) if sig.not_covered_count > count(sig.not_covered)
 
 # POL-SIG-NOT-COVERED (level: signatures.not_covered): a file a loader reads (weights,
 # tokenizer, configuration, chat template, code, the card the licence step reads, or a
@@ -146,6 +152,24 @@ leveled contains {"level": config.signatures.not_covered, "item": item} if {
 		]),
 		"path": entry.path,
 		"reason": entry.reason,
+	}
+}
+
+# The same, for the files a loader reads past those listed one by one (listed first).
+leveled contains {"level": config.signatures.not_covered, "item": item} if {
+	is_object(input.signatures)
+	some sig in input.signatures.signatures
+	trusted_signature(sig)
+	listed := count([entry | some entry in sig.not_covered; entry.loader_read])
+	unlisted := sig.not_covered_loader_read_count - listed
+	unlisted > 0
+	item := {
+		"rule": "POL-SIG-NOT-COVERED",
+		"msg": sprintf(
+			"%v more files a loader reads are not covered by %v (past the %v listed to the policy; the report names each), so they can be changed or added while the signature still matches",
+			[unlisted, sig.path, listed],
+		),
+		"files": unlisted,
 	}
 }
 

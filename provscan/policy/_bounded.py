@@ -4,8 +4,8 @@ The engine runs in its own session (process group), so a terminal's Ctrl-C reach
 provscan, and provscan kills the whole group whenever it stops waiting for any reason: a
 timeout, too much output, an exception (KeyboardInterrupt, SystemExit) in the waiting
 thread, or interpreter exit (atexit, for engines started by other threads). A provscan
-killed outright runs none of this: the regopy child arranges its own death with its parent
-(provscan.policy._child).
+killed outright runs none of this: the regopy child, and the launcher that becomes the opa
+binary, arrange their own death with their parent (provscan.policy._child).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,22 @@ from typing import IO
 _CHUNK = 64 * 1024
 # A verdict is a few KiB of JSON; an engine writing more is broken or hostile (Rego print()).
 MAX_ENGINE_OUTPUT = 16 * 1024 * 1024
+# Run children from the directory that holds the provscan package: `-m` puts the working
+# directory first on sys.path, and the user's (possibly the scanned model's) directory
+# must not be able to shadow regopy or json with a file of its own.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_command() -> list[str]:
+    """How provscan starts its policy child (provscan.policy._child)."""
+    return [sys.executable, "-m", "provscan.policy._child"]
+
+
+def child_env() -> dict[str, str]:
+    # Also on PYTHONPATH, so a source checkout works even when PYTHONSAFEPATH is set.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    return env
 
 
 def tail(raw: bytes, limit: int = 2000) -> str:

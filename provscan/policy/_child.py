@@ -228,7 +228,30 @@ def bounded_self(memory: int, cpu_s: int) -> None:
         _set_limit(resource.RLIMIT_AS, loaded + memory, loaded + memory)
 
 
+def exec_bounded(argv: Sequence[str]) -> int:
+    """``--parent P --memory M --cpu C --exec PROGRAM ARGS...``: bound this process, then
+    become PROGRAM (the opa binary). The parent-death signal, the CPU-time limit and "no
+    core file" survive execve. The address space is not capped: Go reserves far more address
+    space than it uses, so the memory budget is handed to OPA's runtime as GOMEMLIMIT, a
+    soft limit its garbage collector keeps to; the CPU limit and the timeout still end it."""
+    split = list(argv).index("--exec")
+    parent, memory, cpu_s = _parse_limits(argv[:split])
+    program = list(argv[split + 1 :])
+    _die_with_parent(parent)
+    try:
+        import resource
+    except ImportError:  # not POSIX: the parent's timeout still bounds the program
+        pass
+    else:
+        _set_limit(resource.RLIMIT_CORE, 0, 0)
+        _set_limit(resource.RLIMIT_CPU, cpu_s, cpu_s + 1)
+    os.environ["GOMEMLIMIT"] = f"{memory}B"
+    os.execv(program[0], program)  # noqa: S606 - the parent built the argv, no shell
+
+
 def main(argv: Sequence[str] = ()) -> int:
+    if "--exec" in argv:
+        return exec_bounded(argv)
     limits = _parse_limits(argv) if argv else None
     if limits is not None:
         _die_with_parent(limits[0])

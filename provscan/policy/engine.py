@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from provscan.errors import PolicyError
-from provscan.limits import GiB, KiB, MiB
+from provscan.limits import DEFAULT_LIMITS, GiB, KiB, MiB
 from provscan.policy._bounded import (
     MAX_ENGINE_OUTPUT,
+    PACKAGE_ROOT,
     CommandTimeout,
     Completed,
     OutputTooLarge,
+    child_command,
+    child_env,
     run_bounded,
     tail,
 )
@@ -63,29 +66,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENGINE = "regopy"
-# Run the child from the directory that holds the provscan package: `-m` puts the
-# working directory first on sys.path, and the user's (possibly the scanned model's)
-# directory must not be able to shadow regopy or json with a file of its own.
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE_ROOT = PACKAGE_ROOT
 
 # Memory the regopy child may allocate: address space on top of what the engine's library
-# maps when it loads (see provscan.policy._child.bounded_self). Measured with the default
-# pack: the tiny-llama demo report needs under 1 MiB of it (37 MiB peak RSS in all), a
-# synthetic report of 10,000 files 239 MiB, one of 30,000 files 704 MiB (23 s), one of
-# 6,000 findings 222 MiB (61 s, past the CLI's default timeout). 2 GiB leaves room for
-# about 85,000 files.
-DEFAULT_MEMORY_LIMIT = 2 * GiB
+# maps when it loads (see provscan.policy._child.bounded_self). The engine's time and memory
+# grow faster than its input (a whole report of 30,000 files: 704 MiB and 23 s; of 6,000
+# findings: 61 s), so it sees a bounded input (provscan.policy_input): a report of 100,000
+# files and 100,000 findings hands it 232 KB, evaluated in 2.2 s at 226 MiB peak RSS; the
+# tiny-llama demo's report needs 37 MiB. The bound is limits.policy_memory_max.
+DEFAULT_MEMORY_LIMIT = DEFAULT_LIMITS.policy_memory_max
 
 
 def _child_command() -> list[str]:
-    return [sys.executable, "-m", "provscan.policy._child"]
-
-
-def _child_env() -> dict[str, str]:
-    # Also on PYTHONPATH, so a source checkout works even when PYTHONSAFEPATH is set.
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
-    return env
+    return child_command()
 
 
 def _with_stderr(message: str, stderr: bytes) -> str:
@@ -157,7 +150,7 @@ def run_engine(
             timeout_s,
             MAX_ENGINE_OUTPUT,
             _PACKAGE_ROOT,
-            env=_child_env(),
+            env=child_env(),
         )
     except CommandTimeout as exc:
         raise PolicyError(
@@ -232,8 +225,8 @@ def evaluate(
     seen by Rego as ``data.provscan.config``. ``backend`` picks the engine; for an OPA
     server, ``policy_dirs`` may be empty (the server's own policy decides) and, when given,
     must match what the server holds (see provscan.policy.opa_server). ``memory_limit``
-    (bytes) and ``cpu_limit_s`` bound the regopy child (see `run_engine`); the other
-    engines are bounded by ``timeout_s`` only.
+    (bytes) and ``cpu_limit_s`` bound the regopy child (see `run_engine`) and the opa binary
+    (CPU time; memory as Go's soft GOMEMLIMIT); an OPA server by ``timeout_s`` only.
     """
     if backend.kind == "opa-server":
         return evaluate_on_server(report, policy_dirs, config, backend, timeout_s)
@@ -243,7 +236,13 @@ def evaluate(
     data = {"provscan": {"config": merged}}
     if backend.kind == "opa":
         answer = evaluate_with_opa(
-            backend.opa_binary, modules, data, report.policy_input(), timeout_s
+            backend.opa_binary,
+            modules,
+            data,
+            report.policy_input(),
+            timeout_s,
+            memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
+            cpu_limit_s=cpu_limit_for(timeout_s) if cpu_limit_s is None else cpu_limit_s,
         )
         result, engine, version = answer.result, "opa", answer.version
     else:

@@ -10,8 +10,10 @@ much output, unparseable or unexpected output) is a PolicyError: fail closed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -25,9 +27,12 @@ from provscan.policy._bounded import (
     CommandTimeout,
     Completed,
     OutputTooLarge,
+    child_command,
+    child_env,
     run_bounded,
     tail,
 )
+from provscan.policy._child import limit_args
 from provscan.policy.verdict import QUERY
 
 _VERSION = re.compile(r"^Version:\s*(\S+)", re.MULTILINE)
@@ -45,8 +50,14 @@ def evaluate_with_opa(
     data: Mapping[str, Any],
     policy_input: Any,
     timeout_s: float,
+    *,
+    memory_limit: int,
+    cpu_limit_s: int,
 ) -> OpaAnswer:
-    """Evaluate ``data.provscan.main`` with the ``opa`` binary; raise PolicyError on failure."""
+    """Evaluate ``data.provscan.main`` with the ``opa`` binary; raise PolicyError on failure.
+
+    The binary runs under provscan.policy._child's launcher: killed with provscan, a CPU-time
+    limit of ``cpu_limit_s``, no core file, and ``memory_limit`` as Go's GOMEMLIMIT."""
     exe = shutil.which(binary)
     if exe is None:
         raise PolicyError(
@@ -60,11 +71,12 @@ def evaluate_with_opa(
         names = _write_modules(root / "modules", modules)
         data_path = root / "data.json"
         data_path.write_text(json.dumps(data, ensure_ascii=True), encoding="utf-8")
-        version = _version(exe, root, deadline)
+        bounds = _Bounds(memory_limit, cpu_limit_s)
+        version = _version(exe, root, deadline, bounds)
         argv = [exe, "eval", "--format", "json", "--stdin-input"]
         argv += ["--data", str(root / "modules"), "--data", str(data_path), QUERY]
         stdin = json.dumps(policy_input, ensure_ascii=True).encode("utf-8")
-        proc = _run(argv, stdin, root, deadline)
+        proc = _run(argv, stdin, root, deadline, bounds)
         return OpaAnswer(_parse_eval(proc, names), version)
 
 
@@ -89,10 +101,19 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-def _run(argv: list[str], stdin: bytes, cwd: Path, deadline: float) -> Completed:
+@dataclass(frozen=True)
+class _Bounds:
+    memory: int
+    cpu_s: int
+
+
+def _run(argv: list[str], stdin: bytes, cwd: Path, deadline: float, bounds: _Bounds) -> Completed:
     timeout = _remaining(deadline)
+    launcher = [*child_command(), *limit_args(os.getpid(), bounds.memory, bounds.cpu_s)]
     try:
-        return run_bounded(argv, stdin, timeout, MAX_ENGINE_OUTPUT, cwd)
+        proc = run_bounded(
+            [*launcher, "--exec", *argv], stdin, timeout, MAX_ENGINE_OUTPUT, cwd, env=child_env()
+        )
     except CommandTimeout as exc:
         raise PolicyError(
             f"the opa binary timed out after {timeout:g} s ({argv[1]})",
@@ -104,10 +125,19 @@ def _run(argv: list[str], stdin: bytes, cwd: Path, deadline: float) -> Completed
         ) from exc
     except OSError as exc:
         raise PolicyError(f"the opa binary could not be started: {exc}") from exc
+    if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        # Not the timeout (CommandTimeout above) nor provscan's own kill: the CPU limit (its
+        # hard stop is SIGKILL, a second after SIGXCPU) or the system's OOM killer.
+        raise PolicyError(
+            f"the opa binary was stopped by signal {-proc.returncode}: it exceeded its CPU-time "
+            f"limit of {bounds.cpu_s} s, or the system ran out of memory ({argv[1]})",
+            "simplify the policy (a rule that builds a large collection, or pairs items up)",
+        )
+    return proc
 
 
-def _version(exe: str, cwd: Path, deadline: float) -> str:
-    proc = _run([exe, "version"], b"", cwd, deadline)
+def _version(exe: str, cwd: Path, deadline: float, bounds: _Bounds) -> str:
+    proc = _run([exe, "version"], b"", cwd, deadline, bounds)
     if proc.returncode != 0:
         raise PolicyError(
             f"`opa version` failed with exit status {proc.returncode}: {_tail(proc.stderr)}"

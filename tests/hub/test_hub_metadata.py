@@ -436,3 +436,25 @@ def test_a_served_file_differing_from_model_info_is_mismatched_and_denied(
     assert "model.safetensors" in model_info["not_compared"]  # read by range only
     denied = {r["rule"] for r in report["verdict"]["reasons"] if r["level"] == "deny"}
     assert {"HSH-HUB-MISMATCH", "POL-SIG-REQUIRED"} <= denied
+
+
+def test_a_commit_listing_more_files_than_the_bound_is_scanned_only_that_far(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_client_at(monkeypatch, hub, tmp_path / "hf")
+    hub.reset_log()
+    limits = Limits(hub_max_files=3)
+    report = scan(
+        "hf://acme/many-shards", ScanOptions(hub=HubOptions(), hash_workers=1, limits=limits)
+    )
+    [finding] = [f for f in report.findings if f.rule_id == "INV-TOO-MANY-FILES"]
+    assert finding.severity.value == "critical"
+    listed = finding.evidence["listed"]
+    assert isinstance(listed, int) and listed > 200 and finding.evidence["scanned"] == 3
+    names = [f.path for f in report.files]
+    assert len(names) == 3 and names == sorted(names)
+    # Only the files kept were read: no request for any shard past them.
+    fetched = {r.path for r in hub.requests if "/resolve/" in r.path}
+    assert all(any(name in path for name in names) for path in fetched), fetched
+    verdict = evaluate(report, [default_policy_dir()], {})
+    assert verdict.decision.value == "deny"

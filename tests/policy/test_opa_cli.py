@@ -31,7 +31,7 @@ DOCUMENT = {"deny": [], "review": [], "warn": [{"rule": "POL-X", "msg": "from th
 # Stand-in for the `opa` binary (which cannot be installed on this machine). MODE picks
 # the canned behaviour of `opa eval`; `opa version` prints OPA's version banner.
 FAKE_OPA = """#!{python}
-import json, os, pathlib, sys, time
+import json, os, pathlib, resource, sys, time
 mode = os.environ["FAKE_OPA_MODE"]
 if sys.argv[1:] == ["version"]:
     if mode == "version-fails":
@@ -46,6 +46,9 @@ record = {{
     "files": [str(p.relative_to(data[0])) for p in modules],
     "data": json.loads(pathlib.Path(data[1]).read_text()),
     "stdin": json.loads(sys.stdin.read()),
+    "cpu_limit": resource.getrlimit(resource.RLIMIT_CPU),
+    "core_limit": resource.getrlimit(resource.RLIMIT_CORE),
+    "gomemlimit": os.environ.get("GOMEMLIMIT"),
 }}
 pathlib.Path(os.environ["FAKE_OPA_LOG"]).write_text(json.dumps(record))
 doc = json.loads(os.environ.get("FAKE_OPA_DOC", "null"))
@@ -68,6 +71,9 @@ elif mode == "huge":
     sys.stdout.write("x" * 100000)
 elif mode == "hang":
     time.sleep(60)
+elif mode == "spin":
+    while True:
+        pass
 """
 
 
@@ -163,6 +169,32 @@ def test_a_hanging_opa_is_killed_at_the_timeout(
     with pytest.raises(PolicyError, match="timed out"):
         run(timeout_s=2.0)
     assert time.monotonic() - start < 6
+
+
+def test_opa_runs_with_a_cpu_limit_no_core_and_a_go_memory_limit(fake_opa: Path) -> None:
+    report = Report.model_validate(json.loads(CLEAN.read_text()))
+    evaluate(
+        report,
+        [DEFAULT],
+        {},
+        timeout_s=20.0,
+        backend=PolicyBackend("opa"),
+        memory_limit=300 * 1024 * 1024,
+        cpu_limit_s=7,
+    )
+    record = json.loads(fake_opa.read_text())
+    assert record["cpu_limit"] == [7, 8]
+    assert record["core_limit"] == [0, 0]
+    assert record["gomemlimit"] == f"{300 * 1024 * 1024}B"
+
+
+def test_an_opa_past_its_cpu_limit_is_a_policy_error_naming_it(
+    fake_opa: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_OPA_MODE", "spin")
+    report = Report.model_validate(json.loads(CLEAN.read_text()))
+    with pytest.raises(PolicyError, match="CPU-time limit of 1 s"):
+        evaluate(report, [DEFAULT], {}, timeout_s=20.0, backend=PolicyBackend("opa"), cpu_limit_s=1)
 
 
 def test_too_much_output_is_refused(fake_opa: Path, monkeypatch: pytest.MonkeyPatch) -> None:
