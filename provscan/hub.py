@@ -329,7 +329,7 @@ _HUB_FILE_DOMAINS = ("hf.co", "huggingface.co")
 def hub_traffic(limits: Limits) -> Iterator[HubTraffic]:
     """Inside the block, every request to the Hub (huggingface_hub's and provscan's own) is
     bounded as `limits` says: see hub_remote.HubTraffic. `hub_scan_deadline` counts from here."""
-    from huggingface_hub import set_client_factory
+    from huggingface_hub import constants, set_client_factory
     from huggingface_hub.utils import _http
 
     from provscan.hub_remote import HubTraffic
@@ -338,6 +338,11 @@ def hub_traffic(limits: Limits) -> Iterator[HubTraffic]:
     traffic = HubTraffic(limits, current_listed=_LISTED.get)
     # The factory in use before, put back after (huggingface_hub keeps it in a private global).
     previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
+    # A file stored with Xet is downloaded by hf_xet's own HTTP client (Rust), which none of
+    # these bounds reach: with Xet off, huggingface_hub fetches it over plain HTTP (the Hub
+    # serves every file that way too), through the client above. Read at each download.
+    xet_disabled = constants.HF_HUB_DISABLE_XET
+    constants.HF_HUB_DISABLE_XET = True
     set_client_factory(traffic.client)
     _TRAFFIC = traffic
     try:
@@ -345,6 +350,7 @@ def hub_traffic(limits: Limits) -> Iterator[HubTraffic]:
     finally:
         _TRAFFIC = None
         set_client_factory(previous)
+        constants.HF_HUB_DISABLE_XET = xet_disabled
 
 
 @contextlib.contextmanager

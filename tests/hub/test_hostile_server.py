@@ -231,3 +231,18 @@ def test_a_file_served_encoded_though_identity_was_asked_is_refused() -> None:
 
     with pytest.raises(HubLimitError, match="Content-Encoding 'gzip' though identity was asked"):
         bounded_client(handler).get("https://huggingface.co/a/b/resolve/main/config.json")
+
+
+def test_xet_is_off_while_hub_traffic_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hf_xet downloads with its own Rust HTTP client, past every bound of hub_traffic: inside
+    the block huggingface_hub must not use it; outside, the user's setting is back."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils._runtime import is_xet_available
+
+    from provscan.hub import hub_traffic
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    with hub_traffic(DEFAULT_LIMITS):
+        assert constants.HF_HUB_DISABLE_XET is True
+        assert not is_xet_available()
+    assert constants.HF_HUB_DISABLE_XET is False
