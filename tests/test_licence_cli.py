@@ -68,18 +68,21 @@ def test_member_state_counts_as_the_eu(
     assert result.code == 1 and "POL-LICENCE-TERRITORY" in result.out
 
 
-def test_non_commercial_model_is_denied_when_commercial_use_is_required(
+def test_non_commercial_model_reviews_by_default_and_denies_in_production(
     provscan: Callable[..., CliResult], demo_model: Path, tmp_path: Path
 ) -> None:
     (demo_model / "LICENSE").unlink()
     (demo_model / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n# nc\n")
-    commercial = _config(tmp_path, "[licence]\ncommercial_use = true\n")
-    result = provscan("check", str(demo_model), "--config", str(commercial))
-    assert result.code == 1, result.out
-    assert "POL-LICENCE-NONCOMMERCIAL" in result.out
-    # Research use: the same model passes the licence rules.
-    research = provscan("check", str(demo_model))
-    assert "POL-LICENCE-NONCOMMERCIAL" not in research.out
+    result = provscan("check", str(demo_model))
+    assert result.code == 4, result.out  # review: a company's use is commercial by default
+    assert "review POL-LICENCE-NONCOMMERCIAL" in " ".join(result.out.split())
+    production = provscan("check", str(demo_model), "--policy", "production")
+    assert production.code == 1 and "deny   POL-LICENCE-NONCOMMERCIAL" in production.out
+    # Research use: the same model passes the licence rules, with a warning that says why.
+    research = _config(tmp_path, "[licence]\ncommercial_use = false\n")
+    result = provscan("check", str(demo_model), "--config", str(research))
+    assert "VERDICT: APPROVE" in result.out, result.out
+    assert "commercial_use is false" in " ".join(result.out.split())
 
 
 def test_origin_jurisdiction_denied_by_config(

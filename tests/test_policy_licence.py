@@ -188,11 +188,13 @@ def test_not_allowed_names_the_allow_list() -> None:
 # ---------------------------------------------------------------- commercial use
 
 
-def test_noncommercial_deny_quotes_the_commercial_note() -> None:
-    doc = case_doc("licence_noncommercial_commercial_use_deny")
+def test_noncommercial_review_quotes_the_commercial_note() -> None:
+    doc = case_doc("licence_noncommercial_commercial_use_review")
     note = terms_entry(doc, "cc-by-nc-4.0")["commercial_note"]
     reason = only(
-        run_case("licence_noncommercial_commercial_use_deny"), "POL-LICENCE-NONCOMMERCIAL", "deny"
+        run_case("licence_noncommercial_commercial_use_review"),
+        "POL-LICENCE-NONCOMMERCIAL",
+        "review",
     )
     assert reason.msg == (
         "Creative Commons Attribution-NonCommercial 4.0 International does not permit commercial "
@@ -201,12 +203,19 @@ def test_noncommercial_deny_quotes_the_commercial_note() -> None:
 
 
 def test_noncommercial_without_a_note() -> None:
-    doc = case_doc("licence_noncommercial_commercial_use_deny")
+    doc = case_doc("licence_noncommercial_commercial_use_review")
     terms_entry(doc, "cc-by-nc-4.0")["commercial_note"] = None
     reason = only(
-        run(doc, {"licence": {"commercial_use": True}}), "POL-LICENCE-NONCOMMERCIAL", "deny"
+        run(doc, {"licence": {"noncommercial": "deny"}}), "POL-LICENCE-NONCOMMERCIAL", "deny"
     )
     assert reason.msg.endswith("and config licence.commercial_use is true")
+
+
+def test_no_commercial_use_says_why_a_noncommercial_licence_did_not_count() -> None:
+    verdict = run_case("licence_noncommercial_no_commercial_use_approve")
+    assert verdict.decision.value == "approve"
+    reason = only(verdict, "POL-LICENCE-NONCOMMERCIAL", "warn")
+    assert "not counted because config licence.commercial_use is false" in reason.msg
 
 
 def test_acceptable_use_policies_are_not_licences_for_commercial_use() -> None:
@@ -394,7 +403,8 @@ def test_data_yaml_defaults() -> None:
     assert config["licence"] == {
         "allowed": [],
         "denied": [],
-        "commercial_use": False,
+        "commercial_use": True,
+        "noncommercial": "review",
         "monthly_active_users": None,
         "annual_revenue_usd": None,
         "unknown": "review",

@@ -121,14 +121,28 @@ deny contains item if {
 
 # ---------------------------------------------------------------- commercial use
 
-# POL-LICENCE-NONCOMMERCIAL: we use the model commercially (licence.commercial_use), so a
-# licence that forbids it denies, and one whose permission is conditional or unknown asks
-# for review. Only kind "licence": AUPs and notices grant nothing.
-deny contains item if {
+# POL-LICENCE-NONCOMMERCIAL: we use the model commercially (licence.commercial_use, true by
+# default), so a licence that forbids it is at level licence.noncommercial (review; deny
+# in the production pack), and one whose permission is conditional or unknown asks for
+# review. Only kind "licence": AUPs and notices grant nothing.
+leveled contains {"level": config.licence.noncommercial, "item": item} if {
 	some terms in commercial_use_terms
 	terms.commercial == "no"
 	item := terms_item("POL-LICENCE-NONCOMMERCIAL", terms, sprintf(
 		"%v does not permit commercial use, and config licence.commercial_use is true%v",
+		[terms_label(terms), commercial_note(terms)],
+	), {"commercial": "no"})
+}
+
+# With licence.commercial_use false (a research team's setting) the same licence is a
+# warning that says why it did not count: an approval never hides "commercial use: no".
+warn contains item if {
+	config.licence.commercial_use == false
+	some terms in input.licence.terms
+	terms.kind == "licence"
+	terms.commercial == "no"
+	item := terms_item("POL-LICENCE-NONCOMMERCIAL", terms, sprintf(
+		"%v does not permit commercial use; not counted because config licence.commercial_use is false (no commercial use): set it to true if that changes%v",
 		[terms_label(terms), commercial_note(terms)],
 	), {"commercial": "no"})
 }

@@ -236,6 +236,7 @@ config_shapes := {
 	"licence.allowed": "licence keys",
 	"licence.denied": "licence keys",
 	"licence.commercial_use": "boolean",
+	"licence.noncommercial": "level",
 	"licence.monthly_active_users": "amount",
 	"licence.annual_revenue_usd": "amount",
 	"licence.unknown": "level",

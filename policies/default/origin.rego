@@ -60,15 +60,29 @@ origin_role(role) := role if not role in {"publisher", "root", "family"}
 
 # POL-ORIGIN-UNKNOWN (level: origin.unknown): the origin step ran but could tie neither the
 # publisher, the base models nor the family to a country. (A null origin section means the
-# step did not complete; POL-STEP-INCOMPLETE covers that.)
-leveled contains {"level": config.origin.unknown, "item": item} if {
+# step did not complete; POL-STEP-INCOMPLETE covers that.) While any jurisdiction is denied,
+# an unknown origin may be one of them: it asks for review at least.
+unknown_origin_level := "review" if {
+	count(origin_denied_countries) > 0
+	config.origin.unknown in {"warn", "none"}
+}
+
+unknown_origin_level := config.origin.unknown if {
+	not count(origin_denied_countries) > 0
+}
+
+unknown_origin_level := config.origin.unknown if {
+	not config.origin.unknown in {"warn", "none"}
+}
+
+leveled contains {"level": unknown_origin_level, "item": item} if {
 	is_object(input.origin)
 	count(input.origin.jurisdictions) == 0
 	item := {
 		"rule": "POL-ORIGIN-UNKNOWN",
 		"msg": sprintf(
-			"no country is known for this model's weights (publisher: %v; lineage roots: %v; family: %v); find out who trained it before using it",
-			[origin_publisher(input.origin), or_none(input.origin.root_models), or_unknown(input.origin.family)],
+			"no country is known for this model's weights (publisher: %v; lineage roots: %v; family: %v); find out who trained it before using it%v",
+			[origin_publisher(input.origin), or_none(input.origin.root_models), or_unknown(input.origin.family), denied_note],
 		),
 		"publisher": origin_publisher(input.origin),
 		"root_models": input.origin.root_models,
@@ -87,3 +101,13 @@ or_none(list) := "none" if count(list) == 0
 or_unknown(value) := value if value != null
 
 or_unknown(value) := "unknown" if value == null
+
+# (an object member, not a bound literal: see the sprintf pitfall in main.rego)
+denied_note := notes.denied if count(origin_denied_countries) > 0
+
+denied_note := notes.none if not count(origin_denied_countries) > 0
+
+notes := {
+	"denied": " (config origin.denied_jurisdictions is set, so it may be a denied one)",
+	"none": "",
+}
