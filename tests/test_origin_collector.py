@@ -10,7 +10,7 @@ import pytest
 
 from fixtures.models import build_demo_model
 from provscan.pipeline import ScanOptions, scan
-from provscan.report import Report, StepStatus
+from provscan.report import Finding, Report, StepStatus
 
 QWEN_TOKENS = {
     "151643": {"content": "<|endoftext|>", "special": True},
@@ -164,3 +164,337 @@ def test_wrongly_typed_metadata_fields_never_fail_the_steps(tmp_path: Path, valu
     (model / "README.md").write_text(f"---\n{json.dumps(card)}\n---\n")
     report = _scan(model)
     assert all(s.status is StepStatus.COMPLETED for s in report.steps), report.steps
+
+
+# ---------------------------------------------------------------- stated parents, never dropped
+
+
+def _findings(report: Report, rule: str, path: str) -> list[Finding]:
+    return [
+        f
+        for f in report.findings
+        if f.rule_id == rule and f.location is not None and f.location.path == path
+    ]
+
+
+def _edges(report: Report) -> dict[str, str]:
+    assert report.origin is not None
+    return {edge.base: edge.relation for edge in report.origin.lineage}
+
+
+def _card(tmp_path: Path, base_model: object, **more: object) -> Path:
+    model = build_demo_model(tmp_path / "model")
+    front = json.dumps({"license": "apache-2.0", "base_model": base_model, **more})
+    (model / "README.md").write_text(f"---\n{front}\n---\n# model\n", encoding="utf-8")
+    return model
+
+
+def _names(finding: Finding, path: str, stated: object) -> None:
+    """The finding names the file and the value as stated."""
+    assert path in finding.message and repr(stated) in finding.message, finding.message
+    assert finding.evidence["stated"] == repr(stated)
+
+
+@pytest.mark.parametrize(
+    ("stated", "severity"),
+    [
+        ("meta-llama/Llama-3.1-8B\u200b", "high"),  # zero-width space
+        ("\ufeffmeta-llama/\u2060Llama-3.1-8B", "high"),  # BOM, word joiner
+        ("ｍｅｔａ-llama/Llama-3.1-8B", "high"),  # fullwidth letters: NFKC changes them
+        ("meta-llama/Llama-3.1-8B ", "medium"),  # trailing space
+        ("\tmeta-llama/Llama-3.1-8B\n", "medium"),
+        ("\u00a0meta-llama/Llama-3.1-8B", "medium"),  # a no-break space is whitespace
+    ],
+    ids=repr,
+)
+def test_card_base_model_is_normalised_and_reported(
+    tmp_path: Path, stated: str, severity: str
+) -> None:
+    report = _scan(_card(tmp_path, stated))
+    assert _edges(report) == {"meta-llama/Llama-3.1-8B": "finetune"}
+    [finding] = _findings(report, "ORG-BASE-NORMALISED", "README.md")
+    assert finding.severity.value == severity
+    assert finding.evidence["repo_id"] == "meta-llama/Llama-3.1-8B"
+    assert finding.evidence["field"] == "base_model"
+    _names(finding, "README.md", stated)
+    assert not _findings(report, "ORG-BASE-UNRESOLVED", "README.md")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hf.co/Qwen/Qwen2.5-7B/tree/main",
+        "https://huggingface.co/Qwen/Qwen2.5-7B",
+        "http://www.huggingface.co/Qwen/Qwen2.5-7B/",
+        "https://huggingface.co/Qwen/Qwen2.5-7B/blob/main/config.json",
+        "https://hf.co/Qwen/Qwen2.5-7B/resolve/main/model.safetensors",
+        "https://www.hf.co/Qwen/Qwen2.5-7B/tree/v1.0/",
+    ],
+)
+def test_card_hub_url_is_reduced_to_its_repo_id(tmp_path: Path, url: str) -> None:
+    report = _scan(_card(tmp_path, url))
+    assert _edges(report) == {"Qwen/Qwen2.5-7B": "finetune"}
+    [finding] = _findings(report, "ORG-BASE-NORMALISED", "README.md")
+    assert finding.severity.value == "medium"
+    _names(finding, "README.md", url)
+    assert report.origin is not None
+    assert {j.country for j in report.origin.jurisdictions} == {"CN"}
+
+
+@pytest.mark.parametrize(
+    "stated",
+    [
+        "/data/ckpt/llama",
+        "./base",
+        "../models/base",
+        "~/models/x",
+        "C:\\models\\x",
+        "file:///data/base",
+        "outputs/run-1/final",
+        "",
+        "42",  # `base_model: 42`: the card reader keeps it as the string '42'
+        "meta-llama/Llama 3.1",
+        "https://github.com/meta-llama/llama3",
+        "https://huggingface.co/datasets/org/data",
+    ],
+)
+def test_card_base_model_that_is_no_repo_id_is_unresolved(tmp_path: Path, stated: str) -> None:
+    report = _scan(_card(tmp_path, stated))
+    assert _edges(report) == {}
+    [finding] = _findings(report, "ORG-BASE-UNRESOLVED", "README.md")
+    assert finding.severity.value == "high"
+    _names(finding, "README.md", stated)
+    assert finding.evidence["field"] == "base_model"
+
+
+def test_card_base_model_of_a_number_is_unresolved(tmp_path: Path) -> None:
+    model = _model(tmp_path, "license: apache-2.0\nbase_model: 42")
+    report = _scan(model)
+    assert _edges(report) == {}
+    [finding] = _findings(report, "ORG-BASE-UNRESOLVED", "README.md")
+    assert finding.severity.value == "high" and "'42'" in finding.message
+
+
+def test_an_unresolved_card_parent_still_makes_the_others_a_merge(tmp_path: Path) -> None:
+    report = _scan(_card(tmp_path, ["/data/ckpt/llama", "Qwen/Qwen2.5-7B"]))
+    assert _edges(report) == {"Qwen/Qwen2.5-7B": "merge"}
+    [finding] = _findings(report, "ORG-BASE-UNRESOLVED", "README.md")
+    _names(finding, "README.md", "/data/ckpt/llama")
+
+
+def test_base_model_tag_urls_are_normalised_and_local_ones_reported(tmp_path: Path) -> None:
+    tags = ["base_model:quantized:https://hf.co/google/gemma-2b-it", "base_model:adapter:./lora"]
+    report = _scan(_card(tmp_path, None, tags=tags))
+    assert _edges(report) == {"google/gemma-2b-it": "quantized"}
+    [normalised] = _findings(report, "ORG-BASE-NORMALISED", "README.md")
+    assert normalised.severity.value == "medium"
+    _names(normalised, "README.md", "https://hf.co/google/gemma-2b-it")
+    [unresolved] = _findings(report, "ORG-BASE-UNRESOLVED", "README.md")
+    assert unresolved.severity.value == "high"
+    _names(unresolved, "README.md", "./lora")
+
+
+def test_a_clean_card_base_model_gives_no_parent_finding(tmp_path: Path) -> None:
+    report = _scan(_card(tmp_path, "meta-llama/Llama-3.1-8B"))
+    assert _edges(report) == {"meta-llama/Llama-3.1-8B": "finetune"}
+    rules = {f.rule_id for f in report.findings}
+    assert not rules & {"ORG-BASE-NORMALISED", "ORG-BASE-UNRESOLVED"}
+
+
+def _config(model: Path, **fields: object) -> None:
+    config = json.loads((model / "config.json").read_text())
+    config.update(fields)
+    (model / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    "stated", ["/cpfs01/data/hf-ckpts/Qwen-72B-Base/", "./out", "C:\\ckpt\\base", "", "gpt2"]
+)
+def test_config_local_name_or_path_is_unresolved_low(tmp_path: Path, stated: str) -> None:
+    model = _model(tmp_path)
+    _config(model, _name_or_path=stated)
+    report = _scan(model)
+    assert _edges(report) == {}
+    [finding] = _findings(report, "ORG-BASE-UNRESOLVED", "config.json")
+    assert finding.severity.value == "low"
+    assert finding.evidence["field"] == "_name_or_path"
+    _names(finding, "config.json", stated)
+    if stated.startswith(("/", ".", "C:")):
+        assert "where the weights were loaded from" in finding.message
+
+
+def test_config_name_or_path_of_the_wrong_type_is_unresolved_high(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    _config(model, _name_or_path=["meta-llama/Llama-3.1-8B"])
+    report = _scan(model)
+    [finding] = _findings(report, "ORG-BASE-UNRESOLVED", "config.json")
+    assert finding.severity.value == "high" and "list" in finding.message
+    _names(finding, "config.json", ["meta-llama/Llama-3.1-8B"])
+
+
+def test_config_hub_name_or_path_stays_a_claim_and_a_url_is_normalised(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    _config(model, _name_or_path="https://huggingface.co/meta-llama/Llama-3.1-8B/tree/main")
+    report = _scan(model)
+    assert _edges(report) == {"meta-llama/Llama-3.1-8B": "unknown"}
+    [finding] = _findings(report, "ORG-BASE-NORMALISED", "config.json")
+    assert finding.severity.value == "medium"
+    _names(finding, "config.json", "https://huggingface.co/meta-llama/Llama-3.1-8B/tree/main")
+
+
+@pytest.mark.parametrize(
+    ("stated", "edges", "rule", "severity"),
+    [
+        ("/data/ckpt/mistral", {}, "ORG-BASE-UNRESOLVED", "high"),
+        ("~/models/x", {}, "ORG-BASE-UNRESOLVED", "high"),
+        (7, {}, "ORG-BASE-UNRESOLVED", "high"),
+        (
+            "https://hf.co/mistralai/Mistral-7B-v0.1/",
+            {"mistralai/Mistral-7B-v0.1": "adapter"},
+            "ORG-BASE-NORMALISED",
+            "medium",
+        ),
+        (
+            "mistralai/Mistral-7B-v0.1\u200d",
+            {"mistralai/Mistral-7B-v0.1": "adapter"},
+            "ORG-BASE-NORMALISED",
+            "high",
+        ),
+    ],
+    ids=repr,
+)
+def test_adapter_base_is_resolved_or_reported(
+    tmp_path: Path, stated: object, edges: dict[str, str], rule: str, severity: str
+) -> None:
+    model = _model(tmp_path)
+    (model / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": stated, "peft_type": "LORA"})
+    )
+    report = _scan(model)
+    assert _edges(report) == edges
+    [finding] = _findings(report, rule, "adapter_config.json")
+    assert finding.severity.value == severity
+    assert finding.evidence["field"] == "base_model_name_or_path"
+    _names(finding, "adapter_config.json", stated)
+
+
+def _gguf_model(tmp_path: Path, **strings: str) -> Path:
+    gguf = pytest.importorskip("gguf")  # the real writer from ggml (test extra)
+    model = tmp_path / "gguf-model"
+    model.mkdir()
+    writer = gguf.GGUFWriter(str(model / "model.gguf"), "qwen2")
+    writer.add_uint32("general.base_model.count", 1)
+    for key, value in strings.items():
+        writer.add_string(f"general.base_model.0.{key}", value)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return model
+
+
+def test_gguf_repo_url_on_hf_co_gives_lineage(tmp_path: Path) -> None:
+    url = "https://hf.co/Qwen/Qwen2.5-7B-Instruct/tree/main"
+    report = _scan(_gguf_model(tmp_path, repo_url=url))
+    assert _edges(report) == {"Qwen/Qwen2.5-7B-Instruct": "quantized"}
+    [finding] = _findings(report, "ORG-BASE-NORMALISED", "model.gguf")
+    assert finding.severity.value == "medium"
+    assert finding.evidence["field"] == "general.base_model.0.repo_url"
+    _names(finding, "model.gguf", url)
+
+
+def test_gguf_repo_url_off_the_hub_is_unresolved(tmp_path: Path) -> None:
+    url = "https://modelscope.cn/models/qwen/Qwen2-7B"
+    report = _scan(_gguf_model(tmp_path, repo_url=url, name="Qwen2 7B"))
+    assert _edges(report) == {}
+    findings = _findings(report, "ORG-BASE-UNRESOLVED", "model.gguf")
+    assert {f.evidence["field"] for f in findings} == {
+        "general.base_model.0.repo_url",
+        "general.base_model.0.name",
+    }
+    assert all(f.severity.value == "high" for f in findings)
+    [by_url] = [f for f in findings if f.evidence["field"].endswith("repo_url")]
+    _names(by_url, "model.gguf", url)
+
+
+MERGEKIT = """\
+merge_method: ties
+base_model: meta-llama/Llama-3.1-8B
+models:
+  - model: meta-llama/Llama-3.1-8B-Instruct
+    parameters: {weight: 0.5}
+  - model: "Qwen/Qwen2.5-7B+someone/qwen-lora\\u200b"
+    parameters: {weight: 0.5}
+  - model: /data/ckpt/private-finetune
+slices:
+  - sources:
+      - model: mistralai/Mistral-7B-v0.1@main
+        layer_range: [0, 32]
+      - model: https://huggingface.co/google/gemma-2b-it
+        layer_range: [0, 32]
+"""
+
+
+@pytest.mark.parametrize("name", ["mergekit_config.yml", "mergekit_config.yaml"])
+def test_mergekit_config_parents_are_merge_claims(tmp_path: Path, name: str) -> None:
+    model = _model(tmp_path)
+    (model / name).write_text(MERGEKIT, encoding="utf-8")
+    report = _scan(model)
+    assert _edges(report) == {
+        "meta-llama/Llama-3.1-8B": "merge",
+        "meta-llama/Llama-3.1-8B-Instruct": "merge",
+        "Qwen/Qwen2.5-7B": "merge",
+        "someone/qwen-lora": "merge",  # the LoRA applied to Qwen/Qwen2.5-7B
+        "mistralai/Mistral-7B-v0.1": "merge",
+        "google/gemma-2b-it": "merge",
+    }
+    [unresolved] = _findings(report, "ORG-BASE-UNRESOLVED", name)
+    assert unresolved.severity.value == "high" and unresolved.evidence["field"] == "models[2].model"
+    _names(unresolved, name, "/data/ckpt/private-finetune")
+    by_field = {f.evidence["field"]: f for f in _findings(report, "ORG-BASE-NORMALISED", name)}
+    assert by_field["models[1].model (LoRA)"].severity.value == "high"
+    _names(by_field["models[1].model (LoRA)"], name, "someone/qwen-lora\u200b")
+    assert by_field["slices[0].sources[1].model"].severity.value == "medium"
+    assert set(by_field) == {"models[1].model (LoRA)", "slices[0].sources[1].model"}
+    assert report.origin is not None
+    assert {j.country for j in report.origin.jurisdictions} >= {"US", "CN", "FR"}
+
+
+def test_mergekit_config_with_two_models_and_a_lora(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    (model / "mergekit_config.yml").write_text(
+        "merge_method: linear\nmodels:\n  - model: microsoft/Phi-3-mini-4k-instruct\n"
+        "  - model: Qwen/Qwen2.5-3B-Instruct+someone/lora-adapter\n",
+        encoding="utf-8",
+    )
+    report = _scan(model)
+    assert _edges(report) == {
+        "microsoft/Phi-3-mini-4k-instruct": "merge",
+        "Qwen/Qwen2.5-3B-Instruct": "merge",
+        "someone/lora-adapter": "merge",
+    }
+    parent_rules = {"ORG-BASE-NORMALISED", "ORG-BASE-UNRESOLVED"}
+    assert not parent_rules & {f.rule_id for f in report.findings}
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "problem"),
+    [
+        ("models: [\n", "(file)", "not valid YAML"),
+        ("- just\n- a list\n", "(file)", "not a mapping"),
+        ("a: &x [1]\nb: *x\n", "(file)", "alias"),
+        ("models: meta-llama/Llama-3.1-8B\n", "models", "not a list"),
+        ("models:\n  - model: 42\n", "models[0].model", "int"),
+        ("models:\n  - {weight: 1}\n", "models[0]", "dict"),
+    ],
+)
+def test_unreadable_mergekit_parents_are_unresolved(
+    tmp_path: Path, text: str, field: str, problem: str
+) -> None:
+    model = _model(tmp_path)
+    (model / "mergekit_config.yml").write_text(text, encoding="utf-8")
+    report = _scan(model)
+    [finding] = _findings(report, "ORG-BASE-UNRESOLVED", "mergekit_config.yml")
+    assert finding.severity.value == "high" and finding.evidence["field"] == field
+    assert "mergekit_config.yml" in finding.message and problem in finding.message

@@ -1,17 +1,18 @@
 """Where do the weights come from: publisher, base-model chain, family, jurisdictions?
 
 Claims (the card's base_model, GGUF general.base_model.*, config _name_or_path, an
-adapter's base) are checked against evidence read from the model's own files (model_type
-and architectures, tokenizer special tokens, vocabulary size). Cards are often wrong or
+adapter's base, the models a mergekit config merges) are checked against evidence read from
+the model's own files (model_type and architectures, tokenizer special tokens, vocabulary
+size). Cards are often wrong or
 stripped: the family and its publisher still come out of the files, and a claim the files
 contradict is a finding. A Hub org name is not an identity, so origin is only ever taken
-from the curated publisher registry, never from the uploader's name alone.
+from the curated publisher registry, never from the uploader's name alone. A stated parent
+that only reads as a Hub repo id once changed, or not at all, is a finding (parent_refs).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,12 @@ from provscan.collectors.base import (
     string_list,
 )
 from provscan.collectors.origin_hub import HUB_SOURCE, hub_lineage_findings, hub_root_models
+from provscan.collectors.parent_refs import (
+    MERGEKIT_FILES,
+    REPO_ID,
+    mergekit_refs,
+    resolve_parent,
+)
 from provscan.collectors.serialization.gguf_scan import read_provenance
 from provscan.hub_lineage import HubLineage
 from provscan.knowledge_base import (
@@ -59,8 +66,6 @@ from provscan.report import (
 # first, and the vocabulary after it can be tens of megabytes.
 TOKENIZER_HEAD = 4 * 1024 * 1024
 _TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-_HF_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/([^/\s]+/[^/\s?#]+)")
 _RELATIONS: frozenset[str] = frozenset({"finetune", "adapter", "merge", "quantized"})
 _STRENGTH = {"strong": 3, "weak": 1}
 
@@ -76,6 +81,18 @@ class _Evidence:
     model_types: set[str] = field(default_factory=set)
     config_multimodal: bool | None = None
     gguf_org: str | None = None
+    # ORG-BASE-NORMALISED / ORG-BASE-UNRESOLVED: stated parents changed or refused on reading.
+    findings: list[Finding] = field(default_factory=list)
+
+    def parent(
+        self, value: object, path: str, field_name: str, *, loaded_from: bool = False
+    ) -> str | None:
+        """The Hub repo id a stated parent names, or None; what was changed or refused is
+        recorded as a finding."""
+        repo, finding = resolve_parent(value, path, field_name, loaded_from=loaded_from)
+        if finding is not None:
+            self.findings.append(finding)
+        return repo
 
 
 def collect_origin(
@@ -95,11 +112,15 @@ def collect_origin(
     if config is not None:
         _config_evidence(config, "config.json", target, evidence)
     adapter = _json(by_name.get("adapter_config.json"), limits)
-    if adapter is not None:
-        base = adapter.get("base_model_name_or_path")
-        if isinstance(base, str) and _REPO_ID.match(base):
+    if adapter is not None and adapter.get("base_model_name_or_path") is not None:
+        field_name = "base_model_name_or_path"
+        base = evidence.parent(adapter[field_name], "adapter_config.json", field_name)
+        if base is not None:
             evidence.claims.append((base, "adapter", "adapter_config.json"))
-    if any(f.file.rel in {"mergekit_config.yml", "mergekit_config.yaml"} for f in files):
+    mergekit = [by_name[name] for name in sorted(MERGEKIT_FILES) if name in by_name]
+    for item in mergekit:
+        _mergekit_evidence(item.file, limits, evidence)
+    if mergekit:
         evidence.claims = [(b, r or "merge", s) for b, r, s in evidence.claims]
     params = _json(by_name.get("params.json"), limits)
     if params is not None:
@@ -141,16 +162,22 @@ def _card_claims(card: CardFacts | None, evidence: _Evidence) -> None:
         relation = card.base_model_relation  # type: ignore[assignment]  # checked just above
     tagged: dict[str, Relation] = {}
     for tag in card.tags:
-        parts = tag.split(":")
+        parts = tag.split(":", 2)
         if len(parts) == 3 and parts[0] == "base_model" and parts[1] in _RELATIONS:
-            tagged[parts[2]] = parts[1]  # type: ignore[assignment]  # checked just above
-    bases = [b for b in dict.fromkeys(card.base_models) if _REPO_ID.match(b)]
-    merged = len(bases) > 1 or any(t in {"merge", "mergekit"} for t in card.tags)
+            repo = evidence.parent(parts[2], card.path, f"tags base_model:{parts[1]}")
+            if repo is not None:
+                tagged[repo] = parts[1]  # type: ignore[assignment]  # checked just above
+    stated = list(dict.fromkeys(card.base_models))
+    resolved = [evidence.parent(base, card.path, "base_model") for base in stated]
+    bases = list(dict.fromkeys(base for base in resolved if base is not None))
+    # A parent that could not be read is still a parent: two stated ones are a merge.
+    parents = len(bases) + resolved.count(None)
+    merged = parents > 1 or any(t in {"merge", "mergekit"} for t in card.tags)
     for base in bases:
         chosen = relation or tagged.get(base) or ("merge" if merged else "finetune")
         evidence.claims.append((base, chosen, f"{card.path} base_model"))
     for base, tag_relation in tagged.items():
-        if base not in bases and _REPO_ID.match(base):
+        if base not in bases:
             evidence.claims.append((base, tag_relation, f"{card.path} tags"))
 
 
@@ -176,9 +203,11 @@ def _config_evidence(
         isinstance(config.get(key), dict) for key in ("vision_config", "audio_config")
     )
     # _name_or_path: what the weights were loaded from before being saved (often the base).
-    name = config.get("_name_or_path")
-    if isinstance(name, str) and _REPO_ID.match(name) and name != target.repo_id:
-        evidence.claims.append((name, None, f"{rel} _name_or_path"))
+    # A local path there is the usual case (transformers records the folder it loaded from).
+    if config.get("_name_or_path") is not None:
+        name = evidence.parent(config["_name_or_path"], rel, "_name_or_path", loaded_from=True)
+        if name is not None and name != target.repo_id:
+            evidence.claims.append((name, None, f"{rel} _name_or_path"))
     # auto_map "org/repo--module.Class": remote code taken from another repo (a base model).
     auto_map = config.get("auto_map")
     if isinstance(auto_map, dict):
@@ -186,7 +215,7 @@ def _config_evidence(
             for ref in value if isinstance(value, list) else [value]:
                 if isinstance(ref, str) and "--" in ref:
                     repo = ref.split("--", 1)[0]
-                    if _REPO_ID.match(repo) and repo != target.repo_id:
+                    if REPO_ID.match(repo) and repo != target.repo_id:
                         evidence.claims.append((repo, None, f"{rel} auto_map"))
 
 
@@ -270,7 +299,7 @@ def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
     count = meta.get("general.base_model.count")
     for index in range(min(count, 16) if isinstance(count, int) else 0):
         prefix = f"general.base_model.{index}."
-        repo = _gguf_base(meta, prefix)
+        repo = _gguf_base(meta, prefix, file.rel, evidence)
         if repo is not None:
             evidence.claims.append((repo, "quantized", f"{file.rel} {prefix}*"))
     organization = meta.get("general.organization")
@@ -278,15 +307,38 @@ def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
         evidence.gguf_org = organization
 
 
-def _gguf_base(meta: dict[str, Any], prefix: str) -> str | None:
+def _gguf_base(meta: dict[str, Any], prefix: str, rel: str, evidence: _Evidence) -> str | None:
     url = meta.get(prefix + "repo_url")
-    if isinstance(url, str) and (match := _HF_URL.match(url)):
-        return match.group(1)
+    if url is not None:
+        repo = evidence.parent(url, rel, prefix + "repo_url")
+        if repo is not None:
+            return repo
     org, name = meta.get(prefix + "organization"), meta.get(prefix + "name")
     if isinstance(org, str) and isinstance(name, str):
+        # The display name and organization, as llama.cpp's converter writes them.
         candidate = f"{org}/{name}".replace(" ", "-")
-        return candidate if _REPO_ID.match(candidate) else None
-    return None
+        if REPO_ID.match(candidate):
+            return candidate
+        return evidence.parent(candidate, rel, prefix + "organization/name")
+    if org is None and name is None:
+        return None
+    # Only one of them, or one of the wrong type: no repo id can be made of it.
+    if org is None or (name is not None and not isinstance(name, str)):
+        return evidence.parent(name, rel, prefix + "name")
+    return evidence.parent(org, rel, prefix + "organization")
+
+
+def _mergekit_evidence(file: ScanFile, limits: Limits, evidence: _Evidence) -> None:
+    """Every model a mergekit config merges (and every LoRA applied to one): a merge parent."""
+    refs, findings = mergekit_refs(file, limits.json_file_max)
+    evidence.findings.extend(findings)
+    for value, where in refs:
+        repo = evidence.parent(value, file.rel, where)
+        if repo is None:
+            continue
+        source = f"{file.rel} {where.split('[', 1)[0]}"
+        if (repo, "merge", source) not in evidence.claims:
+            evidence.claims.append((repo, "merge", source))
 
 
 # ---------------------------------------------------------------- decisions
@@ -310,7 +362,7 @@ def _decide(
     jurisdictions = _jurisdictions(
         publisher, roots, bases, family, family_publisher, confidence, claimed
     )
-    findings = _unknown_bases(bases, roots) + hub_lineage_findings(hub)
+    findings = evidence.findings + _unknown_bases(bases, roots) + hub_lineage_findings(hub)
     if (
         family is not None
         and family_publisher is not None
