@@ -38,6 +38,7 @@ import binascii
 import builtins
 import json
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -139,6 +140,17 @@ CONFIG_NAME = "config.json"
 KERAS_MARKERS = frozenset({"metadata.json", "model.weights.h5", "model.weights.npz"})
 MAX_CONFIG_MEMBERS = 16
 MAX_NODES = 1_000_000
+# What zipfile raises on a member it will not read: a bad CRC, encryption, an unknown
+# method, and data that ends early (EOFError) or does not inflate (zlib.error).
+_UNREADABLE_MEMBER = (
+    zipfile.BadZipFile,
+    OSError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    EOFError,
+    zlib.error,
+)
 
 
 def _walk(node: Any, path: str = "$") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -465,8 +477,14 @@ def _check_member(
     try:
         with archive.open(info) as stream:
             raw = stream.read(limits.json_file_max + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError):
-        return []  # the zip scanner reports members it cannot read
+    except _UNREADABLE_MEMBER as exc:
+        if not keras_like:
+            return []  # the zip scanner reports members it cannot read
+        # Keras cannot load it either, but the zip scanner may not run (a .keras whose zip
+        # starts after other bytes): the config is reported unchecked, as broken JSON is.
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        problem = f"{info.filename} cannot be read ({why})"
+        return [_malformed(rel, problem, info.filename)]
     if len(raw) > limits.json_file_max:
         return [_malformed(rel, f"{info.filename} inflates past the size limit", info.filename)]
     try:

@@ -186,7 +186,7 @@ def _tensor(name: str, info: Any, problems: list[Problem]) -> TensorInfo | None:
         )
         return None
     dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-    if dtype not in DTYPE_BITS:
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:  # a list or map is unhashable
         problems.append(Problem("InvalidDtype", f"unknown dtype {dtype!r}", name))
         return None
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):

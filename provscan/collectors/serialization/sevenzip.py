@@ -13,6 +13,7 @@ from typing import IO
 import py7zr
 from py7zr.io import Py7zIO, WriterFactory
 
+from provscan.collectors.base import BROKEN_SCANNER
 from provscan.collectors.serialization.members import (
     escapes,
     member_location,
@@ -27,6 +28,14 @@ Visit = Callable[[str, bytes], None]
 
 class _Overflow(Exception):
     """A member decompressed past what its listing promised or the limits allow."""
+
+
+class _VisitFailed(Exception):
+    """provscan's own scan of a member raised (inside py7zr's extract): not the archive's doing."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Member(Py7zIO):
@@ -59,7 +68,10 @@ class _Member(Py7zIO):
 
     def close(self) -> None:
         data, self.buffer = self.buffer.getvalue(), io.BytesIO()
-        self.factory.visit(self.name, data)  # scanned and dropped before the next member
+        try:
+            self.factory.visit(self.name, data)  # scanned and dropped before the next member
+        except Exception as exc:
+            raise _VisitFailed(exc) from exc
 
 
 class _Factory(WriterFactory):
@@ -123,8 +135,15 @@ def read_members(
             return findings
     except _Overflow as exc:
         return [_finding("SER-DECOMPRESSION-BOMB", where, str(exc), error=str(exc)[:500])]
-    except (py7zr.Bad7zFile, py7zr.DecompressionError, py7zr.UnsupportedCompressionMethodError,
-            OSError, EOFError, ValueError, KeyError, IndexError) as exc:  # fmt: skip
+    except _VisitFailed as exc:
+        raise exc.error from None
+    except BROKEN_SCANNER:
+        raise
+    except Exception as exc:  # noqa: BLE001 - py7zr is a pure-Python parser of hostile bytes
+        # Besides its own errors (a bad CRC, an unknown method, a password) it lets out the
+        # codecs' (LZMAError, zlib.error) and whatever its header parsing trips on
+        # (AssertionError, TypeError "Unknown field", OverflowError from a timestamp ...):
+        # each means the archive could not be read, which is reported, never passed.
         why = f"{type(exc).__name__}: {exc}"[:500]
         message = f"7z archive cannot be read ({why}); its content was not scanned"
         return [_finding("SER-ARCHIVE-UNREADABLE", where, message, error=why)]

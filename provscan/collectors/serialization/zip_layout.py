@@ -387,7 +387,9 @@ def zipfile_entries(archive: zipfile.ZipFile) -> list[Entry]:
             method=info.compress_type,
             flags=info.flag_bits,
             crc=info.CRC,
-            directory=info.is_dir(),
+            # Not is_dir(): CPython 3.11's indexes the name's last character, and a
+            # central entry may have an empty name.
+            directory=info.filename.endswith("/"),
         )
         for info in archive.infolist()
     ]

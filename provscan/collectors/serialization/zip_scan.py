@@ -86,10 +86,11 @@ def _declared_member_count(handle: IO[bytes]) -> int | None:
     locator = at - 20
     if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == _EOCD64_LOCATOR:
         (eocd64_offset,) = struct.unpack_from("<Q", tail, locator + 8)
-        handle.seek(eocd64_offset)
-        record = handle.read(56)
-        if len(record) == 56 and record[:4] == _EOCD64:
-            (count,) = struct.unpack_from("<Q", record, 32)
+        if eocd64_offset + 56 <= size:  # past the end it is absent (and past seek's range)
+            handle.seek(eocd64_offset)
+            record = handle.read(56)
+            if len(record) == 56 and record[:4] == _EOCD64:
+                (count,) = struct.unpack_from("<Q", record, 32)
     return int(count)
 
 
@@ -372,7 +373,7 @@ def _scan_zipfile_view(
     entries = zipfile_entries(archive)[: len(infos)]
     findings.extend(_mismatch_findings(handle, entries, where))
     for info, entry in zip(infos, entries, strict=True):
-        if info.is_dir():
+        if entry.directory:  # never info.is_dir(), which raises on an empty name
             continue
         span = span_of(handle, entry, size)
         if span is not None:
