@@ -181,3 +181,32 @@ def test_deeply_nested_front_matter_is_a_finding(tmp_path: Path) -> None:
         Limits(front_matter_max=1_000_000),
     )
     assert [f.rule_id for f in result.findings] == ["INV-CARD-MALFORMED"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff---\nlicense: llama3.1\n---\n# card\n",  # a byte-order mark
+        "\n\n---\nlicense: llama3.1\n---\n# card\n",  # blank lines before the block
+        "  \r\n---\r\nlicense: llama3.1\r\n---  \r\n# card\r\n",  # CRLF, spaces after '---'
+    ],
+)
+def test_front_matter_is_found_where_huggingface_hub_finds_it(tmp_path: Path, text: str) -> None:
+    """huggingface_hub's own reader (metadata_load) is the reference: whatever block it reads,
+    provscan reads, so a card cannot show the Hub's tools one licence and provscan none."""
+    from huggingface_hub.repocard import metadata_load
+
+    card = tmp_path / "card.md"
+    card.write_bytes(text.encode("utf-8"))
+    assert metadata_load(card) == {"license": "llama3.1"}
+    result = card_of(tmp_path, text)
+    assert result.value is not None and result.value.licenses == ("llama3.1",)
+    assert not result.findings
+
+
+def test_a_repeated_key_is_a_malformed_card_naming_both_lines(tmp_path: Path) -> None:
+    result = card_of(tmp_path, "\n---\nlicense: llama3.1\ntags: [x]\nlicense: apache-2.0\n---\n")
+    assert result.value is not None and result.value.licenses == ()  # neither value is taken
+    [finding] = result.findings
+    assert finding.rule_id == "INV-CARD-MALFORMED" and finding.severity.value == "high"
+    assert "repeats the key 'license' (lines 3 and 5)" in finding.message

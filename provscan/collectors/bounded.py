@@ -239,6 +239,22 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # PyYAML keeps a repeated key's last value, in silence; the Hub's YAML reader
+        # (js-yaml) refuses the document, other readers keep the first: which licence a
+        # card with two `license:` keys has depends on who reads it.
+        seen: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + self.first_line
+                earlier = seen.setdefault((key.tag, key.value), line)
+                if earlier != line:
+                    raise HostileData(
+                        f"repeats the key {key.value[:80]!r} (lines {earlier} and {line}); "
+                        "YAML readers disagree on which value counts"
+                    )
+        return super().construct_mapping(node, deep)
+
     def construct_yaml_int(self, node: Any) -> int:
         if isinstance(node.value, str) and len(node.value) > MAX_NUMBER_CHARS:
             _int(node.value)  # raises with the message every parser gives

@@ -39,7 +39,7 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
     text = raw.decode("utf-8", errors="replace")
     prose = prose_licence(text)
     bare = CardFacts(path=card.rel, license_prose=prose)
-    front, problem = _front_matter(text, limits.front_matter_max)
+    front, problem, first_line = _front_matter(text, limits.front_matter_max)
     if problem is not None:
         findings.append(_malformed(card.rel, problem))
         return Collected(value=bare, findings=tuple(findings))
@@ -47,7 +47,7 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
         return Collected(value=bare, findings=tuple(findings))
     try:
         # Bounded: aliases ("billion laughs"), deep nesting and over-long numbers refused.
-        data = parse_yaml(front, first_line=2)  # after the opening '---'
+        data = parse_yaml(front, first_line=first_line)
     except HostileData as exc:
         findings.append(_malformed(card.rel, f"front matter {exc.problem}"))
         return Collected(value=bare, findings=tuple(findings))
@@ -56,7 +56,11 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
         return Collected(value=bare, findings=tuple(findings))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 2}, column {mark.column + 1})" if mark is not None else ""
+        where = (
+            f" (line {mark.line + first_line}, column {mark.column + 1})"
+            if mark is not None
+            else ""
+        )
         detail = getattr(exc, "problem", None) or str(exc)
         findings.append(_malformed(card.rel, f"front matter is not valid YAML{where}: {detail}"))
         return Collected(value=bare, findings=tuple(findings))
@@ -71,19 +75,28 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
     return Collected(value=facts, findings=tuple(findings))
 
 
-def _front_matter(text: str, max_len: int) -> tuple[str | None, str | None]:
-    """Return (front matter, problem). No leading '---' line means no front matter."""
-    lines = text.splitlines(keepends=True)
-    if not lines or lines[0].strip() != "---":
-        return None, None
-    size = 0
-    for index, line in enumerate(lines[1:], start=1):
-        if line.strip() == "---":
-            return "".join(lines[1:index]), None
-        size += len(line)
-        if size > max_len:
-            return None, f"front matter is longer than {max_len} bytes"
-    return None, "front matter opened with '---' is never closed"
+# How huggingface_hub finds a card's metadata block (repocard.REGEX_YAML_BLOCK, the text
+# decoded as utf-8-sig): blank lines before the opening '---' and a byte-order mark are
+# allowed, and the closing '---' may carry trailing spaces. Read the same way, so a card
+# cannot show the Hub's tools one licence and provscan none.
+# https://github.com/huggingface/huggingface_hub/blob/v0.26.0/src/huggingface_hub/repocard.py
+_HUB_BLOCK = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
+_OPENING = re.compile(r"^\s*---[ \t]*(?:\r\n|\r|\n)")
+
+
+def _front_matter(text: str, max_len: int) -> tuple[str | None, str | None, int]:
+    """Return (front matter, problem, the line of the file it starts on). No opening '---'
+    line (after a byte-order mark and blank lines) means no front matter."""
+    text = text.removeprefix("\ufeff")
+    match = _HUB_BLOCK.search(text)
+    if match is None:
+        if _OPENING.match(text):
+            return None, "front matter opened with '---' is never closed", 1
+        return None, None, 1
+    front = match.group(2)
+    if len(front) > max_len:
+        return None, f"front matter is longer than {max_len} bytes", 1
+    return front, None, text[: match.start(2)].count("\n") + 1
 
 
 def _strings(field: str, value: Any, rel: str, findings: list[Finding]) -> tuple[str, ...]:
