@@ -31,6 +31,7 @@ from provscan.hub import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.probes.collect import ProbeOptions, collect_probes
 from provscan.report import (
+    SEVERITY_ORDER,
     CardFacts,
     Finding,
     LicenceFacts,
@@ -299,13 +300,10 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
     )
 
 
-_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-
-
 def _ordered(findings: list[Finding]) -> list[Finding]:
     def key(f: Finding) -> tuple[int, str, str, str]:
         path = f.location.path if f.location and f.location.path else ""
-        return (_SEVERITY_ORDER[f.severity.value], f.rule_id, path, f.message)
+        return (SEVERITY_ORDER[f.severity.value], f.rule_id, path, f.message)
 
     return sorted(findings, key=key)
 
@@ -330,7 +328,7 @@ def _capped(findings: list[Finding], cap: int) -> list[Finding]:
         else:
             dropped.setdefault(group, []).append(finding)
     for (rule_id, path), rest in dropped.items():
-        worst = min(rest, key=lambda f: _SEVERITY_ORDER[f.severity.value])
+        worst = min(rest, key=lambda f: SEVERITY_ORDER[f.severity.value])
         kept.append(
             Finding(
                 rule_id=rule_id,

@@ -26,14 +26,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provscan.limits import DEFAULT_LIMITS
+from provscan.report import SEVERITY_ORDER, FileEntry, Finding, Report
 
-if TYPE_CHECKING:
-    from provscan.report import FileEntry, Finding, Report
-
-_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 _RECORD_LISTS = ("consistent", "mismatched", "not_compared")
 _SIGNATURE_LISTS = ("changed", "missing", "extra")
 
@@ -113,7 +110,7 @@ def bounded_findings(findings: tuple[Finding, ...], most: int) -> list[dict[str,
 
     The report orders findings most severe first already; sorting again keeps that true for
     a report read back from disk."""
-    ordered = sorted(findings, key=lambda f: _SEVERITY_ORDER[f.severity.value])
+    ordered = sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity.value])
     kept = [f.model_dump(mode="json") for f in ordered[:most]]
     rest: dict[tuple[str, str], list[Finding]] = {}
     for finding in ordered[most:]:

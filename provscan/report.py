@@ -53,6 +53,10 @@ class Severity(str, Enum):
     CRITICAL = "critical"
 
 
+# Most severe first: the order findings are reported, kept and summarised in.
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
 class StepStatus(str, Enum):
     COMPLETED = "completed"
     SKIPPED = "skipped"

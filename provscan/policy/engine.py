@@ -66,7 +66,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENGINE = "regopy"
-_PACKAGE_ROOT = PACKAGE_ROOT
 
 # Memory the regopy child may allocate: address space on top of what the engine's library
 # maps when it loads (see provscan.policy._child.bounded_self). The engine's time and memory
@@ -149,7 +148,7 @@ def run_engine(
             json.dumps(request).encode("utf-8"),
             timeout_s,
             MAX_ENGINE_OUTPUT,
-            _PACKAGE_ROOT,
+            PACKAGE_ROOT,
             env=child_env(),
         )
     except CommandTimeout as exc:
