@@ -503,3 +503,24 @@ def test_a_file_named_tensors_that_is_no_torch_record_is_scanned_by_content(
     assert not [f for f in scan_file(path, scan_tar) if f.severity in SEVERE]
     path.write_bytes(tar_bytes([("storages", gzip.compress(evil))]))
     assert dangerous(scan_file(path, scan_tar))
+
+
+def test_a_7z_failing_part_way_keeps_its_member_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A codec error while extracting (here raised by a stand-in for py7zr's extract) adds
+    SER-ARCHIVE-UNREADABLE; the oversized member found while listing still stands."""
+    import lzma
+
+    py7zr = pytest.importorskip("py7zr")
+    path = tmp_path / "broken.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        archive.writestr(b"x" * 4096, "big.bin")
+        archive.writestr(b"y", "data.bin")
+
+    def fail(self: object, *args: object, **kwargs: object) -> None:
+        raise lzma.LZMAError("Corrupt input data")
+
+    monkeypatch.setattr(py7zr.SevenZipFile, "extract", fail)
+    found = rules(scan_file(path, scan_7z, Limits(archive_max_member_bytes=1024)))
+    assert {"SER-ARCHIVE-TOO-LARGE", "SER-ARCHIVE-UNREADABLE"} <= found

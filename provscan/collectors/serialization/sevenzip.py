@@ -94,14 +94,15 @@ def _finding(rule_id: str, where: Location, message: str, **evidence: int | str)
 def read_members(
     handle: IO[bytes], size: int, where: Location, limits: Limits, visit: Visit
 ) -> list[Finding]:
-    """Hand each regular member to `visit`; findings for what could not be read."""
+    """Hand each regular member to `visit`; findings for what could not be read. Findings
+    about members already listed stand when the archive fails part-way."""
+    findings: list[Finding] = []
     try:
         with py7zr.SevenZipFile(handle, mode="r") as archive:
             if archive.needs_password():
                 message = "7z archive is encrypted; its content was not scanned"
                 return [_finding("SER-ARCHIVE-UNREADABLE", where, message, error="encrypted")]
             infos = archive.list()
-            findings: list[Finding] = []
             if len(infos) > limits.archive_max_members:
                 message = f"7z archive has over {limits.archive_max_members} members; not scanned"
                 bound = limits.archive_max_members
@@ -134,7 +135,10 @@ def read_members(
                 archive.extract(targets=targets, factory=factory)
             return findings
     except _Overflow as exc:
-        return [_finding("SER-DECOMPRESSION-BOMB", where, str(exc), error=str(exc)[:500])]
+        return [
+            *findings,
+            _finding("SER-DECOMPRESSION-BOMB", where, str(exc), error=str(exc)[:500]),
+        ]
     except _VisitFailed as exc:
         raise exc.error from None
     except BROKEN_SCANNER:
@@ -146,4 +150,4 @@ def read_members(
         # each means the archive could not be read, which is reported, never passed.
         why = f"{type(exc).__name__}: {exc}"[:500]
         message = f"7z archive cannot be read ({why}); its content was not scanned"
-        return [_finding("SER-ARCHIVE-UNREADABLE", where, message, error=why)]
+        return [*findings, _finding("SER-ARCHIVE-UNREADABLE", where, message, error=why)]
