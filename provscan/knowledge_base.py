@@ -134,11 +134,24 @@ class FamilyEntry(_Strict):
     exclusive: bool  # model_type/architecture used only by this publisher (strong evidence)
     multimodal_model_types: tuple[str, ...] = ()
     tokenizer: TokenizerSignature = TokenizerSignature()
+    # licences.yaml keys the family's official releases are published under. One key: a
+    # model whose files show this family carries that licence's terms. Several: which one
+    # applies depends on the release, so a model not naming its base is reviewed.
+    licences: tuple[str, ...] = ()
     source: str
 
 
 class FamilyBase(_Strict):
     families: tuple[FamilyEntry, ...]
+
+    @model_validator(mode="after")
+    def _licences_known(self) -> FamilyBase:
+        keys = {e.key for e in licence_base().licences}
+        for family in self.families:
+            unknown = set(family.licences) - keys
+            if unknown:
+                raise ValueError(f"family {family.key}: unknown licence keys {sorted(unknown)}")
+        return self
 
 
 # ---------------------------------------------------------------- models.yaml
