@@ -148,7 +148,9 @@ def test_licence_list_and_wrong_types(tmp_path: Path) -> None:
     result = card_of(tmp_path, "---\nlicense: [apache-2.0, mit]\nbase_model: {a: 1}\n---\n")
     assert result.value is not None and result.value.licenses == ("apache-2.0", "mit")
     assert result.value.base_models == ()
-    assert [f.severity.value for f in result.findings] == ["medium"]
+    # A parent the Hub cannot read is one nobody checks: high, naming what was dropped.
+    assert [f.severity.value for f in result.findings] == ["high"]
+    assert "{'a': 1}" in result.findings[0].message
 
 
 def test_huge_card_is_read_only_up_to_the_limit(tmp_path: Path) -> None:
@@ -206,7 +208,8 @@ def test_front_matter_is_found_where_huggingface_hub_finds_it(tmp_path: Path, te
 
 def test_a_repeated_key_is_a_malformed_card_naming_both_lines(tmp_path: Path) -> None:
     result = card_of(tmp_path, "\n---\nlicense: llama3.1\ntags: [x]\nlicense: apache-2.0\n---\n")
-    assert result.value is not None and result.value.licenses == ()  # neither value is taken
+    # Both values are taken: the Hub refuses the card, PyYAML keeps the last, others the first.
+    assert result.value is not None and result.value.licenses == ("llama3.1", "apache-2.0")
     [finding] = result.findings
     assert finding.rule_id == "INV-CARD-MALFORMED" and finding.severity.value == "high"
     assert "repeats the key 'license' (lines 3 and 5)" in finding.message

@@ -272,6 +272,66 @@ _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct
 _BoundedLoader.add_constructor("tag:yaml.org,2002:float", _BoundedLoader.construct_yaml_float)
 
 
+class _LenientLoader(_BoundedLoader):
+    """The bounded loader that reads what a strict reader refuses, to see every value a
+    reader could take: a repeated key keeps all its values (a list, in order), a custom tag
+    (`!apache`, `!!python/object`) is ignored and its node read as plain YAML. Each such
+    place is recorded in `problems`. Aliases, nesting and numbers stay bounded."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.problems: list[str] = []
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        mapping: dict[Any, Any] = {}
+        repeated: set[Any] = set()
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                key = str(key)
+            value = self.construct_object(value_node, deep=True)
+            line = key_node.start_mark.line + self.first_line
+            if key in mapping:
+                self.problems.append(
+                    f"repeats the key {str(key)[:80]!r} (lines {lines[key]} and {line})"
+                )
+                earlier = mapping[key] if key in repeated else [mapping[key]]
+                mapping[key] = [*earlier, *(value if isinstance(value, list) else [value])]
+                repeated.add(key)
+            else:
+                mapping[key] = value
+                lines[key] = line
+        return mapping
+
+    def construct_tagged(self, tag_suffix: str, node: Any) -> Any:
+        line = node.start_mark.line + self.first_line
+        self.problems.append(f"uses the custom tag {node.tag[:80]!r} (line {line})")
+        if isinstance(node, yaml.MappingNode):
+            return self.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.construct_object(child, deep=True) for child in node.value]
+        return str(node.value)
+
+
+_LenientLoader.add_multi_constructor("", _LenientLoader.construct_tagged)
+
+
+def parse_yaml_leniently(text: str, *, first_line: int = 1) -> tuple[Any, list[str]]:
+    """(data, problems) for YAML a strict reader refuses for a repeated key or a custom tag:
+    every value kept, tags ignored; raises as parse_yaml does for anything else."""
+    loader = _LenientLoader(text)
+    loader.first_line = first_line
+    try:
+        return loader.get_single_data(), loader.problems
+    except RecursionError as exc:
+        raise _too_deep() from exc
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, *, first_line: int = 1) -> Any:
     """yaml.safe_load(text) for YAML from the scanned model (a model card's front matter,
     which starts at `first_line` of its file); raises HostileData for aliases, a hostile

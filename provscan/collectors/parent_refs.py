@@ -2,7 +2,7 @@
 GGUF base_model.N.repo_url, a mergekit parent) read as a Hub repo id, or refused; never dropped.
 
 Every value that has to be changed to read as `org/name` (invisible characters, surrounding
-whitespace, a Unicode compatibility form, a Hub URL) is kept with an ORG-BASE-NORMALISED
+whitespace, a Unicode compatibility form, a look-alike letter from another script, a Hub URL) is kept with an ORG-BASE-NORMALISED
 finding; every value that cannot be read as one (a local path, a wrong type, an empty string,
 anything else) is an ORG-BASE-UNRESOLVED finding. Both name the file, the field and the value
 as stated.
@@ -11,13 +11,13 @@ as stated.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 import yaml
 
 from provscan.collectors.base import ScanFile, read_scanned
 from provscan.collectors.bounded import HostileData, parse_yaml
+from provscan.collectors.normalise import normalise
 from provscan.report import Finding, Severity, file_finding
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -25,8 +25,6 @@ NORMALISED = "ORG-BASE-NORMALISED"
 UNRESOLVED = "ORG-BASE-UNRESOLVED"
 MERGEKIT_FILES = frozenset({"mergekit_config.yml", "mergekit_config.yaml"})
 _STATED_MAX = 200
-# Zero-width space, non-joiner and joiner, word joiner, byte-order mark / zero-width no-break space.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 # huggingface.co / hf.co, any scheme or none, `www.`, then org/name and optionally what a
 # browser adds after it: /tree/<rev>, /blob/..., /resolve/..., a trailing slash, a query.
 _HUB_URL = re.compile(
@@ -59,22 +57,14 @@ def resolve_parent(
         return None, _unresolved(
             path, field, value, f"is a {type(value).__name__}, not a string", Severity.HIGH
         )
-    invisible = value.translate(_INVISIBLE)
-    normal = unicodedata.normalize("NFKC", invisible)
-    text = normal.strip()
-    reasons = []
-    if invisible != value:
-        reasons.append("invisible characters removed")
-    core = invisible.strip()
-    if unicodedata.normalize("NFKC", core) != core:  # not just a no-break space at an end
-        reasons.append("Unicode NFKC changed it")
-    deceptive = bool(reasons)
-    if text != normal:
-        reasons.append("surrounding whitespace removed")
+    normal = normalise(value)
+    text = normal.text
+    reasons = list(normal.changes)
+    deceptive = normal.deceptive
     refusal = Severity.LOW if loaded_from else Severity.HIGH
     if not text:
         return None, _unresolved(path, field, value, "is empty", refusal)
-    repo = _from_url(text)
+    repo = hub_repo_of_url(text)
     if repo is not None:
         reasons.append("a Hub URL reduced to its repo id")
     elif _local_path(text):
@@ -110,7 +100,8 @@ def resolve_parent(
     return repo, finding
 
 
-def _from_url(text: str) -> str | None:
+def hub_repo_of_url(text: str) -> str | None:
+    """The model repo id a Hub URL (huggingface.co or hf.co, any form) points into."""
     match = _HUB_URL.match(text)
     if match is None or match.group("org").casefold() in _NOT_MODELS:
         return None

@@ -202,14 +202,31 @@ def _licence(console: Console, report: Report) -> None:
         )
         console.print(
             f"  licence    {escape(t.name)} {escape(f'[{t.key}]')} from {escape(', '.join(sources))}; "
-            f"commercial use: {t.commercial}"
+            f"commercial use: {_commercial(report, t.key, t.commercial)}"
         )
     for t in facts.terms:
         if t.kind == "licence" and t.via is not None:
             console.print(
                 f"  inherits   {escape(t.name)} {escape(f'[{t.key}]')} via {escape(t.via)}; "
-                f"commercial use: {t.commercial}"
+                f"commercial use: {_commercial(report, t.key, t.commercial)}"
             )
+
+
+def _commercial(report: Report, key: str, commercial: str) -> str:
+    """'no' never stands alone: the policy's reason about it (a research configuration that
+    does not count it, a review, a deny) is named beside it; with no policy run, it is red."""
+    if commercial != "no":
+        return commercial
+    verdict = report.verdict
+    reasons = [
+        r
+        for r in (verdict.reasons if verdict is not None else ())
+        if r.rule == "POL-LICENCE-NONCOMMERCIAL"
+        and (r.details.get("licence") == key or key in r.msg)
+    ]
+    if not reasons:
+        return "[red]no[/red]"
+    return f"[red]no[/red] ({escape(reasons[0].level)}: {escape(reasons[0].rule)})"
 
 
 def _origin(console: Console, report: Report) -> None:
