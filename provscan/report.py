@@ -242,6 +242,8 @@ class LicenceEvidence(_Frozen):
     gguf | config | knowledge:model (the licence a known official repo was released under).
     `key` is the knowledge-base key it identified (None: not identified); `score` is the
     text similarity (0-1) for licence files; `sha256` identifies the text that was read.
+    `modified_clauses`: the clauses of the identified licence that the file does not carry
+    word for word ("2. Additional Commercial Terms (missing or changed)").
     """
 
     source: str
@@ -251,6 +253,7 @@ class LicenceEvidence(_Frozen):
     kind: LicenceKind | None = None
     score: float | None = Field(default=None, ge=0, le=1)
     sha256: str | None = None
+    modified_clauses: tuple[str, ...] = ()
 
 
 class Threshold(_Frozen):

@@ -63,7 +63,8 @@ def test_card_id_and_licence_text_agree(tmp_path: Path) -> None:
 def test_card_says_apache_but_licence_text_is_llama_is_a_conflict(tmp_path: Path) -> None:
     report = _scan(_model(tmp_path, _card("license: apache-2.0"), LLAMA_31.read_text()))
     assert report.licence is not None
-    assert report.licence.concluded == ("llama3.1",)  # the text governs
+    # Both apply until a person settles it (the text first): never the permissive side alone.
+    assert report.licence.concluded == ("llama3.1", "apache-2.0")
     conflict = [f for f in report.findings if f.rule_id == "LIC-CONFLICT"]
     assert conflict and "apache-2.0" in conflict[0].message and "llama3.1" in conflict[0].message
 

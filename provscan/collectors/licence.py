@@ -5,10 +5,14 @@ Every source in the artifact is read and kept as evidence: the card's `license`,
 (identified by text, with a similarity score), GGUF `general.license*`, config fields, and
 the licence a known official release was published under. Then:
 
-* concluded: the model's own licence. Licence text beats metadata (metadata is often
-  wrong or copied from a template); metadata beats the card's prose.
-* inherited: licences reaching it through its base models; a derivative carries its
-  root's duties.
+* concluded: the model's own licences: every licence its texts, its metadata and its card's
+  prose name, the text's first. Sources that disagree are a finding, and the conclusion is
+  the most restrictive reading consistent with all of them, never the permissive side alone.
+  Values are read as a person reads them (invisible characters and look-alike letters
+  undone, with a finding).
+* inherited: licences reaching it through its base models, and through the family its files
+  show when no stated base carries that family's licence; a derivative carries its root's
+  duties.
 * conflicts between sources, and a permissive label on a restricted base ("licence
   laundering"), are findings. A text provscan cannot identify is reported with its hash.
 """
@@ -17,18 +21,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
-from provscan.collectors.base import Collected, SniffedFile, load_json_object, open_scanned
-from provscan.collectors.inventory import role_of
-from provscan.collectors.licence_text import identify
+from provscan.collectors.base import Collected, SniffedFile, load_json_object
+from provscan.collectors.licence_sources import licence_text_evidence
+from provscan.collectors.normalise import normalise, skeleton
+from provscan.collectors.parent_refs import hub_repo_of_url, shown
 from provscan.collectors.serialization.gguf_scan import read_provenance
-from provscan.knowledge_base import LicenceEntry, known_model, licence_by_key, lookup
+from provscan.knowledge_base import (
+    KnownModel,
+    LicenceEntry,
+    family_by_key,
+    known_model,
+    licence_base,
+    licence_by_key,
+    lookup,
+)
 from provscan.limits import Limits
 from provscan.report import (
     CardFacts,
     FileFormat,
-    FileRole,
     Finding,
+    JsonValue,
     LicenceEvidence,
     LicenceFacts,
     LicenceTerms,
@@ -40,13 +54,15 @@ from provscan.report import (
     target_finding,
 )
 
-# A licence file larger than this is not a licence (the longest model licences are ~20 KB).
-LICENCE_TEXT_MAX = 1024 * 1024
-# Licence files read per scan; a directory of thousands of NOTICE files is not read through.
-LICENCE_FILES_MAX = 64
-
 # Evidence sources, strongest first, for choosing the model's own licence.
-_METADATA = ("card:license", "card:license_name", "card:license_link", "gguf", "config")
+_METADATA = (
+    "card:license",
+    "card:license_name",
+    "card:license_link",
+    "card:tags",
+    "gguf",
+    "config",
+)
 
 
 @dataclass
@@ -64,18 +80,10 @@ def collect_licence(
 ) -> Collected[LicenceFacts]:
     gathered = _Gathered()
     _card_evidence(card, gathered)
-    licence_files = [f for f in files if role_of(f.file.rel, f.format) is FileRole.LICENCE]
-    for item in licence_files[:LICENCE_FILES_MAX]:
-        _file_evidence(item, gathered)
-    for item in licence_files[LICENCE_FILES_MAX:]:
-        gathered.findings.append(
-            file_finding(
-                "LIC-FILE-UNREADABLE",
-                Severity.HIGH,
-                item.file.rel,
-                f"{item.file.rel}: not read: the target holds more than {LICENCE_FILES_MAX} licence files",
-            )
-        )
+    # Licence files by name and by content, any encoding; split texts put back together.
+    file_evidence, file_findings = licence_text_evidence(files)
+    gathered.evidence.extend(file_evidence)
+    gathered.findings.extend(file_findings)
     for item in files:
         if item.format is FileFormat.GGUF:
             _gguf_evidence(item, gathered)
@@ -84,7 +92,7 @@ def collect_licence(
         document, _problem = load_json_object(config.file, limits.json_file_max)
         value = document.get("license") if document else None
         if isinstance(value, str) and value.strip():
-            gathered.evidence.append(_looked_up("config", value, "config.json"))
+            gathered.evidence.append(_looked_up("config", value, "config.json", gathered))
     own = known_model(target.repo_id) if target.repo_id else None
     if own is not None:
         gathered.evidence.append(
@@ -95,15 +103,41 @@ def collect_licence(
                 kind="licence",
             )
         )
-    facts = _conclude(gathered, origin)
+    facts = _conclude(gathered, origin, own)
     return Collected(value=facts, findings=tuple(gathered.findings))
 
 
 # ---------------------------------------------------------------- evidence
 
 
-def _looked_up(source: str, value: str, path: str | None) -> LicenceEvidence:
-    entry = lookup(value)
+def _looked_up(
+    source: str, value: str, path: str | None, gathered: _Gathered | None = None
+) -> LicenceEvidence:
+    """The licence a stated id, name or link means, read as a person reads it: invisible
+    characters, compatibility forms and look-alike letters undone (with an LIC-ID-NORMALISED
+    finding in `gathered`), then looked up by name, alias, URL, a Hub repo's known licence,
+    or by its TS #39 skeleton."""
+    normal = normalise(value)
+    entry = lookup(value) or lookup(normal.text) or _by_link(normal.text)
+    if entry is None and normal.text:
+        entry = by_skeleton(normal.text)
+    if gathered is not None and normal.deceptive:
+        read_as = f"read as {entry.key}" if entry else "matches no licence provscan knows"
+        message = (
+            f"{path or source}: licence {source.split(':', 1)[-1]} {shown(value)} "
+            f"{read_as} ({'; '.join(normal.changes)}): the stated value only looks like "
+            "the licence it names"
+        )
+        details: dict[str, JsonValue] = {
+            "stated": shown(value),
+            "key": entry.key if entry else None,
+            "changes": list(normal.changes),
+        }
+        gathered.findings.append(
+            file_finding("LIC-ID-NORMALISED", Severity.HIGH, path, message, **details)
+            if path is not None
+            else target_finding("LIC-ID-NORMALISED", Severity.HIGH, message, **details)
+        )
     return LicenceEvidence(
         source=source,
         path=path,
@@ -113,13 +147,38 @@ def _looked_up(source: str, value: str, path: str | None) -> LicenceEvidence:
     )
 
 
+def _by_link(text: str) -> LicenceEntry | None:
+    """A license_link into a Hub repo whose licence is known (a release's LICENSE file)."""
+    repo = hub_repo_of_url(text)
+    model = known_model(repo) if repo else None
+    return licence_by_key(model.licence) if model else None
+
+
+@cache
+def _skeletons() -> dict[str, frozenset[str]]:
+    index: dict[str, set[str]] = {}
+    for entry in licence_base().licences:
+        names = {entry.key, *entry.hub_ids, *entry.aliases, entry.name}
+        if entry.spdx:
+            names.add(entry.spdx)
+        for name in names:
+            index.setdefault(skeleton(name), set()).add(entry.key)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+def by_skeleton(text: str) -> LicenceEntry | None:
+    """The one licence whose id or name looks like `text`; None when none or several do."""
+    keys = _skeletons().get(skeleton(text), frozenset())
+    return licence_by_key(next(iter(keys))) if len(keys) == 1 else None
+
+
 def _card_evidence(card: CardFacts | None, gathered: _Gathered) -> None:
     if card is None:
         return
     for value in card.licenses:
         if value == "other" and (card.license_name or card.license_link):
             continue  # 'other' says: look at license_name / license_link
-        found = _looked_up("card:license", value, card.path)
+        found = _looked_up("card:license", value, card.path, gathered)
         gathered.evidence.append(found)
         if found.key is None and value not in {
             "other",
@@ -135,72 +194,18 @@ def _card_evidence(card: CardFacts | None, gathered: _Gathered) -> None:
                 )
             )
     if card.license_name:
-        gathered.evidence.append(_looked_up("card:license_name", card.license_name, card.path))
+        gathered.evidence.append(
+            _looked_up("card:license_name", card.license_name, card.path, gathered)
+        )
     if card.license_link and "://" in card.license_link:
-        gathered.evidence.append(_looked_up("card:license_link", card.license_link, card.path))
+        gathered.evidence.append(
+            _looked_up("card:license_link", card.license_link, card.path, gathered)
+        )
+    for tag in card.tags:  # the Hub's own "license:<id>" tags, which a card may contradict
+        if tag.casefold().startswith("license:") and tag[8:].strip() not in {"other", "unknown"}:
+            gathered.evidence.append(_looked_up("card:tags", tag[8:], card.path, gathered))
     if card.license_prose:
-        gathered.evidence.append(_looked_up("card:prose", card.license_prose, card.path))
-
-
-def _file_evidence(item: SniffedFile, gathered: _Gathered) -> None:
-    rel = item.file.rel
-    if item.format is FileFormat.EMPTY:
-        return
-    if item.format is not FileFormat.TEXT or item.file.size > LICENCE_TEXT_MAX:
-        why = (
-            f"{item.file.size} bytes, over {LICENCE_TEXT_MAX}"
-            if item.file.size > LICENCE_TEXT_MAX
-            else f"its content is {item.format.value}, not text"
-        )
-        gathered.findings.append(
-            file_finding(
-                "LIC-FILE-UNREADABLE",
-                Severity.HIGH,
-                rel,
-                f"{rel}: licence file not read ({why}); its terms are unknown",
-                format=item.format.value,
-                size=item.file.size,
-            )
-        )
-        return
-    try:
-        with open_scanned(item.file) as handle:
-            text = handle.read(LICENCE_TEXT_MAX + 1).decode("utf-8", errors="replace")
-    except OSError as exc:
-        gathered.findings.append(
-            file_finding(
-                "LIC-FILE-UNREADABLE", Severity.HIGH, rel, f"{rel}: unreadable ({exc.strerror})"
-            )
-        )
-        return
-    identity = identify(text)
-    for match in identity.matches:
-        gathered.evidence.append(
-            LicenceEvidence(
-                source="file",
-                path=rel,
-                value=identity.title,
-                key=match.key,
-                kind=match.kind,  # type: ignore[arg-type]  # a LicenceKind from the knowledge base
-                score=match.score,
-                sha256=identity.sha256,
-            )
-        )
-    if not identity.matches:
-        gathered.evidence.append(
-            LicenceEvidence(source="file", path=rel, value=identity.title, sha256=identity.sha256)
-        )
-        gathered.findings.append(
-            file_finding(
-                "LIC-TEXT-UNKNOWN",
-                Severity.MEDIUM,
-                rel,
-                f"{rel}: licence text not identified (sha256 {identity.sha256[:16]}..., "
-                f"begins {identity.title[:60]!r}); a person must read its terms",
-                sha256=identity.sha256,
-                title=identity.title,
-            )
-        )
+        gathered.evidence.append(_looked_up("card:prose", card.license_prose, card.path, gathered))
 
 
 def _gguf_evidence(item: SniffedFile, gathered: _Gathered) -> None:
@@ -210,7 +215,7 @@ def _gguf_evidence(item: SniffedFile, gathered: _Gathered) -> None:
     for key in ("general.license", "general.license.name", "general.license.link"):
         value = meta.get(key)
         if isinstance(value, str) and value.strip():
-            gathered.evidence.append(_looked_up("gguf", value, item.file.rel))
+            gathered.evidence.append(_looked_up("gguf", value, item.file.rel, gathered))
 
 
 # ---------------------------------------------------------------- conclusions
@@ -227,20 +232,28 @@ def _keys(evidence: Iterable[LicenceEvidence], sources: Iterable[str]) -> tuple[
     )
 
 
-def _conclude(gathered: _Gathered, origin: OriginFacts | None) -> LicenceFacts:
+def _conclude(
+    gathered: _Gathered, origin: OriginFacts | None, own_known: KnownModel | None
+) -> LicenceFacts:
+    """The most restrictive reading consistent with every source: the model's own licences
+    are all those its texts and its metadata name (a disagreement is a finding, never settled
+    by picking the permissive side); inherited ones come through its bases and, when nothing
+    names a base that carries them, through the family its files show."""
     evidence = gathered.evidence
     declared = _keys(evidence, _METADATA)
     detected = _keys(evidence, ("file",))
     known = _keys(evidence, ("knowledge:model",))
     prose = _keys(evidence, ("card:prose",))
-    concluded = detected or declared or known or prose
+    concluded = tuple(dict.fromkeys(detected + declared + prose)) or known
     _conflicts(evidence, declared, detected, known, gathered)
+    _metadata_conflicts(evidence, gathered)
     inherited: dict[str, str] = {}
     for base in origin.root_models if origin else ():
         entry = known_model(base)
         if entry is not None and entry.licence not in concluded:
             inherited.setdefault(entry.licence, base)
     _laundering(concluded, inherited, evidence, gathered)
+    _family_licences(origin, own_known, concluded, inherited, gathered)
     multimodal = origin.multimodal if origin else None
     terms: dict[tuple[str, str | None], LicenceTerms] = {}
     for key in concluded:
@@ -257,6 +270,91 @@ def _conclude(gathered: _Gathered, origin: OriginFacts | None) -> LicenceFacts:
         concluded=concluded,
         inherited=tuple(inherited),
         terms=tuple(terms.values()),
+    )
+
+
+# Sources that state the model's licence in its metadata, compared with one another.
+_STATED = (*_METADATA, "card:prose")
+
+
+def _metadata_conflicts(evidence: Sequence[LicenceEvidence], gathered: _Gathered) -> None:
+    """Two metadata sources that name no licence in common (`license_name: apache-2.0` with a
+    `license_link` to the Llama licence; a card's prose against its front matter; GGUF or
+    config against the card): one high finding naming both sides of each disagreement."""
+    by_source: dict[tuple[str, str | None], set[str]] = {}
+    for e in evidence:
+        if e.source in _STATED and e.key is not None and e.kind == "licence":
+            by_source.setdefault((e.source, e.path), set()).add(e.key)
+    sides = sorted(by_source.items(), key=lambda item: _STATED.index(item[0][0]))
+    reported: set[frozenset[str]] = set()
+    for index, ((source, path), keys) in enumerate(sides):
+        for (other, other_path), other_keys in sides[index + 1 :]:
+            pair = frozenset(keys | other_keys)
+            if keys & other_keys or pair in reported:
+                continue
+            reported.add(pair)
+            first = f"{path or source} {source.split(':', 1)[-1]} says {', '.join(sorted(keys))}"
+            second = (
+                f"{other_path or other} {other.split(':', 1)[-1]} says "
+                f"{', '.join(sorted(other_keys))}"
+            )
+            gathered.findings.append(
+                target_finding(
+                    "LIC-CONFLICT",
+                    Severity.HIGH,
+                    f"licence metadata disagrees: {first}, but {second}; every licence named "
+                    "is taken to apply until a person settles it",
+                    sides={source: sorted(keys), other: sorted(other_keys)},
+                )
+            )
+
+
+def _family_licences(
+    origin: OriginFacts | None,
+    own_known: KnownModel | None,
+    concluded: tuple[str, ...],
+    inherited: dict[str, str],
+    gathered: _Gathered,
+) -> None:
+    """The licence of the family the files show, when no stated base brings it: Llama-family
+    weights labelled Apache with no base named still carry a Llama licence. A family whose
+    releases use one licence passes it on; one whose releases differ passes all of them on
+    (which applies depends on the release the weights came from) and reviews. A known
+    official release is its own family's source: only the families it is built on (an R1
+    distill on Llama) pass a licence on."""
+    if origin is None or origin.family is None or origin.family_confidence == "low":
+        return
+    if own_known is not None and origin.family not in own_known.built_on:
+        return
+    family = family_by_key(origin.family)
+    if family is None or not family.licences:
+        return
+    licences = family.licences
+    if set(licences) & (set(concluded) | set(inherited)):
+        return  # the model states (or a base brings) one of its family's licences
+    via = f"the {family.name} family (shown by its files)"
+    for key in licences:
+        inherited.setdefault(key, via)
+    entries = [e for e in map(licence_by_key, licences) if e is not None]
+    if not any(restricted(e) for e in entries) and concluded:
+        return  # a permissive family and a stated licence: nothing carried over is stricter
+    which = (
+        licences[0]
+        if len(licences) == 1
+        else f"one of {', '.join(licences)} (which one depends on the release)"
+    )
+    said = f"labelled {', '.join(concluded)}" if concluded else "given no licence"
+    gathered.findings.append(
+        target_finding(
+            "LIC-FAMILY-LICENCE",
+            Severity.HIGH,
+            f"the files show a {family.name} model ({origin.family_confidence} confidence), "
+            f"published under {which}; the model is {said} and names no base model that "
+            "carries that licence: its terms are taken to apply",
+            family=family.key,
+            family_licences=list(licences),
+            own=list(concluded),
+        )
     )
 
 
