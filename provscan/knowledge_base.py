@@ -163,12 +163,27 @@ class KnownModel(_Strict):
     pattern: str  # fnmatch pattern over 'org/name', case-insensitive
     licence: str  # licences.yaml key
     family: str | None = None
+    # families.yaml keys of other publishers' families the release is built on (an official
+    # distillation onto Llama or Qwen weights): its files showing them is no claim mismatch.
+    built_on: tuple[str, ...] = ()
     multimodal: bool = False
     source: str
 
 
 class ModelBase(_Strict):
     models: tuple[KnownModel, ...]
+
+    @model_validator(mode="after")
+    def _references_known(self) -> ModelBase:
+        licences = {e.key for e in licence_base().licences}
+        families = {e.key for e in family_base().families}
+        for model in self.models:
+            if model.licence not in licences:
+                raise ValueError(f"model {model.pattern}: unknown licence {model.licence}")
+            unknown = {k for k in (model.family, *model.built_on) if k is not None} - families
+            if unknown:
+                raise ValueError(f"model {model.pattern}: unknown families {sorted(unknown)}")
+        return self
 
 
 def _load(name: str) -> Any:

@@ -547,3 +547,85 @@ def test_falcon_180b_generation_config_uses_falcon_endoftext() -> None:
     falcon = family("falcon")
     assert ">>TITLE<<" in falcon.tokenizer.special_tokens
     assert 65024 in falcon.tokenizer.vocab_sizes
+
+
+# ---------------------------------------------------------------- licences, derivatives, ties
+
+# Families whose official licences are not recorded, with the reason.
+LICENCES_UNKNOWN = {
+    "internlm": "licences.yaml has no entry for the InternLM model licences",
+}
+
+
+@pytest.mark.parametrize("family", [f.key for f in kb.family_base().families])
+def test_every_family_names_its_licences(family: str) -> None:
+    entry = kb.family_by_key(family)
+    assert entry is not None
+    assert bool(entry.licences) != (family in LICENCES_UNKNOWN)
+
+
+def test_unknown_family_licence_is_refused() -> None:
+    data = kb._load("families.yaml")
+    data["families"][0]["licences"] = ["no-such-licence"]
+    with pytest.raises(ValueError, match="unknown licence keys"):
+        kb.FamilyBase.model_validate(data)
+
+
+def test_built_on_must_name_a_family() -> None:
+    data = kb._load("models.yaml")
+    data["models"][0]["built_on"] = ["no-such-family"]
+    with pytest.raises(ValueError, match="unknown families"):
+        kb.ModelBase.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "built_on"),
+    [
+        ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", ("llama3",)),
+        ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", ("llama3",)),
+        ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", ("qwen2",)),
+        ("deepseek-ai/DeepSeek-R1-0528-Qwen3-8B", ("qwen2",)),
+        ("deepseek-ai/DeepSeek-R1", ()),
+    ],
+)
+def test_official_distillations_name_the_family_they_are_built_on(
+    repo_id: str, built_on: tuple[str, ...]
+) -> None:
+    entry = kb.known_model(repo_id)
+    assert entry is not None and entry.built_on == built_on
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "family", "licence"),
+    [
+        ("mistralai/Mistral-Large-3-675B-Instruct-2512", "mistral-tekken", "apache-2.0"),
+        ("mistralai/Magistral-Small-2506", "mistral-tekken", "apache-2.0"),
+        ("google/gemma-4-E4B-it", "gemma4", "apache-2.0"),
+        ("deepseek-ai/DeepSeek-V3.2-Exp", "deepseek-v3", "mit"),
+        ("moonshotai/Kimi-K2-Instruct", "kimi", "kimi-modified-mit"),
+    ],
+)
+def test_this_years_releases_are_known(repo_id: str, family: str, licence: str) -> None:
+    entry = kb.known_model(repo_id)
+    assert entry is not None and (entry.family, entry.licence) == (family, licence)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "family"),
+    [
+        ("deepseek_v4", "deepseek-v4"),
+        ("deepseek_v32", "deepseek-v3"),
+        ("ministral3", "mistral-tekken"),
+        ("kimi_k2", "kimi"),
+        ("kimi_k25", "kimi"),
+        ("glm4_moe", "glm"),
+        ("glm_moe_dsa", "glm"),
+        ("qwen3_next", "qwen2"),
+        ("qwen3_moe", "qwen2"),
+        ("llama4", "llama4"),
+        ("gemma4", "gemma4"),
+    ],
+)
+def test_new_model_types_have_a_family(model_type: str, family: str) -> None:
+    owners = [f.key for f in kb.family_base().families if model_type in f.model_types]
+    assert owners == [family]

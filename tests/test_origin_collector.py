@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fixtures.models import build_demo_model
 from provscan.pipeline import ScanOptions, scan
@@ -498,3 +501,254 @@ def test_unreadable_mergekit_parents_are_unresolved(
     [finding] = _findings(report, "ORG-BASE-UNRESOLVED", "mergekit_config.yml")
     assert finding.severity.value == "high" and finding.evidence["field"] == field
     assert "mergekit_config.yml" in finding.message and problem in finding.message
+
+
+# ---------------------------------------------------------------- tokenizer readers
+
+
+def _write_gguf(path: Path, tokens: list[str]) -> Path:
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_token_list(tokens)
+    writer.add_tensor("stand_in", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _unreadable(report: Report) -> list[Finding]:
+    return [f for f in report.findings if f.rule_id == "ORG-TOKENIZER-UNREADABLE"]
+
+
+def test_tokens_past_the_first_megabytes_of_tokenizer_json_are_found(tmp_path: Path) -> None:
+    # A 6 MB vocabulary before added_tokens: a head-only search would miss them.
+    model = _model(tmp_path)
+    vocab = {f"tok{i:07d}{'x' * 40}": i for i in range(120_000)}
+    added = [{"id": 200_000 + i, "content": t} for i, t in enumerate(QWEN_TOKENS_ALL)]
+    document = {"model": {"type": "BPE", "vocab": vocab}, "added_tokens": added}
+    (model / "tokenizer.json").write_text(json.dumps(document))
+    assert (model / "tokenizer.json").stat().st_size > 6 * 1024 * 1024
+    origin = _scan(model).origin
+    assert origin is not None
+    signals = [s for s in origin.family_signals if s.family == "qwen2" and s.signal == "tokenizer"]
+    assert signals and signals[0].path == "tokenizer.json"
+
+
+QWEN_TOKENS_ALL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|box_start|>",
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"added_tokens": [', "not valid JSON"),
+        (b'{"a": ' + b"[" * 200 + b"]" * 200 + b"}", "nested deeper"),
+        (b'["<|im_start|>"]', "not an object"),
+        (b'{"added_tokens": [{"content": "\xff\xfe"}]}', "not valid JSON"),
+    ],
+)
+def test_unreadable_tokenizer_is_a_finding_naming_it(
+    content: bytes, problem: str, tmp_path: Path
+) -> None:
+    model = _model(tmp_path)
+    _qwen_files(model)  # the config and tokenizer_config still count
+    (model / "tokenizer.json").write_bytes(content)
+    report = _scan(model)
+    [finding] = [f for f in _unreadable(report) if f.message.startswith("tokenizer.json")]
+    assert finding.location is not None and finding.location.path == "tokenizer.json"
+    assert finding.severity.value == "medium" and problem in finding.message
+    assert report.origin is not None and report.origin.family == "qwen2"
+
+
+def test_oversized_tokenizer_is_a_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from provscan.collectors import tokenizer_read
+
+    monkeypatch.setattr(tokenizer_read, "TOKENIZER_READ_MAX", 64)
+    monkeypatch.setattr(tokenizer_read.read_tokenizer_tokens, "__defaults__", ((), 64))
+    model = _model(tmp_path)
+    (model / "special_tokens_map.json").write_text(json.dumps({"pad": "x" * 100}))
+    found = {f.location.path: f for f in _unreadable(_scan(model)) if f.location is not None}
+    finding = found["special_tokens_map.json"]
+    assert "read bound" in finding.message and finding.severity.value == "medium"
+
+
+def test_sentencepiece_model_pieces_match_the_library(tmp_path: Path) -> None:
+    import sentencepiece as spm
+
+    from provscan.collectors.sentencepiece_read import parse_sentencepiece
+
+    corpus = tmp_path / "corpus.txt"
+    words = " ".join(f"w{i} v{i % 97} u{i % 31}" for i in range(3000))
+    corpus.write_text("\n".join(words[i : i + 200] for i in range(0, len(words), 200)))
+    prefix = tmp_path / "sp"
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(prefix),
+        vocab_size=120,
+        user_defined_symbols=["<start_of_turn>", "<end_of_turn>"],
+        control_symbols=["<start_of_image>"],
+        minloglevel=2,
+    )
+    data = (tmp_path / "sp.model").read_bytes()
+    processor = spm.SentencePieceProcessor(model_file=str(tmp_path / "sp.model"))
+    pieces = parse_sentencepiece(data, frozenset({"w1"}))
+    assert pieces.vocab_size == processor.get_piece_size() == 120
+    specials = {
+        processor.id_to_piece(i)
+        for i in range(processor.get_piece_size())
+        if processor.is_control(i) or processor.is_unknown(i)
+    } | {"<start_of_turn>", "<end_of_turn>"}  # the user-defined pieces
+    assert specials | ({"w1"} & pieces.tokens) == pieces.tokens
+    assert {"<start_of_turn>", "<end_of_turn>", "<start_of_image>"} <= pieces.tokens
+    # In a model folder: the Gemma turn tokens are found in tokenizer.model.
+    model = _model(tmp_path)
+    (model / "tokenizer.model").write_bytes(data)
+    origin = _scan(model).origin
+    assert origin is not None
+    assert {s.family for s in origin.family_signals if s.path == "tokenizer.model"} >= {"gemma"}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x0a\xff\xff\xff\xff\x0f",  # a piece longer than the file
+        b"\x0a\x02\x0a",  # a piece message cut short
+        b"\x0f" * 10,  # wire type 7
+        b"\xff" * 11,  # a varint over 10 bytes
+        b"",  # no pieces at all
+    ],
+)
+def test_hostile_sentencepiece_is_a_finding(content: bytes, tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    (model / "tokenizer.model").write_bytes(content)
+    [finding] = _unreadable(_scan(model))
+    assert finding.location is not None and finding.location.path == "tokenizer.model"
+
+
+def test_gguf_token_list_bounds_are_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provscan.collectors.serialization import gguf_scan
+
+    model = tmp_path / "model"
+    model.mkdir()
+    _write_gguf(model / "model.gguf", [f"t{i}" for i in range(300)] + ["<|im_start|>"])
+    before = gguf_scan.read_provenance.__wrapped__  # the existing reader is unchanged
+    monkeypatch.setattr(gguf_scan, "TOKENS_COUNT_MAX", 100)
+    [finding] = _unreadable(_scan(model))
+    assert finding.location is not None and finding.location.path == "model.gguf"
+    assert "declares 301 tokens" in finding.message
+    monkeypatch.setattr(gguf_scan, "TOKENS_COUNT_MAX", 10_000)
+    monkeypatch.setattr(gguf_scan, "TOKENS_BYTES_MAX", 500)
+    [finding] = _unreadable(_scan(model))
+    assert "over 500 bytes" in finding.message
+    assert gguf_scan.read_provenance.__wrapped__ is before
+
+
+def test_gguf_tokens_are_read_whole(tmp_path: Path) -> None:
+    from provscan.collectors.base import ScanFile
+    from provscan.collectors.serialization.gguf_scan import read_gguf_tokens
+
+    path = _write_gguf(tmp_path / "m.gguf", [f"t{i}" for i in range(5000)] + ["<|eot_id|>"])
+    stat = path.stat()
+    file = ScanFile(rel="m.gguf", path=path, size=stat.st_size)
+    tokens = read_gguf_tokens(file, ["<|eot_id|>", "<|im_end|>"])
+    assert tokens is not None and tokens.count == 5001
+    assert tokens.tokens == {"<|eot_id|>"}
+
+
+# ---------------------------------------------------------------- families and publishers
+
+
+def test_family_licences_cover_their_official_releases() -> None:
+    from provscan.knowledge_base import family_by_key, model_base, publisher_for_org
+
+    for model in model_base().models:
+        family = family_by_key(model.family) if model.family else None
+        publisher = publisher_for_org(model.pattern.split("/", 1)[0])
+        if family is None or publisher is None or publisher.key != family.publisher:
+            continue  # another publisher's release built on the family (a distillation)
+        assert model.licence in family.licences, (model.pattern, family.key)
+
+
+def test_a_tokenizer_read_only_in_part_keeps_what_it_read(tmp_path: Path) -> None:
+    # hf:// metadata-only scans may hold a file's first bytes and zeros after: the tokens
+    # in those bytes count, and the parse stopped by the zeros is no finding.
+    import dataclasses
+
+    from provscan.collectors.inventory import collect_inventory
+    from provscan.collectors.origin import collect_origin
+    from provscan.limits import DEFAULT_LIMITS
+    from provscan.report import TargetInfo, TargetKind
+    from provscan.targets import resolve_target
+
+    model = tmp_path / "model"
+    model.mkdir()
+    added = [{"id": 151643 + i, "content": t} for i, t in enumerate(QWEN_TOKENS_ALL)]
+    head = json.dumps({"added_tokens": added, "model": {"vocab": {}}}).encode()[:-30]
+    (model / "tokenizer.json").write_bytes(head + b"\0" * 4096)
+    (model / "tokenizer.model").write_bytes(b"\x0a\x13\x0a\x0f<start_of_turn>\x18\x04" + b"\0" * 64)
+    files = resolve_target(str(model), DEFAULT_LIMITS).files
+    sniffed = [
+        dataclasses.replace(s, file=dataclasses.replace(s.file, read="head"))
+        for s in collect_inventory(files, DEFAULT_LIMITS).value
+    ]
+    target = TargetInfo(input=str(model), kind=TargetKind.HUB_METADATA, root=str(model), name="m")
+    collected = collect_origin(sniffed, target, None, None, DEFAULT_LIMITS)
+    assert not [f for f in collected.findings if f.rule_id == "ORG-TOKENIZER-UNREADABLE"]
+    signals = {(s.family, s.path) for s in collected.value.family_signals}
+    assert ("qwen2", "tokenizer.json") in signals
+    # Whole files with the same bytes are unreadable, and say so.
+    whole = collect_origin(
+        collect_inventory(files, DEFAULT_LIMITS).value, target, None, None, DEFAULT_LIMITS
+    )
+    unreadable = {f.location.path for f in whole.findings if f.location is not None}
+    assert {"tokenizer.json", "tokenizer.model"} <= unreadable
+
+
+def test_gguf_token_list_of_numbers_is_a_finding(tmp_path: Path) -> None:
+    import gguf
+
+    model = tmp_path / "model"
+    model.mkdir()
+    writer = gguf.GGUFWriter(str(model / "model.gguf"), "llama")
+    writer.add_array("tokenizer.ggml.tokens", [1, 2, 3])
+    writer.add_tensor("stand_in", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    [finding] = _unreadable(_scan(model))
+    assert "not strings" in finding.message
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=512))
+def test_tokenizer_readers_only_ever_refuse(data: bytes) -> None:
+    # Hostile bytes: the readers return or raise their own "unreadable" error, nothing else.
+    import tempfile
+
+    from provscan.collectors.base import ScanFile
+    from provscan.collectors.sentencepiece_read import (
+        SentencePieceUnreadable,
+        parse_sentencepiece,
+    )
+    from provscan.collectors.tokenizer_read import TokenizerUnreadable, read_tokenizer_tokens
+
+    with contextlib.suppress(SentencePieceUnreadable):
+        parse_sentencepiece(data, frozenset({"<s>"}))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tokenizer.json"
+        for content in (data, b'{"added_tokens": [{"content": ' + data + b"}]}"):
+            path.write_bytes(content)
+            file = ScanFile(rel="tokenizer.json", path=path, size=len(content))
+            with contextlib.suppress(TokenizerUnreadable):
+                read_tokenizer_tokens(file, ["<s>"])

@@ -12,7 +12,6 @@ that only reads as a Hub repo id once changed, or not at all, is a finding (pare
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,6 @@ from provscan.collectors.base import (
     ScanFile,
     SniffedFile,
     load_json_object,
-    open_scanned,
     string_list,
 )
 from provscan.collectors.origin_hub import HUB_SOURCE, hub_lineage_findings, hub_root_models
@@ -32,10 +30,17 @@ from provscan.collectors.parent_refs import (
     mergekit_refs,
     resolve_parent,
 )
-from provscan.collectors.serialization.gguf_scan import read_provenance
+from provscan.collectors.sentencepiece_read import SentencePieceUnreadable, read_sentencepiece
+from provscan.collectors.serialization.gguf_scan import (
+    GgufTokensUnreadable,
+    read_gguf_tokens,
+    read_provenance,
+)
+from provscan.collectors.tokenizer_read import TokenizerUnreadable, read_tokenizer_tokens
 from provscan.hub_lineage import HubLineage
 from provscan.knowledge_base import (
     FamilyEntry,
+    KnownModel,
     PublisherEntry,
     family_base,
     family_by_key,
@@ -62,10 +67,9 @@ from provscan.report import (
     target_finding,
 )
 
-# Only the start of tokenizer.json is searched for special tokens: `added_tokens` comes
-# first, and the vocabulary after it can be tens of megabytes.
-TOKENIZER_HEAD = 4 * 1024 * 1024
+# Read whole, as JSON (tokenizer_read): escapes decoded, nothing past a byte limit missed.
 _TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
+_SENTENCEPIECE_FILES = ("tokenizer.model",)
 _RELATIONS: frozenset[str] = frozenset({"finetune", "adapter", "merge", "quantized"})
 _STRENGTH = {"strong": 3, "weak": 1}
 
@@ -81,6 +85,8 @@ class _Evidence:
     model_types: set[str] = field(default_factory=set)
     config_multimodal: bool | None = None
     gguf_org: str | None = None
+    # family key -> the special tokens of its signature found in any tokenizer file.
+    matched: dict[str, set[str]] = field(default_factory=dict)
     # ORG-BASE-NORMALISED / ORG-BASE-UNRESOLVED: stated parents changed or refused on reading.
     findings: list[Finding] = field(default_factory=list)
 
@@ -125,7 +131,7 @@ def collect_origin(
     params = _json(by_name.get("params.json"), limits)
     if params is not None:
         _vocab_signal(params.get("vocab_size"), "params.json", "params", evidence)
-    _tokenizer_evidence(by_name, limits, evidence)
+    _tokenizer_evidence(by_name, evidence)
     for item in files:
         if item.format is FileFormat.GGUF:
             _gguf_evidence(item.file, evidence)
@@ -141,7 +147,7 @@ def collect_origin(
                 strength="strong",
             )
         )
-    return _decide(target, evidence, own_known is not None and own_known.multimodal, hub)
+    return _decide(target, evidence, own_known, hub)
 
 
 # ---------------------------------------------------------------- evidence
@@ -184,21 +190,12 @@ def _card_claims(card: CardFacts | None, evidence: _Evidence) -> None:
 def _config_evidence(
     config: dict[str, Any], rel: str, target: TargetInfo, evidence: _Evidence
 ) -> None:
-    model_type = config.get("model_type")
-    if isinstance(model_type, str):
-        evidence.model_types.add(model_type)
-    architectures = string_list(config.get("architectures"))
-    for family in family_base().families:
-        if isinstance(model_type, str) and model_type in family.model_types:
-            evidence.signals.append(
-                _declared_by(family, "model_type", rel, f"model_type {model_type!r}")
-            )
-        shared = [a for a in architectures if a in family.architectures]
-        if shared:
-            evidence.signals.append(
-                _declared_by(family, "architecture", rel, f"architectures {shared}")
-            )
-    _vocab_signal(config.get("vocab_size"), rel, "vocab_size", evidence)
+    _declared_types(config, rel, "", evidence)
+    # A multimodal wrapper (mistral3, gemma4, llama4, kimi_k25 ...) nests its language
+    # model's model_type and vocab_size in text_config: both are evidence as well.
+    text = config.get("text_config")
+    if isinstance(text, dict):
+        _declared_types(text, rel, "text_config.", evidence)
     evidence.config_multimodal = any(
         isinstance(config.get(key), dict) for key in ("vision_config", "audio_config")
     )
@@ -217,6 +214,22 @@ def _config_evidence(
                     repo = ref.split("--", 1)[0]
                     if REPO_ID.match(repo) and repo != target.repo_id:
                         evidence.claims.append((repo, None, f"{rel} auto_map"))
+
+
+def _declared_types(config: dict[str, Any], rel: str, where: str, evidence: _Evidence) -> None:
+    model_type = config.get("model_type")
+    if isinstance(model_type, str):
+        evidence.model_types.add(model_type)
+    architectures = string_list(config.get("architectures"))
+    for family in family_base().families:
+        if isinstance(model_type, str) and model_type in family.model_types:
+            detail = f"{where}model_type {model_type!r}"
+            evidence.signals.append(_declared_by(family, "model_type", rel, detail))
+        shared = [a for a in architectures if a in family.architectures]
+        if shared:
+            detail = f"{where}architectures {shared}"
+            evidence.signals.append(_declared_by(family, "architecture", rel, detail))
+    _vocab_signal(config.get("vocab_size"), rel, "vocab_size", evidence)
 
 
 def _declared_by(family: FamilyEntry, signal: str, rel: str, detail: str) -> FamilySignal:
@@ -246,42 +259,74 @@ def _vocab_signal(value: object, rel: str, signal: str, evidence: _Evidence) -> 
             )
 
 
-def _tokenizer_evidence(
-    by_name: dict[str, SniffedFile], limits: Limits, evidence: _Evidence
-) -> None:
-    heads: dict[str, bytes] = {}
-    for name in _TOKENIZER_FILES:
+def _wanted_tokens() -> frozenset[str]:
+    return frozenset(t for f in family_base().families for t in f.tokenizer.special_tokens)
+
+
+def _tokenizer_evidence(by_name: dict[str, SniffedFile], evidence: _Evidence) -> None:
+    """Special tokens and vocabulary sizes of the tokenizer files; one that cannot be read
+    is a finding naming it, and the other files still count."""
+    wanted = _wanted_tokens()
+    for name in (*_TOKENIZER_FILES, *_SENTENCEPIECE_FILES):
         item = by_name.get(name)
         if item is None:
             continue
+        size: int | None
+        # An hf:// metadata-only scan may hold only the file's first bytes: what they
+        # define still counts, and a parse stopped by the missing rest is no finding.
+        partial = item.file.read != "whole"
         try:
-            with open_scanned(item.file) as handle:
-                heads[name] = handle.read(min(TOKENIZER_HEAD, limits.json_file_max))
-        except OSError:
+            if name in _SENTENCEPIECE_FILES:
+                pieces = read_sentencepiece(item.file, wanted, partial=partial)
+                tokens, size = pieces.tokens, pieces.vocab_size
+            else:
+                read = read_tokenizer_tokens(item.file, wanted, partial=partial)
+                tokens, size = read.tokens, read.vocab_size
+        except (TokenizerUnreadable, SentencePieceUnreadable) as exc:
+            evidence.findings.append(_unreadable_tokenizer(item.file.rel, exc.problem))
             continue
-    if not heads:
-        return
+        _token_signals(tokens, item.file.rel, evidence)
+        if name in ("tokenizer.json", *_SENTENCEPIECE_FILES):
+            _vocab_signal(size, item.file.rel, "vocab_size", evidence)
+
+
+def _unreadable_tokenizer(rel: str, problem: str) -> Finding:
+    return file_finding(
+        "ORG-TOKENIZER-UNREADABLE",
+        Severity.MEDIUM,
+        rel,
+        f"{rel}: the tokenizer could not be read ({problem}); its special tokens and "
+        "vocabulary size are not part of the family evidence",
+        problem=problem,
+    )
+
+
+def _token_signals(tokens: frozenset[str], rel: str, evidence: _Evidence) -> None:
+    """A strong tokenizer signal for every family whose signature the tokens reach."""
     for family in family_base().families:
         signature = family.tokenizer
         if not signature.special_tokens:
             continue
-        found: dict[str, list[str]] = {}
-        for token in signature.special_tokens:
-            forms = {token.encode(), json.dumps(token).strip('"').encode()}
-            for name, head in heads.items():
-                if any(form in head for form in forms):
-                    found.setdefault(name, []).append(token)
-        best = max(found.items(), key=lambda item: len(item[1]), default=None)
-        if best is not None and len(best[1]) >= signature.min_special:
-            evidence.signals.append(
-                FamilySignal(
-                    family=family.key,
-                    signal="tokenizer",
-                    path=best[0],
-                    detail=f"special tokens {best[1]}",
-                    strength="strong",
-                )
+        found = [token for token in signature.special_tokens if token in tokens]
+        if not found:
+            continue
+        evidence.matched.setdefault(family.key, set()).update(found)
+        if len(found) < signature.min_special:
+            continue
+        already = [
+            s for s in evidence.signals if s.family == family.key and s.signal == "tokenizer"
+        ]
+        if already:
+            continue  # one tokenizer signal per family, from the first file that reaches it
+        evidence.signals.append(
+            FamilySignal(
+                family=family.key,
+                signal="tokenizer",
+                path=rel,
+                detail=f"special tokens {found}",
+                strength="strong",
             )
+        )
 
 
 def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
@@ -305,6 +350,14 @@ def _gguf_evidence(file: ScanFile, evidence: _Evidence) -> None:
     organization = meta.get("general.organization")
     if isinstance(organization, str):
         evidence.gguf_org = organization
+    try:
+        tokens = read_gguf_tokens(file, _wanted_tokens())
+    except GgufTokensUnreadable as exc:
+        evidence.findings.append(_unreadable_tokenizer(file.rel, exc.problem))
+        return
+    if tokens is not None:
+        _token_signals(tokens.tokens, file.rel, evidence)
+        _vocab_signal(tokens.count, file.rel, "gguf", evidence)
 
 
 def _gguf_base(meta: dict[str, Any], prefix: str, rel: str, evidence: _Evidence) -> str | None:
@@ -344,10 +397,33 @@ def _mergekit_evidence(file: ScanFile, limits: Limits, evidence: _Evidence) -> N
 # ---------------------------------------------------------------- decisions
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """The family the files show, or, when families of one publisher tie, that publisher."""
+
+    family: FamilyEntry | None
+    publisher: PublisherEntry | None  # the family's publisher (or the tied families' one)
+    confidence: Confidence
+    candidates: tuple[FamilyEntry, ...] = ()  # the tied families when family is None
+
+    @property
+    def label(self) -> str:
+        if self.family is not None:
+            return self.family.name
+        return " or ".join(f.name for f in self.candidates)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (
+            (self.family.key,) if self.family is not None else tuple(c.key for c in self.candidates)
+        )
+
+
 def _decide(
-    target: TargetInfo, evidence: _Evidence, known_multimodal: bool, hub: HubLineage | None
+    target: TargetInfo, evidence: _Evidence, own_known: KnownModel | None, hub: HubLineage | None
 ) -> Collected[OriginFacts]:
-    family, confidence = _family(evidence.signals)
+    decision = _family(evidence.signals, evidence.matched)
+    family, confidence = decision.family, decision.confidence
     own_org = target.repo_id.split("/", 1)[0] if target.repo_id else evidence.gguf_org
     publisher = _publisher(own_org) if own_org else None
     lineage = _lineage(target, evidence.claims, hub)
@@ -355,22 +431,23 @@ def _decide(
     direct = tuple(dict.fromkeys(edge.base for edge in lineage if edge.child == child))
     bases = hub_root_models(target, hub) or direct
     roots = tuple(_publisher(base.split("/", 1)[0]) for base in bases)
+    known_multimodal = own_known is not None and own_known.multimodal
     multimodal = _multimodal(evidence, bases, known_multimodal)
-    family_publisher = publisher_by_key(family.publisher) if family else None
+    family_publisher = decision.publisher
     # Publishers the artifact claims (its own, its bases'); the files may show another.
     claimed = {p.key for p in (publisher, *roots) if p is not None and p.key}
-    jurisdictions = _jurisdictions(
-        publisher, roots, bases, family, family_publisher, confidence, claimed
-    )
+    jurisdictions = _jurisdictions(publisher, roots, bases, decision, claimed)
     findings = evidence.findings + _unknown_bases(bases, roots) + hub_lineage_findings(hub)
+    # An official release built on another publisher's family (DeepSeek-R1-Distill-Llama on
+    # Llama 3, by DeepSeek) claims that family too: models.yaml says so.
+    acknowledged = claimed | _built_on_publishers([own_known, *map(known_model, bases)])
     if (
-        family is not None
-        and family_publisher is not None
+        family_publisher is not None
         and claimed
-        and family_publisher.key not in claimed
+        and family_publisher.key not in acknowledged
         and confidence != "low"
     ):
-        findings.append(_mismatch(family, family_publisher, bases, publisher, evidence.signals))
+        findings.append(_mismatch(decision, family_publisher, bases, publisher, evidence.signals))
     facts = OriginFacts(
         publisher=publisher,
         lineage=lineage,
@@ -385,18 +462,88 @@ def _decide(
     return Collected(value=facts, findings=tuple(findings))
 
 
-def _family(signals: Sequence[FamilySignal]) -> tuple[FamilyEntry | None, Confidence]:
-    """The family with the most evidence; none when two families tie for the lead."""
+def _built_on_publishers(models: Iterable[KnownModel | None]) -> set[str]:
+    """Publishers of the families official releases are known to be built on."""
+    keys: set[str] = set()
+    for model in models:
+        if model is None:
+            continue
+        for family_key in (model.family, *model.built_on):
+            entry = family_by_key(family_key) if family_key else None
+            if entry is not None:
+                keys.add(entry.publisher)
+    return keys
+
+
+def _family(
+    signals: Sequence[FamilySignal], matched: dict[str, set[str]] | None = None
+) -> _Decision:
+    """The family with the most evidence.
+
+    Families that tie for the lead are told apart by their tokenizer signatures: one whose
+    matched special tokens include every other leader's and more (Gemma 3's image tokens
+    beside the turn tokens Gemma and Gemma 2 share) is the more specific match. Leaders
+    that still tie leave the family undecided; when they all belong to one publisher
+    (Qwen2 and Qwen3 names, Gemma 2 and 3), that publisher is still the answer, at
+    medium confidence at most.
+    """
+    matched = matched or {}
     scores: dict[str, int] = {}
     for signal in signals:
         scores[signal.family] = scores.get(signal.family, 0) + _STRENGTH[signal.strength]
-    ranked = sorted(scores.items(), key=lambda item: -item[1])
-    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
-        return None, "low"
-    key = ranked[0][0]
-    strong = {s.signal for s in signals if s.family == key and s.strength == "strong"}
+    if not scores:
+        return _Decision(None, None, "low")
+    top = max(scores.values())
+    leaders = [key for key, score in scores.items() if score == top]
+    if len(leaders) > 1:
+        specific = [
+            key
+            for key in leaders
+            if all(matched.get(o, set()) < matched.get(key, set()) for o in leaders if o != key)
+        ]
+        if len(specific) == 1:
+            return _decided(specific[0], signals, cap="medium")
+        entries = [e for e in (family_by_key(key) for key in leaders) if e is not None]
+        owners = {e.publisher for e in entries}
+        if len(owners) != 1:
+            return _Decision(None, None, "low")
+        strong = {s.signal for s in signals if s.family in leaders and s.strength == "strong"}
+        confidence: Confidence = "medium" if strong else "low"
+        return _Decision(None, publisher_by_key(owners.pop()), confidence, tuple(entries))
+    return _decided(leaders[0], signals)
+
+
+def _decided(key: str, signals: Sequence[FamilySignal], cap: Confidence | None = None) -> _Decision:
+    entry = family_by_key(key)
+    if entry is None:
+        return _Decision(None, None, "low")
+    own = [s for s in signals if s.family == key]
+    strong = {s.signal for s in own if s.strength == "strong"}
     confidence: Confidence = "high" if len(strong) >= 2 else "medium" if strong else "low"
-    return family_by_key(key), confidence
+    if confidence == "low" and _declared_with_own_vocab(own):
+        confidence = "medium"
+    if cap == "medium" and confidence == "high":
+        confidence = "medium"
+    return _Decision(entry, publisher_by_key(entry.publisher), confidence)
+
+
+_DECLARED = frozenset({"model_type", "architecture", "gguf"})
+
+
+def _declared_with_own_vocab(own: Sequence[FamilySignal]) -> bool:
+    """A shared model_type / architecture (llama, LlamaForCausalLM) together with a
+    vocabulary size no other family uses (Llama 3's 128256): medium evidence. A model
+    built from scratch would have to reuse both the architecture and that vocabulary."""
+    if not any(s.signal in _DECLARED and not s.detail.startswith("vocab_size") for s in own):
+        return False
+    for signal in own:
+        if not signal.detail.startswith("vocab_size "):
+            continue
+        value = int(signal.detail.removeprefix("vocab_size "))
+        owners = [f for f in family_base().families if value in f.tokenizer.vocab_sizes]
+        if len(owners) == 1:
+            return True
+    return False
 
 
 def _publisher(org: str) -> Publisher:
@@ -463,12 +610,11 @@ def _jurisdictions(
     publisher: Publisher | None,
     roots: Sequence[Publisher],
     bases: Sequence[str],
-    family: FamilyEntry | None,
-    family_publisher: PublisherEntry | None,
-    family_confidence: Confidence,
+    decision: _Decision,
     claimed: set[str],
 ) -> tuple[Jurisdiction, ...]:
     """Every country the evidence ties the weights to: claimed ones and the files' own."""
+    family_publisher = decision.publisher
     out: list[Jurisdiction] = []
     if publisher is not None and publisher.country is not None:
         out.append(
@@ -486,7 +632,9 @@ def _jurisdictions(
         if root.country is None:
             continue  # not in the registry: ORG-BASE-UNKNOWN
         agrees = family_publisher is not None and family_publisher.key == root.key
-        confidence: Confidence = "high" if agrees else "medium" if family is None else "low"
+        confidence: Confidence = (
+            "high" if agrees else "medium" if family_publisher is None else "low"
+        )
         out.append(
             Jurisdiction(
                 country=root.country,
@@ -496,14 +644,14 @@ def _jurisdictions(
                 evidence=f"base model {base} is published by {root.legal_entity}",
             )
         )
-    if family is not None and family_publisher is not None and family_publisher.key not in claimed:
+    if family_publisher is not None and family_publisher.key not in claimed:
         out.append(
             Jurisdiction(
                 country=family_publisher.country,
                 org=family_publisher.hub_orgs[0],
                 role="family",
-                confidence=family_confidence,
-                evidence=f"the files show a {family.name} model ({family_publisher.legal_entity})",
+                confidence=decision.confidence,
+                evidence=f"the files show a {decision.label} model ({family_publisher.legal_entity})",
             )
         )
     return tuple(out)
@@ -523,7 +671,7 @@ def _unknown_bases(bases: Sequence[str], roots: Sequence[Publisher]) -> list[Fin
 
 
 def _mismatch(
-    family: FamilyEntry,
+    decision: _Decision,
     family_publisher: PublisherEntry,
     bases: Sequence[str],
     publisher: Publisher | None,
@@ -534,17 +682,17 @@ def _mismatch(
         if bases
         else f"publisher {publisher.org if publisher else '?'}"
     )
-    signals = [s for s in all_signals if s.family == family.key and s.strength == "strong"]
+    keys = decision.keys
+    family = keys[0] if len(keys) == 1 else " / ".join(keys)
+    signals = [s for s in all_signals if s.family in keys and s.strength == "strong"]
     where = signals[0].path if signals and signals[0].path else None
     detail = "; ".join(f"{s.path or s.signal}: {s.detail}" for s in signals)
     message = (
-        f"the artifact claims {claim}, but its files show a {family.name} model "
+        f"the artifact claims {claim}, but its files show a {decision.label} model "
         f"by {family_publisher.legal_entity} ({detail})"
     )
     if where:
         return file_finding(
-            "ORG-CLAIM-MISMATCH", Severity.HIGH, where, message, family=family.key, claim=claim
+            "ORG-CLAIM-MISMATCH", Severity.HIGH, where, message, family=family, claim=claim
         )
-    return target_finding(
-        "ORG-CLAIM-MISMATCH", Severity.HIGH, message, family=family.key, claim=claim
-    )
+    return target_finding("ORG-CLAIM-MISMATCH", Severity.HIGH, message, family=family, claim=claim)

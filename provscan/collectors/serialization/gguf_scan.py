@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -13,10 +15,15 @@ from provscan.collectors.bounded import (
 )
 from provscan.collectors.serialization.chat_template import UNCHECKED, lint_chat_template
 from provscan.collectors.serialization.gguf_reader import (
+    T_ARRAY,
+    T_STRING,
     GgufArray,
     GgufError,
     GgufMetadata,
     GgufValue,
+    _Cursor,
+    _read_key,
+    _read_value,
     read_gguf,
 )
 from provscan.limits import Limits
@@ -203,3 +210,72 @@ def scan_tokenizer_config_template(file: ScanFile, limits: Limits) -> list[Findi
     for where, template in templates:
         findings.extend(_template_findings(rel, where, template))
     return findings
+
+
+# tokenizer.ggml.tokens: the whole vocabulary, read only by read_gguf_tokens.
+TOKENS_KEY = "tokenizer.ggml.tokens"
+TOKENS_COUNT_MAX = 2_000_000  # real vocabularies have up to ~262k tokens
+TOKENS_BYTES_MAX = 48 * 1024 * 1024  # bytes of token strings read (about 3 MB in real files)
+TOKEN_KEEP_MAX = 1024  # bytes kept of one token; longer ones are skipped past
+
+
+class GgufTokensUnreadable(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class GgufTokens:
+    tokens: frozenset[str]  # the asked-for tokens the vocabulary holds
+    count: int  # tokens in the vocabulary (llama.cpp pads it to the config's vocab_size)
+
+
+def read_gguf_tokens(file: ScanFile, wanted: Iterable[str]) -> GgufTokens | None:
+    """Which of `wanted` the GGUF vocabulary (tokenizer.ggml.tokens) holds, and its size.
+
+    None when the file has no token list. The metadata before the list is read with the
+    same bounded reader as read_gguf (a file it refuses is a serialization finding); the
+    list itself is walked string by string, bounded in count and total bytes, keeping only
+    the asked-for tokens. Raises GgufTokensUnreadable when the list breaks a bound.
+    """
+    wanted_set = {token.encode() for token in wanted}
+    try:
+        with open_scanned(file) as handle:
+            size = handle.seek(0, 2)
+            handle.seek(0)
+            cur = _Cursor(handle, size)
+            if size < 24 or cur.read(4, "magic") != b"GGUF" or cur.u32("version") not in (2, 3):
+                return None
+            cur.u64("tensor count")
+            kv_count = cur.u64("metadata KV count")
+            meta = GgufMetadata(version=0, tensor_count=0)  # problems are read_gguf's to report
+            for index in range(min(kv_count, 65_536)):
+                key = _read_key(cur, meta, index)
+                value_type = cur.u32(f"key {key!r}: value type")
+                if key == TOKENS_KEY and value_type == T_ARRAY:
+                    return _token_list(cur, wanted_set)
+                _read_value(cur, meta, key, value_type)
+    except (GgufError, OSError):
+        return None
+    return None
+
+
+def _token_list(cur: _Cursor, wanted: set[bytes]) -> GgufTokens:
+    elem_type = cur.u32("token list element type")
+    count = cur.u64("token list count")
+    if elem_type != T_STRING:
+        raise GgufTokensUnreadable(f"{TOKENS_KEY} holds element type {elem_type}, not strings")
+    if count > TOKENS_COUNT_MAX:
+        raise GgufTokensUnreadable(f"{TOKENS_KEY} declares {count:,} tokens")
+    cur.need(count * 8, f"{TOKENS_KEY}: {count} tokens")
+    found: set[str] = set()
+    total = 0
+    for index in range(count):
+        raw, length = cur.string(TOKEN_KEEP_MAX, f"{TOKENS_KEY}: token {index}")
+        total += length
+        if total > TOKENS_BYTES_MAX:
+            raise GgufTokensUnreadable(f"{TOKENS_KEY} is over {TOKENS_BYTES_MAX:,} bytes")
+        if raw in wanted:
+            found.add(raw.decode("utf-8"))
+    return GgufTokens(tokens=frozenset(found), count=count)
