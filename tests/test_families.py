@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gguf
-import numpy as np
 import pytest
 
-from fixtures.models import build_metadata_model
+from fixtures.models import build_metadata_model, write_gguf
 from provscan.knowledge_base import family_base, family_by_key
 from provscan.pipeline import ScanOptions, scan
 from provscan.report import OriginFacts, Report, StepStatus
@@ -132,14 +130,7 @@ def test_escaped_tokens_in_tokenizer_json_are_read(tmp_path: Path) -> None:
 
 
 def _gguf(path: Path, arch: str, tokens: list[str]) -> Path:
-    writer = gguf.GGUFWriter(str(path), arch)
-    writer.add_token_list(tokens)
-    writer.add_tensor("stand_in", np.zeros((4, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_gguf(path, arch, tokens=tokens)
 
 
 def test_gguf_token_list_gives_the_family(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.models import build_demo_model
+from fixtures.models import build_demo_model, write_files
 from provscan.collectors import licence_sources
 from provscan.collectors.licence_sources import CONTENT_READS_MAX, decode, licence_like
 from provscan.pipeline import ScanOptions, scan
@@ -80,14 +80,7 @@ def _model(tmp_path: Path, files: dict[str, str | bytes], card: str = "license: 
     model = build_demo_model(tmp_path / "model")
     (model / "LICENSE").unlink()
     (model / "README.md").write_text(f"---\n{card}\n---\n\n# a model\n", encoding="utf-8")
-    for rel, content in files.items():
-        path = model / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return model
+    return write_files(model, files)
 
 
 def _scan(model: Path) -> Report:

@@ -6,12 +6,11 @@ import contextlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.models import build_demo_model
+from fixtures.models import build_demo_model, write_gguf
 from provscan.pipeline import ScanOptions, scan
 from provscan.report import Finding, Report, StepStatus
 
@@ -109,23 +108,20 @@ def test_unknown_base_publisher_is_not_guessed(tmp_path: Path) -> None:
 
 
 def test_gguf_base_model_keys_give_lineage_and_family(tmp_path: Path) -> None:
-    gguf = pytest.importorskip("gguf")  # the real writer from ggml (test extra)
     model = tmp_path / "gguf-model"
     model.mkdir()
-    writer = gguf.GGUFWriter(str(model / "model.gguf"), "qwen2")
-    writer.add_name("Tiny")
-    writer.add_uint32("general.base_model.count", 1)
-    writer.add_string("general.base_model.0.name", "Qwen2.5 7B Instruct")
-    writer.add_string("general.base_model.0.organization", "Qwen")
-    writer.add_string(
-        "general.base_model.0.repo_url", "https://huggingface.co/Qwen/Qwen2.5-7B-Instruct"
+    write_gguf(
+        model / "model.gguf",
+        "qwen2",
+        uints={"general.base_model.count": 1},
+        strings={
+            "general.name": "Tiny",
+            "general.base_model.0.name": "Qwen2.5 7B Instruct",
+            "general.base_model.0.organization": "Qwen",
+            "general.base_model.0.repo_url": "https://huggingface.co/Qwen/Qwen2.5-7B-Instruct",
+            "general.license": "apache-2.0",
+        },
     )
-    writer.add_string("general.license", "apache-2.0")
-    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
     report = _scan(model)
     assert report.origin is not None and report.licence is not None
     [edge] = report.origin.lineage
@@ -382,18 +378,10 @@ def test_adapter_base_is_resolved_or_reported(
 
 
 def _gguf_model(tmp_path: Path, **strings: str) -> Path:
-    gguf = pytest.importorskip("gguf")  # the real writer from ggml (test extra)
     model = tmp_path / "gguf-model"
     model.mkdir()
-    writer = gguf.GGUFWriter(str(model / "model.gguf"), "qwen2")
-    writer.add_uint32("general.base_model.count", 1)
-    for key, value in strings.items():
-        writer.add_string(f"general.base_model.0.{key}", value)
-    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    keys = {f"general.base_model.0.{key}": value for key, value in strings.items()}
+    write_gguf(model / "model.gguf", "qwen2", uints={"general.base_model.count": 1}, strings=keys)
     return model
 
 
@@ -507,16 +495,7 @@ def test_unreadable_mergekit_parents_are_unresolved(
 
 
 def _write_gguf(path: Path, tokens: list[str]) -> Path:
-    import gguf
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_token_list(tokens)
-    writer.add_tensor("stand_in", np.zeros((4, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_gguf(path, tokens=tokens)
 
 
 def _unreadable(report: Report) -> list[Finding]:
@@ -715,17 +694,9 @@ def test_a_tokenizer_read_only_in_part_keeps_what_it_read(tmp_path: Path) -> Non
 
 
 def test_gguf_token_list_of_numbers_is_a_finding(tmp_path: Path) -> None:
-    import gguf
-
     model = tmp_path / "model"
     model.mkdir()
-    writer = gguf.GGUFWriter(str(model / "model.gguf"), "llama")
-    writer.add_array("tokenizer.ggml.tokens", [1, 2, 3])
-    writer.add_tensor("stand_in", np.zeros((4, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(model / "model.gguf", arrays={"tokenizer.ggml.tokens": [1, 2, 3]})
     [finding] = _unreadable(_scan(model))
     assert "not strings" in finding.message
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.models import write_gguf
 from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.gguf_scan import read_gguf_tokens
 from provscan.collectors.tokenizer_read import read_tokenizer_tokens
@@ -69,18 +70,9 @@ def test_tokenizer_json_reads_as_the_tokenizers_library_reads_it(
 
 def test_gguf_token_list_reads_as_llama_cpp_reads_it(tmp_path: Path) -> None:
     import gguf
-    import numpy as np
 
-    path = tmp_path / "model.gguf"
-    writer = gguf.GGUFWriter(str(path), "llama")
     tokens = [f"t{i}" for i in range(3000)] + SPECIAL
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list(tokens)
-    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    path = write_gguf(tmp_path / "model.gguf", tokenizer_model="gpt2", tokens=tokens)
     field = gguf.GGUFReader(str(path)).fields["tokenizer.ggml.tokens"]
     loader_tokens = [bytes(field.parts[i]).decode("utf-8") for i in field.data]
     assert loader_tokens == tokens
