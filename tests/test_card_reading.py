@@ -182,3 +182,27 @@ def test_the_terminal_never_shows_commercial_use_no_without_its_reason(
     result = cli("check", model, "--config", config)
     assert shown in result.out, result.out
     assert ("VERDICT: REVIEW" in result.out) is not research
+
+
+FAMILIES = Path(__file__).parent / "data" / "families"
+
+
+@pytest.mark.parametrize(
+    ("front", "inherited"),
+    [
+        # Qwen2.5 releases are Apache-2.0 or the Qwen licence, by size: Apache alone does
+        # not settle which, so the stricter ones are carried until a base says.
+        ("license: apache-2.0", {"qwen", "qwen-research", "tongyi-qianwen"}),
+        ("license: apache-2.0\nbase_model: Qwen/Qwen2.5-7B-Instruct", set()),
+    ],
+)
+def test_a_family_whose_releases_differ_reviews_until_a_base_settles_it(
+    tmp_path: Path, front: str, inherited: set[str]
+) -> None:
+    metadata = tmp_path / "metadata"
+    shutil.copytree(FAMILIES / "qwen2", metadata)
+    (metadata / "README.md").write_text(f"---\n{front}\n---\n# A model\n")
+    report = scan(str(build_metadata_model(tmp_path / "model", metadata)), ScanOptions())
+    assert report.origin is not None and report.origin.family == "qwen2"
+    assert report.licence is not None and set(report.licence.inherited) == inherited
+    assert bool(_found(report, "LIC-FAMILY-LICENCE")) is bool(inherited)

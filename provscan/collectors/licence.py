@@ -248,12 +248,15 @@ def _conclude(
     _conflicts(evidence, declared, detected, known, gathered)
     _metadata_conflicts(evidence, gathered)
     inherited: dict[str, str] = {}
+    base_licences: set[str] = set()
     for base in origin.root_models if origin else ():
         entry = known_model(base)
-        if entry is not None and entry.licence not in concluded:
-            inherited.setdefault(entry.licence, base)
+        if entry is not None:
+            base_licences.add(entry.licence)
+            if entry.licence not in concluded:
+                inherited.setdefault(entry.licence, base)
     _laundering(concluded, inherited, evidence, gathered)
-    _family_licences(origin, own_known, concluded, inherited, gathered)
+    _family_licences(origin, own_known, concluded, base_licences, inherited, gathered)
     multimodal = origin.multimodal if origin else None
     terms: dict[tuple[str, str | None], LicenceTerms] = {}
     for key in concluded:
@@ -313,31 +316,34 @@ def _family_licences(
     origin: OriginFacts | None,
     own_known: KnownModel | None,
     concluded: tuple[str, ...],
+    base_licences: set[str],
     inherited: dict[str, str],
     gathered: _Gathered,
 ) -> None:
-    """The licence of the family the files show, when no stated base brings it: Llama-family
+    """The licence of the family the files show, when no stated base settles it: Llama-family
     weights labelled Apache with no base named still carry a Llama licence. A family whose
-    releases use one licence passes it on; one whose releases differ passes all of them on
-    (which applies depends on the release the weights came from) and reviews. A known
-    official release is its own family's source: only the families it is built on (an R1
-    distill on Llama) pass a licence on."""
+    releases use one licence passes it on unless the model states it. A family whose releases
+    differ (Qwen2.5: Apache-2.0 or the Qwen licence, by size) passes on every restricted one
+    the model does not state, and reviews, until a known base model says which release the
+    weights come from. A known official release is its own family's source: only the
+    families it is built on (an R1 distill on Llama) pass a licence on."""
     if origin is None or origin.family is None or origin.family_confidence == "low":
         return
     if own_known is not None and origin.family not in own_known.built_on:
         return
     family = family_by_key(origin.family)
-    if family is None or not family.licences:
-        return
+    if family is None or not family.licences or base_licences & set(family.licences):
+        return  # no licence recorded, or a known base says which release
     licences = family.licences
-    if set(licences) & (set(concluded) | set(inherited)):
-        return  # the model states (or a base brings) one of its family's licences
-    via = f"the {family.name} family (shown by its files)"
-    for key in licences:
-        inherited.setdefault(key, via)
-    entries = [e for e in map(licence_by_key, licences) if e is not None]
-    if not any(restricted(e) for e in entries) and concluded:
+    missing = [key for key in licences if key not in concluded]
+    strict = [key for key in missing if (e := licence_by_key(key)) is not None and restricted(e)]
+    if len(missing) < len(licences) and not strict:
+        return  # the model states one of them, and none it leaves out is stricter
+    if concluded and not strict:
         return  # a permissive family and a stated licence: nothing carried over is stricter
+    via = f"the {family.name} family (shown by its files)"
+    for key in missing:
+        inherited.setdefault(key, via)
     which = (
         licences[0]
         if len(licences) == 1
@@ -349,11 +355,12 @@ def _family_licences(
             "LIC-FAMILY-LICENCE",
             Severity.HIGH,
             f"the files show a {family.name} model ({origin.family_confidence} confidence), "
-            f"published under {which}; the model is {said} and names no base model that "
-            "carries that licence: its terms are taken to apply",
+            f"published under {which}; the model is {said} and names no known base model "
+            f"that settles it: the terms of {', '.join(missing)} are taken to apply",
             family=family.key,
             family_licences=list(licences),
             own=list(concluded),
+            inherited=list(missing),
         )
     )
 
