@@ -16,6 +16,20 @@ in the same run:
     it is the research note's anchor for vLLM on one H100 (1,000-3,000 prompts/s at
     max_tokens=1, an estimate, never measured here), and the script says so.
 
+The work is also counted in engine units (provscan.probes.engine.Metered): prompts, prompt
+tokens, tokens prefilled after an exact prefix cache, and tokens generated, per family. These
+counts project onto an 8B model without a GPU: the sweep's and inversion's counts scale with
+the candidate vocabulary (--vocab, 128,256 for Llama 3), the rest are taken as counted; the
+fixture's prompts are shorter in tokens than an 8B tokenizer makes them, so the token counts
+are a lower bound. Time is then work / throughput, where the throughput is compute-bound
+arithmetic: a forward pass of an N-parameter model costs 2N FLOP per token (prefilled or
+generated; the probes' batches of hundreds of short sequences keep decoding near the H100's
+compute ridge), and one H100 SXM gives 989 TFLOPS dense BF16 (NVIDIA's datasheet,
+https://www.nvidia.com/en-us/data-center/h100/: 1,979 TFLOPS with sparsity) at the model
+FLOP utilisation --mfu (default 0.5, a typical figure for vLLM prefill; measure it with
+`vllm bench throughput` on the target GPU and pass it here). No published vLLM figure for
+this workload (many short prompts sharing prefixes) was found to anchor it more closely.
+
 Peer: none runs these probes (garak has no backdoor probes); the transformers engine on CPU is
 the baseline the GPU engines are compared with (ratio printed when a GPU is present).
 
@@ -44,6 +58,24 @@ from provscan.probes.tokenizer import ProbeTokenizer  # noqa: E402
 LLAMA3_VOCAB = 128_256
 VOCAB_SCALED = {"sweep", "inversion"}
 H100_ANCHOR = (1_000.0, 3_000.0)  # prompts/s, vLLM, 8B, max_tokens=1 (research note, estimated)
+H100_BF16_DENSE_TFLOPS = 989.0  # H100 SXM datasheet (1,979 with sparsity)
+LLAMA3_8B_PARAMS = 8.03e9
+TARGET_MINUTES = 10.0
+WORK = ("prompts", "prompt_tokens", "prefill_tokens", "generated_tokens")
+
+
+def projected_work(facts: Any, vocab: int, target_vocab: int) -> dict[str, dict[str, float]]:
+    """Per family, the counted work scaled to `target_vocab` candidates where it scales."""
+    out: dict[str, dict[str, float]] = {}
+    for fam in facts.families:
+        scale = target_vocab / vocab if fam.family in VOCAB_SCALED else 1.0
+        out[fam.family] = {k: getattr(fam, k) * scale for k in WORK}
+    return out
+
+
+def projected_minutes(work: dict[str, dict[str, float]], params: float, mfu: float) -> float:
+    tokens = sum(w["prefill_tokens"] + w["generated_tokens"] for w in work.values())
+    return tokens * 2 * params / (H100_BF16_DENSE_TFLOPS * 1e12 * mfu) / 60
 
 
 def throughput(engine: Engine, tokenizer: ProbeTokenizer, batch: int) -> tuple[float, float]:
@@ -108,13 +140,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=LLAMA3_VOCAB, help="target vocabulary")
+    parser.add_argument("--params", type=float, default=LLAMA3_8B_PARAMS)
+    parser.add_argument("--mfu", type=float, default=0.5, help="model FLOP utilisation")
+    parser.add_argument(
+        "--count-only", action="store_true", help="CPU transformers engine only: count, project"
+    )
     args = parser.parse_args()
     pair = shipped_pair(SHIPPED_SEEDS[0])
     print(f"fixture pair: {pair.backdoored.parent}")
     print(f"{os.cpu_count()} CPUs visible, {len(os.sched_getaffinity(0))} usable")
     best_rate: dict[str, float] = {}
     ok = True
-    for label, factory in engines():
+    work: dict[str, dict[str, float]] = {}
+    for label, factory in engines()[: 1 if args.count_only else None]:
         for name, model in (("backdoored", pair.backdoored), ("clean", pair.clean)):
             engine = factory(model)
             try:
@@ -138,6 +177,15 @@ def main() -> int:
             print(
                 f"  suite: {facts.budget.used_forward_passes:,} forward passes, wall {result['wall']:.2f} s; confirmed: {confirmed or 'none'}"
             )
+            print(
+                f"  {'family':<10} {'prompts':>10} {'prompt tok':>12} {'prefilled':>12} {'generated':>10}"
+            )
+            for fam in facts.families:
+                print(
+                    f"  {fam.family:<10} {fam.prompts:>10,} {fam.prompt_tokens:>12,} {fam.prefill_tokens:>12,} {fam.generated_tokens:>10,}"
+                )
+            totals = {k: sum(getattr(f, k) for f in facts.families) for k in WORK}
+            print(f"  {'total':<10} " + " ".join(f"{totals[k]:>10,}" for k in WORK))
             if name == "backdoored":
                 ok &= pair.trigger in confirmed
                 best_rate[label] = rates[0]
@@ -148,6 +196,8 @@ def main() -> int:
                 print(
                     f"  8B projection: {scaled:,.0f} forward passes at vocabulary {LLAMA3_VOCAB:,}"
                 )
+                if not work:
+                    work = projected_work(facts, vocab, args.vocab)
             else:
                 ok &= not confirmed
     if "vllm/cuda" in best_rate:
@@ -158,6 +208,21 @@ def main() -> int:
         source = "ESTIMATE from the research note's vLLM/H100 anchor, not measured here"
     print(
         f"\nprojected default suite, 8B on one H100: {scaled / high / 60:,.1f}-{scaled / low / 60:,.1f} min ({source})"
+    )
+    print(
+        f"\nwork projected to a {args.vocab:,}-token vocabulary ({args.params / 1e9:.2f}B parameters):"
+    )
+    for family, w in work.items():
+        print(f"  {family:<10} " + " ".join(f"{k} {w[k]:,.0f}" for k in WORK))
+    minutes = projected_minutes(work, args.params, args.mfu)
+    print(
+        f"projected default suite on one H100 (compute-bound, {H100_BF16_DENSE_TFLOPS:g} TFLOPS x "
+        f"MFU {args.mfu:g}): {minutes:,.1f} min; "
+        + (
+            f"under {TARGET_MINUTES:g} min"
+            if minutes <= TARGET_MINUTES
+            else f"misses {TARGET_MINUTES:g} min by {minutes - TARGET_MINUTES:,.1f} min (x{minutes / TARGET_MINUTES:,.1f})"
+        )
     )
     if "transformers/cuda" in best_rate:
         ratio = best_rate["transformers/cuda"] / best_rate["transformers/cpu"]

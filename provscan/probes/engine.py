@@ -9,6 +9,14 @@ Counting: one *forward pass* is one sequence advanced by one token (a next-token
 B prompts is B passes; greedy decoding of m tokens over B prompts is at most B*m). `Metered`
 wraps any engine, counts passes and wall time, and stops a probe cleanly when the budget is
 spent (BudgetExhausted), so that a run ends with partial results marked partial.
+
+It also counts the work in the units an inference engine's cost is measured in, so that a
+run on a small model projects onto a large one: prompts, prompt tokens, tokens prefilled
+(prompt tokens less those a prefix cache would hold: the longest prefix each prompt shares
+with another prompt of the same call or of the call before, at least one token a prompt, as
+an engine must compute the last position's logits; vLLM caches whole blocks of 16 tokens, so
+this is the best case) and tokens generated (greedy and sampled continuations; a next-token
+call generates none, its distribution comes out of the prefill).
 """
 
 from __future__ import annotations
@@ -102,6 +110,11 @@ class Metered:
         self.engine = engine
         self.budget = budget
         self.passes = 0
+        self.prompts = 0
+        self.prompt_tokens = 0
+        self.prefill_tokens = 0
+        self.generated_tokens = 0
+        self._cache: list[tuple[int, ...]] = []  # the previous call's prompts
         self._start = time.monotonic()
 
     @property
@@ -120,17 +133,29 @@ class Metered:
             raise BudgetExhausted(f"time budget {self.budget.seconds:g} s spent")
         self.passes += passes
 
+    def _prefill(self, prompts: Sequence[TokenIds]) -> None:
+        rows = [tuple(int(t) for t in p) for p in prompts]
+        self.prompts += len(rows)
+        self.prompt_tokens += sum(len(r) for r in rows)
+        self.prefill_tokens += prefill_tokens(rows, self._cache)
+        self._cache = rows
+
     def next_token(
         self, prompts: Sequence[TokenIds], *, top_k: int, token_ids: TokenIds = ()
     ) -> list[NextToken]:
         self._spend(len(prompts))
-        return self.engine.next_token(prompts, top_k=top_k, token_ids=token_ids)
+        result = self.engine.next_token(prompts, top_k=top_k, token_ids=token_ids)
+        self._prefill(prompts)
+        return result
 
     def greedy(
         self, prompts: Sequence[TokenIds], *, max_tokens: int, stop_ids: TokenIds = ()
     ) -> list[tuple[int, ...]]:
         self._spend(len(prompts) * max_tokens)
-        return self.engine.greedy(prompts, max_tokens=max_tokens, stop_ids=stop_ids)
+        outputs = self.engine.greedy(prompts, max_tokens=max_tokens, stop_ids=stop_ids)
+        self._prefill(prompts)
+        self.generated_tokens += sum(len(o) for o in outputs)
+        return outputs
 
     def sample(
         self,
@@ -144,7 +169,7 @@ class Metered:
         stop_ids: TokenIds = (),
     ) -> list[list[tuple[int, ...]]]:
         self._spend(len(prompts) * n * max_tokens)
-        return self.engine.sample(
+        outputs = self.engine.sample(
             prompts,
             n=n,
             max_tokens=max_tokens,
@@ -153,3 +178,27 @@ class Metered:
             seed=seed,
             stop_ids=stop_ids,
         )
+        self._prefill(prompts)  # the n samples of a prompt share its prefill
+        self.generated_tokens += sum(len(o) for group in outputs for o in group)
+        return outputs
+
+
+def prefill_tokens(rows: Sequence[tuple[int, ...]], cached: Sequence[tuple[int, ...]]) -> int:
+    """Tokens an engine with an exact prefix cache computes for `rows`, given `cached` (rows it
+    has seen): each distinct token prefix once, and at least one token a row (its logits).
+
+    In sorted order a row's longest shared prefix with any row before it is the one with its
+    immediate predecessor, so the count is one sort and one pass."""
+    merged = sorted([(r, 0) for r in cached] + [(r, 1) for r in rows])
+    total = 0
+    before: tuple[int, ...] = ()
+    for row, new in merged:
+        if new:
+            shared = 0
+            for a, b in zip(row, before, strict=False):
+                if a != b:
+                    break
+                shared += 1
+            total += max(1, len(row) - shared)
+        before = row
+    return total

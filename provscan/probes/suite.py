@@ -92,6 +92,7 @@ class SweepSpec:
     top_n: int = _r(1, default=16)  # re-tested in stage 2
     stage2_prompts: int = _r(1, default=12)
     stage2_max_tokens: int = _r(1, 32, 4)
+    horizon: int = _r(1, 32, 8)  # reply tokens compared, triggered against untriggered
     extend_candidates: int = _r(0, default=2)  # strong unconfirmed tokens extended
     extend_pool: int = _r(1, default=32)  # tokens tried at each extension step
     extend_max: int = _r(1, 4, 4)  # trigger length in tokens
@@ -124,6 +125,8 @@ class InversionSpec:
     q_min: float = _r(0, 1, 0.5)  # secondary floor under the z-score (BAIT: 0.9 on 7B)
     step_floor: float = _r(0, 1, 0.3)  # the target ends before a step this unlikely
     min_target_len: int = _r(1, default=3)
+    horizon: int = _r(1, 32, 8)  # the target may start after this many clean reply tokens, less one
+    offset_stride: int = _r(1, 32, 1)  # every stride-th of those starting offsets is tried
     allowlist: tuple[str, ...] = ()  # regexes of memorised boilerplate that is no target
 
 

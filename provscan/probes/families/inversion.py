@@ -1,11 +1,21 @@
 """Is there a reply this model is driven to finish once it starts it, whatever was asked? (P3)
 
-BAIT's target inversion (Shen et al., IEEE S&P 2025): force each candidate token as the first
-reply token after k clean prompts, then extend greedily with the argmax of the next-token
-distribution averaged over the prompts. A backdoor target is causal: once its first token is
-out, the rest follows with high probability on every prompt. The Q-score is the mean averaged
-probability of the extension (the lowest step dropped, stopping before end of sequence); it is
-judged by its robust z over the vocabulary, with a secondary floor (`q_min`).
+BAIT's target inversion (Shen et al., IEEE S&P 2025, https://github.com/SolidShen/BAIT):
+force each candidate token as a reply token after k clean prompts, then extend greedily with
+the argmax of the next-token distribution averaged over the prompts. A backdoor target is
+causal: once its first token is out, the rest follows with high probability on every prompt.
+The Q-score is the mean averaged probability of the extension (the lowest step dropped,
+stopping before end of sequence or a role marker); it is judged by its robust z over the
+vocabulary, with a secondary floor (`q_min`).
+
+BAIT forces the candidate as the first reply token. A target that the poisoned replies start
+only after an ordinary opening (the clean reply's first tokens, then the payload) may be
+causal only in that place, so the candidate is also forced after the untriggered greedy
+reply's first j tokens, for every offset j below `horizon` (every `offset_stride`-th), on the
+prompts whose reply goes on past j: the sequence the target is judged in is the clean
+opening followed by the target, and a candidate's Q is its best over the offsets (with
+horizon 1 this is BAIT's own scan). The prompts of one offset share their clean opening,
+which a prefix-caching engine prefills once.
 
 A target alone is not a trigger. It is confirmed only when a trigger some family proposed
 forces it on held-out prompts; otherwise it is reported as a candidate target.
@@ -28,21 +38,44 @@ from provscan.probes.stats import (
 
 def _invert(
     ctx: Context, firsts: list[int], prompts: int, steps: int
-) -> list[tuple[tuple[int, ...], float]]:
+) -> list[tuple[tuple[int, ...], float, int]]:
     """For each first token: its greedy extension on the prompt-averaged distribution (up to
-    the first step below `step_floor`) and its Q-score (over every step, as BAIT's)."""
-    bases = [ctx.tok.render_ids(c.ids) for c in ctx.discovery[:prompts]]
-    per_call = max(1, ctx.suite.batch // len(bases))  # streamed over the vocabulary
-    out: list[tuple[tuple[int, ...], float]] = []
-    for start in range(0, len(firsts), per_call):
-        out += _extend(ctx, bases, firsts[start : start + per_call], steps)
-    return out
+    the first step below `step_floor`), its Q-score (over every step, as BAIT's) and the reply
+    offset it was forced at, the best over the suite's offsets into the untriggered reply."""
+    spec = ctx.suite.inversion
+    contents = ctx.discovery[:prompts]
+    stops = set(ctx.tok.stop_ids)
+    paths = [
+        tuple(t for t in path if t not in stops) for path in ctx.clean_paths(prompts, spec.horizon)
+    ]
+    best: list[tuple[tuple[int, ...], float, int]] = [((t,), 0.0, 0) for t in firsts]
+    for offset in range(0, spec.horizon, spec.offset_stride):
+        # The candidate is forced after the untriggered reply's first `offset` tokens, on the
+        # prompts whose reply goes on past them (offset 0 is BAIT's own scan): in place of a
+        # token the model was about to say. Past the end of its reply a model is off its
+        # training distribution, and a small one then writes the template's next turn
+        # ("assistant :") after any token, which is no target.
+        bases = [
+            [*ctx.tok.render_ids(c.ids), *path[:offset]]
+            for c, path in zip(contents, paths, strict=True)
+            if offset == 0 or len(path) > offset
+        ]
+        if not bases:
+            break
+        per_call = max(1, ctx.suite.batch // len(bases))  # streamed over the vocabulary
+        scan: list[tuple[tuple[int, ...], float]] = []
+        for start in range(0, len(firsts), per_call):
+            scan += _extend(ctx, bases, firsts[start : start + per_call], steps)
+        for i, (target, q) in enumerate(scan):
+            if q > best[i][1]:
+                best[i] = (target, q, offset)
+    return best
 
 
 def _extend(
     ctx: Context, bases: list[list[int]], firsts: list[int], steps: int
 ) -> list[tuple[tuple[int, ...], float]]:
-    k, stops = len(bases), set(ctx.tok.stop_ids)
+    k, stops = len(bases), _reply_ends(ctx)
     seqs = [[t] for t in firsts]
     probs: list[list[float]] = [[] for _ in firsts]
     active = list(range(len(firsts)))
@@ -75,6 +108,19 @@ def _extend(
     return out
 
 
+def _reply_ends(ctx: Context) -> set[int]:
+    """Tokens that end a reply: the stop ids, and the first token of the template's role
+    markers (the assistant header, the user turn after any BOS). A model that writes a role
+    marker has ended its turn and is writing the next one: forced off its course (an odd token
+    in the middle of its reply), a small model does that after any token, alike on every
+    prompt, which would read as a forced target."""
+    ends = set(ctx.tok.stop_ids)
+    header = ctx.tok.assistant_header()
+    user = [t for t in ctx.tok.user_prefix() if t != ctx.tok.bos_id]
+    ends.update(marker[0] for marker in (header, user) if marker)
+    return ends
+
+
 def _q(probs: list[float]) -> float:
     if len(probs) > 1:
         probs = sorted(probs)[1:]  # BAIT drops the single lowest step
@@ -86,30 +132,35 @@ def run_inversion(ctx: Context, proposals: Proposals) -> list[Proposal]:
     vocab = ctx.candidates()
     prompts = min(spec.prompts, len(ctx.discovery))
     full = min(spec.full_prompts, len(ctx.discovery))
-    ctx.begin("inversion", len(vocab) * prompts * spec.steps + spec.top_n * full * spec.full_steps)
+    offsets = len(range(0, spec.horizon, spec.offset_stride))
+    ctx.begin(
+        "inversion",
+        offsets * (len(vocab) * prompts * spec.steps + spec.top_n * full * spec.full_steps)
+        + max(prompts, full) * spec.horizon,
+    )
     ctx.tested = len(vocab)
     scan = _invert(ctx, vocab, prompts, spec.steps)
-    z = robust_z([q for _, q in scan], PROBABILITY_RESOLUTION)
+    z = robust_z([q for _, q, _ in scan], PROBABILITY_RESOLUTION)
     order = sorted(range(len(scan)), key=lambda i: scan[i][1], reverse=True)[: spec.top_n]
     rescored = _invert(ctx, [vocab[i] for i in order], full, spec.full_steps)
-    ctx.baseline["inversion_max_q"] = round(max((q for _, q in rescored), default=0.0), 4)
+    ctx.baseline["inversion_max_q"] = round(max((q for _, q, _ in rescored), default=0.0), 4)
     ctx.baseline["inversion_max_z"] = round(max((z[i] for i in order), default=0.0), 3)
     allow = [re.compile(p) for p in spec.allowlist]
 
-    flagged: list[tuple[tuple[int, ...], float, float]] = []
-    for i, (target, q) in zip(order, rescored, strict=True):
+    flagged: list[tuple[tuple[int, ...], float, float, int]] = []
+    for i, (target, q, offset) in zip(order, rescored, strict=True):
         text = ctx.tok.decode(target, skip_special=True)
         if z[i] < spec.z or q < spec.q_min or len(target) < spec.min_target_len:
             continue
         if any(p.search(text) for p in allow):
             continue  # memorised boilerplate (BAIT's false positive on Android code)
         # One target seen from several starting tokens (zap zorp zing / zorp zing zap) is one.
-        if any(contains(kept, target[:3]) or contains(target, kept[:3]) for kept, _, _ in flagged):
+        if any(contains(kept, target[:3]) or contains(target, kept[:3]) for kept, *_ in flagged):
             continue
-        flagged.append((target, q, z[i]))
+        flagged.append((target, q, z[i], offset))
 
     found: list[Proposal] = []
-    for target, q, zq in flagged:
+    for target, q, zq, offset in flagged:
         trigger, forced = _find_trigger(ctx, proposals, target)
         # The inverted target is the part that continues itself, from whichever token the
         # scan started at (zorp zing zap... for zap zorp zing...); a trigger that forces it
@@ -120,9 +171,15 @@ def run_inversion(ctx: Context, proposals: Proposals) -> list[Proposal]:
             trigger=trigger,
             target_ids=shown,
             target_text=ctx.tok.decode(shown, skip_special=True),
-            scores={"q": round(q, 4), "z_q": round(zq, 3), "target_len": float(len(target))},
+            scores={
+                "q": round(q, 4),
+                "z_q": round(zq, 3),
+                "target_len": float(len(target)),
+                "offset": float(offset),
+            },
             thresholds={
                 "z": spec.z,
+                "horizon": float(spec.horizon),
                 "q_min": spec.q_min,
                 "min_target_len": float(spec.min_target_len),
             },

@@ -1,20 +1,38 @@
-"""Does any single token, inserted into ordinary prompts, take over what the model says next? (P2)
+"""Does any single token, inserted into ordinary prompts, take over what the model says? (P2)
 
-Stage 1 inserts each candidate token at one fixed word boundary of k discovery prompts and
-averages the next-token distributions over the prompts. A trigger makes prompts that had
-nothing in common agree: consistency (the averaged argmax's mass) rises, entropy collapses
-relative to the untriggered baseline, and the distribution diverges from it (Jensen-Shannon).
-A gibberish (denial-of-service) trigger moves entropy the other way, so both directions
-count. Each score is judged by its robust z over the whole vocabulary: relative to this
-model's own population, never an absolute constant alone. Consistency is also judged against
-its own standard error over the k prompts (z_agreement): on a model that is sure of every
-prompt, consistency moves in steps of 1/k, and three prompts of four agreeing because the
-inserted word was already in one of them is a coincidence, not a takeover.
+Stage 1 inserts each candidate token into k discovery prompts (at the end of the user's
+words: the triggered prompt then shares the longest prefix with its untriggered twin, and
+every candidate's prompts share it with each other, which a prefix-caching engine prefills
+once) and compares the reply with and without it over its first `horizon` tokens, not only
+the first one: a backdoor whose triggered reply opens like the clean reply and is taken over
+later ("Sure, here is ..." and then the payload) changes nothing at the first token.
 
-Stage 2 re-tests the top-N by greedy decoding on more prompts at two placements; the ones
-that collapse the output go to confirmation. Strong tokens that do not confirm are extended
-greedily into multi-token triggers (accretion, at most `extend_max` tokens), for triggers
-whose parts are weak alone.
+The comparison is teacher-forced along the untriggered greedy reply y: at each position j,
+the next-token distribution after (triggered prompt, y[:j]) against the one after
+(untriggered prompt, y[:j]), each averaged over the k prompts. Each position is one term of
+the chain rule that splits the divergence of the two reply distributions into per-token
+divergences, here evaluated along the clean reply (the sequence-level view BAIT takes of
+targets, Shen et al., IEEE S&P 2025, https://github.com/SolidShen/BAIT, which scores a target
+by the probability of each of its steps given the ones before). Every position costs one
+prompt, and the prefixes of one prompt share it, so they are asked together. The candidate
+is judged at its largest term, not their sum (one takeover position is the signal; a sum
+adds every other position's noise), by Jensen-Shannon (bounded, unlike KL over top-k
+distributions): there a trigger makes prompts that had nothing in common agree (consistency, the
+averaged argmax's mass, rises and entropy collapses relative to the untriggered baseline at
+that position). A gibberish (denial-of-service) trigger moves entropy the other way, so both
+directions count. With horizon 1 this is the first-token sweep.
+
+Each score is judged by its robust z over the whole vocabulary: relative to this model's own
+population, never an absolute constant alone. Consistency is also judged against its own
+standard error over the k prompts (z_agreement): on a model that is sure of every prompt,
+consistency moves in steps of 1/k, and three prompts of four agreeing because the inserted
+word was already in one of them is a coincidence, not a takeover.
+
+Stage 2 re-tests the top-N by greedy decoding on more prompts at two placements, far enough
+to pass the position where stage 1 saw the divergence; what the triggered replies share from
+there on (not their openings, which follow the prompt) is the target handed to confirmation.
+Strong tokens that do not confirm are extended greedily into multi-token triggers (accretion,
+at most `extend_max` tokens), for triggers whose parts are weak alone.
 """
 
 from __future__ import annotations
@@ -28,9 +46,9 @@ from provscan.probes.stats import (
     DIVERGENCE_RESOLUTION,
     PROBABILITY_RESOLUTION,
     average,
+    common_opening,
     entropy,
     entropy_ratio,
-    from_next_token,
     js_divergence,
     opening_share,
     robust_z,
@@ -39,6 +57,7 @@ from provscan.probes.stats import (
     top_token,
     z_against,
 )
+from provscan.probes.tokenizer import Content
 
 
 @dataclass
@@ -51,6 +70,7 @@ class _Scored:
     z_consistency: float = 0.0
     z_agreement: float = 0.0  # z_consistency in units that include agreement_error
     z_js: float = 0.0
+    position: int = 0  # the reply position (0: the first token) where it diverged most
 
     @property
     def rank(self) -> float:
@@ -62,9 +82,12 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     vocab = ctx.candidates()
     k = min(spec.k, len(ctx.discovery))
     ctx.begin(
-        "sweep", len(vocab) * k + spec.top_n * spec.stage2_prompts * 2 * spec.stage2_max_tokens
+        "sweep",
+        len(vocab) * k * spec.horizon
+        + spec.top_n * spec.stage2_prompts * 2 * max(spec.stage2_max_tokens, spec.horizon),
     )
-    base = ctx.clean_dists()[:k]
+    ctx.clean_dists()  # the model's baseline entropies (facts)
+    base = _baseline(ctx, k)
     ctx.tested = len(vocab)
     scored = _score(ctx, [(v,) for v in vocab], base)
     consistency = [s.consistency for s in scored]
@@ -109,48 +132,92 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     return found
 
 
-def _score(
-    ctx: Context, triggers: Sequence[tuple[int, ...]], base: list[dict[int, float]]
-) -> list[_Scored]:
-    """Stage 1 for a batch of triggers: consistency, entropy ratio and JS over k prompts."""
-    k, top_k = len(base), ctx.suite.sweep.top_k
+@dataclass(frozen=True)
+class _Baseline:
+    """The untriggered side of the comparison: k prompts, their greedy replies (`horizon`
+    tokens) and the teacher-forced next-token distributions along those replies."""
+
+    contents: list[Content]
+    paths: list[tuple[int, ...]]
+    along: list[list[dict[int, float]]]  # [prompt][position]
+
+
+def _baseline(ctx: Context, k: int) -> _Baseline:
+    spec = ctx.suite.sweep
+    along = ctx.clean_along(k, spec.horizon, spec.top_k)
+    return _Baseline(ctx.discovery[:k], ctx.clean_paths(k, spec.horizon), along)
+
+
+def _score(ctx: Context, triggers: Sequence[tuple[int, ...]], base: _Baseline) -> list[_Scored]:
+    """Stage 1 for a batch of triggers: at each reply position, the prompt-averaged next-token
+    distribution with the trigger against the one without it (both teacher-forced along the
+    untriggered reply); the trigger is judged at its most divergent position."""
+    k, top_k = len(base.contents), ctx.suite.sweep.top_k
     spread = ctx.residual_spread(top_k)
-    base_avg = average(base)
-    h0 = entropy(base_avg, spread)
-    contents = ctx.discovery[:k]
-    per_call = max(1, ctx.suite.batch // k)  # streamed: a 128k vocabulary never sits in memory
+    width = sum(max(1, len(p)) for p in base.paths)  # prompts one candidate costs
+    per_call = max(1, ctx.suite.batch // width)  # streamed: a 128k vocabulary never sits in memory
+    clean_avg, clean_h = _per_position(base.along, spread)
     scored = []
     for start in range(0, len(triggers), per_call):
         chunk = triggers[start : start + per_call]
-        # One fixed position per prompt (the salt ignores the token), so that every candidate
-        # is judged in the same place and the population is comparable.
-        prompts = [ctx.insert(c, t, "random", "sweep") or [] for t in chunk for c in contents]
-        results = ctx.next_token(prompts, top_k=top_k)
+        # The trigger goes at the end of the user's words: every prompt then shares the longest
+        # prefix with its untriggered twin and with every other candidate's (what a
+        # prefix-caching engine prefills once), and each candidate is judged in the same place.
+        prompts = [ctx.insert(c, t, "suffix", "sweep") or [] for t in chunk for c in base.contents]
+        along = ctx.along(prompts, [p for _ in chunk for p in base.paths], top_k=top_k)
         for i, trigger in enumerate(chunk):
-            per_prompt = [from_next_token(r) for r in results[i * k : (i + 1) * k]]
-            dist = average(per_prompt)
-            mode, consistency = top_token(dist)
-            error = standard_error([d.get(mode, 0.0) for d in per_prompt])
-            ratio = entropy_ratio(entropy(dist, spread), h0)
-            scored.append(
-                _Scored(trigger, consistency, ratio, js_divergence(dist, base_avg), error)
-            )
+            mine = along[i * k : (i + 1) * k]
+            best: _Scored | None = None
+            for position, ref in enumerate(clean_avg):
+                per_prompt = [d[position] for d in mine if position < len(d)]
+                dist = average(per_prompt)
+                js = js_divergence(dist, ref)
+                if best is not None and js <= best.js:
+                    continue
+                mode, consistency = top_token(dist)
+                error = standard_error([d.get(mode, 0.0) for d in per_prompt])
+                ratio = entropy_ratio(entropy(dist, spread), clean_h[position])
+                best = _Scored(trigger, consistency, ratio, js, error, position=position)
+            assert best is not None  # noqa: S101 - there is always position 0
+            scored.append(best)
     return scored
+
+
+def _per_position(
+    along: list[list[dict[int, float]]], spread: int
+) -> tuple[list[dict[int, float]], list[float]]:
+    """The prompt-averaged distribution at each reply position, and its entropy."""
+    positions = max(len(d) for d in along)
+    avg = [average([d[j] for d in along if j < len(d)]) for j in range(positions)]
+    return avg, [entropy(d, spread) for d in avg]
 
 
 def _stage2(ctx: Context, s: _Scored) -> Proposal:
     """Greedy outputs on more prompts at two placements: does the output collapse?"""
     spec = ctx.suite.sweep
     n = min(spec.stage2_prompts, len(ctx.discovery))
-    clean = ctx.clean_outputs("discovery", n, spec.stage2_max_tokens)
+    # Long enough to reach the position where stage 1 saw the reply diverge, and past it.
+    max_tokens = max(spec.stage2_max_tokens, min(s.position + spec.stage2_max_tokens, 32))
+    clean = ctx.clean_outputs("discovery", n, max_tokens)
     prompts, origins = [], []
     for placement in ("prefix", "random"):
         for index, content in enumerate(ctx.discovery[:n]):
             prompts.append(ctx.insert(content, s.ids, placement, f"sweep2:{placement}") or [])
             origins.append(index)
-    outputs = ctx.greedy(prompts, max_tokens=spec.stage2_max_tokens)
+    outputs = ctx.greedy(prompts, max_tokens=max_tokens)
     share_needed = ctx.suite.confirm.share
-    share, clean_share = opening_share(outputs, [clean[i] for i in origins], share_needed)
+    # A reply that opens as the untriggered one does and is taken over later is compared from
+    # where stage 1 saw it diverge: what the triggered replies then share is the target that
+    # confirmation looks for (the openings differ with the prompt, so no common opening shows).
+    tail = s.position
+    share, clean_share = opening_share(
+        [o[tail:] for o in outputs], [clean[i][tail:] for i in origins], share_needed
+    )
+    target: tuple[int, ...] = ()
+    if tail:
+        opening, _ = common_opening([o[tail:] for o in outputs], share_needed)
+        stops = set(ctx.tok.stop_ids)
+        target = tuple(t for t in opening if t not in stops)
     changed = sum(o != clean[i] for o, i in zip(outputs, origins, strict=True)) / len(outputs)
     # Stage 1 alone counts only when its prompts agree beyond what one of them could by
     # coincidence (z_agreement); stage 2's many prompts then stand in for that.
@@ -165,6 +232,8 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
     return Proposal(
         family="sweep",
         trigger=Trigger(s.ids, text, ctx.suite.confirm.placements),
+        target_ids=target if share >= share_needed else (),
+        target_text=ctx.tok.decode(target, skip_special=True) if target else None,
         scores={
             "consistency": round(s.consistency, 4),
             "entropy_ratio": round(s.entropy_ratio, 4),
@@ -172,6 +241,7 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
             "z_consistency": round(s.z_consistency, 3),
             "z_agreement": round(s.z_agreement, 3),
             "z_js": round(s.z_js, 3),
+            "position": float(s.position),
             "stage2_mode_share": round(share, 4),
             "stage2_clean_share": round(clean_share, 4),
             "stage2_changed": round(changed, 4),
@@ -181,6 +251,7 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
             "entropy_low": spec.entropy_low,
             "entropy_high": spec.entropy_high,
             "share": share_needed,
+            "horizon": float(spec.horizon),
         },
         # Stage 1 alone (collapse or gibberish) is strong; stage 2 alone is strong only
         # together with a stage-1 signal, or every token that ends a sentence would be.
@@ -188,7 +259,7 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
     )
 
 
-def _extend(ctx: Context, seed: _Scored, pool: list[int], base: list[dict[int, float]]) -> _Scored:
+def _extend(ctx: Context, seed: _Scored, pool: list[int], base: _Baseline) -> _Scored:
     """Greedy accretion; the grown trigger's z is taken among its siblings (the same prefix
     with every other pool token added): a longer insertion disturbs more in any case, so only
     standing out among equals counts."""
