@@ -75,6 +75,15 @@ def probe_options(func: F) -> F:
             help="Benign prompts from the model's own domain (YAML), instead of the suite's.",
         ),
         click.option(
+            "--weights-base",
+            type=click.Path(file_okay=False, exists=True, path_type=Path),
+            metavar="DIR",
+            help="The base model the target was fine-tuned from (a local folder with its "
+            "safetensors): tokens whose embedding rows moved far more than the rest are "
+            "reported (PRB-WEIGHT-DIFF) and probed first; a base the weights are not close to "
+            "is PRB-WEIGHT-LINEAGE.",
+        ),
+        click.option(
             "--budget",
             type=BudgetType(),
             metavar="N|TIME",
@@ -124,6 +133,7 @@ def options_from(kw: dict[str, Any]) -> ProbeOptions:
         device=kw["device"],
         suite=kw["suite"],
         prompts=kw["prompts"],
+        weights_base=kw["weights_base"],
         budget_forward_passes=passes,
         budget_seconds=seconds,
         base_url=kw["base_url"],

@@ -9,13 +9,25 @@ EngineError: the step fails, and the policy never reads that as a pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from provscan.collectors.base import Collected
-from provscan.report import ProbeFacts, TargetInfo, TargetKind
+from provscan.report import (
+    Finding,
+    ProbeFacts,
+    ProbeWeightToken,
+    Severity,
+    TargetInfo,
+    TargetKind,
+    target_finding,
+)
+
+if TYPE_CHECKING:
+    from provscan.probes.weights import WeightEvidence
 
 EngineName = Literal["transformers", "vllm", "openai"]
 
@@ -28,6 +40,8 @@ class ProbeOptions:
     device: str | None = None  # cpu, cuda, cuda:1 ... (None: the engine's default)
     suite: str = "default"  # a shipped suite's name, or a suite file
     prompts: Path | None = None  # benign prompts from the model's own domain
+    # The base model the target was fine-tuned from (a local folder): weight evidence.
+    weights_base: Path | None = None
     budget_forward_passes: int | None = None
     budget_seconds: float | None = None
     base_url: str | None = None  # openai engine: the server, e.g. http://host:8000/v1
@@ -56,6 +70,8 @@ def collect_probes(target: TargetInfo, options: ProbeOptions) -> Collected[Probe
         return Collected(value=None, skipped=reason)
     suite = load_suite(options.suite, prompts=options.prompts)
     tokenizer = ProbeTokenizer.from_dir(root)
+    weights, weight_findings = _weights(root, options.weights_base)
+    priority = [t.token_id for t in weights.ranking[:PRIORITY_TOKENS]] if weights else []
     engine = make_engine(
         options.engine,
         root,
@@ -69,8 +85,54 @@ def collect_probes(target: TargetInfo, options: ProbeOptions) -> Collected[Probe
     try:
         budget = Budget(options.budget_forward_passes, options.budget_seconds)
         facts, findings = run_suite(
-            engine, tokenizer, suite, budget=budget, progress=options.progress
+            engine, tokenizer, suite, budget=budget, progress=options.progress, priority=priority
         )
     finally:
         engine.close()
-    return Collected(value=facts, findings=tuple(findings))
+    if weights is not None:
+        facts = facts.model_copy(
+            update={
+                "weights_base": str(options.weights_base) if options.weights_base else None,
+                "weight_ranking": tuple(
+                    ProbeWeightToken(
+                        token_id=t.token_id,
+                        token=t.token,
+                        z=_finite(t.embedding),
+                        output_z=None if t.output is None else _finite(t.output),
+                    )
+                    for t in weights.ranking[:RANKING_REPORTED]
+                ),
+            }
+        )
+    return Collected(value=facts, findings=(*weight_findings, *findings))
+
+
+# Tokens the weight ranking puts first in the sweep's order (then the rest of the vocabulary),
+# and how many of them the report lists.
+PRIORITY_TOKENS = 1024
+RANKING_REPORTED = 20
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def _weights(root: Path, base: Path | None) -> tuple[WeightEvidence | None, tuple[Finding, ...]]:
+    """What the weights alone show (no forward pass): against the base model given
+    (--weights-base), or the rows on their own. The ranking orders the sweep, so a budget is
+    spent on the likely tokens first. Weights that cannot be read are a finding, and the
+    probes still run."""
+    from provscan.probes.weights import WeightError, weight_evidence
+
+    try:
+        evidence = weight_evidence(root, base)
+    except WeightError as exc:
+        against = f"compared with the base model {base}" if base else "ranked"
+        finding = target_finding(
+            "PRB-WEIGHT-UNREADABLE",
+            Severity.MEDIUM,
+            f"the weights could not be {against}: {exc}",
+            base=str(base) if base else None,
+        )
+        return None, (finding,)
+    return evidence, evidence.findings

@@ -10,7 +10,7 @@ did not finish. An EngineError is not caught: the caller fails the probe step (n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
 from provscan.probes.confirm import Confirmation, confirm, contains
@@ -129,13 +129,16 @@ def run_suite(
     *,
     budget: Budget,
     progress: Progress | None = None,
+    priority: Sequence[int] = (),
 ) -> tuple[ProbeFacts, list[Finding]]:
     """Run the suite's families on the model, within the budget: the facts and the findings.
 
     `progress(family, done, total)` is called as forward passes are spent (total is the
-    family's estimate, an upper bound; the last call of a family has done == total)."""
+    family's estimate, an upper bound; the last call of a family has done == total).
+    `priority`: token ids the weights single out, scored first by the sweep."""
     metered = Metered(engine, budget)
     ctx = Context(metered, tokenizer, suite, progress)
+    ctx.priority = list(priority)
     registry = Registry(ctx)
     runs: list[ProbeFamilyRun] = []
     stopped: str | None = None
@@ -150,6 +153,7 @@ def run_suite(
             runs.append(ProbeFamilyRun(family=family, status="skipped", reason=why))
             continue
         passes, start, ctx.tested = metered.passes, metered.seconds, 0
+        work = _work(metered)
         status: Literal["completed", "partial", "skipped"] = "completed"
         reason: str | None = None
         try:
@@ -168,6 +172,7 @@ def run_suite(
                 forward_passes=metered.passes - passes,
                 seconds=round(metered.seconds - start, 3),
                 candidates_tested=ctx.tested,
+                **{k: v - work[k] for k, v in _work(metered).items()},
             )
         )
     ctx.baseline["chat_template_used"] = 1.0 if tokenizer.template_used else 0.0
@@ -194,6 +199,16 @@ def run_suite(
         baseline=dict(sorted(ctx.baseline.items())),
     )
     return facts, findings_for(facts, tokenizer.template_note)
+
+
+def _work(metered: Metered) -> dict[str, int]:
+    """The engine-unit counters so far (a family's are the difference across its run)."""
+    return {
+        "prompts": metered.prompts,
+        "prompt_tokens": metered.prompt_tokens,
+        "prefill_tokens": metered.prefill_tokens,
+        "generated_tokens": metered.generated_tokens,
+    }
 
 
 def findings_for(facts: ProbeFacts, template_note: str | None = None) -> list[Finding]:

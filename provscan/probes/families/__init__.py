@@ -97,7 +97,11 @@ class Context:
         self._planned = self._start = 0
         self._clean: dict[tuple[str, int, int], list[tuple[int, ...]]] = {}
         self._dists: list[dict[int, float]] | None = None
+        self._along: dict[tuple[int, int, int], list[list[dict[int, float]]]] = {}
         self._vocab: list[int] | None = None
+        # Token ids the weights single out (PRB-WEIGHT-*), candidates first: a budget that
+        # runs out has spent itself on the likely tokens.
+        self.priority: list[int] = []
         self._positions: dict[tuple[str, str], int] = {}  # seeded insertion points, reused
         self.baseline: dict[str, float] = {}  # the model's own reference scores (ProbeFacts)
 
@@ -200,6 +204,42 @@ class Context:
                 self.baseline.setdefault("clean_mode_share", round(share, 4))
         return self._clean[key]
 
+    def clean_paths(self, count: int, horizon: int) -> list[tuple[int, ...]]:
+        """The untriggered greedy replies of the first `count` discovery prompts, `horizon`
+        tokens long at most (a stop token, when one ends the reply, kept)."""
+        return self.clean_outputs("discovery", count, horizon)
+
+    def along(
+        self, prompts: Sequence[Sequence[int]], paths: Sequence[Sequence[int]], *, top_k: int
+    ) -> list[list[dict[int, float]]]:
+        """Teacher forcing: for each prompt, the next-token distribution after the prompt
+        followed by each prefix of its path (path[:0], path[:1], ... path[:len - 1]), so that
+        position j predicts path[j]. An empty path still gives position 0.
+
+        The prefixes of one prompt are asked one after another in one batch: they share the
+        prompt (and each other) as a prefix, which a prefix-caching engine prefills once."""
+        flat: list[list[int]] = []
+        counts: list[int] = []
+        for prompt, path in zip(prompts, paths, strict=True):
+            positions = max(1, len(path))
+            flat.extend([*prompt, *path[:j]] for j in range(positions))
+            counts.append(positions)
+        dists = [from_next_token(r) for r in self.next_token(flat, top_k=top_k)]
+        out: list[list[dict[int, float]]] = []
+        start = 0
+        for n in counts:
+            out.append(dists[start : start + n])
+            start += n
+        return out
+
+    def clean_along(self, count: int, horizon: int, top_k: int) -> list[list[dict[int, float]]]:
+        """`along` for the untriggered discovery prompts and their own greedy replies, cached."""
+        key = (count, horizon, top_k)
+        if key not in self._along:
+            rendered = [self.tok.render_ids(c.ids) for c in self.discovery[:count]]
+            self._along[key] = self.along(rendered, self.clean_paths(count, horizon), top_k=top_k)
+        return self._along[key]
+
     def clean_dists(self) -> list[dict[int, float]]:
         """Next-token distributions of every untriggered discovery prompt, cached."""
         if self._dists is None:
@@ -222,7 +262,11 @@ class Context:
                 if spec.start == 0 and spec.stop is None
                 else (spec.start, spec.stop or 1 << 62)
             )
-            self._vocab = self.tok.candidate_vocab(spec.limit, bounds)
+            vocab = self.tok.candidate_vocab(spec.limit, bounds)
+            allowed = set(vocab)
+            first = list(dict.fromkeys(t for t in self.priority if t in allowed))
+            chosen = set(first)
+            self._vocab = first + [t for t in vocab if t not in chosen]
             self.baseline["candidate_tokens"] = float(len(self._vocab))
         return self._vocab
 
