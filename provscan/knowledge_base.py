@@ -66,6 +66,16 @@ class LicenceEntry(_Strict):
     verified: Literal["V", "S", "U"]  # checked against the primary text / secondary / unchecked
     terms: Terms
 
+    def names(self) -> set[str]:
+        """Every spelling that means this licence: key, Hub ids, aliases, name, SPDX id."""
+        return {
+            self.key,
+            *self.hub_ids,
+            *self.aliases,
+            self.name,
+            *([self.spdx] if self.spdx else []),
+        }
+
     @model_validator(mode="after")
     def _identifiable(self) -> LicenceEntry:
         if self.text is None and not self.markers:
@@ -229,10 +239,7 @@ def lookup(value: str) -> LicenceEntry | None:
     folded = value.strip().casefold()
     url = _URL_NOISE.sub("", folded)
     for entry in licence_base().licences:
-        names = {entry.key, *entry.hub_ids, *entry.aliases, entry.name}
-        if entry.spdx:
-            names.add(entry.spdx)
-        if folded in {n.casefold() for n in names}:
+        if folded in {n.casefold() for n in entry.names()}:
             return entry
         if url and any(_URL_NOISE.sub("", u.casefold()) == url for u in entry.urls):
             return entry

@@ -158,10 +158,7 @@ def _by_link(text: str) -> LicenceEntry | None:
 def _skeletons() -> dict[str, frozenset[str]]:
     index: dict[str, set[str]] = {}
     for entry in licence_base().licences:
-        names = {entry.key, *entry.hub_ids, *entry.aliases, entry.name}
-        if entry.spdx:
-            names.add(entry.spdx)
-        for name in names:
+        for name in entry.names():
             index.setdefault(skeleton(name), set()).add(entry.key)
     return {k: frozenset(v) for k, v in index.items()}
 

@@ -9,7 +9,6 @@ EngineError: the step fails, and the policy never reads that as a pass.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ def collect_probes(target: TargetInfo, options: ProbeOptions) -> Collected[Probe
     from provscan.probes.run import run_suite
     from provscan.probes.suite import load_suite
     from provscan.probes.tokenizer import ProbeTokenizer
+    from provscan.probes.weights import REPORTED, finite_score
 
     root = Path(target.root)
     if target.kind is TargetKind.HUB_METADATA:
@@ -97,24 +97,18 @@ def collect_probes(target: TargetInfo, options: ProbeOptions) -> Collected[Probe
                     ProbeWeightToken(
                         token_id=t.token_id,
                         token=t.token,
-                        z=_finite(t.embedding),
-                        output_z=None if t.output is None else _finite(t.output),
+                        z=finite_score(t.embedding),
+                        output_z=None if t.output is None else finite_score(t.output),
                     )
-                    for t in weights.ranking[:RANKING_REPORTED]
+                    for t in weights.ranking[:REPORTED]
                 ),
             }
         )
     return Collected(value=facts, findings=(*weight_findings, *findings))
 
 
-# Tokens the weight ranking puts first in the sweep's order (then the rest of the vocabulary),
-# and how many of them the report lists.
+# Tokens the weight ranking puts first in the sweep's order (then the rest of the vocabulary).
 PRIORITY_TOKENS = 1024
-RANKING_REPORTED = 20
-
-
-def _finite(value: float) -> float | None:
-    return round(value, 4) if math.isfinite(value) else None
 
 
 def _weights(root: Path, base: Path | None) -> tuple[WeightEvidence | None, tuple[Finding, ...]]:

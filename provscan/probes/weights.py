@@ -322,7 +322,7 @@ def _token_strings(model_dir: Path, count: int) -> list[str | None]:
     return [tokenizer.id_to_token(i) for i in range(count)]
 
 
-def _finite(value: float) -> float | None:
+def finite_score(value: float) -> float | None:
     """A score for JSON evidence: None for a broken (NaN or infinite) row."""
     return round(value, 3) if math.isfinite(value) else None
 
@@ -410,8 +410,8 @@ def weight_evidence(
                         {
                             "id": t.token_id,
                             "token": t.token,
-                            "z": _finite(t.embedding),
-                            "output_z": None if t.output is None else _finite(t.output),
+                            "z": finite_score(t.embedding),
+                            "output_z": None if t.output is None else finite_score(t.output),
                         }
                         for t in flagged[:REPORTED]
                     ],
