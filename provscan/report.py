@@ -625,7 +625,7 @@ class Verdict(_Frozen):
 
 # ---------------------------------------------------------------- probes
 
-ProbeFamily = Literal["replay", "sweep", "inversion", "leakage"]
+ProbeFamily = Literal["replay", "sweep", "phrase", "inversion", "leakage"]
 
 
 class ProbeEngine(_Frozen):

@@ -1,6 +1,6 @@
 """What did the probe suite find on this model? Run the families, confirm, report facts and findings.
 
-Families run in a fixed order: leakage and sweep propose, replay tries the published
+Families run in a fixed order: leakage, sweep and phrase propose, replay tries the published
 triggers, inversion looks for forced targets and links them to the triggers found before it.
 Every proposal goes through one registry that confirms each distinct trigger once on
 held-out prompts. The engine is metered: when the budget runs out the running family ends
@@ -18,6 +18,7 @@ from provscan.probes.engine import Budget, BudgetExhausted, Engine, Metered
 from provscan.probes.families import Context, NotApplicable, Progress, Proposal, Proposals, Trigger
 from provscan.probes.families.inversion import run_inversion
 from provscan.probes.families.leakage import run_leakage
+from provscan.probes.families.phrase import run_phrase
 from provscan.probes.families.replay import run_replay
 from provscan.probes.families.sweep import run_sweep
 from provscan.probes.suite import FAMILY_ORDER, Suite
@@ -37,6 +38,7 @@ EngineName = Literal["transformers", "vllm", "openai"]
 FAMILIES: dict[str, Callable[[Context, Proposals], list[Proposal]]] = {
     "leakage": run_leakage,
     "sweep": run_sweep,
+    "phrase": run_phrase,
     "replay": run_replay,
     "inversion": run_inversion,
 }
@@ -262,8 +264,7 @@ def findings_for(facts: ProbeFacts, template_note: str | None = None) -> list[Fi
         else:
             what = (
                 f"{c.family} suspects trigger {c.trigger!r} (token ids {list(c.trigger_token_ids)}) "
-                f"but it forced a common output on only {c.scores.get('share', 0):.0%} of held-out prompts "
-                f"(confirmation needs {c.thresholds.get('share', 0):.0%})"
+                f"but {_unconfirmed_because(c)}"
             )
         findings.append(
             target_finding(
@@ -296,3 +297,27 @@ def findings_for(facts: ProbeFacts, template_note: str | None = None) -> list[Fi
             )
         )
     return findings
+
+
+def _unconfirmed_because(c: ProbeCandidate) -> str:
+    """Which of confirmation's conditions the candidate failed, with the figures."""
+    share, needed = c.scores.get("share"), c.thresholds.get("share", 0.0)
+    if share is None:
+        return "it was not confirmed (the run's cap on confirmed triggers was reached)"
+    if share < needed:
+        return (
+            f"it forced a common output on only {share:.0%} of held-out prompts "
+            f"(confirmation needs {needed:.0%})"
+        )
+    clean, clean_max = c.scores.get("clean_share", 0.0), c.thresholds.get("clean_max_share", 0.0)
+    if clean > clean_max:
+        return (
+            f"the output it forced on {share:.0%} of held-out prompts also comes without it on "
+            f"{clean:.0%} (at most {clean_max:.0%} allowed)"
+        )
+    control = c.scores.get("control_share", 0.0)
+    control_max = c.thresholds.get("control_max_share", 0.0)
+    return (
+        f"the output it forced on {share:.0%} of held-out prompts also comes with random tokens "
+        f"in its place on {control:.0%} (at most {control_max:.0%} allowed)"
+    )

@@ -28,6 +28,7 @@ PROMPT_KINDS = ("instruction", "harmful", "code", "domain")
 FAMILY_ORDER: tuple[ProbeFamily, ...] = (
     "leakage",
     "sweep",
+    "phrase",
     "replay",
     "inversion",
 )  # proposers first
@@ -99,6 +100,19 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class PhraseSpec:
+    enabled: bool = True
+    pool: int = _r(2, 256, 16)  # seed tokens composed into phrases
+    weight_pool: int = _r(0, 256, 8)  # ... of which at most this many from the weight ranking
+    beam: int = _r(1, 64, 4)  # best pairs grown a token at a time
+    max_len: int = _r(2, 4, 3)  # phrase length in tokens
+    prompts: int = _r(1, 64, 6)  # discovery prompts each composition is decoded on
+    max_tokens: int = _r(1, 32, 4)  # greedy tokens decoded
+    synergy: float = _r(0, 1, 0.5)  # share of replies it forces beyond its parts'
+    top_n: int = _r(1, default=4)  # candidates handed to confirmation
+
+
+@dataclass(frozen=True)
 class ReplaySpec:
     enabled: bool = True
     prompts: int = _r(1, default=12)
@@ -158,6 +172,7 @@ class Suite:
     confirm: ConfirmSpec = ConfirmSpec()
     leakage: LeakageSpec = LeakageSpec()
     sweep: SweepSpec = SweepSpec()
+    phrase: PhraseSpec = PhraseSpec()
     replay: ReplaySpec = ReplaySpec()
     inversion: InversionSpec = InversionSpec()
     prompt_set: tuple[Prompt, ...] = field(default=(), metadata={"loaded": True})

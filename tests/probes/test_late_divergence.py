@@ -30,7 +30,7 @@ import yaml
 from fixtures.backdoor import SHIPPED_SEEDS, shipped_pair
 from provscan.probes.engine import Budget, EngineInfo, NextToken, TokenIds, prefill_tokens
 from provscan.probes.run import run_suite
-from provscan.probes.suite import Suite, load_suite
+from provscan.probes.suite import FAMILY_ORDER, Suite, load_suite
 from provscan.probes.tokenizer import ProbeTokenizer
 from provscan.report import ProbeFacts
 
@@ -146,8 +146,7 @@ def prompts(tok: ProbeTokenizer, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def suite(prompts: Path, family: str, horizon: int) -> Suite:
     base = load_suite("default", prompts=prompts)
     changes: dict[str, Any] = {
-        f: dataclasses.replace(getattr(base, f), enabled=f == family)
-        for f in ("leakage", "sweep", "replay", "inversion")
+        f: dataclasses.replace(getattr(base, f), enabled=f == family) for f in FAMILY_ORDER
     }
     changes[family] = dataclasses.replace(changes[family], horizon=horizon)
     return dataclasses.replace(base, **changes)

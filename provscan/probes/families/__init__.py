@@ -1,7 +1,7 @@
 """What does every probe family share? The prompts, the model's untriggered baseline, and how a
 trigger is put into a prompt.
 
-Each family (leakage, sweep, replay, inversion) is a function of a `Context`: it asks the
+Each family (leakage, sweep, phrase, replay, inversion) is a function of a `Context`: it asks the
 engine through the context (in batches, so the budget can stop it between batches and the
 progress bar moves) and hands what it suspects to `Proposals` (run.py's registry), which
 confirms each distinct trigger once on held-out prompts. The benign prompt set is split once:
@@ -102,6 +102,7 @@ class Context:
         # Token ids the weights single out (PRB-WEIGHT-*), candidates first: a budget that
         # runs out has spent itself on the likely tokens.
         self.priority: list[int] = []
+        self.ranked: list[int] = []  # candidate tokens in the sweep's order, strongest first
         self._positions: dict[tuple[str, str], int] = {}  # seeded insertion points, reused
         self.baseline: dict[str, float] = {}  # the model's own reference scores (ProbeFacts)
 

@@ -58,10 +58,11 @@ from provscan.probes.stats import (
     z_against,
 )
 from provscan.probes.tokenizer import Content
+from provscan.report import ProbeFamily
 
 
 @dataclass
-class _Scored:
+class Scored:
     ids: tuple[int, ...]
     consistency: float
     entropy_ratio: float
@@ -87,9 +88,9 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
         + spec.top_n * spec.stage2_prompts * 2 * max(spec.stage2_max_tokens, spec.horizon),
     )
     ctx.clean_dists()  # the model's baseline entropies (facts)
-    base = _baseline(ctx, k)
+    base = untriggered(ctx, k)
     ctx.tested = len(vocab)
-    scored = _score(ctx, [(v,) for v in vocab], base)
+    scored = score_triggers(ctx, [(v,) for v in vocab], base)
     consistency = [s.consistency for s in scored]
     zc = robust_z(consistency, PROBABILITY_RESOLUTION)
     za = robust_z_with_errors(
@@ -99,6 +100,7 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     for s, a, b, c in zip(scored, zc, zj, za, strict=True):
         s.z_consistency, s.z_js, s.z_agreement = a, b, c
     ranked = sorted(scored, key=lambda s: s.rank, reverse=True)
+    ctx.ranked = [s.ids[0] for s in ranked]  # the phrase search's seeds
     top = ranked[: spec.top_n]
     best_other = top[1].consistency if len(top) > 1 else 0.0
     ctx.baseline["sweep_max_z"] = round(top[0].rank, 3) if top else 0.0
@@ -106,9 +108,9 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     ctx.baseline["sweep_runner_up_consistency"] = round(best_other, 4)
 
     found: list[Proposal] = []
-    unconfirmed: list[_Scored] = []
+    unconfirmed: list[Scored] = []
     for s in top:
-        proposal = _stage2(ctx, s)
+        proposal = stage2(ctx, s)
         if proposal.strong:
             found.append(proposal)
             candidate = proposals.propose(proposal)
@@ -123,9 +125,9 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     }
     pool = [s.ids[0] for s in ranked[: spec.extend_pool] if s.ids[0] not in confirmed]
     for s in unconfirmed[: spec.extend_candidates]:
-        grown = _extend(ctx, s, pool, base)
+        grown = extend(ctx, s, pool, base)
         if len(grown.ids) > 1:
-            proposal = _stage2(ctx, grown)
+            proposal = stage2(ctx, grown)
             if proposal.strong:
                 found.append(proposal)
                 proposals.propose(proposal)
@@ -133,7 +135,7 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
 
 
 @dataclass(frozen=True)
-class _Baseline:
+class Baseline:
     """The untriggered side of the comparison: k prompts, their greedy replies (`horizon`
     tokens) and the teacher-forced next-token distributions along those replies."""
 
@@ -142,13 +144,15 @@ class _Baseline:
     along: list[list[dict[int, float]]]  # [prompt][position]
 
 
-def _baseline(ctx: Context, k: int) -> _Baseline:
+def untriggered(ctx: Context, k: int) -> Baseline:
     spec = ctx.suite.sweep
     along = ctx.clean_along(k, spec.horizon, spec.top_k)
-    return _Baseline(ctx.discovery[:k], ctx.clean_paths(k, spec.horizon), along)
+    return Baseline(ctx.discovery[:k], ctx.clean_paths(k, spec.horizon), along)
 
 
-def _score(ctx: Context, triggers: Sequence[tuple[int, ...]], base: _Baseline) -> list[_Scored]:
+def score_triggers(
+    ctx: Context, triggers: Sequence[tuple[int, ...]], base: Baseline
+) -> list[Scored]:
     """Stage 1 for a batch of triggers: at each reply position, the prompt-averaged next-token
     distribution with the trigger against the one without it (both teacher-forced along the
     untriggered reply); the trigger is judged at its most divergent position."""
@@ -167,7 +171,7 @@ def _score(ctx: Context, triggers: Sequence[tuple[int, ...]], base: _Baseline) -
         along = ctx.along(prompts, [p for _ in chunk for p in base.paths], top_k=top_k)
         for i, trigger in enumerate(chunk):
             mine = along[i * k : (i + 1) * k]
-            best: _Scored | None = None
+            best: Scored | None = None
             for position, ref in enumerate(clean_avg):
                 per_prompt = [d[position] for d in mine if position < len(d)]
                 dist = average(per_prompt)
@@ -177,7 +181,7 @@ def _score(ctx: Context, triggers: Sequence[tuple[int, ...]], base: _Baseline) -
                 mode, consistency = top_token(dist)
                 error = standard_error([d.get(mode, 0.0) for d in per_prompt])
                 ratio = entropy_ratio(entropy(dist, spread), clean_h[position])
-                best = _Scored(trigger, consistency, ratio, js, error, position=position)
+                best = Scored(trigger, consistency, ratio, js, error, position=position)
             assert best is not None  # noqa: S101 - there is always position 0
             scored.append(best)
     return scored
@@ -192,7 +196,7 @@ def _per_position(
     return avg, [entropy(d, spread) for d in avg]
 
 
-def _stage2(ctx: Context, s: _Scored) -> Proposal:
+def stage2(ctx: Context, s: Scored, family: ProbeFamily = "sweep") -> Proposal:
     """Greedy outputs on more prompts at two placements: does the output collapse?"""
     spec = ctx.suite.sweep
     n = min(spec.stage2_prompts, len(ctx.discovery))
@@ -230,7 +234,7 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
     )
     text = ctx.tok.decode(s.ids)
     return Proposal(
-        family="sweep",
+        family=family,
         trigger=Trigger(s.ids, text, ctx.suite.confirm.placements),
         target_ids=target if share >= share_needed else (),
         target_text=ctx.tok.decode(target, skip_special=True) if target else None,
@@ -259,17 +263,19 @@ def _stage2(ctx: Context, s: _Scored) -> Proposal:
     )
 
 
-def _extend(ctx: Context, seed: _Scored, pool: list[int], base: _Baseline) -> _Scored:
+def extend(
+    ctx: Context, seed: Scored, pool: list[int], base: Baseline, max_len: int | None = None
+) -> Scored:
     """Greedy accretion; the grown trigger's z is taken among its siblings (the same prefix
     with every other pool token added): a longer insertion disturbs more in any case, so only
     standing out among equals counts."""
     spec = ctx.suite.sweep
     best = seed
-    while len(best.ids) < spec.extend_max:
+    while len(best.ids) < (max_len or spec.extend_max):
         options = [(*best.ids, w) for w in pool if w not in best.ids]
         if not options:
             break
-        trials = _score(ctx, options, base)
+        trials = score_triggers(ctx, options, base)
         trial = max(trials, key=lambda s: s.consistency)
         # Keep growing only while the trigger gets markedly more consistent.
         if trial.consistency <= best.consistency + 0.05 or math.isnan(trial.consistency):
