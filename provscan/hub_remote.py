@@ -257,13 +257,80 @@ def fetch_safetensors_headers(
             code, reason, head = exc.code, exc.reason, exc.head
         except HfHubHTTPError as exc:
             code, reason, head = f"http-{exc.response.status_code}", _http_reason(exc), b""
-        except httpx2.HTTPError as exc:  # connection, timeout, protocol: after the retries
-            code, reason, head = "network", f"network error: {type(exc).__name__}: {exc}", b""
+        except (httpx2.HTTPError, RuntimeError) as exc:  # connection, timeout, protocol
+            code, reason, head = "network", _network_reason(exc), b""
         return RemoteError(path, reason, code, counts.bytes, counts.requests, head)
 
     unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:
         return dict(zip(unique, pool.map(fetch, unique), strict=True))
+
+
+def _network_reason(exc: BaseException) -> str:
+    """What went wrong on the wire, after huggingface_hub's retries.
+
+    Its http_stream_backoff is a generator context manager that retries by yielding again: a
+    body cut while it is read (inside the `with`) surfaces as RuntimeError("generator didn't
+    stop after throw()"), the network error as its context."""
+    if isinstance(exc, RuntimeError) and not isinstance(exc.__context__, httpx2.HTTPError):
+        raise exc  # not a network error: a bug, never hidden as one
+    cause = exc.__context__ if isinstance(exc, RuntimeError) else exc
+    return f"network error: {type(cause).__name__}: {cause}"
+
+
+RANGE_CHUNK = 64 * 1024 * 1024  # bytes per GET of fetch_range
+
+
+def fetch_range(
+    repo_id: str,
+    revision: str,
+    path: str,
+    start: int,
+    end: int,
+    *,
+    chunk: int = RANGE_CHUNK,
+    token: bool | str | None = None,
+    endpoint: str | None = None,
+) -> Iterator[tuple[int, bytes]]:
+    """Bytes start..end-1 of one file at `revision` (a full commit sha), `chunk` bytes per
+    Range GET, as (offset, bytes). One HEAD resolves the file as for a header; a server that
+    ignores Range, answers another range, compresses or sends short is an error naming the
+    file (HubError), never a silent gap: the caller would read zeros as weights."""
+    from provscan.hub import HubError
+
+    if not _SHA.fullmatch(revision):
+        raise ValueError(f"revision must be a full 40-hex commit sha, not {revision!r}")
+    if not 0 <= start <= end or chunk < 1:
+        raise ValueError("need 0 <= start <= end and chunk >= 1")
+    where = f"hf://{repo_id}@{revision}: {path}"
+    counts = _Counts()
+    agent = {"provscan": __version__}
+    try:
+        url = hf_hub_url(repo_id, path, revision=revision, endpoint=endpoint)
+        meta = get_hf_file_metadata(
+            url, token, endpoint=endpoint, retry_on_errors=True, user_agent=agent
+        )
+        if meta.commit_hash not in (None, revision):
+            raise _Refused("CommitMismatch", f"the Hub served commit {meta.commit_hash}")
+        if meta.size is not None and end > meta.size:
+            raise _Refused("ShortFile", f"bytes up to {end} asked of a {meta.size}-byte file")
+        headers = build_hf_headers(token=token, user_agent=agent) | {"Accept-Encoding": "identity"}
+        if not _is_same_or_hub_host(url, meta.location):
+            headers.pop("authorization", None)
+        for at in range(start, end, chunk):
+            stop = min(end, at + chunk)
+            data = _get(meta.location, at, stop, headers, counts)
+            if counts.range_ignored:
+                raise _Refused("RangeIgnored", "the server ignored the Range header")
+            if len(data) != stop - at:
+                raise _Refused("ShortRead", f"the server sent {len(data)} of {stop - at} bytes")
+            yield at, data
+    except _Refused as exc:
+        raise HubError(f"{where}: bytes {start}-{end - 1}: {exc.reason}") from exc
+    except HfHubHTTPError as exc:
+        raise HubError(f"{where}: {_http_reason(exc)}") from exc
+    except (httpx2.HTTPError, RuntimeError) as exc:
+        raise HubError(f"{where}: {_network_reason(exc)}") from exc
 
 
 # -- Every Hub request of a scan, bounded (hub.hub_traffic installs this) --------------------------

@@ -146,7 +146,9 @@ def _probes_only(resolved: ResolvedTarget, options: ScanOptions, scanned_at: dat
     runner = _StepRunner()
     runner.findings.extend(resolved.findings)
     sniffed = runner.run("inventory", lambda: collect_inventory(resolved.files, options.limits))
-    probes = runner.run("probes", lambda: collect_probes(resolved.info, probe_options))
+    probes = runner.run(
+        "probes", lambda: collect_probes(resolved.info, probe_options, options.limits)
+    )
     return Report(
         tool=ToolInfo(version=__version__),
         scanned_at=scanned_at,
@@ -259,7 +261,7 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
 
     probe_options = options.probes
     probes: ProbeFacts | None = (
-        runner.run("probes", lambda: collect_probes(resolved.info, probe_options))
+        runner.run("probes", lambda: collect_probes(resolved.info, probe_options, options.limits))
         if probe_options is not None
         else None
     )

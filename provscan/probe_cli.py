@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
+from provscan.errors import UsageError
+from provscan.hub import is_hub_target, parse_hub_target
 from provscan.probes.collect import ProbeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,10 +78,10 @@ def probe_options(func: F) -> F:
         ),
         click.option(
             "--weights-base",
-            type=click.Path(file_okay=False, exists=True, path_type=Path),
-            metavar="DIR",
+            metavar="DIR|hf://ORG/NAME[@REV]",
             help="The base model the target was fine-tuned from (a local folder with its "
-            "safetensors): tokens whose embedding rows moved far more than the rest are "
+            "safetensors, or a Hub repo, of which only the embedding and output matrices are "
+            "fetched, by range): tokens whose embedding rows moved far more than the rest are "
             "reported (PRB-WEIGHT-DIFF) and probed first; a base the weights are not close to "
             "is PRB-WEIGHT-LINEAGE.",
         ),
@@ -128,12 +130,22 @@ def options_from(kw: dict[str, Any]) -> ProbeOptions:
 
     load_suite(kw["suite"], prompts=kw["prompts"])
     passes, seconds = kw["budget"] or (None, None)
+    base: str | Path | None = kw["weights_base"]
+    if isinstance(base, str) and is_hub_target(base):
+        parse_hub_target(base)  # a malformed hf:// reference is a usage error, now
+    elif base is not None:
+        base = Path(base)
+        if not base.is_dir():
+            raise UsageError(
+                f"--weights-base {base}: not a folder",
+                "give the base model's local folder (with its safetensors) or hf://ORG/NAME",
+            )
     return ProbeOptions(
         engine=kw["engine"],
         device=kw["device"],
         suite=kw["suite"],
         prompts=kw["prompts"],
-        weights_base=kw["weights_base"],
+        weights_base=base,
         budget_forward_passes=passes,
         budget_seconds=seconds,
         base_url=kw["base_url"],

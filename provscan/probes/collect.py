@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from provscan.collectors.base import Collected
+from provscan.errors import ProvscanError
+from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.report import (
     Finding,
     ProbeFacts,
@@ -39,8 +41,9 @@ class ProbeOptions:
     device: str | None = None  # cpu, cuda, cuda:1 ... (None: the engine's default)
     suite: str = "default"  # a shipped suite's name, or a suite file
     prompts: Path | None = None  # benign prompts from the model's own domain
-    # The base model the target was fine-tuned from (a local folder): weight evidence.
-    weights_base: Path | None = None
+    # The base model the target was fine-tuned from (a local folder, or an hf:// reference
+    # whose embedding and output matrices are read by range): weight evidence.
+    weights_base: Path | str | None = None
     budget_forward_passes: int | None = None
     budget_seconds: float | None = None
     base_url: str | None = None  # openai engine: the server, e.g. http://host:8000/v1
@@ -52,7 +55,9 @@ class ProbeOptions:
     progress: Callable[[str, int, int], None] | None = None
 
 
-def collect_probes(target: TargetInfo, options: ProbeOptions) -> Collected[ProbeFacts | None]:
+def collect_probes(
+    target: TargetInfo, options: ProbeOptions, limits: Limits = DEFAULT_LIMITS
+) -> Collected[ProbeFacts | None]:
     """Run the suite on the target's model; skipped when there is no model to run."""
     from provscan.probes.engine import Budget
     from provscan.probes.engines.load import make_engine
@@ -70,7 +75,7 @@ def collect_probes(target: TargetInfo, options: ProbeOptions) -> Collected[Probe
         return Collected(value=None, skipped=reason)
     suite = load_suite(options.suite, prompts=options.prompts)
     tokenizer = ProbeTokenizer.from_dir(root)
-    weights, weight_findings = _weights(root, options.weights_base)
+    weights, weight_findings = _weights(root, options.weights_base, limits)
     priority = [t.token_id for t in weights.ranking[:PRIORITY_TOKENS]] if weights else []
     engine = make_engine(
         options.engine,
@@ -111,21 +116,28 @@ def collect_probes(target: TargetInfo, options: ProbeOptions) -> Collected[Probe
 PRIORITY_TOKENS = 1024
 
 
-def _weights(root: Path, base: Path | None) -> tuple[WeightEvidence | None, tuple[Finding, ...]]:
+def _weights(
+    root: Path, base: Path | str | None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[WeightEvidence | None, tuple[Finding, ...]]:
     """What the weights alone show (no forward pass): against the base model given
-    (--weights-base), or the rows on their own. The ranking orders the sweep, so a budget is
-    spent on the likely tokens first. Weights that cannot be read are a finding, and the
-    probes still run."""
-    from provscan.probes.weights import WeightError, weight_evidence
+    (--weights-base: a folder, or hf:// read by range), or the rows on their own. The ranking
+    orders the sweep, so a budget is spent on the likely tokens first. Weights that cannot be
+    read (or a base the Hub cannot serve) are a finding, and the probes still run."""
+    from provscan.probes.hub_base import hub_base
+    from provscan.probes.weights import weight_evidence
 
     try:
-        evidence = weight_evidence(root, base)
-    except WeightError as exc:
+        if isinstance(base, str):
+            with hub_base(base, limits) as fetched:
+                evidence = weight_evidence(root, fetched)
+        else:
+            evidence = weight_evidence(root, base)
+    except ProvscanError as exc:  # WeightError, and HubError for an hf:// base
         against = f"compared with the base model {base}" if base else "ranked"
         finding = target_finding(
             "PRB-WEIGHT-UNREADABLE",
             Severity.MEDIUM,
-            f"the weights could not be {against}: {exc}",
+            f"the weights could not be {against}: {exc.message}",
             base=str(base) if base else None,
         )
         return None, (finding,)
