@@ -10,17 +10,18 @@ in the same run:
   - per family: forward passes, seconds, passes/s, and the whole suite's wall time per model;
   - whether the trigger was confirmed on the backdoored model and nothing on the twin;
   - the projected default-suite time for an 8B model (vocabulary 128,256, Llama 3) on one
-    H100: the sweep and inversion scale with the vocabulary, so their forward passes are
-    scaled by 128,256 / the fixture's vocabulary; the rest is taken as measured. The
+    H100: each family's forward passes are split into a part per candidate token and a fixed
+    part by running the backdoored model twice, on the whole candidate vocabulary and on half
+    of it; the part per candidate is scaled to 128,256, the fixed part taken as measured. The
     throughput used is the one measured here on CUDA/vLLM when a GPU is present; without one
     it is the research note's anchor for vLLM on one H100 (1,000-3,000 prompts/s at
     max_tokens=1, an estimate, never measured here), and the script says so.
 
 The work is also counted in engine units (provscan.probes.engine.Metered): prompts, prompt
 tokens, tokens prefilled after an exact prefix cache, and tokens generated, per family. These
-counts project onto an 8B model without a GPU: the sweep's and inversion's counts scale with
-the candidate vocabulary (--vocab, 128,256 for Llama 3), the rest are taken as counted; the
-fixture's prompts are shorter in tokens than an 8B tokenizer makes them, so the token counts
+counts project onto an 8B model without a GPU, split the same way (what grows with the
+candidate vocabulary, --vocab, 128,256 for Llama 3, and what does not: stage 2, confirmation,
+the phrase search's fixed pool, leakage, replay); the fixture's prompts are shorter in tokens than an 8B tokenizer makes them, so the token counts
 are a lower bound. Time is then work / throughput, where the throughput is compute-bound
 arithmetic: a forward pass of an N-parameter model costs 2N FLOP per token (prefilled or
 generated; the probes' batches of hundreds of short sequences keep decoding near the H100's
@@ -39,6 +40,7 @@ the baseline the GPU engines are compared with (ratio printed when a GPU is pres
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -56,20 +58,38 @@ from provscan.probes.suite import load_suite  # noqa: E402
 from provscan.probes.tokenizer import ProbeTokenizer  # noqa: E402
 
 LLAMA3_VOCAB = 128_256
-VOCAB_SCALED = {"sweep", "inversion"}
 H100_ANCHOR = (1_000.0, 3_000.0)  # prompts/s, vLLM, 8B, max_tokens=1 (research note, estimated)
 H100_BF16_DENSE_TFLOPS = 989.0  # H100 SXM datasheet (1,979 with sparsity)
 LLAMA3_8B_PARAMS = 8.03e9
 TARGET_MINUTES = 10.0
+# The families that score every candidate token (the rest have fixed pools and prompt counts;
+# fitting a slope to them would turn run-to-run noise in prefix-cache hits into growth).
+VOCAB_SCANS = {"sweep", "inversion"}
 WORK = ("prompts", "prompt_tokens", "prefill_tokens", "generated_tokens")
 
 
-def projected_work(facts: Any, vocab: int, target_vocab: int) -> dict[str, dict[str, float]]:
-    """Per family, the counted work scaled to `target_vocab` candidates where it scales."""
+def projected_work(
+    full: Any, half: Any, vocab: int, half_vocab: int, target_vocab: int
+) -> dict[str, dict[str, float]]:
+    """Per family, the counted work projected to `target_vocab` candidates.
+
+    The sweep's and the inversion's work is a part that grows with the candidate vocabulary
+    (stage 1, the first-token scan) and a part that does not (stage 2, confirmation); the
+    other families (leakage, phrase over its fixed pool, replay) do not grow. Two runs of the
+    same model, on the whole candidate vocabulary and on half of it, give the sweep's and
+    the inversion's work per candidate (the slope) and the rest; the projection is the rest plus the slope times target_vocab.
+    Scaling a family's whole count by the vocabulary ratio would multiply stage 2 and
+    confirmation by a thousand."""
+    before = {f.family: f for f in half.families}
     out: dict[str, dict[str, float]] = {}
-    for fam in facts.families:
-        scale = target_vocab / vocab if fam.family in VOCAB_SCALED else 1.0
-        out[fam.family] = {k: getattr(fam, k) * scale for k in WORK}
+    for fam in full.families:
+        other = before[fam.family]
+        out[fam.family] = {}
+        for k in (*WORK, "forward_passes"):
+            slope = 0.0
+            if fam.family in VOCAB_SCANS:
+                slope = max(0.0, (getattr(fam, k) - getattr(other, k)) / (vocab - half_vocab))
+            out[fam.family][k] = getattr(fam, k) + slope * (target_vocab - vocab)
     return out
 
 
@@ -92,9 +112,11 @@ def throughput(engine: Engine, tokenizer: ProbeTokenizer, batch: int) -> tuple[f
     return next_rate, greedy_rate
 
 
-def run(model: Path, engine: Engine, repeat: int) -> dict[str, Any]:
+def run(model: Path, engine: Engine, repeat: int, limit: int | None = None) -> dict[str, Any]:
     tokenizer = ProbeTokenizer.from_dir(model)
     suite = load_suite("default")
+    if limit is not None:  # the first `limit` candidate tokens only
+        suite = dataclasses.replace(suite, vocab=dataclasses.replace(suite.vocab, limit=limit))
     walls, facts = [], None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -189,15 +211,15 @@ def main() -> int:
             if name == "backdoored":
                 ok &= pair.trigger in confirmed
                 best_rate[label] = rates[0]
-                scaled = sum(
-                    f.forward_passes * (LLAMA3_VOCAB / vocab if f.family in VOCAB_SCALED else 1)
-                    for f in facts.families
-                )
-                print(
-                    f"  8B projection: {scaled:,.0f} forward passes at vocabulary {LLAMA3_VOCAB:,}"
-                )
                 if not work:
-                    work = projected_work(facts, vocab, args.vocab)
+                    second = factory(model)
+                    try:
+                        half = run(model, second, 1, limit=vocab // 2)["facts"]
+                    finally:
+                        second.close()
+                    work = projected_work(facts, half, vocab, vocab // 2, args.vocab)
+                scaled = sum(w["forward_passes"] for w in work.values())
+                print(f"  8B projection: {scaled:,.0f} forward passes at vocabulary {args.vocab:,}")
             else:
                 ok &= not confirmed
     if "vllm/cuda" in best_rate:
@@ -214,6 +236,8 @@ def main() -> int:
     )
     for family, w in work.items():
         print(f"  {family:<10} " + " ".join(f"{k} {w[k]:,.0f}" for k in WORK))
+    total = {k: sum(w[k] for w in work.values()) for k in WORK}
+    print(f"  {'total':<10} " + " ".join(f"{k} {total[k]:,.0f}" for k in WORK))
     minutes = projected_minutes(work, args.params, args.mfu)
     print(
         f"projected default suite on one H100 (compute-bound, {H100_BF16_DENSE_TFLOPS:g} TFLOPS x "
