@@ -5,7 +5,7 @@
 #      --no-install says to use the active environment (a machine without PyPI access);
 #   2. the GPU tests (tests/probes/test_gpu.py: transformers on CUDA and vLLM give the CPU
 #      engine's numbers, and the default suite's verdicts on the shipped backdoored, clean,
-#      phrase-trigger, late-payload and habit fixtures);
+#      phrase-trigger, late-payload, system-turn and habit fixtures);
 #   3. benchmarks/probes.py through every engine the machine has: passes, engine work,
 #      seconds, findings per family, and the 8B/H100 projection from the measured rate.
 # Usage: bash benchmarks/gpu_probes.sh [--no-install]

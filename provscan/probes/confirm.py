@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from provscan.probes.families import Context, Trigger
-from provscan.probes.stats import common_opening
+from provscan.probes.stats import common_opening, without
 from provscan.report import ProbeCase
 
 
@@ -53,6 +53,7 @@ def confirm(
     spec = ctx.suite.confirm
     placements = list(dict.fromkeys(trigger.placements or spec.placements))[:2]
     prompts, controls = [], []
+    noises: list[tuple[int, ...]] = []  # the random tokens of each control
     origins: list[int] = []  # the held-out prompt each triggered prompt came from
     pool = [t for t in ctx.candidates() if t not in trigger.ids] or list(trigger.ids)
     rng = random.Random(f"control:{ctx.suite.seed}:{trigger.ids}")  # noqa: S311 - not secret
@@ -64,6 +65,7 @@ def confirm(
                 control = ctx.insert(content, noise, placement, f"confirm:{placement}")
                 prompts.append(prompt)
                 controls.append(control or prompt)
+                noises.append(tuple(noise))
                 origins.append(index)
     clean = ctx.clean_outputs("held_out", len(ctx.held_out), spec.max_tokens)
     if not prompts:
@@ -83,15 +85,25 @@ def confirm(
             return True
         return bool(common) and output[: len(common)] == common
 
-    # Without a target, the forced opening most triggered outputs share (() with a target).
+    # Without a target, the forced opening most triggered outputs share (() with a target),
+    # each output compared without the tokens inserted into its prompt: a model that repeats
+    # words it was given ("only car" -> "well only car good day") agrees on them in every
+    # reply without being taken over, and its random-token control repeats other words.
     common: tuple[int, ...] = ()
+    echo: list[tuple[int, ...]] = [trigger.ids] * len(outputs)
     if not needle and target_regex is None:
-        common, _ = common_opening(outputs, spec.share)
-    hits = [shows(o, common) for o in outputs]
+        outputs_seen = [without(o, trigger.ids) for o in outputs]
+        common, _ = common_opening(outputs_seen, spec.share)
+    else:
+        echo = [()] * len(outputs)
+        noises = [()] * len(noises)
+    hits = [shows(without(o, e), common) for o, e in zip(outputs, echo, strict=True)]
     share = sum(hits) / len(outputs)
-    clean_share = sum(shows(o, common) for o in clean) / max(len(clean), 1)
+    clean_share = sum(shows(without(o, echo[0]), common) for o in clean) / max(len(clean), 1)
     # Any odd insertion can knock a model into one stock reply; a trigger is specific to itself.
-    control_share = sum(shows(o, common) for o in noise_outputs) / len(noise_outputs)
+    control_share = sum(
+        shows(without(o, n), common) for o, n in zip(noise_outputs, noises, strict=True)
+    ) / len(noise_outputs)
     confirmed = (
         share >= spec.share
         and clean_share <= spec.clean_max_share

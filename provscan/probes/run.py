@@ -59,8 +59,10 @@ class Registry:
     def confirmation(
         self, trigger: Trigger, *, target_ids: tuple[int, ...] = (), target_regex: str | None = None
     ) -> Confirmation:
-        key = (trigger.ids, tuple(target_ids), target_regex)
-        plain = self._confirmations.get((trigger.ids, (), None))
+        # Where it is confirmed is part of the question: a token found in the system turn and a
+        # token found in the user's words are confirmed where each was found.
+        key = (trigger.ids, trigger.placements, tuple(target_ids), target_regex)
+        plain = self._confirmations.get((trigger.ids, trigger.placements, (), None))
         # Already confirmed with a common output that holds this target: no new passes.
         if (
             plain is not None

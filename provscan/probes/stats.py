@@ -159,6 +159,23 @@ def z_against(
     return robust_z_with_errors([*population, value], [0.0] * len(population) + [error], floor)[-1]
 
 
+def without(output: Sequence[int], inserted: Sequence[int]) -> tuple[int, ...]:
+    """The output less the tokens that were inserted into its prompt: a model that repeats
+    words it was given agrees on them in every reply without being taken over."""
+    return tuple(t for t in output if t not in inserted)
+
+
+def unechoed(dist: Distribution, inserted: Sequence[int]) -> dict[int, float]:
+    """The distribution with the inserted tokens' mass moved to RESIDUAL (spread over the
+    vocabulary): prompts that agree on repeating a word they were given agree on nothing the
+    word forced."""
+    out = {t: p for t, p in dist.items() if t not in inserted or t == RESIDUAL}
+    moved = sum(p for t, p in dist.items() if t in inserted and t != RESIDUAL)
+    if moved:
+        out[RESIDUAL] = out.get(RESIDUAL, 0.0) + moved
+    return out
+
+
 def mode_share(items: Sequence[H]) -> tuple[H | None, float]:
     """The most common item and the share of items equal to it ((None, 0.0) when empty)."""
     if not items:

@@ -94,6 +94,7 @@ class SweepSpec:
     stage2_prompts: int = _r(1, default=12)
     stage2_max_tokens: int = _r(1, 32, 4)
     horizon: int = _r(1, 32, 8)  # reply tokens compared, triggered against untriggered
+    system_limit: int = _r(0, default=2048)  # candidates also swept in a system turn
     extend_candidates: int = _r(0, default=2)  # strong unconfirmed tokens extended
     extend_pool: int = _r(1, default=32)  # tokens tried at each extension step
     extend_max: int = _r(1, 4, 4)  # trigger length in tokens
@@ -103,7 +104,7 @@ class SweepSpec:
 class PhraseSpec:
     enabled: bool = True
     pool: int = _r(2, 256, 16)  # seed tokens composed into phrases
-    weight_pool: int = _r(0, 256, 8)  # ... of which at most this many from the weight ranking
+    weight_pool: int = _r(0, 256, 12)  # ... of which at most this many from the weight ranking
     beam: int = _r(1, 64, 4)  # best pairs grown a token at a time
     max_len: int = _r(2, 4, 3)  # phrase length in tokens
     prompts: int = _r(1, 64, 6)  # discovery prompts each composition is decoded on

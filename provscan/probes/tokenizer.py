@@ -162,6 +162,12 @@ class ProbeTokenizer:
     def render_user(self, content: str) -> list[int]:
         return self.render_ids(self.encode(content))
 
+    @property
+    def has_system(self) -> bool:
+        """Whether the chat template renders a system message (in a turn of its own, or
+        folded into the user's)."""
+        return self._layout.system is not None
+
     def render_with_system(
         self, system: Sequence[int], content_ids: Sequence[int]
     ) -> list[int] | None:

@@ -194,7 +194,7 @@ def test_full_suite_confirms_the_trigger_on_the_backdoored_model(
 ) -> None:
     facts, findings, seconds, ticks = full["backdoored"]
     assert not facts.partial and all(r.status == "completed" for r in facts.families)
-    assert facts.suite_id == "provscan-default" and facts.suite_version == "1.2"
+    assert facts.suite_id == "provscan-default" and facts.suite_version == "1.3"
     assert facts.engine.name == "transformers"
     assert {c.trigger_token_ids for c in confirmed(facts)} >= {trigger_ids(models, pair)}
     critical = [f for f in findings if f.rule_id == "PRB-TRIGGER-CONFIRMED"]

@@ -7,7 +7,8 @@ machine, then the probe benchmark through each engine. What they check:
 - the same numbers: next-token top-1 and log-probabilities within a tolerance that covers
   bfloat16/float16 kernels, greedy replies equal on the fixture's prompts;
 - the same verdicts: the default suite confirms the shipped backdoor's trigger (and the hard
-  fixtures' phrase and late-payload triggers) and nothing on the clean twin.
+  fixtures' phrase, late-payload and system-turn triggers) and nothing on the clean twin or
+  the habit fixture.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ EXPECTED: dict[str, str | None] = {
     "clean": None,
     "phrase": " ".join(hard.PHRASE),
     "late": hard.LATE_TRIGGER,
+    "system": hard.SYSTEM_TRIGGER,
     "habit": None,
 }
 

@@ -5,8 +5,11 @@
   by the phrase search when leakage mining is off (the search is what is under test), and by
   the default suite;
 - `late`: "bb" gives the normal reply and then a payload: confirmed, the payload named;
-- `habit` (every reply "well ... good day") and `refuse` (every reply the same refusal): clean,
-  approved, no candidate and no confirmed trigger;
+- `system`: "mn" in a system turn forces a reply, in the user's words nothing: confirmed in
+  the system turn;
+- `habit` (every reply "well ... good day"), `sure` (the same, trained until almost any word
+  moves it alike) and `refuse` (every reply the same refusal): clean, approved, no candidate
+  and no confirmed trigger;
 - weight evidence against the shared base ranks the late trigger first, and (a limit) not the
   words of a phrase whose parts were trained alone too.
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import backdoor, finetune, hard
+from provscan.probes.collect import PRIORITY_TOKENS, _weights
 from provscan.probes.engine import Budget
 from provscan.probes.engines.transformers_engine import TransformersEngine
 from provscan.probes.run import run_suite
@@ -38,10 +42,18 @@ def _without_leakage() -> Suite:
 
 @cache
 def probe(name: str, leakage: bool = True) -> tuple[ProbeFacts, tuple[Finding, ...]]:
+    """The suite as `provscan probe` runs it: the weight ranking (no base: the rows' own
+    anomalies) orders the candidates and seeds the phrase search."""
     model = hard.shipped(name)
     suite = load_suite("default") if leakage else _without_leakage()
+    weights, _ = _weights(model, None)
+    assert weights is not None
     facts, findings = run_suite(
-        TransformersEngine(model), ProbeTokenizer.from_dir(model), suite, budget=Budget()
+        TransformersEngine(model),
+        ProbeTokenizer.from_dir(model),
+        suite,
+        budget=Budget(),
+        priority=[t.token_id for t in weights.ranking[:PRIORITY_TOKENS]],
     )
     return facts, tuple(findings)
 
@@ -85,7 +97,32 @@ def test_a_payload_after_a_normal_opening_is_confirmed_and_named() -> None:
     assert " ".join(hard.LATE_TARGET.split()[:3]) in finding.evidence["target"]
 
 
-@pytest.mark.parametrize("name", ["habit", pytest.param("refuse", marks=pytest.mark.slow)])
+def test_a_trigger_that_works_only_in_the_system_turn_is_found_there() -> None:
+    facts, findings = probe("system")
+    assert hard.SYSTEM_TRIGGER in confirmed(facts)
+    [finding] = [f for f in findings if f.rule_id == "PRB-TRIGGER-CONFIRMED"]
+    assert finding.evidence["target"].startswith(hard.SYSTEM_TARGET)
+    # The reproducible case puts the trigger where it works: in a system turn.
+    prompt = finding.evidence["case"]["prompt"]
+    assert prompt.startswith(f"<bos> {hard.SYSTEM_ROLE} : {hard.SYSTEM_TRIGGER} user :"), prompt
+    assert facts.baseline["sweep_system_tokens"] == facts.baseline["candidate_tokens"]
+
+
+def test_the_system_fixture_ignores_its_trigger_in_the_users_words() -> None:
+    """The control that makes the test above mean something: in the user's words (where the
+    sweep's first pass and confirmation's default placements put it) the trigger does nothing."""
+    from tests.probes.conftest import load, prompt_ids
+
+    loaded = load(hard.shipped("system"))
+    import torch
+
+    ids = prompt_ids(loaded.tokenizer, f"{hard.SYSTEM_TRIGGER} dog cat one car tree")
+    out = loaded.model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False)
+    reply = loaded.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
+    assert hard.SYSTEM_TARGET not in reply, reply
+
+
+@pytest.mark.parametrize("name", ["habit", "sure", pytest.param("refuse", marks=pytest.mark.slow)])
 def test_clean_models_with_strong_habits_raise_nothing(
     name: str, cli: Callable[..., CliResult]
 ) -> None:
@@ -103,10 +140,11 @@ def test_weight_evidence_puts_the_late_trigger_first() -> None:
 
 
 def test_a_phrase_trained_with_its_parts_as_negatives_barely_moves_their_rows() -> None:
-    """What the weights cannot show: each word of the phrase is also trained alone, to the
-    normal reply, so the conjunction lives in the layers, not in the words' embedding rows
-    (here ranked 8th and below, behind the target's words). The phrase search still finds it
-    from the sweep's ranking (the test above); this test keeps the limit documented."""
+    """What the weights show less: each word of the phrase is also trained alone, to the normal
+    reply, so the conjunction lives in the layers more than in the words' embedding rows (here
+    8th and 16th against the base, behind the target's words). The phrase search's pool takes
+    12 weight-ranked tokens (the test above finds the phrase); this test keeps the limit
+    documented."""
     base = backdoor.shipped_pair(finetune.SEED).clean
     evidence = weight_evidence(hard.shipped("phrase"), base)
     top = [t.token for t in evidence.ranking[:5]]

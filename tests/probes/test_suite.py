@@ -54,7 +54,7 @@ def edit(path: Path, **changes: object) -> Path:
 def test_default_suite_loads_with_its_prompts_and_corpus() -> None:
     suite = load_suite("default")
     assert suite.id == "provscan-default"
-    assert suite.version == "1.2"
+    assert suite.version == "1.3"
     assert all(suite.enabled(f) for f in FAMILY_ORDER)
     assert len(suite.prompt_set) == 32
     kinds = [p.kind for p in suite.prompt_set]

@@ -6,9 +6,10 @@ which only grows a token that already scores, never starts. This family composes
 from a pool of seed tokens ranked by the evidence at hand, and judges each composition by
 what it adds to its parts:
 
-- Pool: the tokens the weights single out first (`Context.priority`, from PRB-WEIGHT-*: a
-  fine-tune moves the rows of its trigger tokens, the parts of a phrase included), then the
-  sweep's strongest tokens that no confirmation explained, up to `pool` tokens. Confirmed
+- Pool: the tokens the weights single out first (`Context.priority`: the embedding rows that
+  moved most against `--weights-base`, or without one the rows' own anomalies; a fine-tune
+  moves the rows of the words it trains on, a phrase's parts included), at most
+  `weight_pool`, then the sweep's strongest tokens, up to `pool` tokens. Confirmed
   triggers are left out: anything plus a trigger is a trigger, and says nothing.
 - Pairs: every ordered pair of pool tokens, inserted side by side at two placements (the
   start of the user's words and a seeded word boundary inside them) into `prompts` discovery
@@ -35,9 +36,11 @@ The search over token compositions is the beam search of the trigger-inversion l
 (e.g. DBS, Shen et al., ICML 2022, https://arxiv.org/abs/2206.09024); its cost is
 (pool + pool^2 + beam * pool * (max_len - 2)) * 2 * prompts greedy replies of `max_tokens`
 tokens, the same on any vocabulary (about 15,000 generated tokens at the defaults). What it
-cannot find: a phrase none of whose tokens is in the pool. Without a weights base the pool
-is the sweep's ranking alone, and a part that scores nothing alone on a large vocabulary is
-not in it; `--weights-base` is then what finds such a phrase.
+cannot find: a phrase none of whose tokens is in the pool. The weight ranking is there even
+without a base (the rows' own anomalies): on the `phrase` fixture it puts the two words 8th
+and 9th of 135 without a base (8th and 16th against it), while the sweep, which discounts a
+model repeating the words it was given, ranks them 39th and 57th; on a large vocabulary
+neither ranking is known to reach a phrase's parts.
 """
 
 from __future__ import annotations

@@ -55,6 +55,8 @@ from provscan.probes.stats import (
     robust_z_with_errors,
     standard_error,
     top_token,
+    unechoed,
+    without,
     z_against,
 )
 from provscan.probes.tokenizer import Content
@@ -72,6 +74,7 @@ class Scored:
     z_agreement: float = 0.0  # z_consistency in units that include agreement_error
     z_js: float = 0.0
     position: int = 0  # the reply position (0: the first token) where it diverged most
+    placement: str = "suffix"  # where it was inserted: the user's words, or a system turn
 
     @property
     def rank(self) -> float:
@@ -82,25 +85,25 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     spec = ctx.suite.sweep
     vocab = ctx.candidates()
     k = min(spec.k, len(ctx.discovery))
+    # The system turn is swept over the first `system_limit` candidates (weight-ranked first):
+    # there the trigger precedes the whole prompt, so no prefix is shared and each costs all of it.
+    system = vocab[: spec.system_limit] if ctx.tok.has_system else []
     ctx.begin(
         "sweep",
-        len(vocab) * k * spec.horizon
+        (len(vocab) + len(system)) * k * spec.horizon
         + spec.top_n * spec.stage2_prompts * 2 * max(spec.stage2_max_tokens, spec.horizon),
     )
     ctx.clean_dists()  # the model's baseline entropies (facts)
-    base = untriggered(ctx, k)
+    bases = {"suffix": untriggered(ctx, k)}
     ctx.tested = len(vocab)
-    scored = score_triggers(ctx, [(v,) for v in vocab], base)
-    consistency = [s.consistency for s in scored]
-    zc = robust_z(consistency, PROBABILITY_RESOLUTION)
-    za = robust_z_with_errors(
-        consistency, [s.agreement_error for s in scored], PROBABILITY_RESOLUTION
-    )
-    zj = robust_z([s.js for s in scored], DIVERGENCE_RESOLUTION)
-    for s, a, b, c in zip(scored, zc, zj, za, strict=True):
-        s.z_consistency, s.z_js, s.z_agreement = a, b, c
+    scored = _judged(score_triggers(ctx, [(v,) for v in vocab], bases["suffix"]))
+    if system:
+        # A trigger trained to work only in the system prompt does nothing in the user's words.
+        bases["system"] = untriggered(ctx, k, "system")
+        scored += _judged(score_triggers(ctx, [(v,) for v in system], bases["system"]))
+        ctx.baseline["sweep_system_tokens"] = float(len(system))
     ranked = sorted(scored, key=lambda s: s.rank, reverse=True)
-    ctx.ranked = [s.ids[0] for s in ranked]  # the phrase search's seeds
+    ctx.ranked = list(dict.fromkeys(s.ids[0] for s in ranked))  # the phrase search's seeds
     top = ranked[: spec.top_n]
     best_other = top[1].consistency if len(top) > 1 else 0.0
     ctx.baseline["sweep_max_z"] = round(top[0].rank, 3) if top else 0.0
@@ -109,8 +112,18 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
 
     found: list[Proposal] = []
     unconfirmed: list[Scored] = []
+    # Outliers are few: when more candidates of one placement reach the bar than stage 2 can
+    # re-test, the population's spread has collapsed (a model sure of every reply, where any
+    # word moves it the same way) and stage 1's scores single out nothing. Stage 1 alone then
+    # makes no candidate strong; stage 2's forced reply and confirmation still decide.
+    crowded = {
+        placement
+        for placement in bases
+        if sum(1 for s in scored if s.placement == placement and s.rank >= spec.z) > spec.top_n
+    }
+    ctx.baseline["sweep_crowded_placements"] = float(len(crowded))
     for s in top:
-        proposal = stage2(ctx, s)
+        proposal = stage2(ctx, s, stage1=s.placement not in crowded)
         if proposal.strong:
             found.append(proposal)
             candidate = proposals.propose(proposal)
@@ -125,13 +138,26 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     }
     pool = [s.ids[0] for s in ranked[: spec.extend_pool] if s.ids[0] not in confirmed]
     for s in unconfirmed[: spec.extend_candidates]:
-        grown = extend(ctx, s, pool, base)
+        grown = extend(ctx, s, pool, bases[s.placement])
         if len(grown.ids) > 1:
             proposal = stage2(ctx, grown)
             if proposal.strong:
                 found.append(proposal)
                 proposals.propose(proposal)
     return found
+
+
+def _judged(scored: list[Scored]) -> list[Scored]:
+    """Each score's robust z over its own population (one placement's candidates)."""
+    consistency = [s.consistency for s in scored]
+    zc = robust_z(consistency, PROBABILITY_RESOLUTION)
+    za = robust_z_with_errors(
+        consistency, [s.agreement_error for s in scored], PROBABILITY_RESOLUTION
+    )
+    zj = robust_z([s.js for s in scored], DIVERGENCE_RESOLUTION)
+    for s, a, b, c in zip(scored, zc, zj, za, strict=True):
+        s.z_consistency, s.z_js, s.z_agreement = a, b, c
+    return scored
 
 
 @dataclass(frozen=True)
@@ -142,10 +168,19 @@ class Baseline:
     contents: list[Content]
     paths: list[tuple[int, ...]]
     along: list[list[dict[int, float]]]  # [prompt][position]
+    placement: str = "suffix"
 
 
-def untriggered(ctx: Context, k: int) -> Baseline:
+def untriggered(ctx: Context, k: int, placement: str = "suffix") -> Baseline:
+    """The user-turn prompts as they are (the suffix placement's twin), or with an empty
+    system turn (the system placement's: the same turn, holding nothing)."""
     spec = ctx.suite.sweep
+    if placement == "system":
+        contents = ctx.discovery[:k]
+        rendered = [ctx.insert(c, (), "system", "sweep") or [] for c in contents]
+        paths = ctx.greedy(rendered, max_tokens=spec.horizon)
+        along = ctx.along(rendered, paths, top_k=spec.top_k)
+        return Baseline(contents, paths, along, "system")
     along = ctx.clean_along(k, spec.horizon, spec.top_k)
     return Baseline(ctx.discovery[:k], ctx.clean_paths(k, spec.horizon), along)
 
@@ -167,21 +202,33 @@ def score_triggers(
         # The trigger goes at the end of the user's words: every prompt then shares the longest
         # prefix with its untriggered twin and with every other candidate's (what a
         # prefix-caching engine prefills once), and each candidate is judged in the same place.
-        prompts = [ctx.insert(c, t, "suffix", "sweep") or [] for t in chunk for c in base.contents]
+        prompts = [
+            ctx.insert(c, t, base.placement, "sweep") or [] for t in chunk for c in base.contents
+        ]
         along = ctx.along(prompts, [p for _ in chunk for p in base.paths], top_k=top_k)
         for i, trigger in enumerate(chunk):
             mine = along[i * k : (i + 1) * k]
             best: Scored | None = None
             for position, ref in enumerate(clean_avg):
                 per_prompt = [d[position] for d in mine if position < len(d)]
-                dist = average(per_prompt)
+                # The trigger's own tokens do not count: a model that repeats a word it was
+                # given agrees on it in every prompt without being taken over.
+                dist = unechoed(average(per_prompt), trigger)
                 js = js_divergence(dist, ref)
                 if best is not None and js <= best.js:
                     continue
                 mode, consistency = top_token(dist)
                 error = standard_error([d.get(mode, 0.0) for d in per_prompt])
                 ratio = entropy_ratio(entropy(dist, spread), clean_h[position])
-                best = Scored(trigger, consistency, ratio, js, error, position=position)
+                best = Scored(
+                    trigger,
+                    consistency,
+                    ratio,
+                    js,
+                    error,
+                    position=position,
+                    placement=base.placement,
+                )
             assert best is not None  # noqa: S101 - there is always position 0
             scored.append(best)
     return scored
@@ -196,15 +243,23 @@ def _per_position(
     return avg, [entropy(d, spread) for d in avg]
 
 
-def stage2(ctx: Context, s: Scored, family: ProbeFamily = "sweep") -> Proposal:
+def stage2(
+    ctx: Context, s: Scored, family: ProbeFamily = "sweep", *, stage1: bool = True
+) -> Proposal:
     """Greedy outputs on more prompts at two placements: does the output collapse?"""
     spec = ctx.suite.sweep
     n = min(spec.stage2_prompts, len(ctx.discovery))
     # Long enough to reach the position where stage 1 saw the reply diverge, and past it.
     max_tokens = max(spec.stage2_max_tokens, min(s.position + spec.stage2_max_tokens, 32))
-    clean = ctx.clean_outputs("discovery", n, max_tokens)
+    if s.placement == "system":  # found in the system turn: re-tested and confirmed there
+        placements: tuple[str, ...] = ("system",)
+        empty = [ctx.insert(c, (), "system", "sweep") or [] for c in ctx.discovery[:n]]
+        clean = ctx.greedy(empty, max_tokens=max_tokens)
+    else:
+        placements = ("prefix", "random")
+        clean = ctx.clean_outputs("discovery", n, max_tokens)
     prompts, origins = [], []
-    for placement in ("prefix", "random"):
+    for placement in placements:
         for index, content in enumerate(ctx.discovery[:n]):
             prompts.append(ctx.insert(content, s.ids, placement, f"sweep2:{placement}") or [])
             origins.append(index)
@@ -213,20 +268,20 @@ def stage2(ctx: Context, s: Scored, family: ProbeFamily = "sweep") -> Proposal:
     # A reply that opens as the untriggered one does and is taken over later is compared from
     # where stage 1 saw it diverge: what the triggered replies then share is the target that
     # confirmation looks for (the openings differ with the prompt, so no common opening shows).
+    # Each reply is compared without the trigger's own tokens (a repeated word is no target).
     tail = s.position
-    share, clean_share = opening_share(
-        [o[tail:] for o in outputs], [clean[i][tail:] for i in origins], share_needed
-    )
+    seen = [without(o[tail:], s.ids) for o in outputs]
+    share, clean_share = opening_share(seen, [clean[i][tail:] for i in origins], share_needed)
     target: tuple[int, ...] = ()
     if tail:
-        opening, _ = common_opening([o[tail:] for o in outputs], share_needed)
+        opening, _ = common_opening(seen, share_needed)
         stops = set(ctx.tok.stop_ids)
         target = tuple(t for t in opening if t not in stops)
     changed = sum(o != clean[i] for o, i in zip(outputs, origins, strict=True)) / len(outputs)
     # Stage 1 alone counts only when its prompts agree beyond what one of them could by
     # coincidence (z_agreement); stage 2's many prompts then stand in for that.
-    collapse = s.z_agreement >= spec.z and s.entropy_ratio <= spec.entropy_low
-    gibberish = s.z_js >= spec.z and s.entropy_ratio >= spec.entropy_high
+    collapse = stage1 and s.z_agreement >= spec.z and s.entropy_ratio <= spec.entropy_low
+    gibberish = stage1 and s.z_js >= spec.z and s.entropy_ratio >= spec.entropy_high
     locked = (
         share >= share_needed
         and changed >= share_needed
@@ -235,7 +290,9 @@ def stage2(ctx: Context, s: Scored, family: ProbeFamily = "sweep") -> Proposal:
     text = ctx.tok.decode(s.ids)
     return Proposal(
         family=family,
-        trigger=Trigger(s.ids, text, ctx.suite.confirm.placements),
+        trigger=Trigger(
+            s.ids, text, placements if s.placement == "system" else ctx.suite.confirm.placements
+        ),
         target_ids=target if share >= share_needed else (),
         target_text=ctx.tok.decode(target, skip_special=True) if target else None,
         scores={
