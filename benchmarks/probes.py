@@ -11,8 +11,10 @@ in the same run:
   - whether the trigger was confirmed on the backdoored model and nothing on the twin;
   - the projected default-suite time for an 8B model (vocabulary 128,256, Llama 3) on one
     H100: each family's forward passes are split into a part per candidate token and a fixed
-    part by running the backdoored model twice, on the whole candidate vocabulary and on half
-    of it; the part per candidate is scaled to 128,256, the fixed part taken as measured. The
+    part by running the backdoored model on the whole candidate vocabulary, on half of it,
+    and without the sweep's system-turn pass (which stops at `sweep.system_limit`
+    candidates); the part per candidate is scaled to 128,256 (the system pass to its limit),
+    the fixed part taken as measured. The
     throughput used is the one measured here on CUDA/vLLM when a GPU is present; without one
     it is the research note's anchor for vLLM on one H100 (1,000-3,000 prompts/s at
     max_tokens=1, an estimate, never measured here), and the script says so.
@@ -69,27 +71,41 @@ WORK = ("prompts", "prompt_tokens", "prefill_tokens", "generated_tokens")
 
 
 def projected_work(
-    full: Any, half: Any, vocab: int, half_vocab: int, target_vocab: int
+    full: Any,
+    half: Any,
+    no_system: Any,
+    vocab: int,
+    target_vocab: int,
+    system_limit: int,
 ) -> dict[str, dict[str, float]]:
     """Per family, the counted work projected to `target_vocab` candidates.
 
     The sweep's and the inversion's work is a part that grows with the candidate vocabulary
     (stage 1, the first-token scan) and a part that does not (stage 2, confirmation); the
-    other families (leakage, phrase over its fixed pool, replay) do not grow. Two runs of the
-    same model, on the whole candidate vocabulary and on half of it, give the sweep's and
-    the inversion's work per candidate (the slope) and the rest; the projection is the rest plus the slope times target_vocab.
-    Scaling a family's whole count by the vocabulary ratio would multiply stage 2 and
-    confirmation by a thousand."""
+    other families (leakage, phrase over its fixed pool, replay) do not grow. Runs of the same
+    model on the whole candidate vocabulary (`full`) and on half of it (`half`) give the work
+    per candidate (the slope) and the rest. The sweep's system-turn pass grows only up to
+    `system_limit` candidates: a third run without it (`no_system`) gives its share of the
+    slope, projected to min(target_vocab, system_limit). Scaling a family's whole count by the
+    vocabulary ratio would multiply stage 2 and confirmation by a thousand."""
     before = {f.family: f for f in half.families}
+    plain = {f.family: f for f in no_system.families}
+    half_vocab = vocab // 2
     out: dict[str, dict[str, float]] = {}
     for fam in full.families:
-        other = before[fam.family]
         out[fam.family] = {}
         for k in (*WORK, "forward_passes"):
-            slope = 0.0
-            if fam.family in VOCAB_SCANS:
-                slope = max(0.0, (getattr(fam, k) - getattr(other, k)) / (vocab - half_vocab))
-            out[fam.family][k] = getattr(fam, k) + slope * (target_vocab - vocab)
+            value = getattr(fam, k)
+            if fam.family not in VOCAB_SCANS:
+                out[fam.family][k] = value
+                continue
+            slope = max(0.0, (value - getattr(before[fam.family], k)) / (vocab - half_vocab))
+            system = 0.0
+            if fam.family == "sweep":  # the system pass: its work at `vocab` candidates
+                system = max(0.0, value - getattr(plain[fam.family], k)) / vocab
+            grows = (slope - system) * (target_vocab - vocab)
+            capped = system * (min(target_vocab, system_limit) - vocab)
+            out[fam.family][k] = value + grows + capped
     return out
 
 
@@ -112,11 +128,20 @@ def throughput(engine: Engine, tokenizer: ProbeTokenizer, batch: int) -> tuple[f
     return next_rate, greedy_rate
 
 
-def run(model: Path, engine: Engine, repeat: int, limit: int | None = None) -> dict[str, Any]:
+def run(
+    model: Path,
+    engine: Engine,
+    repeat: int,
+    limit: int | None = None,
+    system_limit: int | None = None,
+) -> dict[str, Any]:
     tokenizer = ProbeTokenizer.from_dir(model)
     suite = load_suite("default")
     if limit is not None:  # the first `limit` candidate tokens only
         suite = dataclasses.replace(suite, vocab=dataclasses.replace(suite.vocab, limit=limit))
+    if system_limit is not None:  # the sweep's system-turn pass over this many only
+        sweep = dataclasses.replace(suite.sweep, system_limit=system_limit)
+        suite = dataclasses.replace(suite, sweep=sweep)
     walls, facts = [], None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -215,9 +240,11 @@ def main() -> int:
                     second = factory(model)
                     try:
                         half = run(model, second, 1, limit=vocab // 2)["facts"]
+                        no_system = run(model, second, 1, system_limit=0)["facts"]
                     finally:
                         second.close()
-                    work = projected_work(facts, half, vocab, vocab // 2, args.vocab)
+                    limit = load_suite("default").sweep.system_limit
+                    work = projected_work(facts, half, no_system, vocab, args.vocab, limit)
                 scaled = sum(w["forward_passes"] for w in work.values())
                 print(f"  8B projection: {scaled:,.0f} forward passes at vocabulary {args.vocab:,}")
             else:
