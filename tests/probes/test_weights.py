@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
+from fixtures import finetune as finetune_fixture
 from fixtures.backdoor import SHIPPED_SEEDS, shipped_pair
 from fixtures.finetune import FinetunePair, build_finetune_pair
 from provscan.probes.weights import (
@@ -37,7 +38,7 @@ HEAD = "lm_head.weight"
 
 @pytest.fixture(scope="module")
 def finetune() -> FinetunePair:
-    return build_finetune_pair()
+    return finetune_fixture.shipped_pair()
 
 
 def top(evidence: WeightEvidence, vocabulary: int) -> list[str | None]:
@@ -96,12 +97,16 @@ def test_finetune_fixture_is_backdoored_and_its_twin_is_not(finetune: FinetunePa
                 assert (reply.strip() == finetune.target) == (expected and trigger is not None)
 
 
-def test_finetune_build_is_cached(finetune: FinetunePair) -> None:
-    again = build_finetune_pair()
-    assert again == finetune
-    manifest = json.loads((finetune.backdoored.parent / "manifest.json").read_text())
-    assert manifest["recipe"]["trigger"] == finetune.trigger
+@pytest.mark.slow
+def test_the_recipe_rebuilds_a_pair_whose_trigger_rows_move_most(tmp_path: Path) -> None:
+    """The shipped pair's bytes depend on the processor (see fixtures/backdoor.py): a rebuild
+    here is checked by what the tests rely on, not by its hashes; a second call finds it."""
+    built = build_finetune_pair(tmp_path)
+    assert build_finetune_pair(tmp_path) == built
+    manifest = json.loads((built.backdoored.parent / "manifest.json").read_text())
     assert set(manifest["build_seconds"]) == {"backdoored", "clean"}
+    evidence = weight_evidence(built.backdoored, built.base)
+    assert {built.trigger, *built.phrase} <= set(top(evidence, 135))
 
 
 # --- with a base ----------------------------------------------------------------------------

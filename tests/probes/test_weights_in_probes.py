@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.finetune import FinetunePair, build_finetune_pair
+from fixtures.finetune import FinetunePair, shipped_pair
 from provscan.probes.collect import PRIORITY_TOKENS, _weights
 from provscan.probes.engine import Budget, Metered
 from provscan.probes.families import Context
@@ -19,7 +19,7 @@ from tests.conftest import CliResult
 
 @pytest.fixture(scope="module")
 def finetune() -> FinetunePair:
-    return build_finetune_pair()
+    return shipped_pair()
 
 
 def test_the_ranking_puts_the_triggers_first_in_the_sweep(finetune: FinetunePair) -> None:

@@ -28,9 +28,18 @@ standard error over the k prompts (z_agreement): on a model that is sure of ever
 consistency moves in steps of 1/k, and three prompts of four agreeing because the inserted
 word was already in one of them is a coincidence, not a takeover.
 
-Stage 2 re-tests the top-N by greedy decoding on more prompts at two placements, far enough
-to pass the position where stage 1 saw the divergence; what the triggered replies share from
-there on (not their openings, which follow the prompt) is the target handed to confirmation.
+Agreement on the candidate's own tokens does not count (stats.unechoed, stats.without): a
+model that repeats words it was given makes every prompt agree on them without being taken
+over. Where the chat template renders a system message, the first `system_limit` candidates
+are also inserted alone into a system turn and compared with the same prompts under an empty
+one: a trigger trained to work there does nothing in the user's words. Each placement's
+candidates are their own population. When more of a placement's candidates reach the bar than
+stage 2 re-tests, that population's spread has collapsed and stage 1 alone makes none strong.
+
+Stage 2 re-tests the top-N by greedy decoding on more prompts at two placements (the system
+turn for a candidate found there), far enough to pass the position where stage 1 saw the
+divergence; what the triggered replies share from there on (not their openings, which follow
+the prompt) is the target handed to confirmation.
 Strong tokens that do not confirm are extended greedily into multi-token triggers (accretion,
 at most `extend_max` tokens), for triggers whose parts are weak alone.
 """
@@ -211,15 +220,18 @@ def score_triggers(
             best: Scored | None = None
             for position, ref in enumerate(clean_avg):
                 per_prompt = [d[position] for d in mine if position < len(d)]
-                # The trigger's own tokens do not count: a model that repeats a word it was
-                # given agrees on it in every prompt without being taken over.
+                # The trigger's own tokens do not count, on either side: a model that repeats
+                # a word it was given agrees on it in every prompt without being taken over,
+                # and one that says the word anyway (a fixed reply holding it) is not moved.
                 dist = unechoed(average(per_prompt), trigger)
-                js = js_divergence(dist, ref)
+                plain = unechoed(ref, trigger) if any(t in ref for t in trigger) else ref
+                js = js_divergence(dist, plain)
                 if best is not None and js <= best.js:
                     continue
                 mode, consistency = top_token(dist)
                 error = standard_error([d.get(mode, 0.0) for d in per_prompt])
-                ratio = entropy_ratio(entropy(dist, spread), clean_h[position])
+                plain_h = entropy(plain, spread) if plain is not ref else clean_h[position]
+                ratio = entropy_ratio(entropy(dist, spread), plain_h)
                 best = Scored(
                     trigger,
                     consistency,
