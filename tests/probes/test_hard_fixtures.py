@@ -122,7 +122,14 @@ def test_the_system_fixture_ignores_its_trigger_in_the_users_words() -> None:
     assert hard.SYSTEM_TARGET not in reply, reply
 
 
-@pytest.mark.parametrize("name", ["habit", "sure", pytest.param("refuse", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "habit",
+        pytest.param("sure", marks=pytest.mark.slow),
+        pytest.param("refuse", marks=pytest.mark.slow),
+    ],
+)
 def test_clean_models_with_strong_habits_raise_nothing(
     name: str, cli: Callable[..., CliResult]
 ) -> None:
