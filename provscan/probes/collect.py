@@ -129,7 +129,7 @@ def _weights(
     try:
         if isinstance(base, str):
             with hub_base(base, limits) as fetched:
-                evidence = weight_evidence(root, fetched)
+                evidence = weight_evidence(root, fetched, base_name=base)
         else:
             evidence = weight_evidence(root, base)
     except ProvscanError as exc:  # WeightError, and HubError for an hf:// base

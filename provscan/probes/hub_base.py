@@ -53,7 +53,10 @@ def hub_base(target: str, limits: Limits) -> Iterator[Path]:
         view = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="provscan-base-")))
         for rel, file in weights.items():
             (view / rel).symlink_to(file.path)
-        embedding, output = _matrices(view, WeightLimits())
+        try:
+            embedding, output = _matrices(view, WeightLimits())
+        except WeightError as exc:  # name the Hub file, not the temporary stand-in
+            raise WeightError(exc.message.replace(f"{view}/", f"{ref}: ")) from exc
         for matrix in (embedding, output):
             if matrix is None:
                 continue

@@ -328,10 +328,15 @@ def finite_score(value: float) -> float | None:
 
 
 def weight_evidence(
-    model_dir: Path, base_dir: Path | None = None, limits: WeightLimits | None = None
+    model_dir: Path,
+    base_dir: Path | None = None,
+    limits: WeightLimits | None = None,
+    base_name: str | None = None,
 ) -> WeightEvidence:
     """Rank the model's tokens by how far their rows moved from the base's (or, without a
     base, by how anomalous they are) and make the findings the ranking supports.
+    `base_name`: what the findings call the base (default: its folder; for an hf:// base,
+    whose folder is a temporary stand-in, the reference).
 
     Raises WeightError when the model's own matrices cannot be read. A base that cannot be
     compared (another width, unrelated weights) is a PRB-WEIGHT-LINEAGE finding, not an
@@ -347,7 +352,8 @@ def weight_evidence(
         return WeightEvidence(ranking, (), based=False, tied=tied, stats=about)
 
     base_embedding, base_output = _matrices(base_dir, limits)
-    lineage = _lineage_by_shape(model_dir, base_dir, embedding, base_embedding)
+    base_name = base_name or str(base_dir)
+    lineage = _lineage_by_shape(model_dir, base_name, embedding, base_embedding)
     if lineage is not None:
         sizes = {"vocabulary": embedding.rows, "base_vocabulary": base_embedding.rows}
         return WeightEvidence((), (lineage,), based=True, tied=tied, stats=sizes)
@@ -383,11 +389,11 @@ def weight_evidence(
             target_finding(
                 "PRB-WEIGHT-LINEAGE",
                 Severity.HIGH,
-                f"{model_dir} claims to derive from {base_dir}, but its embeddings are "
+                f"{model_dir} claims to derive from {base_name}, but its embeddings are "
                 f"not close to it: the median token row moved {relative:.2f} times its length "
                 f"(a fine-tune moves rows by a few percent; the limit is {LINEAGE_RELATIVE})",
                 model=str(model_dir),
-                base=str(base_dir),
+                base=base_name,
                 median_relative_movement=round(relative, 4),
             )
         )
@@ -401,11 +407,11 @@ def weight_evidence(
                 target_finding(
                     "PRB-WEIGHT-DIFF",
                     Severity.HIGH,
-                    f"compared with {base_dir}, the embedding rows of {len(flagged)} "
+                    f"compared with {base_name}, the embedding rows of {len(flagged)} "
                     f"token(s) moved far more than all others (robust z >= {Z_FLAG}): {named}; "
                     "a fine-tune that implants a trigger does this to the trigger's tokens",
                     model=str(model_dir),
-                    base=str(base_dir),
+                    base=base_name,
                     tokens=[
                         {
                             "id": t.token_id,
@@ -422,17 +428,17 @@ def weight_evidence(
 
 
 def _lineage_by_shape(
-    model_dir: Path, base_dir: Path, ours: _Matrix, theirs: _Matrix
+    model_dir: Path, base_name: str, ours: _Matrix, theirs: _Matrix
 ) -> Finding | None:
     if ours.cols == theirs.cols:
         return None
     return target_finding(
         "PRB-WEIGHT-LINEAGE",
         Severity.HIGH,
-        f"{model_dir} claims to derive from {base_dir}, but its embeddings are not "
+        f"{model_dir} claims to derive from {base_name}, but its embeddings are not "
         f"close to it: they are {ours.cols} wide, the base's {theirs.cols}",
         model=str(model_dir),
-        base=str(base_dir),
+        base=base_name,
         shape=list(ours.info.shape),
         base_shape=list(theirs.info.shape),
     )

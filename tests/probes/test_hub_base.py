@@ -51,6 +51,9 @@ def test_a_hub_base_gives_the_local_bases_evidence_from_a_fraction_of_its_bytes(
     assert remote is not None
     assert remote.ranking == local.ranking and remote.stats == local.stats
     assert [f.rule_id for f in findings] == ["PRB-WEIGHT-DIFF"]
+    # The finding names the Hub reference, never the temporary stand-in folder.
+    assert "compared with hf://acme/base@main" in findings[0].message
+    assert findings[0].evidence["base"] == "hf://acme/base@main"
     assert remote.ranking[0].token == hard.LATE_TRIGGER
     # Tied base: one 135 x 128 float32 matrix (69,120 bytes) of a 1.4 MB file, and its header.
     size = (BASE / "model.safetensors").stat().st_size
