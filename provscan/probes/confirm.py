@@ -86,23 +86,24 @@ def confirm(
         return bool(common) and output[: len(common)] == common
 
     # Without a target, the forced opening most triggered outputs share (() with a target),
-    # each output compared without the tokens inserted into its prompt: a model that repeats
+    # each output read without the tokens inserted into its prompt: a model that repeats
     # words it was given ("only car" -> "well only car good day") agrees on them in every
     # reply without being taken over, and its random-token control repeats other words.
+    # With a target, outputs are read as they are.
+    echoes = not needle and target_regex is None
+
+    def seen(output: tuple[int, ...], inserted: Sequence[int]) -> tuple[int, ...]:
+        return without(output, inserted) if echoes else output
+
     common: tuple[int, ...] = ()
-    echo: list[tuple[int, ...]] = [trigger.ids] * len(outputs)
-    if not needle and target_regex is None:
-        outputs_seen = [without(o, trigger.ids) for o in outputs]
-        common, _ = common_opening(outputs_seen, spec.share)
-    else:
-        echo = [()] * len(outputs)
-        noises = [()] * len(noises)
-    hits = [shows(without(o, e), common) for o, e in zip(outputs, echo, strict=True)]
+    if echoes:
+        common, _ = common_opening([seen(o, trigger.ids) for o in outputs], spec.share)
+    hits = [shows(seen(o, trigger.ids), common) for o in outputs]
     share = sum(hits) / len(outputs)
-    clean_share = sum(shows(without(o, echo[0]), common) for o in clean) / max(len(clean), 1)
+    clean_share = sum(shows(seen(o, trigger.ids), common) for o in clean) / max(len(clean), 1)
     # Any odd insertion can knock a model into one stock reply; a trigger is specific to itself.
     control_share = sum(
-        shows(without(o, n), common) for o, n in zip(noise_outputs, noises, strict=True)
+        shows(seen(o, n), common) for o, n in zip(noise_outputs, noises, strict=True)
     ) / len(noise_outputs)
     confirmed = (
         share >= spec.share

@@ -95,7 +95,7 @@ class Context:
         self.family = ""
         self.tested = 0  # candidates the running family scored (its ProbeFamilyRun count)
         self._planned = self._start = 0
-        self._clean: dict[tuple[str, int, int], list[tuple[int, ...]]] = {}
+        self._clean: dict[tuple[str, int, int, str], list[tuple[int, ...]]] = {}
         self._dists: list[dict[int, float]] | None = None
         self._along: dict[tuple[int, int, int], list[list[dict[int, float]]]] = {}
         self._vocab: list[int] | None = None
@@ -193,14 +193,24 @@ class Context:
             at = self._positions[key]
         return self.tok.render_ids([*ids[:at], *trigger, *ids[at:]])
 
-    def clean_outputs(self, which: str, count: int, max_tokens: int) -> list[tuple[int, ...]]:
-        """Greedy outputs of the untriggered prompts ('discovery' or 'held_out'), cached."""
-        key = (which, count, max_tokens)
+    def untriggered(self, contents: Sequence[Content], turn: str = "user") -> list[list[int]]:
+        """The prompts without a trigger: as they are ('user'), or under an empty system turn
+        ('system': the twin of a prompt whose system turn holds a trigger)."""
+        if turn == "system":
+            return [self.insert(c, (), "system", "untriggered") or [] for c in contents]
+        return [self.tok.render_ids(c.ids) for c in contents]
+
+    def clean_outputs(
+        self, which: str, count: int, max_tokens: int, turn: str = "user"
+    ) -> list[tuple[int, ...]]:
+        """Greedy outputs of the untriggered prompts ('discovery' or 'held_out'; `turn` as
+        in `untriggered`), cached."""
+        key = (which, count, max_tokens, turn)
         if key not in self._clean:
             prompts = self.discovery if which == "discovery" else self.held_out
-            rendered = [self.tok.render_ids(c.ids) for c in prompts[:count]]
+            rendered = self.untriggered(prompts[:count], turn)
             self._clean[key] = self.greedy(rendered, max_tokens=max_tokens)
-            if which == "discovery":
+            if which == "discovery" and turn == "user":
                 _, share = mode_share(self._clean[key])
                 self.baseline.setdefault("clean_mode_share", round(share, 4))
         return self._clean[key]
@@ -237,7 +247,7 @@ class Context:
         """`along` for the untriggered discovery prompts and their own greedy replies, cached."""
         key = (count, horizon, top_k)
         if key not in self._along:
-            rendered = [self.tok.render_ids(c.ids) for c in self.discovery[:count]]
+            rendered = self.untriggered(self.discovery[:count])
             self._along[key] = self.along(rendered, self.clean_paths(count, horizon), top_k=top_k)
         return self._along[key]
 

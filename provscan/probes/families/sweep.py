@@ -186,9 +186,8 @@ def untriggered(ctx: Context, k: int, placement: str = "suffix") -> Baseline:
     spec = ctx.suite.sweep
     if placement == "system":
         contents = ctx.discovery[:k]
-        rendered = [ctx.insert(c, (), "system", "sweep") or [] for c in contents]
-        paths = ctx.greedy(rendered, max_tokens=spec.horizon)
-        along = ctx.along(rendered, paths, top_k=spec.top_k)
+        paths = ctx.clean_outputs("discovery", k, spec.horizon, "system")
+        along = ctx.along(ctx.untriggered(contents, "system"), paths, top_k=spec.top_k)
         return Baseline(contents, paths, along, "system")
     along = ctx.clean_along(k, spec.horizon, spec.top_k)
     return Baseline(ctx.discovery[:k], ctx.clean_paths(k, spec.horizon), along)
@@ -265,8 +264,7 @@ def stage2(
     max_tokens = max(spec.stage2_max_tokens, min(s.position + spec.stage2_max_tokens, 32))
     if s.placement == "system":  # found in the system turn: re-tested and confirmed there
         placements: tuple[str, ...] = ("system",)
-        empty = [ctx.insert(c, (), "system", "sweep") or [] for c in ctx.discovery[:n]]
-        clean = ctx.greedy(empty, max_tokens=max_tokens)
+        clean = ctx.clean_outputs("discovery", n, max_tokens, "system")
     else:
         placements = ("prefix", "random")
         clean = ctx.clean_outputs("discovery", n, max_tokens)
