@@ -1,8 +1,10 @@
-"""What model is this (architecture, dtypes, size), and do config and weights agree?"""
+"""What model is this (architecture, dtypes, size, context, quantization), and do config.json,
+the weights and GGUF headers agree?"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from provscan.collectors.base import (
@@ -12,9 +14,22 @@ from provscan.collectors.base import (
     open_scanned,
     string_list,
 )
+from provscan.collectors.serialization.gguf_facts import (
+    SPLIT_NAME,
+    GgufModelFacts,
+    read_gguf_facts,
+)
+from provscan.collectors.serialization.gguf_tensors import INT64_MAX
 from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
-from provscan.report import FileFormat, Finding, ModelFacts, Severity, file_finding
+from provscan.report import (
+    FileFormat,
+    Finding,
+    ModelDeclaration,
+    ModelFacts,
+    Severity,
+    file_finding,
+)
 
 # Weights may legitimately carry a few extra buffers (e.g. rotary inv_freq in older
 # Llama checkpoints); a larger gap means config and weights describe different models.
@@ -30,7 +45,8 @@ def collect_model_facts(
     findings: list[Finding] = []
     config = _read_config(files, limits, findings)
     weights = [f for f in files if f.format is FileFormat.SAFETENSORS]
-    if config is None and not weights:
+    ggufs = [f for f in files if f.format is FileFormat.GGUF]
+    if config is None and not weights and not ggufs:
         return Collected(value=None, findings=tuple(findings))
     tensor_count = 0
     parameters = 0
@@ -48,24 +64,43 @@ def collect_model_facts(
         parameters += header.parameter_count
         dtypes |= header.dtypes
         names |= {t.name for t in header.tensors}
+    gguf = _gguf_models(ggufs)
+    primary = _primary(gguf)
+    for model in gguf:
+        dtypes.update(t for _, facts in model.files if facts for t in facts.tensor_types)
+    declared_by_config = _config_declaration(config) if config is not None else None
     config = config or {}
     implied = implied_parameter_count(
         config, has_lm_head=any(n.endswith("lm_head.weight") for n in names)
     )
+    head = primary.head if primary is not None else None
+    counts: tuple[int | None, int | None] = (None, None)
+    if weights:
+        counts = (tensor_count, parameters) if complete else (None, None)
+    elif primary is not None:
+        counts = (primary.tensor_count, primary.parameter_count)
+    model_type = config.get("model_type")
     facts = ModelFacts(
         architectures=tuple(string_list(config.get("architectures"))),
-        model_type=config.get("model_type") if isinstance(config.get("model_type"), str) else None,
+        model_type=model_type if isinstance(model_type, str) else _gguf(head, "architecture"),
         config_dtype=_config_dtype(config),
         weight_dtypes=tuple(sorted(dtypes)),
-        tensor_count=tensor_count if weights and complete else None,
-        parameter_count=parameters if weights and complete else None,
+        tensor_count=counts[0],
+        parameter_count=counts[1],
         config_parameter_count=implied,
-        weight_files=tuple(f.file.rel for f in weights),
+        weight_files=tuple(f.file.rel for f in (*weights, *ggufs)),
+        context_length=_int(config, "max_position_embeddings") or _gguf(head, "context_length"),
+        quantization=_quantizations(gguf, head),
+        declared=(
+            *([declared_by_config] if declared_by_config is not None else []),
+            *(_gguf_declaration(rel, f) for m in gguf for rel, f in m.files if f is not None),
+        ),
     )
     if (
-        facts.parameter_count
+        weights
+        and complete
         and implied
-        and abs(facts.parameter_count - implied) > PARAMETER_TOLERANCE * implied
+        and abs(parameters - implied) > PARAMETER_TOLERANCE * implied
     ):
         findings.append(
             file_finding(
@@ -74,13 +109,167 @@ def collect_model_facts(
                 "config.json",
                 (
                     f"config.json implies {implied:,} parameters but the safetensors weights hold "
-                    f"{facts.parameter_count:,}: config and weights describe different models"
+                    f"{parameters:,}: config and weights describe different models"
                 ),
                 config_parameters=implied,
-                weight_parameters=facts.parameter_count,
+                weight_parameters=parameters,
             )
         )
+    if declared_by_config is not None:
+        findings += _gguf_conflicts(declared_by_config, facts.declared, config)
     return Collected(value=facts, findings=tuple(findings))
+
+
+# ---------------------------------------------------------------- GGUF
+
+
+@dataclass(frozen=True)
+class _GgufModel:
+    """One model stored as GGUF: a single file, or the splits of one gguf-split set."""
+
+    files: tuple[tuple[str, GgufModelFacts | None], ...]  # (rel, facts), in split order
+    complete: bool  # every split listed, and each one parsed
+
+    @property
+    def head(self) -> GgufModelFacts | None:
+        return self.files[0][1]  # the first split holds the metadata
+
+    @property
+    def tensor_count(self) -> int | None:
+        if not self.complete:
+            return None
+        return sum(f.tensor_count for _, f in self.files if f is not None)
+
+    @property
+    def parameter_count(self) -> int | None:
+        counts = [f.parameter_count if f is not None else None for _, f in self.files]
+        if not self.complete or None in counts:
+            return None
+        total = sum(c for c in counts if c is not None)
+        return total if total <= INT64_MAX else None
+
+
+def _gguf(head: GgufModelFacts | None, field: str) -> Any:
+    """A fact of the main GGUF model, for what config.json does not say."""
+    return getattr(head, field) if head is not None else None
+
+
+def _gguf_models(items: Sequence[SniffedFile]) -> list[_GgufModel]:
+    """The GGUF files grouped into models (splits together), in path order."""
+    groups: dict[tuple[str, int], dict[int, tuple[str, GgufModelFacts | None]]] = {}
+    for item in sorted(items, key=lambda i: i.file.rel):
+        rel = item.file.rel
+        # A stand-in for a file not downloaded (hf:// metadata scans) holds only its start.
+        facts = read_gguf_facts(item.file) if item.file.read == "whole" else None
+        split = SPLIT_NAME.match(rel)
+        count = int(split["count"]) if split else 1
+        if split is not None and count > 1:
+            key, number = (split["prefix"], count), int(split["no"])
+        else:
+            key, number = (rel, 1), 1
+        groups.setdefault(key, {})[number] = (rel, facts)
+    models = []
+    for (_, count), members in groups.items():
+        ordered = tuple(members[n] for n in sorted(members))
+        complete = sorted(members) == list(range(1, count + 1)) and all(
+            f is not None for _, f in ordered
+        )
+        models.append(_GgufModel(files=ordered, complete=complete))
+    return models
+
+
+def _primary(models: Sequence[_GgufModel]) -> _GgufModel | None:
+    """The model the folder's GGUF files are for: the largest that parsed.
+
+    A folder often holds several quantizations of one model (the same count) and, for a
+    vision model, a much smaller projector (mmproj, architecture "clip").
+    """
+    parsed = [m for m in models if m.head is not None]
+    if not parsed:
+        return None
+    return max(parsed, key=lambda m: m.parameter_count or -1)
+
+
+def _quantizations(models: Sequence[_GgufModel], head: GgufModelFacts | None) -> tuple[str, ...]:
+    """The quantization of every copy of the main model (its architecture), each once."""
+    if head is None:
+        return ()
+    found = {
+        m.head.quantization
+        for m in models
+        if m.head is not None and m.head.architecture == head.architecture
+    }
+    return tuple(sorted(q for q in found if q is not None))
+
+
+def _gguf_declaration(rel: str, facts: GgufModelFacts) -> ModelDeclaration:
+    return ModelDeclaration(
+        path=rel,
+        architecture=facts.architecture,
+        name=facts.name,
+        context_length=facts.context_length,
+        embedding_length=facts.embedding_length,
+        block_count=facts.block_count,
+        head_count=facts.head_count,
+        head_count_kv=facts.head_count_kv,
+        quantization=facts.quantization,
+        tensor_count=facts.tensor_count,
+        parameter_count=facts.parameter_count,
+    )
+
+
+def _config_declaration(config: Mapping[str, Any]) -> ModelDeclaration:
+    model_type = config.get("model_type")
+    return ModelDeclaration(
+        path="config.json",
+        architecture=model_type[:200] if isinstance(model_type, str) else None,
+        context_length=_int(config, "max_position_embeddings"),
+        embedding_length=_int(config, "hidden_size"),
+        block_count=_int(config, "num_hidden_layers"),
+        head_count=_int(config, "num_attention_heads"),
+        head_count_kv=_int(config, "num_key_value_heads"),
+    )
+
+
+# The shape of the network, which a conversion keeps. The context length is not compared: a
+# converter may write another one on purpose, and both stay in `declared`. Nor are the
+# architecture names: llama.cpp names some families otherwise (Mistral is "llama").
+_SHAPE = ("embedding_length", "block_count", "head_count", "head_count_kv")
+
+
+def _gguf_conflicts(
+    config: ModelDeclaration, declared: Sequence[ModelDeclaration], raw: Mapping[str, Any]
+) -> list[Finding]:
+    """INV-GGUF-CONFIG-MISMATCH for each GGUF header whose network shape config.json contradicts."""
+    # DeepSeek-V3 / GLM style multi-token-prediction layers are GGUF blocks too.
+    extra_blocks = _int(raw, "num_nextn_predict_layers") or 0
+    findings: list[Finding] = []
+    for gguf in declared:
+        if gguf is config:
+            continue
+        differ = {}
+        for field in _SHAPE:
+            ours, theirs = getattr(gguf, field), getattr(config, field)
+            if ours is None or theirs is None or ours == theirs:
+                continue
+            if field == "block_count" and ours == theirs + extra_blocks:
+                continue
+            differ[field] = (ours, theirs)
+        if not differ:
+            continue
+        said = ", ".join(f"{k} {g:,} (config.json: {c:,})" for k, (g, c) in differ.items())
+        findings.append(
+            file_finding(
+                "INV-GGUF-CONFIG-MISMATCH",
+                Severity.HIGH,
+                gguf.path,
+                f"{gguf.path} declares {said}: the GGUF file and config.json describe "
+                "different models",
+                gguf={k: g for k, (g, _) in differ.items()},
+                config={k: c for k, (_, c) in differ.items()},
+            )
+        )
+    return findings
 
 
 def _read_config(

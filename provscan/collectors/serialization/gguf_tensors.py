@@ -19,6 +19,14 @@ GGML_TYPE_SIZES: dict[int, tuple[int, int]] = {
     29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66), 39: (32, 17),  # IQ1_M BF16 TQ MXFP4
     40: (64, 36), 41: (128, 18),  # NVFP4 Q1_0
 }  # fmt: skip
+# ggml type id -> its name, as ggml.c type_traits names it (gguf-py GGMLQuantizationType, 0.19.0).
+GGML_TYPE_NAMES: dict[int, str] = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
+    10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
+    17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
+    23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
+    30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4", 40: "NVFP4", 41: "Q1_0",
+}  # fmt: skip
 
 
 Problem = tuple[str, str, int]  # (code, message, offset)
