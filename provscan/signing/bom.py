@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,11 @@ class BomVerification:
     status: SignatureStatus
     reason: str | None
     signer: Signer | None
+
+
+def default_signature(bom: Path) -> Path:
+    """Where `sign-bom` writes a BOM's signature, and `verify-bom` looks for it: BOM.sig."""
+    return bom.with_name(bom.name + ".sig")
 
 
 def _read_bom(bom: Path) -> bytes:
@@ -116,12 +122,25 @@ def sign_bom(bom: Path, output: Path, signer: SigningKey) -> None:
 
 
 def verify_bom(bom: Path, signature: Path, trust: TrustSettings) -> BomVerification:
-    """Check a BOM signature: the envelope against the trust anchors, the subject against the file."""
+    """Check a BOM signature: the envelope against the trust anchors, the subject against the file.
+
+    No signature beside the BOM (BOM.sig) is no evidence either way: unverified, for review.
+    A signature named anywhere else that does not exist is a mistake on the command line.
+    """
     raw = _read_bom(bom)
     try:
         envelope = read_envelope(signature, BOM_SIGNATURE_MAX_BYTES)
         statement = json_object(envelope.payload, "DSSE payload")
     except SignatureFormatError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            if os.path.abspath(signature) != os.path.abspath(default_signature(bom)):
+                raise UsageError(
+                    f"--signature {signature}: does not exist",
+                    f"name the BOM's signature file (sign-bom writes {default_signature(bom)})",
+                ) from exc
+            return BomVerification(
+                SignatureStatus.UNVERIFIED, f"no signature: {signature} does not exist", None
+            )
         return BomVerification(SignatureStatus.MALFORMED, f"{signature}: {exc}", None)
     verification = verify_signature(envelope, trust)
     if (

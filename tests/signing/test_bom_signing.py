@@ -2,7 +2,7 @@
 
 `provscan check --bom`, then `provscan sign-bom`, then `provscan verify-bom`: exit 0 when
 the BOM is unchanged and signed by a trusted key or CA, 1 when it was changed or the
-signature is not a signed BOM, 4 when nothing given can check the signature.
+signature is not a signed BOM, 4 when nothing given can check the signature or there is none.
 """
 
 from __future__ import annotations
@@ -78,21 +78,30 @@ def test_certificate_signed_bom_verifies_with_the_trusted_ca(
     assert unrelated.out.startswith("UNVERIFIED")
 
 
-def test_a_missing_bom_signature_is_named(bom: Path, key: KeyFiles, tmp_path: Path, cli) -> None:
-    """No signature file: a failure naming the path, never a pass or a traceback. Today that is
-    exit 1 (MALFORMED ... No such file or directory); a usage error (exit 2) naming the path,
-    as `check --signature` gives, would do as well."""
+def test_a_bom_without_a_signature_needs_review(bom: Path, key: KeyFiles, cli) -> None:
+    """No BOM.sig beside the BOM: nothing to check, not a malformed signature."""
+    default = bom.with_name(bom.name + ".sig")
+    assert not default.exists()
+    result = cli("verify-bom", bom, "--trusted-key", key.public)
+    assert result.code == 4, result.out + result.err
+    assert result.out == f"UNVERIFIED {bom}: no signature: {default} does not exist\n"
+    assert result.err == ""
+    # Naming that same file is asking for the default: the same answer.
+    named = cli("verify-bom", bom, "--signature", default, "--trusted-key", key.public)
+    assert (named.code, named.out) == (4, result.out)
+
+
+def test_a_named_signature_that_does_not_exist_is_a_usage_error(
+    bom: Path, key: KeyFiles, tmp_path: Path, cli
+) -> None:
     missing = tmp_path / "nowhere.sig"
-    default = bom.with_name(bom.name + ".sig")  # looked for when --signature is left out
-    for args in (("--signature", missing), ()):
-        result = cli("verify-bom", bom, *args, "--trusted-key", key.public)
-        named = missing if args else default
-        assert result.code in (1, 2), result.out + result.err
-        assert str(named) in result.out + result.err
-        assert "Traceback" not in result.err
-        if result.code == 1:
-            assert result.out.startswith(f"MALFORMED {bom}")
-            assert "No such file or directory" in result.out
+    result = cli("verify-bom", bom, "--signature", missing, "--trusted-key", key.public)
+    assert result.code == 2, result.out + result.err
+    assert result.out == ""
+    assert result.err.splitlines() == [
+        f"provscan: error: --signature {missing}: does not exist",
+        f"  hint: name the BOM's signature file (sign-bom writes {bom}.sig)",
+    ]
 
 
 def test_a_model_signature_is_not_a_signed_bom(
