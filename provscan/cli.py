@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -14,9 +13,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from provscan import __version__, interrupts
-from provscan.atomic import STDOUT, OutputPath, claim_stdout, write_output
+from provscan.atomic import STDOUT, OutputPath
+from provscan.checking import (
+    check_one,
+    emit,
+    exit_code,
+    scan_target,
+    show_progress,
+    stdout_output,
+)
 from provscan.cli_policy import (
-    backend_from,
     config_group,
     config_in_target_option,
     config_option,
@@ -26,28 +32,16 @@ from provscan.cli_policy import (
     policy_dirs,
     policy_option,
     pre_commit,
-    server_scope,
     target_config,
 )
 from provscan.diff.command import diff_command
 from provscan.errors import ExitCode, ProvscanError, UsageError
-from provscan.hub import HubOptions
-from provscan.pipeline import ScanOptions, available_cpus, scan
 from provscan.probe_cli import options_from, probe_options
-from provscan.probes.collect import ProbeOptions
-from provscan.report import Decision, Report
-from provscan.signing.trust import TrustSettings
 
 if TYPE_CHECKING:
     from provscan.signing.sign import SigningKey
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_DECISION_EXIT = {
-    Decision.APPROVE: ExitCode.APPROVE,
-    Decision.REVIEW: ExitCode.REVIEW,
-    Decision.DENY: ExitCode.DENY,
-}
 
 
 def _files_option(flag: str, dest: str, metavar: str, help_text: str) -> Callable[[F], F]:
@@ -103,7 +97,12 @@ def _output_options() -> list[Callable[[F], F]]:
             type=OutputPath(),
             help="Write the audit report for people, as one self-contained HTML page, to FILE (- for stdout).",
         ),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress display."),
+        click.option(
+            "--no-color",
+            is_flag=True,
+            help="No colour (also NO_COLOR=1; FORCE_COLOR=1 forces colour when not a terminal).",
+        ),
     ]
 
 
@@ -197,7 +196,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("targets", nargs=-1, metavar="TARGET...")
 @policy_option(
     "Policy pack directory, or a shipped pack's name: default, production (requires a trusted "
     "signature). Repeatable. Replaces the default pack."
@@ -231,46 +230,92 @@ def cli() -> None:
     is_flag=True,
     help="Also run the behavioural backdoor probes (the 'probes' extra; see --engine).",
 )
+@click.option(
+    "--targets-from",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="FILE",
+    help="Also check each target listed in FILE (one per line, local or hf://; '#' starts a comment).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Several targets: check this many at once, each in a worker process.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Write each target's report (NAME.report.json), AI-BOM (NAME.cdx.json) and SARIF "
+    "(NAME.sarif.json) here, NAME stable per target.",
+)
 @options(engine_options)
 @probe_options
 @_scan_options
-def check(
-    target: str,
-    policies: tuple[str, ...],
-    config_path: Path | None,
-    config_from_target: bool,
-    trusted_identities: tuple[str, ...],
-    trusted_issuers: tuple[str, ...],
-    policy_timeout: float,
-    run_probes: bool,
-    **kw: Any,
-) -> int:
-    """Scan TARGET, evaluate the policy, print the verdict and write the outputs.
+def check(targets: tuple[str, ...], targets_from: Path | None, **kw: Any) -> int:
+    """Scan each TARGET, evaluate the policy, print the verdict and write the outputs.
 
     TARGET is a model directory, a single model file, a Hugging Face cache snapshot, or
-    hf://ORG/NAME[@REVISION] with --download (or --offline).
-    """
-    from provscan.policy.engine import evaluate
-    from provscan.signing.trust import trust_from_config
+    hf://ORG/NAME[@REVISION] (scanned as metadata: small files downloaded, weights read by
+    range; --download for every byte).
 
-    _stdout_output(kw)  # a usage error now, not after the scan
-    packs = policy_dirs(policies)
-    config_file = target_config(config_path, packs, target, from_target=config_from_target)
-    config = _with_identities(config_file.table, trusted_identities, trusted_issuers)
-    trust = trust_from_config(
-        config,
-        config_file.path.parent if config_file.path is not None else None,
-        keys=kw["trusted_keys"],
-        cas=kw["trusted_cas"],
-        sigstore_root=kw["sigstore_trusted_root"],
+    With several targets (or --targets-from, or --output-dir) each is checked on its own and
+    a summary table follows (--format json: JSON lines; --json FILE: JSON lines to FILE); the
+    exit code is the worst verdict's: deny, then could not complete, then review, then approve.
+    """
+    if len(targets) == 1 and targets_from is None and kw["output_dir"] is None:
+        stdout_output(kw)  # a usage error now, not after the scan
+        report = check_one(targets[0], kw, progress=show_progress(kw))
+        emit(report, kw)
+        assert report.verdict is not None
+        return exit_code(report.verdict.decision)
+    from provscan import batch
+
+    listed = [*targets, *(batch.read_targets(targets_from) if targets_from else [])]
+    if not listed:
+        raise UsageError("give a TARGET to check (or --targets-from FILE)")
+    return _check_many(batch.unique(listed), kw)
+
+
+def _check_many(targets: list[str], kw: dict[str, Any]) -> int:
+    from provscan import batch, term
+
+    for flag, key in (
+        ("--bom", "bom_out"),
+        ("--sarif", "sarif_out"),
+        ("--markdown", "markdown_out"),
+        ("--html", "html_out"),
+    ):
+        if kw[key] is not None:
+            raise UsageError(
+                f"{flag} names one file, and there are {len(targets)} targets",
+                "give --output-dir DIR: each target's report, AI-BOM and SARIF are written there",
+            )
+    if kw["json_out"] is not None and kw["fmt"] == "json" and str(kw["json_out"]) == STDOUT:
+        raise UsageError("--format json and --json - both write to standard output; give one")
+    on_done = None
+    if show_progress(kw):
+        on_done = batch.progress_printer(len(targets))
+    outcomes = batch.run_all(
+        targets, kw, jobs=kw["jobs"], output_dir=kw["output_dir"], on_done=on_done
     )
-    backend = backend_from(kw)
-    packs, policy_config = server_scope(backend, policies, packs, config)
-    report = _scan(target, kw, trust, options_from(kw) if run_probes else None)
-    verdict = evaluate(report, packs, policy_config, timeout_s=policy_timeout, backend=backend)
-    report = report.model_copy(update={"verdict": verdict})
-    _emit(report, kw)
-    return int(_DECISION_EXIT[verdict.decision])
+    lines = batch.write_lines(outcomes)
+    if kw["json_out"] is not None:
+        from provscan.atomic import write_output
+
+        write_output(kw["json_out"], lines)
+    if kw["fmt"] == "json":
+        click.echo(lines, nl=False)
+    else:
+        stream = sys.stderr if str(kw["json_out"]) == STDOUT else sys.stdout
+        text = batch.render_table(
+            outcomes,
+            color=term.color_enabled(stream, no_color=kw["no_color"]),
+            width=term.width(stream),
+        )
+        click.echo(text, nl=False, file=stream, color=True)
+    return batch.worst([o.exit_code for o in outcomes])
 
 
 @cli.command()
@@ -280,10 +325,10 @@ def inspect(target: str, **kw: Any) -> int:
     """Scan TARGET and report what was found, without a policy verdict (exit 0 when the report was produced)."""
     from provscan.signing.trust import load_trust
 
-    _stdout_output(kw)
+    stdout_output(kw)
     trust = load_trust(kw["trusted_keys"], kw["trusted_cas"], kw["sigstore_trusted_root"])
-    report = _scan(target, kw, trust)
-    _emit(report, kw)
+    report = scan_target(target, kw, trust, progress=show_progress(kw))
+    emit(report, kw)
     return int(ExitCode.APPROVE)
 
 
@@ -315,18 +360,25 @@ def probe(
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import load_trust
 
-    _stdout_output(kw)
+    stdout_output(kw)
     packs = policy_dirs(policies)
     config = target_config(config_path, packs, target, from_target=config_from_target).table
     table = config.get("probes")
     probes: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
     # Probes only: the static steps are not run, and the probes must run to completion.
     config = {**config, "required_steps": ["inventory"], "probes": {**probes, "required": True}}
-    report = _scan(target, kw, load_trust((), (), None), options_from(kw), probes_only=True)
+    report = scan_target(
+        target,
+        kw,
+        load_trust((), (), None),
+        options_from(kw),
+        probes_only=True,
+        progress=show_progress(kw),
+    )
     verdict = evaluate(report, packs, config)
     report = report.model_copy(update={"verdict": verdict})
-    _emit(report, kw)
-    return int(_DECISION_EXIT[verdict.decision])
+    emit(report, kw)
+    return exit_code(verdict.decision)
 
 
 def _signing_options(func: F) -> F:
@@ -505,133 +557,6 @@ def verify_bom_command(
         return int(ExitCode.APPROVE)
     click.echo(f"{result.status.value.upper()} {bom}: {result.reason}")
     return int(ExitCode.REVIEW if result.status is SignatureStatus.UNVERIFIED else ExitCode.DENY)
-
-
-def _with_identities(
-    config: dict[str, Any], identities: Sequence[str], issuers: Sequence[str]
-) -> dict[str, Any]:
-    """The config with --trusted-identity / --trusted-issuer pairs added to [trust] identities."""
-    if len(identities) != len(issuers):
-        raise UsageError(
-            f"{len(identities)} --trusted-identity but {len(issuers)} --trusted-issuer: give one issuer per identity"
-        )
-    if not identities:
-        return config
-    trust = dict(config.get("trust") or {}) if isinstance(config.get("trust"), dict) else {}
-    existing = trust.get("identities", [])
-    added = [{"identity": i, "issuer": u} for i, u in zip(identities, issuers, strict=True)]
-    trust["identities"] = [*(existing if isinstance(existing, list) else []), *added]
-    return {**config, "trust": trust}
-
-
-def _scan(
-    target: str,
-    kw: dict[str, Any],
-    trust: TrustSettings,
-    probes: ProbeOptions | None = None,
-    probes_only: bool = False,
-) -> Report:
-    show_progress = not kw["quiet"] and sys.stderr.isatty()
-    options = ScanOptions(
-        hash_workers=kw.get("workers") or available_cpus(),
-        serialization=kw.get("serialization", "files"),
-        shard_size=kw.get("shard_size", 1_000_000_000),
-        signature_paths=tuple(kw.get("signatures", ())),
-        trust=trust,
-        hub=HubOptions(
-            download=kw["download"],
-            include=tuple(kw.get("include", ())),
-            exclude=tuple(kw.get("exclude", ())),
-            offline=kw["offline"],
-            progress=show_progress,
-        ),
-        probes=probes,
-        probes_only=probes_only,
-    )
-    if not show_progress:
-        return scan(target, options)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    # One live display for the whole scan: hashing, then each probe family.
-    columns = (
-        TextColumn("{task.description:<18}"),
-        BarColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as progress:
-        hashing = progress.add_task("hashing", total=None, detail="")
-        families: dict[str, Any] = {}
-
-        def hashed(n: int) -> None:
-            progress.advance(hashing, n)
-            task = progress.tasks[hashing]
-            progress.update(hashing, detail=f"{task.completed / 2**20:,.0f} MiB")
-
-        def probed(family: str, done: int, total: int) -> None:
-            if family not in families:
-                families[family] = progress.add_task(f"probes: {family}", total=total, detail="")
-            progress.update(families[family], completed=done, total=total, detail=f"{done}/{total}")
-
-        with_progress = dataclasses.replace(
-            options,
-            on_hash_start=lambda total: progress.update(hashing, total=total),
-            on_hash_progress=hashed,
-            probes=dataclasses.replace(probes, progress=probed) if probes is not None else None,
-        )
-        return scan(target, with_progress)
-
-
-def _stdout_output(kw: dict[str, Any]) -> str | None:
-    """The one output option given `-` (stdout), if any: a UsageError when several are (or one
-    is and --format json prints the report there too)."""
-    return claim_stdout(
-        [
-            ("--format json", STDOUT if kw["fmt"] == "json" else None),
-            ("--json", kw["json_out"]),
-            ("--bom", kw["bom_out"]),
-            ("--sarif", kw["sarif_out"]),
-            ("--markdown", kw["markdown_out"]),
-            ("--html", kw["html_out"]),
-        ]
-    )
-
-
-def _emit(report: Report, kw: dict[str, Any]) -> None:
-    """Render every requested output first, then write them: nothing partial on failure."""
-    from provscan.emit.json_report import render_json
-    from provscan.emit.terminal import render_terminal
-
-    outputs: list[tuple[Path | str, str]] = []
-    if kw["json_out"] is not None:
-        outputs.append((kw["json_out"], render_json(report)))
-    if kw["bom_out"] is not None:
-        from provscan.emit.cyclonedx import render_cyclonedx
-        from provscan.licence_files import read_licence_texts
-
-        outputs.append(
-            (kw["bom_out"], render_cyclonedx(report, licence_texts=read_licence_texts(report)))
-        )
-    if kw["sarif_out"] is not None:
-        from provscan.emit.sarif import render_sarif
-
-        outputs.append((kw["sarif_out"], render_sarif(report, base_dir=Path.cwd())))
-    if kw["markdown_out"] is not None:
-        from provscan.emit.markdown import render_markdown
-
-        outputs.append((kw["markdown_out"], render_markdown(report)))
-    if kw["html_out"] is not None:
-        from provscan.emit.html import render_html
-
-        outputs.append((kw["html_out"], render_html(report)))
-    for path, text in outputs:
-        write_output(path, text)
-    if kw["fmt"] == "json":
-        click.echo(render_json(report), nl=False)
-    else:
-        # An output given `-` owns stdout: the summary for people goes to stderr.
-        stream = sys.stderr if _stdout_output(kw) is not None else sys.stdout
-        click.echo(render_terminal(report, color=stream.isatty()), nl=False, file=stream)
 
 
 cli.add_command(diff_command)

@@ -10,13 +10,14 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from provscan.errors import UsageError
-from provscan.hub import is_hub_target, parse_hub_target
-from provscan.probes.collect import ProbeOptions
+
+if TYPE_CHECKING:  # the probe machinery is imported when probes run, not for `--help`
+    from provscan.probes.collect import ProbeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,6 +127,8 @@ def options_from(kw: dict[str, Any]) -> ProbeOptions:
     The suite is loaded once here, so that a bad suite or prompts file is a usage error
     (exit 2) before anything is scanned.
     """
+    from provscan.hub import is_hub_target, parse_hub_target
+    from provscan.probes.collect import ProbeOptions
     from provscan.probes.suite import load_suite
 
     load_suite(kw["suite"], prompts=kw["prompts"])

@@ -20,8 +20,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
-
-from confusable_homoglyphs import confusables
+from typing import Any
 
 # Longest value worth normalising; longer ones are cut (a licence id or repo id is < 200).
 _MAX = 1000
@@ -40,12 +39,20 @@ def _invisible(char: str) -> bool:
     return unicodedata.category(char) == "Cf"
 
 
+def _confusables() -> Any:
+    """The confusables data, loaded the first time a non-ASCII character needs it (its import
+    reads a large table and pulls in urllib: a tenth of a check's start-up for ASCII text)."""
+    from confusable_homoglyphs import confusables
+
+    return confusables
+
+
 @cache
 def ascii_lookalike(char: str) -> str | None:
     """The ASCII character `char` is drawn like (Cyrillic 'а' -> 'a'), or None."""
     if char.isascii():
         return None
-    found = confusables.is_confusable(char, greedy=True)
+    found = _confusables().is_confusable(char, greedy=True)
     for item in found or ():
         for glyph in item["homoglyphs"]:
             candidate = glyph["c"]
@@ -89,7 +96,7 @@ def normalise(value: str) -> Normalised:
 def _prototype(char: str) -> str:
     """The one character TS #39's skeleton maps `char` to, within what the packaged data
     gives: the smallest single-character look-alike, ASCII ones first."""
-    found = confusables.is_confusable(char, greedy=True)
+    found = _confusables().is_confusable(char, greedy=True)
     glyphs = {char}
     for item in found or ():
         glyphs.update(g["c"] for g in item["homoglyphs"] if len(g["c"]) == 1)

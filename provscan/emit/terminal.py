@@ -43,7 +43,8 @@ def render_terminal(report: Report, *, color: bool = False, width: int = 110) ->
     _steps(console, report)
     _findings(console, report)
     _verdict(console, report)
-    return buffer.getvalue()
+    # rich pads table cells to the width; trailing blanks only make copied text ragged.
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 def _header(console: Console, report: Report) -> None:
@@ -80,8 +81,14 @@ def _header(console: Console, report: Report) -> None:
             else "parameters unknown"
         )
         dtypes = ", ".join(model.weight_dtypes) or model.config_dtype or "dtype unknown"
+        extra = ""
+        if model.quantization:
+            extra += f", quantized {', '.join(model.quantization)}"
+        if model.context_length is not None:
+            extra += f", context {model.context_length:,}"
         console.print(
-            f"  model      {escape(arch)} ({escape(model.model_type or '?')}), {params}, {escape(dtypes)}"
+            f"  model      {escape(arch)} ({escape(model.model_type or '?')}), {params}, "
+            f"{escape(dtypes)}{escape(extra)}"
         )
     card = report.card
     if card is not None:
@@ -258,18 +265,34 @@ def _findings(console: Console, report: Report) -> None:
     if not shown:
         console.print("  findings   none")
         return
+    levels = _policy_levels(report)
     table = Table(
         title=f"{len(shown)} finding(s)", title_justify="left", show_lines=False, expand=False
     )
     table.add_column("severity")
+    if levels:
+        table.add_column("policy")
     table.add_column("rule")
     table.add_column("message", overflow="fold")
     for finding in shown:
         style = _SEVERITY_STYLE[finding.severity.value]
-        table.add_row(
-            f"[{style}]{finding.severity.value}[/{style}]", finding.rule_id, escape(finding.message)
-        )
+        cells = [f"[{style}]{finding.severity.value}[/{style}]"]
+        if levels:
+            level = levels.get((finding.rule_id, finding.message))
+            cells.append(f"[{_LEVEL_STYLE[level]}]{level}[/{_LEVEL_STYLE[level]}]" if level else "")
+        cells += [finding.rule_id, escape(finding.message)]
+        table.add_row(*cells)
     console.print(table)
+
+
+def _policy_levels(report: Report) -> dict[tuple[str, str], str]:
+    """The verdict's level for each finding a reason repeats word for word (rule and message):
+    the findings table shows it, and the verdict does not print the finding a second time."""
+    verdict = report.verdict
+    if verdict is None:
+        return {}
+    findings = {(f.rule_id, f.message) for f in report.findings}
+    return {(r.rule, r.msg): r.level for r in verdict.reasons if (r.rule, r.msg) in findings}
 
 
 def _verdict(console: Console, report: Report) -> None:
@@ -280,11 +303,33 @@ def _verdict(console: Console, report: Report) -> None:
     console.print(
         f"\n[{style}]VERDICT: {verdict.decision.value.upper()}[/{style}]  (policy {', '.join(verdict.policy.packs)}, sha256:{verdict.policy.digest[:12]})"
     )
+    repeated = _policy_levels(report)
+    # A grid, so that a long reason wraps under its own text, not under the level.
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=1)
+    grid.add_column(width=6)
+    grid.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = []  # (level, text); a repeated finding's row is its level's
+    repeated_rules: dict[str, list[str]] = {}
     for reason in verdict.reasons:
-        level_style = _LEVEL_STYLE[reason.level]
-        console.print(
-            f"  [{level_style}]{reason.level:<6}[/{level_style}] {escape(reason.rule)}: {escape(reason.msg)}"
-        )
+        if (reason.rule, reason.msg) in repeated:
+            if reason.level not in repeated_rules:
+                repeated_rules[reason.level] = []
+                rows.append((reason.level, ""))
+            repeated_rules[reason.level].append(reason.rule)
+            continue
+        rows.append((reason.level, f"{escape(reason.rule)}: {escape(reason.msg)}"))
+    for level, text in rows:
+        if not text:
+            rules = repeated_rules[level]
+            counted = ", ".join(
+                f"{rule} x{rules.count(rule)}" if rules.count(rule) > 1 else rule
+                for rule in dict.fromkeys(rules)
+            )
+            text = f"{len(rules)} finding(s) in the table above: {escape(counted)}"
+        level_style = _LEVEL_STYLE[level]
+        grid.add_row("", f"[{level_style}]{level}[/{level_style}]", text)
+    console.print(grid)
 
 
 def human_size(n: int) -> str:

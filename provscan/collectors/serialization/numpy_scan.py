@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from numpy.lib import format as npy_format
-
 from provscan.collectors.base import ScanFile, open_scanned
 from provscan.collectors.serialization.pickle_scan import describe, scan_pickle_bytes
 from provscan.limits import Limits
@@ -37,6 +35,9 @@ def scan_npy_stream(
 ) -> list[Finding]:
     """Read a .npy header with numpy's own parser (as np.load does, also for .npz members);
     walk the pickle of an object array. `size` is the stream's length, None if unknown."""
+    # Imported here: numpy costs a fifth of a second of start-up, and most models hold no .npy.
+    from numpy.lib import format as npy_format
+
     counted = _Counted(stream)
     where = describe(location)
     try:

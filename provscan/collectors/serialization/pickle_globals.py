@@ -52,7 +52,7 @@ class _Danger:
 
 def _knowledge(name: str) -> dict[str, Any]:
     text = (resources.files("provscan") / "knowledge" / name).read_text(encoding="utf-8")
-    document = yaml.safe_load(text)
+    document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - shipped file, safe constructor
     if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
         raise ValueError(f"provscan/knowledge/{name}: expected a mapping with an 'entries' list")
     return document

@@ -1,0 +1,308 @@
+"""`provscan check T1 T2 ...`: many targets, each decided on its own, one summary at the end.
+
+Each target is checked exactly as `provscan check TARGET` would (the same function, the same
+flags), in this process or, with --jobs N, in N worker processes: a target that crashes,
+exhausts memory or hangs its parser takes down only its own worker's result. One target
+failing never stops the others; it is a row with its error and exit code 3 (or 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provscan.errors import ExitCode, UsageError
+from provscan.limits import MiB
+
+# A registry's list of models: thousands of lines at most.
+MAX_TARGETS_FILE_BYTES = 4 * MiB
+MAX_TARGETS = 10_000
+# The report, AI-BOM and SARIF of each target, under --output-dir.
+OUTPUT_SUFFIXES = {"json": ".report.json", "bom": ".cdx.json", "sarif": ".sarif.json"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one target's check came to (picklable: it crosses from a worker process)."""
+
+    target: str
+    name: str
+    decision: str | None  # approve / review / deny; None when no verdict was reached
+    reasons: tuple[tuple[str, str, str], ...]  # (level, rule, message) of the verdict
+    error: str | None
+    exit_code: int
+    outputs: tuple[str, ...] = ()
+
+
+def read_targets(path: Path) -> list[str]:
+    """One target per line; blank lines and lines starting with '#' are skipped. Relative
+    paths are relative to the working directory, as for targets on the command line."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TARGETS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"--targets-from {path}: cannot read it ({exc.strerror or exc})") from exc
+    if len(data) > MAX_TARGETS_FILE_BYTES:
+        raise UsageError(
+            f"--targets-from {path}: larger than {MAX_TARGETS_FILE_BYTES // MiB} MiB; "
+            "not a list of targets"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--targets-from {path}: not UTF-8 text (byte {exc.start})") from exc
+    targets = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if any(ord(c) < 32 or ord(c) == 127 for c in line):
+            raise UsageError(
+                f"--targets-from {path}:{number}: a control character in the target name"
+            )
+        targets.append(line)
+    if len(targets) > MAX_TARGETS:
+        raise UsageError(f"--targets-from {path}: more than {MAX_TARGETS:,} targets")
+    return targets
+
+
+def unique(targets: Sequence[str]) -> list[str]:
+    """The targets in order, each once (a target named twice would write its files twice)."""
+    return list(dict.fromkeys(targets))
+
+
+def output_name(target: str) -> str:
+    """A file-name-safe name for a target, the same on every run: a readable part and a digest
+    of the target itself, so that two models both called `model` do not overwrite each other."""
+    if target.startswith("hf://"):
+        readable = target[len("hf://") :].replace("/", "--")
+        canonical = target
+    else:
+        path = Path(target).expanduser().absolute()
+        readable = path.name or "model"
+        canonical = str(path)
+    slug = _UNSAFE.sub("-", readable).strip("-.")[:60] or "model"
+    return f"{slug}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
+
+
+def output_paths(output_dir: Path, name: str) -> dict[str, Path]:
+    return {kind: output_dir / f"{name}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
+
+
+def check_target(target: str, name: str, kw: dict[str, Any], output_dir: Path | None) -> Outcome:
+    """Check one target and write its outputs; every failure becomes the Outcome's error.
+
+    Runs in a worker process with --jobs: module-level, its arguments plain data."""
+    from provscan.checking import check_one, exit_code, render_outputs
+    from provscan.errors import ProvscanError
+
+    try:
+        report = check_one(target, kw, progress=False)
+        assert report.verdict is not None
+        written: list[str] = []
+        if output_dir is not None:
+            from provscan.atomic import write_output
+
+            paths = output_paths(output_dir, name)
+            outputs = render_outputs(report, dict(paths))
+            for path, text in outputs:
+                write_output(path, text)
+                written.append(str(path))
+        verdict = report.verdict
+        return Outcome(
+            target=target,
+            name=name,
+            decision=verdict.decision.value,
+            reasons=tuple((r.level, r.rule, r.msg) for r in verdict.reasons),
+            error=None,
+            exit_code=exit_code(verdict.decision),
+            outputs=tuple(written),
+        )
+    except ProvscanError as exc:
+        return Outcome(target, name, None, (), str(exc), int(exc.exit_code))
+    except Exception as exc:  # noqa: BLE001 - one target's crash must not stop the others
+        return Outcome(
+            target,
+            name,
+            None,
+            (),
+            f"internal error: {type(exc).__name__}: {exc}",
+            int(ExitCode.INCOMPLETE),
+        )
+
+
+def run_all(
+    targets: Sequence[str],
+    kw: dict[str, Any],
+    *,
+    jobs: int,
+    output_dir: Path | None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Every target's Outcome, in the order the targets were given."""
+    names = [output_name(t) for t in targets]
+    if output_dir is not None:
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--output-dir {output_dir}: cannot create it ({exc.strerror or exc})"
+            ) from exc
+    results: dict[int, Outcome] = {}
+    for index, outcome in _outcomes(targets, names, kw, jobs, output_dir):
+        results[index] = outcome
+        if on_done is not None:
+            on_done(outcome)
+    return [results[i] for i in range(len(targets))]
+
+
+def _outcomes(
+    targets: Sequence[str],
+    names: Sequence[str],
+    kw: dict[str, Any],
+    jobs: int,
+    output_dir: Path | None,
+) -> Iterator[tuple[int, Outcome]]:
+    if jobs == 1 or len(targets) == 1:
+        for index, (target, name) in enumerate(zip(targets, names, strict=True)):
+            yield index, check_target(target, name, kw, output_dir)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: the parent may hold threads (hashing pools, progress), and a forked
+    # child of a threaded process can deadlock on a lock some thread held.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(targets)), mp_context=context) as pool:
+        futures = {
+            pool.submit(check_target, target, name, kw, output_dir): index
+            for index, (target, name) in enumerate(zip(targets, names, strict=True))
+        }
+        try:
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    yield index, future.result()
+                except BrokenProcessPool:
+                    # The worker died (killed for memory, a crash in native code): the target
+                    # it held, and any queued behind it, get no verdict.
+                    yield (
+                        index,
+                        Outcome(
+                            targets[index],
+                            names[index],
+                            None,
+                            (),
+                            "the worker process checking it died (out of memory or a crash)",
+                            int(ExitCode.INCOMPLETE),
+                        ),
+                    )
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+# Worst first: a deny is a definite answer against the model; a run that could not finish
+# (3) or was misused (2) is never an approval; review comes before approve.
+_SEVERITY = {
+    int(ExitCode.DENY): 4,
+    int(ExitCode.INCOMPLETE): 3,
+    int(ExitCode.USAGE): 2,
+    int(ExitCode.REVIEW): 1,
+    int(ExitCode.APPROVE): 0,
+}
+
+
+def worst(codes: Sequence[int]) -> int:
+    """The exit code of a run whose targets ended with ``codes``."""
+    if not codes:
+        return int(ExitCode.INCOMPLETE)
+    return max(codes, key=lambda code: _SEVERITY.get(code, 3))
+
+
+def write_lines(outcomes: Sequence[Outcome]) -> str:
+    """One JSON object per target (JSON lines), in the order the targets were given."""
+    import json
+
+    lines = []
+    for outcome in outcomes:
+        lines.append(
+            json.dumps(
+                {
+                    "target": outcome.target,
+                    "name": outcome.name,
+                    "decision": outcome.decision,
+                    "exit_code": outcome.exit_code,
+                    "reasons": [
+                        {"level": level, "rule": rule, "msg": msg}
+                        for level, rule, msg in outcome.reasons
+                    ],
+                    "error": outcome.error,
+                    "outputs": list(outcome.outputs),
+                },
+                ensure_ascii=False,
+            )
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def render_table(outcomes: Sequence[Outcome], *, color: bool, width: int) -> str:
+    """The summary for people: one row per target, then the counts."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from provscan.emit.terminal import escape
+
+    styles = {"approve": "green", "review": "yellow", "deny": "red"}
+    table = Table(title_justify="left", expand=False)
+    table.add_column("target", overflow="fold")
+    table.add_column("verdict")
+    table.add_column("why", overflow="fold")
+    for outcome in outcomes:
+        if outcome.decision is None:
+            verdict = f"[red]error ({outcome.exit_code})[/red]"
+            why = escape(outcome.error or "")
+        else:
+            style = styles[outcome.decision]
+            verdict = f"[{style}]{outcome.decision.upper()}[/{style}]"
+            blocking = [rule for level, rule, _ in outcome.reasons if level in ("deny", "review")]
+            why = escape(", ".join(dict.fromkeys(blocking)) or "-")
+        table.add_row(escape(outcome.target), verdict, why)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        key = outcome.decision or "error"
+        counts[key] = counts.get(key, 0) + 1
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
+    )
+    console.print(table)
+    order = ("approve", "review", "deny", "error")
+    console.print(
+        f"{len(outcomes)} target(s): " + ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
+    )
+    return buffer.getvalue()
+
+
+def progress_printer(total: int, stream: Any = None) -> Callable[[Outcome], None]:
+    """A line per finished target on a terminal, so that a long run shows it is moving."""
+    out = stream or sys.stderr
+    done = [0]
+
+    def show(outcome: Outcome) -> None:
+        done[0] += 1
+        from provscan.visible import visible
+
+        state = outcome.decision or f"error ({outcome.exit_code})"
+        print(f"[{done[0]}/{total}] {visible(outcome.target)}: {state}", file=out, flush=True)
+
+    return show
