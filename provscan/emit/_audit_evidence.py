@@ -16,6 +16,7 @@ from provscan.emit._audit_text import (
     size,
 )
 from provscan.report import FileEntry, Finding, Location, Report, SignatureCheck, Signer
+from provscan.signing.label import files_match_signed
 
 # Serialization first: code that runs on load is the worst thing a model file can hold.
 _AREAS = (
@@ -31,11 +32,6 @@ _AREAS = (
 _SEVERITY_TONE: dict[str, Tone] = {"critical": "bad", "high": "bad", "medium": "warn"}
 _SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 _STATUS_TONE: dict[str, Tone] = {"verified": "good", "unverified": "warn"}
-_INTEGRITY: dict[str, tuple[str, Tone]] = {
-    "match": ("every signed file matches", "good"),
-    "mismatch": ("files differ from what was signed", "bad"),
-    "not_checked": ("files not compared", "warn"),
-}
 
 
 def files_section(report: Report) -> Section:
@@ -117,7 +113,7 @@ def signatures_section(report: Report) -> Section:
 
 def _signature(sig: SignatureCheck) -> Sub:
     status_tone = _STATUS_TONE.get(sig.status.value, "bad")
-    summary, integrity_tone = _INTEGRITY[sig.integrity]
+    summary, integrity_tone = _integrity(sig)
     integrity = summary
     rows: list[tuple[str, Cell]] = [("Status", Cell(sig.status.value, tone=status_tone))]
     if sig.reason:
@@ -150,6 +146,22 @@ def _signature(sig: SignatureCheck) -> Sub:
         (Facts(tuple(rows)),),
         "bad" if "bad" in (status_tone, integrity_tone) else status_tone,
     )
+
+
+def _integrity(sig: SignatureCheck) -> tuple[str, Tone]:
+    """How the files compare with the signature's manifest, claiming "signed" only where a
+    trusted anchor verified that manifest."""
+    if sig.integrity == "not_checked":
+        return "files not compared", "warn"
+    if files_match_signed(sig):
+        return "every signed file matches", "good"
+    if sig.status.value == "verified":
+        return "files differ from what was signed", "bad"
+    if sig.integrity == "mismatch":
+        return "files differ from what the bundle claims", "bad"
+    if sig.status.value == "unverified":
+        return "files match what the bundle claims; its signer is not verified", "warn"
+    return "files match what the bundle claims, but its signature does not verify", "bad"
 
 
 def _signer(signer: Signer) -> list[tuple[str, Cell]]:
