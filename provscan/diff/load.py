@@ -27,7 +27,7 @@ MAX_JSON_DEPTH = 64
 def load_snapshot(path: Path) -> Snapshot:
     """The snapshot of one input file; UsageError (exit 2) naming the file when it is bad."""
     try:
-        document = parse_json(_read_bounded(path))
+        document = parse_json(read_bounded(path))
         return _snapshot(document, str(path))
     except BadInput as exc:
         raise UsageError(
@@ -35,7 +35,8 @@ def load_snapshot(path: Path) -> Snapshot:
         ) from exc
 
 
-def _read_bounded(path: Path) -> bytes:
+def read_bounded(path: Path) -> bytes:
+    """The file's bytes, refused (BadInput) past MAX_INPUT_BYTES without reading further."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_INPUT_BYTES + 1)
@@ -44,7 +45,7 @@ def _read_bounded(path: Path) -> bytes:
     if len(data) > MAX_INPUT_BYTES:
         limit = MAX_INPUT_BYTES
         size = f"{limit // MiB} MiB" if limit % MiB == 0 else f"{limit} bytes"
-        raise BadInput(f"larger than {size}; not a provscan report or BOM this diff reads")
+        raise BadInput(f"larger than {size}; not a provscan report or BOM")
     return data
 
 

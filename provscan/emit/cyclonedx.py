@@ -17,6 +17,7 @@ from cyclonedx.schema import SchemaVersion
 from provscan.emit._cyclonedx_attest import declarations, definitions
 from provscan.emit._cyclonedx_model import model_card, model_component, model_ref, props
 from provscan.emit._cyclonedx_refs import bom_refs, reference_errors
+from provscan.emit._cyclonedx_report import report_component
 from provscan.emit._cyclonedx_schema import schema_validator
 from provscan.errors import OutputError
 from provscan.report import Report
@@ -101,13 +102,16 @@ def _build_bom(report: Report, licence_texts: Mapping[str, str]) -> Bom:
 
 
 def _add_unsupported_parts(doc: dict[str, Any], report: Report) -> dict[str, Any]:
-    """Add what the library cannot model (modelCard, declarations) to its JSON output."""
+    """Add what the library cannot model (modelCard, declarations, the embedded report) to
+    its JSON output."""
     ref = model_ref(report)
     card = model_card(report)
     if card is not None:
         for component in doc["components"]:
             if component.get("bom-ref") == ref:
                 component["modelCard"] = card
+    # After the model: readers that take the first component for the model still find it.
+    doc["components"].append(report_component(report))
     decl = declarations(report, ref, _utc(report.scanned_at))
     if decl is not None:
         doc["declarations"] = decl

@@ -746,3 +746,51 @@ def test_known_release_bom_names_its_publisher_as_supplier_with_country(tmp_path
     assert bom["supplier"]["name"] == "Google LLC"
     types = {ref["type"] for ref in bom["externalReferences"]}
     assert {"distribution", "model-card", "license"} <= types
+
+
+def _embedded(doc: dict[str, Any]) -> dict[str, Any]:
+    [component] = [c for c in doc["components"] if c.get("bom-ref") == "report:provscan"]
+    return component
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_bom_carries_its_report_without_local_paths(case: str) -> None:
+    report = CASES[case]()
+    doc = render(report)
+    assert doc["components"][0]["type"] == "machine-learning-model"  # still first
+    component = _embedded(doc)
+    assert component["type"] == "data"
+    [data] = component["data"]
+    attachment = data["contents"]["attachment"]
+    assert attachment["contentType"] == "application/json" and "encoding" not in attachment
+    content = attachment["content"]
+    assert component["hashes"] == [
+        {"alg": "SHA-256", "content": hashlib.sha256(content.encode()).hexdigest()}
+    ]
+    embedded = Report.model_validate_json(content)
+    assert embedded.target.root == "" and embedded.target.input == report.target.name
+    assert report.target.root not in content
+    assert embedded.model_copy(update={"target": report.target}) == report
+
+
+def test_an_hf_reference_is_kept_in_the_embedded_report() -> None:
+    report = make_report(repo_id="acme/tiny-llama", revision=REVISION)
+    report = report.model_copy(
+        update={"target": report.target.model_copy(update={"input": "hf://acme/tiny-llama"})}
+    )
+    content = _embedded(render(report))["data"][0]["contents"]["attachment"]["content"]
+    assert json.loads(content)["target"]["input"] == "hf://acme/tiny-llama"
+
+
+def test_evaluate_reads_back_the_report_a_bom_embeds(tmp_path: Path) -> None:
+    """Every claim the reader compares (schema, digest, files, verdict) agrees as written."""
+    from provscan.emit._cyclonedx_report import shareable
+    from provscan.evaluate_input import load_evidence
+
+    for case, build in sorted(CASES.items()):
+        report = build()
+        path = tmp_path / f"{case}.cdx.json"
+        path.write_text(render_cyclonedx(report, licence_texts={"LICENSE": LLAMA_TEXT}))
+        evidence = load_evidence(path)
+        assert evidence.report == shareable(report), case
+        assert (evidence.schema_version, evidence.older) == (SCHEMA_VERSION, False)

@@ -1,0 +1,119 @@
+"""One line per decided model: the table for people and the JSON lines for machines.
+
+`provscan evaluate` prints one row per input. Imports stay light (no pydantic, no rich until a
+table is drawn): this module is loaded whenever the command line starts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from provscan.report import Decision
+
+# Worst first: a deny is a definite answer against the model; a result that could not be
+# reached (3) or a misuse (2) is never an approval; review comes before approve.
+_EXIT_ORDER = (1, 3, 2, 4, 0)
+_INCOMPLETE = 3
+
+_DECISION_STYLE = {"approve": "bold green", "review": "bold yellow", "deny": "bold red"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One input's outcome.
+
+    old: the verdict stored in the input (None: it held none). new: the verdict reached now
+    (None: none was reached, see error). added / removed: rule ids in the new verdict's
+    reasons that the old one did not have, and the other way round. reasons: the new
+    verdict's reasons as (level, rule, message), as provscan.batch has them. notes: what a reader of the row must know
+    besides (the input's evidence is older than the policy, say).
+    """
+
+    input: str
+    target: str
+    old: Decision | None
+    new: Decision | None
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    error: str | None
+    exit_code: int
+    reasons: tuple[tuple[str, str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def worst_exit(codes: Iterable[int]) -> int:
+    """One exit status for many rows: deny (1), then could not complete (3), usage (2),
+    review (4), approve (0). An unknown code counts as 3, and so do no rows at all: nothing
+    decided is no approval."""
+    seen = {code if code in _EXIT_ORDER else _INCOMPLETE for code in codes}
+    return next((code for code in _EXIT_ORDER if code in seen), _INCOMPLETE)
+
+
+def changes(row: Row) -> str:
+    """Each rule added as "+ID", each removed as "-ID", space separated."""
+    return " ".join([*(f"+{rule}" for rule in row.added), *(f"-{rule}" for rule in row.removed)])
+
+
+def json_line(row: Row) -> str:
+    """The row as one line of JSON (ASCII only, so no text in it can break the line)."""
+    document = {
+        "input": row.input,
+        "target": row.target,
+        "old": _value(row.old),
+        "new": _value(row.new),
+        "added": list(row.added),
+        "removed": list(row.removed),
+        "reasons": [{"level": level, "rule": rule, "msg": msg} for level, rule, msg in row.reasons],
+        "notes": list(row.notes),
+        "error": row.error,
+        "exit_code": row.exit_code,
+    }
+    return json.dumps(document, ensure_ascii=True) + "\n"
+
+
+def render_table(rows: Sequence[Row], *, color: bool, width: int) -> str:
+    """The rows as a table for a terminal; every text that came from an input is escaped."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from provscan.emit.terminal import escape
+
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("input", "target", "old", "new", "reasons changed"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        if row.error is not None:
+            detail = f"[red]error:[/red] {escape(row.error)}"
+        else:
+            detail = escape(changes(row)) or "[dim]no change[/dim]"
+        notes = "".join(f"\n[dim]note: {escape(note)}[/dim]" for note in row.notes)
+        table.add_row(
+            escape(row.input),
+            escape(row.target),
+            _decision(row.old),
+            _decision(row.new) if row.error is None else "[red]error[/red]",
+            detail + notes,
+        )
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
+    )
+    console.print(table)
+    return buffer.getvalue()
+
+
+def _value(decision: Decision | None) -> str | None:
+    return None if decision is None else str(decision.value)
+
+
+def _decision(decision: Decision | None) -> str:
+    if decision is None:
+        return "-"
+    value = str(decision.value)
+    return f"[{_DECISION_STYLE.get(value, 'bold')}]{value}[/]"
