@@ -538,7 +538,8 @@ def verify_bom_command(
     bom: Path, signature: Path | None, trusted_keys: tuple[Path, ...], trusted_cas: tuple[Path, ...]
 ) -> int:
     """Check an AI-BOM's signature against trusted keys or CAs: exit 0 when it verifies and the
-    BOM is unchanged, 1 when it fails, 4 when nothing given can check it."""
+    BOM is unchanged, 1 when it fails, 4 when nothing given can check it or there is no BOM.sig,
+    2 when the named --signature does not exist."""
     from provscan.report import SignatureStatus
     from provscan.signing.bom import verify_bom
     from provscan.signing.trust import load_trust
@@ -551,9 +552,12 @@ def verify_bom_command(
         bom, signature or bom.with_name(bom.name + ".sig"), load_trust(trusted_keys, trusted_cas)
     )
     signer = result.signer
-    who = (signer.certificate_subject or signer.key_fingerprint) if signer else None
-    if result.status is SignatureStatus.VERIFIED:
-        click.echo(f"VERIFIED {bom}: signed by {who} ({signer.trust_anchor if signer else ''})")
+    if result.status is SignatureStatus.VERIFIED and signer is not None:
+        from provscan.signing.label import signer_label
+
+        click.echo(
+            f"VERIFIED {bom}: signed by {signer_label(signer)}, checked against {signer.trust_anchor}"
+        )
         return int(ExitCode.APPROVE)
     click.echo(f"{result.status.value.upper()} {bom}: {result.reason}")
     return int(ExitCode.REVIEW if result.status is SignatureStatus.UNVERIFIED else ExitCode.DENY)

@@ -9,6 +9,7 @@ from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from provscan.report import Decision, Report, StepStatus
+from provscan.signing.label import files_match_signed, signer_label
 from provscan.visible import visible
 
 
@@ -133,25 +134,22 @@ def _signatures(console: Console, report: Report) -> None:
     for sig in facts.signatures:
         colour = {"verified": "green", "unverified": "yellow"}.get(sig.status.value, "red")
         line = f"  signature  {escape(sig.path)}: [{colour}]{sig.status.value}[/{colour}]"
-        signer = sig.signer
-        if signer is not None:
-            who = (
-                signer.identity
-                or signer.certificate_subject
-                or (
-                    f"key {signer.key_fingerprint[:16]}"
-                    if signer.key_fingerprint
-                    else "unknown signer"
-                )
+        if sig.signer is not None:
+            line += f" ({escape(signer_label(sig.signer))})"
+        # "Signed" only where a trusted anchor verified the manifest the files match.
+        if sig.integrity == "match" and not files_match_signed(sig):
+            claims = f"; {sig.signed_files} file(s) match what the bundle claims"
+            files = claims + (
+                ", but its signature does not verify"
+                if sig.status.value == "invalid"
+                else "; its signer is not verified"
             )
-            issuer = f" via {signer.oidc_issuer}" if signer.oidc_issuer else ""
-            log = f", log index {signer.tlog.log_index}" if signer.tlog else ""
-            line += f" ({signer.method}: {escape(who)}{escape(issuer)}{log})"
-        files = {
-            "match": f"; {sig.signed_files} signed file(s) match",
-            "mismatch": f"; files differ: {len(sig.changed)} changed, {len(sig.missing)} missing, {len(sig.extra)} extra",
-            "not_checked": "; files not compared",
-        }[sig.integrity]
+        else:
+            files = {
+                "match": f"; {sig.signed_files} signed file(s) match",
+                "mismatch": f"; files differ: {len(sig.changed)} changed, {len(sig.missing)} missing, {len(sig.extra)} extra",
+                "not_checked": "; files not compared",
+            }[sig.integrity]
         console.print(line + files)
         if sig.reason and sig.status.value != "verified":
             console.print(f"             {escape(sig.reason)}")

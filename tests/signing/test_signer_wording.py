@@ -96,16 +96,6 @@ def test_the_audit_report_still_says_verified_files_match(
     assert f"- **Key:** `sha256:{key.fingerprint}`\n" in text
 
 
-# The terminal summary is drawn by provscan/emit/terminal.py, which still prints
-# "(key: key ...)" and "N signed file(s) match" whatever the status; these pass once it uses
-# signer_label() and files_match_signed() (strict: an unexpected pass fails, so the marks
-# come off with that change).
-TERMINAL_PENDING = pytest.mark.xfail(
-    strict=True, reason="the terminal summary does not use signer_label/files_match_signed yet"
-)
-
-
-@TERMINAL_PENDING
 def test_the_terminal_names_a_signing_key_once(signed: Path, key: KeyFiles, cli) -> None:
     result = cli("check", signed, "--trusted-key", key.public)
     assert result.code == 0, result.out + result.err
@@ -117,7 +107,6 @@ def test_the_terminal_names_a_signing_key_once(signed: Path, key: KeyFiles, cli)
     assert "key: key" not in text
 
 
-@TERMINAL_PENDING
 def test_the_terminal_does_not_call_an_invalid_signatures_files_signed(
     rewritten: Path, key: KeyFiles, cli
 ) -> None:
