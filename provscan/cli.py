@@ -36,6 +36,7 @@ from provscan.cli_policy import (
 )
 from provscan.diff.command import diff_command
 from provscan.errors import ExitCode, ProvscanError, UsageError
+from provscan.evaluate_cmd import evaluate_command
 from provscan.probe_cli import options_from, probe_options
 
 if TYPE_CHECKING:
@@ -564,6 +565,7 @@ def verify_bom_command(
 
 
 cli.add_command(diff_command)
+cli.add_command(evaluate_command)
 cli.add_command(policy)
 cli.add_command(config_group)
 cli.add_command(pre_commit)
