@@ -33,8 +33,7 @@ MAJOR, MINOR, _ = (int(part) for part in SCHEMA_VERSION.split("."))
 READS = f"this provscan reads {MAJOR}.x up to {MAJOR}.{MINOR}"
 
 
-def evaluate(*args: str | Path) -> CliResult:
-    """`provscan evaluate ARGS`, with the exit code and error line provscan's main gives."""
+def _run_evaluate(*args: str | Path) -> CliResult:
     result = CliRunner().invoke(evaluate_command, [str(a) for a in args], standalone_mode=False)
     error = result.exception
     if error is None:
@@ -45,6 +44,13 @@ def evaluate(*args: str | Path) -> CliResult:
     if isinstance(error, click.ClickException):
         return CliResult(2, result.stdout, result.stderr + error.format_message())
     raise error
+
+
+@pytest.fixture
+def evaluate() -> Callable[..., CliResult]:
+    """`provscan evaluate ARGS`: the command through click's test runner, with the exit code
+    and the error line provscan.cli.main gives."""
+    return _run_evaluate
 
 
 def lines(result: CliResult) -> list[dict[str, Any]]:
@@ -120,7 +126,7 @@ def rules(reasons: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 
 def test_each_report_and_bom_is_decided_as_check_decided_it(
-    scanned: dict[str, Scanned],
+    scanned: dict[str, Scanned], evaluate
 ) -> None:
     decisions = {name: s.verdict["decision"] for name, s in scanned.items()}
     assert decisions == {
@@ -148,28 +154,27 @@ def test_each_report_and_bom_is_decided_as_check_decided_it(
 
 
 def test_a_policy_change_flips_the_verdict_and_names_the_rule(
-    scanned: dict[str, Scanned], tmp_path: Path
+    scanned: dict[str, Scanned], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluate
 ) -> None:
     stored = scanned["signed"]
+    monkeypatch.chdir(tmp_path)  # short input names: each table row on one line
+    monkeypatch.setenv("COLUMNS", "120")
+    shutil.copyfile(stored.report, "r.json")
+    shutil.copyfile(stored.bom, "b.json")
     # The team adds Apache-2.0 to its deny list after the model was admitted.
-    config = tmp_path / "provscan.toml"
-    config.write_text('[licence]\ndenied = ["Apache-2.0"]\n')
-    out = tmp_path / "rows.jsonl"
-    result = evaluate(
-        "--policy", "production", "--config", config, stored.report, stored.bom, "--json", out
-    )
+    Path("provscan.toml").write_text('[licence]\ndenied = ["Apache-2.0"]\n')
+    result = evaluate("--policy", "production", "r.json", "b.json", "--json", "rows.jsonl")
     assert result.code == 1, result.out + result.err
-    table = result.out.splitlines()
-    assert [line.split("│")[2:4] for line in table if "signed" in line] == [
-        [" approve ", " deny "],
-        [" approve ", " deny "],
+    cells = [[cell.strip() for cell in line.split("│")] for line in result.out.splitlines()]
+    assert [row for row in cells if row[0] in ("r.json", "b.json")] == [
+        [name, "signed", "approve", "deny", "+POL-LICENCE-DENIED"] for name in ("r.json", "b.json")
     ]
-    assert all("+POL-LICENCE-DENIED" in line for line in table if "signed" in line)
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [json.loads(line) for line in Path("rows.jsonl").read_text().splitlines()]
     assert [(r["old"], r["new"], r["added"], r["removed"]) for r in rows] == [
         ("approve", "deny", ["POL-LICENCE-DENIED"], [])
     ] * 2
-    # Back to the default pack: the production-only rule goes.
+    # Without the config and back to the default pack: the production-only rule goes.
+    Path("provscan.toml").unlink()
     relaxed = evaluate(scanned["demo"].report)
     assert relaxed.code == 0, relaxed.out
     assert "-POL-SIG-REQUIRED" in relaxed.out
@@ -196,7 +201,7 @@ def _as_1_3(document: dict[str, Any]) -> None:
             (check.get("signer") or {}).pop(field, None)
 
 
-def test_an_older_minor_report_is_decided_but_cannot_approve(copies) -> None:
+def test_an_older_minor_report_is_decided_but_cannot_approve(copies, evaluate) -> None:
     old = edit(copies("signed"), _as_1_3)
     result = evaluate("--policy", "production", old, "--json", "-")
     (row,) = lines(result)
@@ -206,7 +211,7 @@ def test_an_older_minor_report_is_decided_but_cannot_approve(copies) -> None:
     assert "note: evidence of report schema 1.3.0" in result.err
 
 
-def test_an_older_minor_signature_coverage_reads_fail_closed(copies) -> None:
+def test_an_older_minor_signature_coverage_reads_fail_closed(copies, evaluate) -> None:
     """1.3.0 listed uncovered files by path only: each is taken as read by a loader."""
 
     def uncovered_config(document: dict[str, Any]) -> None:
@@ -230,7 +235,7 @@ def test_an_older_minor_signature_coverage_reads_fail_closed(copies) -> None:
     ],
 )
 def test_another_schema_stops_the_command_naming_the_file(
-    copies, version: str, message: str
+    copies, version: str, message: str, evaluate
 ) -> None:
     good = copies("demo")
     other = edit(copies("signed"), lambda d: d.update(schema_version=version))
@@ -240,7 +245,7 @@ def test_another_schema_stops_the_command_naming_the_file(
     assert result.err.splitlines()[0] == f"provscan: error: {other}: {message}; {READS}"
 
 
-def test_a_bom_without_an_embedded_report_stops_the_command(copies) -> None:
+def test_a_bom_without_an_embedded_report_stops_the_command(copies, evaluate) -> None:
     def strip(bom: dict[str, Any]) -> None:
         bom["components"] = [c for c in bom["components"] if c.get("bom-ref") != REPORT_REF]
 
@@ -252,7 +257,7 @@ def test_a_bom_without_an_embedded_report_stops_the_command(copies) -> None:
     )
 
 
-def test_a_document_that_is_neither_stops_the_command(tmp_path: Path) -> None:
+def test_a_document_that_is_neither_stops_the_command(tmp_path: Path, evaluate) -> None:
     other = tmp_path / "other.json"
     other.write_text('{"name": "not a report"}')
     result = evaluate(other)
@@ -263,7 +268,9 @@ def test_a_document_that_is_neither_stops_the_command(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- hostile and damaged inputs
 
 
-def test_a_damaged_input_is_an_error_row_and_the_others_are_decided(copies, tmp_path: Path) -> None:
+def test_a_damaged_input_is_an_error_row_and_the_others_are_decided(
+    copies, tmp_path: Path, evaluate
+) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"schema_version": "1.4.0", "tool": ')
     result = evaluate("--policy", "production", copies("signed"), broken, "--json", "-")
@@ -275,7 +282,7 @@ def test_a_damaged_input_is_an_error_row_and_the_others_are_decided(copies, tmp_
     assert "error: not valid JSON" in result.err
 
 
-def test_a_tampered_verdict_is_shown_as_stored_and_decided_anew(copies) -> None:
+def test_a_tampered_verdict_is_shown_as_stored_and_decided_anew(copies, evaluate) -> None:
     def approve(document: dict[str, Any]) -> None:
         document["verdict"]["decision"] = "approve"
         document["verdict"]["reasons"] = []
@@ -298,7 +305,7 @@ def _approve_inside(bom: dict[str, Any], *, rehash: bool) -> None:
         component["hashes"] = [{"alg": "SHA-256", "content": sha256_text(attachment["content"])}]
 
 
-def test_a_bom_whose_embedded_report_was_changed_is_an_error(copies) -> None:
+def test_a_bom_whose_embedded_report_was_changed_is_an_error(copies, evaluate) -> None:
     changed = edit(copies("pickle", "bom"), lambda bom: _approve_inside(bom, rehash=False))
     result = evaluate(changed, "--json", "-")
     assert result.code == 3
@@ -313,7 +320,7 @@ def test_a_bom_whose_embedded_report_was_changed_is_an_error(copies) -> None:
     )
 
 
-def test_an_invalid_report_is_an_error_naming_the_field(copies) -> None:
+def test_an_invalid_report_is_an_error_naming_the_field(copies, evaluate) -> None:
     bad = edit(copies("demo"), lambda d: d["files"][0].update(size=-1))
     (row,) = lines(evaluate(bad, "--json", "-"))
     assert row["error"] == (
@@ -323,7 +330,7 @@ def test_an_invalid_report_is_an_error_naming_the_field(copies) -> None:
 
 
 def test_too_large_and_too_deep_inputs_are_refused_unread(
-    copies, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    copies, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluate
 ) -> None:
     from provscan.diff import load
 
@@ -342,7 +349,7 @@ def test_too_large_and_too_deep_inputs_are_refused_unread(
 # ---------------------------------------------------------------- the model is not needed
 
 
-def test_the_model_folder_may_be_gone(tmp_path: Path, cli) -> None:
+def test_the_model_folder_may_be_gone(tmp_path: Path, cli, evaluate) -> None:
     model = build_demo_model(tmp_path / "gone")
     report, bom = tmp_path / "r.json", tmp_path / "b.json"
     checked = cli("check", model, "-q", "--json", report, "--bom", bom)
@@ -361,7 +368,7 @@ def test_the_model_folder_may_be_gone(tmp_path: Path, cli) -> None:
 
 
 def test_write_stores_each_report_with_its_new_verdict(
-    scanned: dict[str, Scanned], tmp_path: Path
+    scanned: dict[str, Scanned], tmp_path: Path, evaluate
 ) -> None:
     stored = scanned["demo"]
     out = tmp_path / "decided"
@@ -380,7 +387,7 @@ def test_write_stores_each_report_with_its_new_verdict(
     assert (from_bom.target.input, from_bom.target.root) == ("demo", "")
 
 
-def test_write_refuses_two_inputs_of_one_name(copies, tmp_path: Path) -> None:
+def test_write_refuses_two_inputs_of_one_name(copies, tmp_path: Path, evaluate) -> None:
     first = copies("demo")
     second = tmp_path / "elsewhere" / "demo.json"
     second.parent.mkdir()
