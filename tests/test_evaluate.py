@@ -15,16 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
 
 from fixtures.models import build_demo_model, build_malicious_pickle_model
 from fixtures.signing import write_key
 from fixtures.signing_attacks import sign
 from provscan.emit._cyclonedx_report import REPORT_REF, sha256_text
-from provscan.errors import ProvscanError
-from provscan.evaluate_cmd import evaluate_command
 from provscan.report import SCHEMA_VERSION, Decision, Report
 from provscan.summary import Row, json_line, render_table, worst_exit
 from tests.conftest import CliResult
@@ -33,24 +29,10 @@ MAJOR, MINOR, _ = (int(part) for part in SCHEMA_VERSION.split("."))
 READS = f"this provscan reads {MAJOR}.x up to {MAJOR}.{MINOR}"
 
 
-def _run_evaluate(*args: str | Path) -> CliResult:
-    result = CliRunner().invoke(evaluate_command, [str(a) for a in args], standalone_mode=False)
-    error = result.exception
-    if error is None:
-        return CliResult(int(result.return_value), result.stdout, result.stderr)
-    if isinstance(error, ProvscanError):
-        line = f"provscan: error: {error}\n"
-        return CliResult(int(error.exit_code), result.stdout, result.stderr + line)
-    if isinstance(error, click.ClickException):
-        return CliResult(2, result.stdout, result.stderr + error.format_message())
-    raise error
-
-
 @pytest.fixture
-def evaluate() -> Callable[..., CliResult]:
-    """`provscan evaluate ARGS`: the command through click's test runner, with the exit code
-    and the error line provscan.cli.main gives."""
-    return _run_evaluate
+def evaluate(cli: Callable[..., CliResult]) -> Callable[..., CliResult]:
+    """`provscan evaluate ARGS` through provscan's entry point."""
+    return lambda *args: cli("evaluate", *args)
 
 
 def lines(result: CliResult) -> list[dict[str, Any]]:
