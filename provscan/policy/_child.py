@@ -26,56 +26,17 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import re
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from provscan.policy.rego_errors import describe_rego_errors
+
 # Exit statuses the parent (provscan.policy.engine) tells apart from an engine crash.
 EXIT_MEMORY = 90  # a MemoryError: the address-space limit was reached in Python code
 EXIT_ORPHANED = 91  # the parent was already gone when the child started: nobody to answer
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-# rego-cpp reports errors as S-expressions whose strings are length-prefixed in bytes:
-#   (error 9:a/x.rego|70|1 (errormsg 27:Invalid arithmetic operator) ...)
-_ERROR_HEAD = re.compile(rb"\(error(?:\s+(\d+):)?")
-_ERRORMSG = re.compile(rb"\(errormsg\s+(\d+):")
-_LOCATION = re.compile(rb"\|(\d+)\|(\d+)")
-
-
-def _take(text: bytes, start: int, length: int) -> str:
-    return text[start : start + length].decode("utf-8", errors="replace")
-
-
-def _line_col(source: str, offset: int) -> tuple[int, int]:
-    """Map a byte offset in a module to a 1-based line and (character) column."""
-    prefix = source.encode("utf-8")[:offset].decode("utf-8", errors="replace")
-    line = prefix.count("\n") + 1
-    return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
-
-
-def describe_rego_errors(raw: str, sources: dict[str, str]) -> str:
-    """Turn rego-cpp's error S-expression into 'file:line:col: message' lines."""
-    text = raw.encode("utf-8")
-    parts: list[str] = []
-    for head in _ERROR_HEAD.finditer(text):
-        where = ""
-        if head.group(1) is not None:
-            start = head.end()
-            name = _take(text, start, int(head.group(1)))
-            loc = _LOCATION.match(text, start + int(head.group(1)))
-            where = name
-            if loc is not None and name in sources:
-                line, col = _line_col(sources[name], int(loc.group(1)))
-                where = f"{name}:{line}:{col}"
-        found = _ERRORMSG.search(text, head.end())
-        message = _take(text, found.end(), int(found.group(1))) if found else "unknown error"
-        parts.append(f"{where}: {message}" if where else message)
-    if not parts:
-        return raw.strip() or "the engine gave no error detail"
-    # The engine often reports one mistake at two neighbouring positions.
-    return "; ".join(dict.fromkeys(parts))
 
 
 def _engine_error(raw: str) -> str:
@@ -99,7 +60,8 @@ def _evaluate(request: dict[str, Any]) -> dict[str, Any]:
             interp.add_module(name, source)
         except regopy.RegoError as exc:
             raw = _engine_error(str(exc.args[0]) if exc.args else "")
-            message = describe_rego_errors(raw, sources)
+            # add_module parses the module (rego-cpp's parse and structure passes).
+            message = describe_rego_errors(raw, sources, "parse error")
             if name not in message:
                 message = f"{name}: {message}"
             return {"status": "load_error", "engine_version": version, "message": message}

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from provscan.errors import UsageError
+from provscan.errors import PolicyError, UsageError
+
+
+class PolicySetupError(PolicyError):
+    """The policy can decide no report at all: its engine is missing or unreachable, or a
+    module does not parse. Every input would fail the same way, so a run over many inputs
+    (`provscan policy test`) stops at the first one instead of repeating it."""
+
 
 BackendKind = Literal["regopy", "opa", "opa-server"]
 KINDS: tuple[BackendKind, ...] = ("regopy", "opa", "opa-server")

@@ -35,7 +35,7 @@ from provscan.policy._bounded import (
     tail,
 )
 from provscan.policy._child import EXIT_MEMORY, EXIT_ORPHANED, limit_args
-from provscan.policy.backends import REGOPY, PolicyBackend
+from provscan.policy.backends import REGOPY, PolicyBackend, PolicySetupError
 from provscan.policy.opa_cli import evaluate_with_opa
 from provscan.policy.opa_server import evaluate_on_server
 
@@ -202,7 +202,9 @@ def _raise_for_status(reply: Mapping[str, Any]) -> None:
     if status == "ok":
         return
     if status == "load_error":
-        raise PolicyError(f"policy could not be loaded: {message}", "fix the Rego file named above")
+        raise PolicySetupError(
+            f"policy could not be loaded: {message}", "fix the Rego file named above"
+        )
     if status == "eval_error":
         raise PolicyError(f"policy evaluation failed: {message}")
     raise PolicyError(f"policy engine failed ({status}): {message}")
@@ -231,7 +233,8 @@ def evaluate(
         return evaluate_on_server(report, policy_dirs, config, backend, timeout_s)
     packs = load_packs(policy_dirs)
     merged = effective_config(packs, config)
-    modules = [module for pack in packs for module in pack.modules]
+    # Named by their files: an engine's error then points at the file to fix.
+    modules = [module for pack in packs for module in pack.module_files()]
     data = {"provscan": {"config": merged}}
     if backend.kind == "opa":
         answer = evaluate_with_opa(

@@ -33,6 +33,7 @@ from provscan.policy._bounded import (
     tail,
 )
 from provscan.policy._child import limit_args
+from provscan.policy.backends import PolicySetupError
 from provscan.policy.verdict import QUERY
 
 _VERSION = re.compile(r"^Version:\s*(\S+)", re.MULTILINE)
@@ -58,13 +59,7 @@ def evaluate_with_opa(
 
     The binary runs under provscan.policy._child's launcher: killed with provscan, a CPU-time
     limit of ``cpu_limit_s``, no core file, and ``memory_limit`` as Go's GOMEMLIMIT."""
-    exe = shutil.which(binary)
-    if exe is None:
-        raise PolicyError(
-            f"the opa binary {binary!r} was not found",
-            "install OPA (https://www.openpolicyagent.org/docs/#running-opa) and put it on PATH, "
-            "or use the embedded engine",
-        )
+    exe = find_opa(binary)
     deadline = time.monotonic() + timeout_s
     with tempfile.TemporaryDirectory(prefix="provscan-opa-") as tmp:  # mode 0700
         root = Path(tmp)
@@ -78,6 +73,18 @@ def evaluate_with_opa(
         stdin = json.dumps(policy_input, ensure_ascii=True).encode("utf-8")
         proc = _run(argv, stdin, root, deadline, bounds)
         return OpaAnswer(_parse_eval(proc, names), version)
+
+
+def find_opa(binary: str) -> str:
+    """The opa binary's path (a name is looked up on PATH); PolicySetupError when absent."""
+    exe = shutil.which(binary)
+    if exe is None:
+        raise PolicySetupError(
+            f"the opa binary {binary!r} was not found",
+            "install OPA (https://www.openpolicyagent.org/docs/#running-opa) and put it on PATH, "
+            "or use the embedded engine",
+        )
+    return exe
 
 
 def _write_modules(folder: Path, modules: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -157,20 +164,40 @@ def _rename(text: str, names: Mapping[str, str]) -> str:
     return text
 
 
-def _describe_errors(errors: Any, names: Mapping[str, str]) -> str | None:
+@dataclass(frozen=True)
+class _Errors:
+    text: str  # the first error, 'file:row:col: kind: message', and how many others
+    setup: bool  # a parse or compile error: no input could be decided
+
+
+def _describe_errors(errors: Any, names: Mapping[str, str]) -> _Errors | None:
+    """OPA's error list as one line: the first error once, with a count of the others."""
     if not isinstance(errors, list) or not errors:
         return None
-    parts: list[str] = []
-    for error in errors[:10]:
+    parts: dict[str, None] = {}
+    setup = False
+    for error in errors:
         if not isinstance(error, dict):
             continue
-        message = str(error.get("message", "unknown error"))
+        message = str(error.get("message") or "no message given")
+        code = error.get("code")
+        if isinstance(code, str) and code:
+            # rego_parse_error, rego_type_error, ... come from parsing and compiling, before
+            # any input is read; eval_* from evaluation (https://www.openpolicyagent.org/docs/errors).
+            setup = setup or code.startswith("rego_")
+            kind = code.removeprefix("rego_").replace("_", " ")
+            message = f"{kind}: {message}"
         location = error.get("location")
         if isinstance(location, dict) and location.get("file"):
             where = f"{location.get('file')}:{location.get('row', '?')}:{location.get('col', '?')}"
             message = f"{where}: {message}"
-        parts.append(_rename(message, names))
-    return "; ".join(parts) or None
+        parts[_rename(message, names)] = None
+    if not parts:
+        return None
+    first, others = next(iter(parts)), len(parts) - 1
+    if others:
+        first += f" (and {others} other error{'s' if others > 1 else ''})"
+    return _Errors(first, setup)
 
 
 def _parse_eval(proc: Completed, names: Mapping[str, str]) -> Any:
@@ -180,11 +207,12 @@ def _parse_eval(proc: Completed, names: Mapping[str, str]) -> Any:
     except ValueError:
         doc = None
     errors = _describe_errors(doc.get("errors"), names) if isinstance(doc, dict) else None
+    failure = PolicySetupError if errors is not None and errors.setup else PolicyError
     if proc.returncode != 0:
-        detail = errors or _tail(proc.stderr, names) or _tail(proc.stdout, names)
-        raise PolicyError(f"opa eval failed with exit status {proc.returncode}: {detail}")
+        detail = errors.text if errors else _tail(proc.stderr, names) or _tail(proc.stdout, names)
+        raise failure(f"opa eval failed with exit status {proc.returncode}: {detail}")
     if errors is not None:
-        raise PolicyError(f"opa eval reported errors: {errors}")
+        raise failure(f"opa eval reported errors: {errors.text}")
     if not isinstance(doc, dict):
         raise PolicyError(f"opa eval returned unparseable output: {_tail(proc.stdout)[:200]!r}")
     if "result" not in doc:

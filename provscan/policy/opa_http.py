@@ -20,7 +20,7 @@ import httpx2
 
 from provscan.errors import PolicyError
 from provscan.policy._bounded import MAX_ENGINE_OUTPUT
-from provscan.policy.backends import PolicyBackend
+from provscan.policy.backends import PolicyBackend, PolicySetupError
 
 MAX_RESPONSE = MAX_ENGINE_OUTPUT  # the same cap as a local engine's output
 _PREVIEW = 300
@@ -122,7 +122,7 @@ class OpaClient:
                 f"OPA server {method} {url} timed out after {self._timeout_s:g} s"
             ) from exc
         except httpx2.HTTPError as exc:
-            raise PolicyError(
+            raise PolicySetupError(
                 f"OPA server {method} {url} could not be reached: {type(exc).__name__}: {exc}",
                 "check the URL and that the server is running",
             ) from exc

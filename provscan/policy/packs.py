@@ -38,6 +38,15 @@ class PolicyPack:
     sources: tuple[tuple[str, bytes], ...]  # every file that changes a decision
     extends: str | None = None  # a shipped pack this one builds on (loaded before it)
 
+    def module_files(self) -> list[tuple[str, str]]:
+        """The modules named by their files (as the pack folder was given), for an engine
+        whose errors should point at the file to fix rather than at ``<pack>/<file>``."""
+        prefix = f"{self.name}/"
+        return [
+            (str(self.root / display.removeprefix(prefix)), source)
+            for display, source in self.modules
+        ]
+
 
 def _is_policy_file(rel: Path) -> bool:
     return not rel.name.endswith("_test.rego") and "tests" not in rel.parts[:-1]
@@ -59,8 +68,8 @@ def load_pack(root: Path, name: str | None = None) -> PolicyPack:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PolicyError(f"policy {display} is not UTF-8 text: {exc.reason}") from exc
-        _lint(display, text)
+            raise PolicyError(f"policy {path} is not UTF-8 text: {exc.reason}") from exc
+        _lint(str(path), text)
         modules.append((display, text))
         sources.append((display, raw))
     if not modules:

@@ -31,8 +31,9 @@ from pydantic import ValidationError
 
 from provscan.config import merge_config
 from provscan.errors import ProvscanError
-from provscan.policy.backends import REGOPY, PolicyBackend
-from provscan.policy.engine import evaluate
+from provscan.policy.backends import REGOPY, PolicyBackend, PolicySetupError
+from provscan.policy.engine import evaluate, load_packs
+from provscan.policy.opa_cli import find_opa
 from provscan.policy.opa_server import push_packs
 from provscan.policy.verdict import LEVELS
 from provscan.report import Decision, Report, Verdict
@@ -78,9 +79,19 @@ def run_policy_tests(
     timeout_s: float = 30.0,
     backend: PolicyBackend = REGOPY,
 ) -> list[CaseResult]:
-    """Evaluate every table-test case of the given packs; one result per case, in order."""
+    """Evaluate every table-test case of the given packs; one result per case, in order.
+
+    A failure no case could pass (a pack that does not load, an engine that is missing or
+    does not parse a module) is raised, once, instead of failing every case alike.
+    """
+    cases = find_cases(policy_dirs)
+    if not cases:
+        return []
+    load_packs(policy_dirs)
+    if backend.kind == "opa":
+        find_opa(backend.opa_binary)
     results: list[CaseResult] = []
-    for name, case_dir in find_cases(policy_dirs):
+    for name, case_dir in cases:
         try:
             report, expected = load_case(case_dir)
             case_config = merge_config(config or {}, expected.config)
@@ -88,6 +99,8 @@ def run_policy_tests(
         except CaseError as exc:
             results.append(CaseResult(name, False, str(exc)))
             continue
+        except PolicySetupError:
+            raise
         except ProvscanError as exc:
             results.append(CaseResult(name, False, f"policy error: {exc.message}"))
             continue

@@ -122,7 +122,7 @@ def test_the_opa_digest_is_the_local_one(fake_opa: Path) -> None:
     ("mode", "match"),
     [
         ("undefined", r"data.provscan.main is undefined"),
-        ("errors", r"exit status 1: default/\w+\.rego:3:1: rego_parse_error: unexpected token"),
+        ("errors", r"exit status 1: \S*/default/\w+\.rego:3:1: rego_parse_error: unexpected token"),
         ("crash", "exit status 2: panic: runtime error"),
         ("garbage", "unparseable output"),
         ("version-fails", "`opa version` failed"),

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from provscan.pipeline import STEPS
+from provscan.policy.backends import PolicySetupError
 from provscan.policy.engine import evaluate
 from provscan.policy.testing import CaseResult, find_cases, run_policy_tests
 from provscan.report import Decision, Report
@@ -100,12 +101,15 @@ def test_broken_case_files_fail_with_a_clear_message(tmp_path: Path) -> None:
     assert sum(not r.passed for r in results.values()) == 4
 
 
-def test_a_policy_error_fails_every_case(tmp_path: Path) -> None:
+def test_a_module_that_does_not_parse_stops_the_run_once(tmp_path: Path) -> None:
+    # Every case would fail alike: one error naming the file, not one failure per case.
     pack = copy_pack(tmp_path)
     (pack / "broken.rego").write_text("package provscan.main\n\ndeny contains x if {\n")
-    results = run_policy_tests([pack])
-    assert results and all(not r.passed for r in results)
-    assert all("policy error" in r.message and "default/broken.rego" in r.message for r in results)
+    with pytest.raises(PolicySetupError) as caught:
+        run_policy_tests([pack])
+    assert caught.value.message == (
+        f"policy could not be loaded: {pack}/broken.rego:3:20: parse error: '{{' is not closed"
+    )
 
 
 def test_runner_config_is_merged_under_case_config(tmp_path: Path) -> None:
