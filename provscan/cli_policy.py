@@ -190,17 +190,27 @@ def policy_push(
 def pre_commit(
     files: tuple[str, ...], policies: tuple[str, ...], config_path: Path | None, fail_on: str
 ) -> int:
-    """The pre-commit hook: check every model directory that FILES (the staged files) belong to.
+    """The pre-commit hook: check every model that FILES (the staged files) belong to.
 
-    A file's model is the nearest directory above it holding config.json, model.sig,
-    model_index.json, adapter_config.json or params.json (else the file's own directory).
+    A model file's (weights, a serialized object) model is the nearest directory above it
+    holding config.json, model.sig, model_index.json, adapter_config.json or params.json,
+    else its own directory; one at the repository's top is checked as that single file.
+    Any other file belongs to the nearest directory holding a model, else to none: it is
+    not checked (the repository itself is a model only when its top holds both a config
+    and a model file).
     """
     import subprocess
 
-    from provscan.precommit import model_roots, worst_exit
+    from provscan.precommit import plan, worst_exit
     from provscan.visible import visible
 
-    roots = model_roots(files, Path.cwd())
+    found = plan(files, Path.cwd())
+    if found.not_models:
+        shown = ", ".join(visible(name) for name in found.not_models[:5])
+        more = len(found.not_models) - 5
+        shown += f" and {more} more" if more > 0 else ""
+        click.echo(f"provscan pre-commit: not part of a model, nothing to check: {shown}")
+    roots = found.targets
     extra: list[str] = [arg for pack in policies for arg in ("--policy", pack)]
     if config_path is not None:
         extra += ["--config", str(config_path)]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
 import re
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from fixtures.models import build_demo_model, build_malicious_pickle_model
-from provscan.precommit import model_roots, worst_exit
-from tests.conftest import REPO, run_provscan
+from provscan.precommit import model_roots, plan, worst_exit
+from tests.conftest import REPO, CliResult, run_provscan
 
 HOOKS = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
 
@@ -43,6 +47,81 @@ def test_a_link_out_of_the_repository_is_not_followed(tmp_path: Path) -> None:
     repo.mkdir()
     (repo / "w.bin").symlink_to(outside / "w.bin")
     assert model_roots(["w.bin"], repo) == []
+
+
+def git_repo(top: Path, *staged: str) -> list[str]:
+    """A git repository at ``top`` with ``staged`` added; the names as pre-commit passes them."""
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    subprocess.run(["git", "-C", str(top), "add", "--", *staged], check=True)
+    names = subprocess.run(
+        ["git", "-C", str(top), "diff", "--cached", "--name-only"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return names.split()
+
+
+def test_a_root_level_file_outside_any_model_is_not_checked(
+    cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The repository's own config.json and notes: neither makes the repository a model.
+    build_demo_model(tmp_path / "models" / "tiny")
+    (tmp_path / "notes.txt").write_text("meeting notes\n")
+    (tmp_path / "config.json").write_text('{"app": "settings"}\n')
+    staged = git_repo(tmp_path, "notes.txt", "config.json")
+    monkeypatch.chdir(tmp_path)
+    result = cli("pre-commit", *staged)
+    assert result.code == 0, result.out + result.err
+    assert result.out == (
+        "provscan pre-commit: not part of a model, nothing to check: config.json, notes.txt\n"
+    )
+
+
+def test_a_model_file_at_the_root_is_checked_alone(
+    cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = build_demo_model(tmp_path / "build")
+    shutil.copy(demo / "model.safetensors", tmp_path / "model.safetensors")
+    shutil.rmtree(demo)
+    # Elsewhere in the repository, not staged: a check of the whole repository would deny it.
+    build_malicious_pickle_model(tmp_path / "other", tmp_path / "canary")
+    (tmp_path / "notes.txt").write_text("meeting notes\n")
+    staged = git_repo(tmp_path, "model.safetensors", "notes.txt")
+    monkeypatch.chdir(tmp_path)
+    result = cli("pre-commit", *staged)
+    assert result.out.splitlines() == [
+        "provscan pre-commit: not part of a model, nothing to check: notes.txt",
+        "provscan pre-commit: checking model.safetensors",
+    ]
+    assert result.code == 4, result.err  # the file alone: no licence known, so review
+
+
+def test_model_roots_come_from_model_files(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")  # the repository's own, not a model's
+    (tmp_path / "models" / "x").mkdir(parents=True)
+    (tmp_path / "models" / "x" / "weights.bin").write_bytes(b"x")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "config.json").write_text("{}")  # a marker's name, but no model
+    (tmp_path / "docs" / "guide.md").write_text("# guide\n")
+    staged = ["models/x/weights.bin", "docs/config.json", "docs/guide.md", "config.json"]
+    found = plan(staged, tmp_path)
+    assert found.targets == [Path("models/x")]
+    assert found.not_models == ["docs/config.json", "docs/guide.md", "config.json"]
+
+
+def test_a_serialized_object_under_another_name_is_a_model_file(tmp_path: Path) -> None:
+    # A pickle named like a note is still something a loader would run: checked alone.
+    (tmp_path / "notes.txt").write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    (tmp_path / "todo.txt").write_text("- nothing\n")
+    found = plan(["notes.txt", "todo.txt"], tmp_path)
+    assert (found.targets, found.not_models) == ([Path("notes.txt")], ["todo.txt"])
+
+
+def test_a_repository_laid_out_as_a_model_is_one_model(tmp_path: Path) -> None:
+    # A Hugging Face model repository: config and weights at its top.
+    build_demo_model(tmp_path)
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "model.onnx").write_bytes(b"\x08\x07\x12\x00")
+    assert model_roots(["README.md", "config.json", "onnx/model.onnx"], tmp_path) == [Path(".")]
 
 
 @pytest.mark.parametrize(
