@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import venv
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,10 @@ def test_the_action_approves_the_demo_and_uploads_everything(tmp_path: Path) -> 
         for loc in res["locations"]
     }
     assert uris and all(u.startswith("models/tiny-llama/") for u in uris), uris
+    # The reports went to the dry run's folder, not into the workspace (the action's default).
+    assert not (workspace / "provscan-results").exists()
+    run_results = tmp_path / "run" / "provscan-results"
+    assert result["outputs"]["sarif"] == str(run_results / "provscan.sarif")
     artifacts = tmp_path / "run" / "artifacts" / "provscan-results"
     assert sorted(p.name for p in artifacts.iterdir()) == [
         "provscan.cdx.json",
@@ -114,6 +120,60 @@ def test_inputs_cannot_inject_shell(tmp_path: Path) -> None:
     assert not list(workspace.glob("injected*")), log
     assert code == 2, log  # provscan: no such target, a usage error; no verdict
     assert result["outputs"]["verdict"] == ""
+
+
+def test_a_python_without_the_dependencies_is_told_what_is_missing(tmp_path: Path) -> None:
+    # A bare virtual environment: no PyYAML, no pip, no hatchling, none of provscan's deps.
+    env = tmp_path / "bare"
+    venv.EnvBuilder(with_pip=False).create(env)
+    python = env / "bin" / "python"
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    proc = subprocess.run(
+        [str(python), str(DRY_RUN), "--input", "target=m"],
+        cwd=workspace, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(
+        f"action dry run: {python} cannot install provscan offline, it lacks "
+        "pyyaml, jsonschema, pip, hatchling>=1.25, click>=8.1, "
+    ), line
+    assert line.endswith("run it with the Python of provscan's development environment "
+                         "(pip install -e '.[test]')"), line  # fmt: skip
+    assert list(workspace.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_without_out_nothing_is_left_behind(tmp_path: Path) -> None:
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(DRY_RUN), "--input", "target=missing"],
+        cwd=workspace, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # no such target: a usage error
+    assert proc.stdout.splitlines()[-1] == (
+        "action exit status 2 (its files removed; --keep or --out DIR keeps them)"
+    )
+    assert list(workspace.iterdir()) == []
+    assert list(temp.iterdir()) == []
+
+
+def test_a_malformed_input_is_a_usage_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(DRY_RUN), "--input", "target"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "action_dry_run.py: error: --input 'target': expected NAME=VALUE"
+    )
+    assert "Traceback" not in proc.stderr
 
 
 def test_an_unknown_input_is_refused(tmp_path: Path) -> None:

@@ -13,13 +13,29 @@ action.yml and executes it: each `run:` step in bash exactly as a composite acti
   schema and GitHub's limits; it is copied to OUT/uploaded-sarif/;
 - actions/upload-artifact: the paths must exist; they are copied to OUT/artifacts/NAME/.
 
+The action's outputs (its output-dir input, provscan-results in the workspace by default)
+go to OUT/provscan-results unless --input output-dir=... says otherwise, so a dry run leaves
+the working tree as it found it. OUT is a temporary folder, removed at the end, unless
+--out names one (or --keep keeps it).
+
+The Python running this script stands in for the runner's: the action's `pip install` step
+installs this checkout from it, offline, so it needs hatchling (the build backend) and
+provscan's dependencies, besides PyYAML and jsonschema for the script itself. Without them
+the dry run says which are missing and stops (exit status 2); a Python that has provscan
+installed, but not hatchling, can dry-run the installed provscan with
+--input provscan-spec=provscan.
+
 Usage: python tools/action_dry_run.py --input target=fixtures/demo/tiny-llama [--input k=v]...
-       [--out DIR] [--summary FILE]. Exit status: the action's (the failing step's code).
+       [--out DIR | --keep] [--summary FILE]. Exit status: the action's (the failing step's
+       code), 2 when the dry run itself cannot run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -29,10 +45,9 @@ import subprocess
 import sys
 import tempfile
 import venv
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 _TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|!|\(|\)|,)|'((?:[^']|'')*)'|([A-Za-z_][\w.-]*))")
@@ -243,7 +258,9 @@ class Runner:
         # pip install then builds and installs provscan itself without any index.
         paths = [p for p in sys.path if p.endswith("site-packages")] + site.getsitepackages()
         (lib / "_dry_run_parent.pth").write_text("\n".join(dict.fromkeys(paths)) + "\n")
-        self.path_prefix.insert(0, str(env_dir / "bin"))
+        # Then the current environment's scripts: a package pip finds already installed
+        # there (provscan-spec=provscan) keeps its command, as it would on a runner.
+        self.path_prefix[0:0] = [str(env_dir / "bin"), str(Path(sys.executable).parent)]
 
     def _upload_sarif(self, with_: dict[str, str]) -> None:
         import jsonschema
@@ -303,6 +320,8 @@ def _read_outputs(path: Path) -> dict[str, str]:
 
 
 def dry_run(inputs: dict[str, str], out: Path, workspace: Path) -> dict[str, Any]:
+    import yaml
+
     action = yaml.safe_load((REPO / "action.yml").read_text())
     if action.get("runs", {}).get("using") != "composite":
         raise DryRunError("action.yml is not a composite action")
@@ -358,16 +377,134 @@ def dry_run(inputs: dict[str, str], out: Path, workspace: Path) -> dict[str, Any
     return {"exit_code": exit_code, "steps": log, "outputs": outputs, "notes": runner.notes}
 
 
+# ---------------------------------------------------------------- this Python
+
+
+def _requirement_class() -> Any:
+    """packaging's Requirement: the installed one, else the copy pip carries, else None."""
+    for module in ("packaging.requirements", "pip._vendor.packaging.requirements"):
+        try:
+            return importlib.import_module(module).Requirement
+        except ImportError:
+            continue
+    return None
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def requirement_gaps(requirements: Iterable[str]) -> list[str]:
+    """The requirements (PEP 508 strings) this Python does not satisfy, as short texts."""
+    requirement = _requirement_class()
+    gaps: list[str] = []
+    for text in requirements:
+        if requirement is None:  # no parser: the name must at least be installed
+            if ";" in text:
+                continue  # an environment marker it cannot evaluate
+            name = re.match(r"[A-Za-z0-9._-]*", text.strip())
+            if name and name.group(0) and _installed(name.group(0)) is None:
+                gaps.append(text.strip())
+            continue
+        req = requirement(text)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        version = _installed(req.name)
+        if version is None:
+            gaps.append(f"{req.name}{req.specifier}")
+            continue
+        if req.specifier and not req.specifier.contains(version, prereleases=True):
+            gaps.append(f"{req.name}{req.specifier} (found {version})")
+        for extra in sorted(req.extras):
+            for dep_text in importlib.metadata.requires(req.name) or []:
+                dep = requirement(dep_text)
+                marker = dep.marker
+                if marker is None or "extra" not in str(marker):
+                    continue
+                if marker.evaluate({"extra": extra}) and _installed(dep.name) is None:
+                    gaps.append(f"{dep.name}{dep.specifier} (for {req.name}[{extra}])")
+    return gaps
+
+
+def missing_for_dry_run(provscan_spec: str) -> list[str]:
+    """What this Python lacks to run the script and, offline, the action's install step.
+
+    With the default provscan-spec (this checkout), pip builds provscan here: the build
+    backend and every dependency must already be installed. With another spec, pip resolves
+    it against what is installed; that is the action's own business (its step may fail).
+    """
+    gaps = [
+        name
+        for name, module in (("pyyaml", "yaml"), ("jsonschema", "jsonschema"), ("pip", "pip"))
+        if importlib.util.find_spec(module) is None
+    ]
+    if provscan_spec:
+        return gaps
+    toml: Any = None
+    for module in ("tomllib", "tomli"):  # tomli on Python 3.10
+        try:
+            toml = importlib.import_module(module)
+            break
+        except ImportError:
+            continue
+    if toml is None:
+        return [*gaps, "tomli (to read pyproject.toml)"]
+    project = toml.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    wanted = [
+        *project.get("build-system", {}).get("requires", []),
+        *project.get("project", {}).get("dependencies", []),
+    ]
+    named = {_name_of(gap) for gap in gaps}
+    return [*gaps, *(gap for gap in requirement_gaps(wanted) if _name_of(gap) not in named)]
+
+
+def _name_of(requirement: str) -> str:
+    found = re.match(r"[A-Za-z0-9._-]*", requirement.strip())
+    return (found.group(0) if found else requirement).lower().replace("_", "-")
+
+
+def _missing_message(missing: list[str]) -> str:
+    shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    hint = "run it with the Python of provscan's development environment (pip install -e '.[test]')"
+    if _installed("provscan") is not None and all(m.startswith("hatchling") for m in missing):
+        hint = "add --input provscan-spec=provscan to dry-run the provscan installed here"
+    return f"action dry run: {sys.executable} cannot install provscan offline, it lacks {shown}: {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--input", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--out", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary working folder (without --out)"
+    )
     parser.add_argument("--workspace", type=Path, default=Path.cwd())
     parser.add_argument("--summary", type=Path, help="also write the result as JSON")
     args = parser.parse_args(argv)
+    malformed = [item for item in args.input if "=" not in item]
+    if malformed:
+        parser.error(f"--input {malformed[0]!r}: expected NAME=VALUE")
     inputs = dict(item.split("=", 1) for item in args.input)
+    missing = missing_for_dry_run(inputs.get("provscan-spec", ""))
+    if missing:
+        print(_missing_message(missing), file=sys.stderr)
+        return 2
     out = (args.out or Path(tempfile.mkdtemp(prefix="provscan-action-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # The action writes its reports into the workspace (provscan-results by default): on a
+    # runner that is a throwaway checkout, here it would be the developer's working tree.
+    inputs.setdefault("output-dir", str(out / "provscan-results"))
+    try:
+        return _run_and_report(inputs, out, args)
+    finally:
+        if args.out is None and not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _run_and_report(inputs: dict[str, str], out: Path, args: argparse.Namespace) -> int:
     try:
         result = dry_run(inputs, out, args.workspace.resolve())
     except DryRunError as exc:
@@ -382,7 +519,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  output {key} = {value}")
     for note in result["notes"]:
         print(f"  note: {note}")
-    print(f"action exit status {result['exit_code']} (files under {out})")
+    kept = args.out is not None or args.keep
+    where = f"files under {out}" if kept else "its files removed; --keep or --out DIR keeps them"
+    print(f"action exit status {result['exit_code']} ({where})")
     if args.summary:
         args.summary.write_text(json.dumps(result, indent=2) + "\n")
     return int(result["exit_code"])
