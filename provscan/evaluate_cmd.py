@@ -21,7 +21,7 @@ with a note, until the model is scanned again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,14 +182,14 @@ def _load_all(paths: Sequence[Path]) -> list[_Input]:
         more = f" (and {len(refused) - 1} more input(s) refused)" if len(refused) > 1 else ""
         raise UsageError(
             refused[0] + more,
-            "give provscan JSON reports (check --json) or AI-BOMs (check --bom) written by "
-            "this provscan's schema major version, up to its minor",
+            "give provscan JSON reports (check --json) or AI-BOMs (check --bom) of this "
+            "provscan's report schema or an older minor one; for a newer one, upgrade provscan",
         )
     return inputs
 
 
 def _decide_all(
-    inputs: Sequence[_Input], decide: Any
+    inputs: Sequence[_Input], decide: Callable[[Report], Verdict]
 ) -> tuple[list[Row], list[tuple[Path, Report]]]:
     from provscan.errors import PolicyError
 
