@@ -12,12 +12,12 @@ import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provscan.errors import ExitCode, UsageError
 from provscan.limits import MiB
+from provscan.summary import Row
 
 # A registry's list of models: thousands of lines at most.
 MAX_TARGETS_FILE_BYTES = 4 * MiB
@@ -25,19 +25,6 @@ MAX_TARGETS = 10_000
 # The report, AI-BOM and SARIF of each target, under --output-dir.
 OUTPUT_SUFFIXES = {"json": ".report.json", "bom": ".cdx.json", "sarif": ".sarif.json"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one target's check came to (picklable: it crosses from a worker process)."""
-
-    target: str
-    name: str
-    decision: str | None  # approve / review / deny; None when no verdict was reached
-    reasons: tuple[tuple[str, str, str], ...]  # (level, rule, message) of the verdict
-    error: str | None
-    exit_code: int
-    outputs: tuple[str, ...] = ()
 
 
 def read_targets(path: Path) -> list[str]:
@@ -95,8 +82,8 @@ def output_paths(output_dir: Path, name: str) -> dict[str, Path]:
     return {kind: output_dir / f"{name}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
 
 
-def check_target(target: str, name: str, kw: dict[str, Any], output_dir: Path | None) -> Outcome:
-    """Check one target and write its outputs; every failure becomes the Outcome's error.
+def check_target(target: str, name: str, kw: dict[str, Any], output_dir: Path | None) -> Row:
+    """Check one target and write its outputs; every failure becomes the row's error.
 
     Runs in a worker process with --jobs: module-level, its arguments plain data."""
     from provscan.checking import check_one, exit_code, render_outputs
@@ -109,32 +96,34 @@ def check_target(target: str, name: str, kw: dict[str, Any], output_dir: Path | 
         if output_dir is not None:
             from provscan.atomic import write_output
 
-            paths = output_paths(output_dir, name)
-            outputs = render_outputs(report, dict(paths))
+            outputs = render_outputs(report, dict(output_paths(output_dir, name)))
             for path, text in outputs:
                 write_output(path, text)
                 written.append(str(path))
         verdict = report.verdict
-        return Outcome(
+        return Row(
+            input=target,
             target=target,
-            name=name,
-            decision=verdict.decision.value,
-            reasons=tuple((r.level, r.rule, r.msg) for r in verdict.reasons),
+            old=None,
+            new=verdict.decision,
+            added=(),
+            removed=(),
             error=None,
             exit_code=exit_code(verdict.decision),
+            reasons=tuple((r.level, r.rule, r.msg) for r in verdict.reasons),
+            name=name,
             outputs=tuple(written),
         )
     except ProvscanError as exc:
-        return Outcome(target, name, None, (), str(exc), int(exc.exit_code))
+        return _failed(target, name, str(exc), int(exc.exit_code))
     except Exception as exc:  # noqa: BLE001 - one target's crash must not stop the others
-        return Outcome(
-            target,
-            name,
-            None,
-            (),
-            f"internal error: {type(exc).__name__}: {exc}",
-            int(ExitCode.INCOMPLETE),
+        return _failed(
+            target, name, f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.INCOMPLETE)
         )
+
+
+def _failed(target: str, name: str, error: str, code: int) -> Row:
+    return Row(target, target, None, None, (), (), error, code, name=name)
 
 
 def run_all(
@@ -143,8 +132,8 @@ def run_all(
     *,
     jobs: int,
     output_dir: Path | None,
-    on_done: Callable[[Outcome], None] | None = None,
-) -> list[Outcome]:
+    on_done: Callable[[Row], None] | None = None,
+) -> list[Row]:
     """Every target's Outcome, in the order the targets were given."""
     names = [output_name(t) for t in targets]
     if output_dir is not None:
@@ -154,7 +143,7 @@ def run_all(
             raise UsageError(
                 f"--output-dir {output_dir}: cannot create it ({exc.strerror or exc})"
             ) from exc
-    results: dict[int, Outcome] = {}
+    results: dict[int, Row] = {}
     for index, outcome in _outcomes(targets, names, kw, jobs, output_dir):
         results[index] = outcome
         if on_done is not None:
@@ -168,7 +157,7 @@ def _outcomes(
     kw: dict[str, Any],
     jobs: int,
     output_dir: Path | None,
-) -> Iterator[tuple[int, Outcome]]:
+) -> Iterator[tuple[int, Row]]:
     if jobs == 1 or len(targets) == 1:
         for index, (target, name) in enumerate(zip(targets, names, strict=True)):
             yield index, check_target(target, name, kw, output_dir)
@@ -195,11 +184,9 @@ def _outcomes(
                     # it held, and any queued behind it, get no verdict.
                     yield (
                         index,
-                        Outcome(
+                        _failed(
                             targets[index],
                             names[index],
-                            None,
-                            (),
                             "the worker process checking it died (out of memory or a crash)",
                             int(ExitCode.INCOMPLETE),
                         ),
@@ -209,100 +196,16 @@ def _outcomes(
             raise
 
 
-# Worst first: a deny is a definite answer against the model; a run that could not finish
-# (3) or was misused (2) is never an approval; review comes before approve.
-_SEVERITY = {
-    int(ExitCode.DENY): 4,
-    int(ExitCode.INCOMPLETE): 3,
-    int(ExitCode.USAGE): 2,
-    int(ExitCode.REVIEW): 1,
-    int(ExitCode.APPROVE): 0,
-}
-
-
-def worst(codes: Sequence[int]) -> int:
-    """The exit code of a run whose targets ended with ``codes``."""
-    if not codes:
-        return int(ExitCode.INCOMPLETE)
-    return max(codes, key=lambda code: _SEVERITY.get(code, 3))
-
-
-def write_lines(outcomes: Sequence[Outcome]) -> str:
-    """One JSON object per target (JSON lines), in the order the targets were given."""
-    import json
-
-    lines = []
-    for outcome in outcomes:
-        lines.append(
-            json.dumps(
-                {
-                    "target": outcome.target,
-                    "name": outcome.name,
-                    "decision": outcome.decision,
-                    "exit_code": outcome.exit_code,
-                    "reasons": [
-                        {"level": level, "rule": rule, "msg": msg}
-                        for level, rule, msg in outcome.reasons
-                    ],
-                    "error": outcome.error,
-                    "outputs": list(outcome.outputs),
-                },
-                ensure_ascii=False,
-            )
-        )
-    return "".join(line + "\n" for line in lines)
-
-
-def render_table(outcomes: Sequence[Outcome], *, color: bool, width: int) -> str:
-    """The summary for people: one row per target, then the counts."""
-    import io
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from provscan.emit.terminal import escape
-
-    styles = {"approve": "green", "review": "yellow", "deny": "red"}
-    table = Table(title_justify="left", expand=False)
-    table.add_column("target", overflow="fold")
-    table.add_column("verdict")
-    table.add_column("why", overflow="fold")
-    for outcome in outcomes:
-        if outcome.decision is None:
-            verdict = f"[red]error ({outcome.exit_code})[/red]"
-            why = escape(outcome.error or "")
-        else:
-            style = styles[outcome.decision]
-            verdict = f"[{style}]{outcome.decision.upper()}[/{style}]"
-            blocking = [rule for level, rule, _ in outcome.reasons if level in ("deny", "review")]
-            why = escape(", ".join(dict.fromkeys(blocking)) or "-")
-        table.add_row(escape(outcome.target), verdict, why)
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        key = outcome.decision or "error"
-        counts[key] = counts.get(key, 0) + 1
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
-    )
-    console.print(table)
-    order = ("approve", "review", "deny", "error")
-    console.print(
-        f"{len(outcomes)} target(s): " + ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
-    )
-    return buffer.getvalue()
-
-
-def progress_printer(total: int, stream: Any = None) -> Callable[[Outcome], None]:
+def progress_printer(total: int, stream: Any = None) -> Callable[[Row], None]:
     """A line per finished target on a terminal, so that a long run shows it is moving."""
     out = stream or sys.stderr
     done = [0]
 
-    def show(outcome: Outcome) -> None:
-        done[0] += 1
+    def show(row: Row) -> None:
         from provscan.visible import visible
 
-        state = outcome.decision or f"error ({outcome.exit_code})"
-        print(f"[{done[0]}/{total}] {visible(outcome.target)}: {state}", file=out, flush=True)
+        done[0] += 1
+        state = row.new.value if row.new is not None else f"error ({row.exit_code})"
+        print(f"[{done[0]}/{total}] {visible(row.target)}: {state}", file=out, flush=True)
 
     return show

@@ -280,7 +280,7 @@ def check(targets: tuple[str, ...], targets_from: Path | None, **kw: Any) -> int
 
 
 def _check_many(targets: list[str], kw: dict[str, Any]) -> int:
-    from provscan import batch, term
+    from provscan import batch, summary, term
 
     for flag, key in (
         ("--bom", "bom_out"),
@@ -298,10 +298,8 @@ def _check_many(targets: list[str], kw: dict[str, Any]) -> int:
     on_done = None
     if show_progress(kw):
         on_done = batch.progress_printer(len(targets))
-    outcomes = batch.run_all(
-        targets, kw, jobs=kw["jobs"], output_dir=kw["output_dir"], on_done=on_done
-    )
-    lines = batch.write_lines(outcomes)
+    rows = batch.run_all(targets, kw, jobs=kw["jobs"], output_dir=kw["output_dir"], on_done=on_done)
+    lines = "".join(summary.json_line(row) for row in rows)
     if kw["json_out"] is not None:
         from provscan.atomic import write_output
 
@@ -310,13 +308,13 @@ def _check_many(targets: list[str], kw: dict[str, Any]) -> int:
         click.echo(lines, nl=False)
     else:
         stream = sys.stderr if str(kw["json_out"]) == STDOUT else sys.stdout
-        text = batch.render_table(
-            outcomes,
+        text = summary.render_verdicts(
+            rows,
             color=term.color_enabled(stream, no_color=kw["no_color"]),
             width=term.width(stream),
         )
         click.echo(text, nl=False, file=stream, color=True)
-    return batch.worst([o.exit_code for o in outcomes])
+    return summary.worst_exit(row.exit_code for row in rows)
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from provscan.visible import valid_data
 
 # Bump the minor version for additive changes, the major for anything that
 # breaks a consumer (renamed or removed fields, changed meaning).
-SCHEMA_VERSION = "1.4.0"
+SCHEMA_VERSION = "1.5.0"
 
 RULE_ID_PATTERN = r"^(INV|HSH|SIG|SER|LIC|ORG|PRB|POL)-[A-Z0-9]+(-[A-Z0-9]+)*$"
 _RULE_ID_RE = re.compile(RULE_ID_PATTERN)

@@ -29,7 +29,7 @@ class Row:
     old: the verdict stored in the input (None: it held none). new: the verdict reached now
     (None: none was reached, see error). added / removed: rule ids in the new verdict's
     reasons that the old one did not have, and the other way round. reasons: the new
-    verdict's reasons as (level, rule, message), as provscan.batch has them. notes: what a reader of the row must know
+    verdict's reasons as (level, rule, message). notes: what a reader of the row must know
     besides (the input's evidence is older than the policy, say).
     """
 
@@ -43,6 +43,9 @@ class Row:
     exit_code: int
     reasons: tuple[tuple[str, str, str], ...] = ()
     notes: tuple[str, ...] = ()
+    # `check` with several targets: the stable name of the target's outputs, and their paths.
+    name: str | None = None
+    outputs: tuple[str, ...] = ()
 
 
 def worst_exit(codes: Iterable[int]) -> int:
@@ -72,6 +75,9 @@ def json_line(row: Row) -> str:
         "error": row.error,
         "exit_code": row.exit_code,
     }
+    if row.name is not None:
+        document["name"] = row.name
+        document["outputs"] = list(row.outputs)
     return json.dumps(document, ensure_ascii=True) + "\n"
 
 
@@ -105,6 +111,43 @@ def render_table(rows: Sequence[Row], *, color: bool, width: int) -> str:
         file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
     )
     console.print(table)
+    return buffer.getvalue()
+
+
+def render_verdicts(rows: Sequence[Row], *, color: bool, width: int) -> str:
+    """`check` of several targets: each target's verdict and the rules that made it, then
+    the counts; every text that came from a target is escaped."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from provscan.emit.terminal import escape
+
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("target", "verdict", "why"):
+        table.add_column(name, overflow="fold")
+    counts: dict[str, int] = {}
+    for row in rows:
+        key = _value(row.new) or "error"
+        counts[key] = counts.get(key, 0) + 1
+        if row.error is not None or row.new is None:
+            verdict = f"[red]error ({row.exit_code})[/red]"
+            why = escape(row.error or "")
+        else:
+            verdict = _decision(row.new)
+            blocking = [rule for level, rule, _ in row.reasons if level in ("deny", "review")]
+            why = escape(", ".join(dict.fromkeys(blocking))) or "-"
+        table.add_row(escape(row.target), verdict, why)
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
+    )
+    console.print(table)
+    order = ("approve", "review", "deny", "error")
+    console.print(
+        f"{len(rows)} target(s): " + ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
+    )
     return buffer.getvalue()
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from fixtures.models import DEMO_DIR, build_malicious_pickle_model
 from provscan import batch
+from provscan.summary import worst_exit
 
 
 def _models(root: Path, count: int) -> list[Path]:
@@ -48,9 +49,9 @@ def test_several_targets_give_one_table_and_the_worst_exit_code(cli, tmp_path: P
         name: next(line for line in lines if name in line)
         for name in (approve.name, deny.name, review.name, "gone")
     }
-    assert "APPROVE" in rows[approve.name]
-    assert "DENY" in rows[deny.name] and "SER-PICKLE-DANGEROUS-GLOBAL" in rows[deny.name]
-    assert "REVIEW" in rows[review.name]
+    assert "approve" in rows[approve.name]
+    assert "deny" in rows[deny.name] and "SER-PICKLE-DANGEROUS-GLOBAL" in rows[deny.name]
+    assert "review" in rows[review.name]
     assert "error (2)" in rows["gone"]
     assert lines[-1] == "4 target(s): 1 approve, 1 review, 1 deny, 1 error"
 
@@ -61,7 +62,8 @@ def test_json_lines_one_per_target_in_the_order_given(cli, tmp_path: Path) -> No
     assert result.code == 1
     records = [json.loads(line) for line in result.out.splitlines()]
     assert [r["target"] for r in records] == [str(deny), str(approve)]
-    assert [r["decision"] for r in records] == ["deny", "approve"]
+    assert [r["new"] for r in records] == ["deny", "approve"]
+    assert [r["old"] for r in records] == [None, None]
     assert [r["exit_code"] for r in records] == [1, 0]
     assert any(r["rule"] == "SER-PICKLE-DANGEROUS-GLOBAL" for r in records[0]["reasons"])
 
@@ -81,10 +83,10 @@ def test_a_crash_on_one_target_does_not_stop_the_others(cli, tmp_path: Path, mon
     monkeypatch.setattr(checking, "check_one", flaky)
     result = cli("check", first, second, "--format", "json")
     records = [json.loads(line) for line in result.out.splitlines()]
-    assert records[0]["decision"] is None
+    assert records[0]["new"] is None
     assert records[0]["error"] == "internal error: RuntimeError: parser blew up"
     assert records[0]["exit_code"] == 3
-    assert records[1]["decision"] == "approve"
+    assert records[1]["new"] == "approve"
     assert result.code == 3  # never an approval when a target got no verdict
 
 
@@ -133,11 +135,12 @@ def test_output_names_are_stable_and_distinct() -> None:
 
 
 def test_worst_exit_code_order() -> None:
-    assert batch.worst([0, 4, 3, 1]) == 1
-    assert batch.worst([0, 4, 2]) == 2
-    assert batch.worst([0, 4, 3]) == 3
-    assert batch.worst([0, 4]) == 4
-    assert batch.worst([0, 0]) == 0
+    assert worst_exit([0, 4, 3, 1]) == 1
+    assert worst_exit([0, 4, 2]) == 2
+    assert worst_exit([0, 4, 3]) == 3
+    assert worst_exit([0, 4]) == 4
+    assert worst_exit([0, 0]) == 0
+    assert worst_exit([]) == 3  # nothing decided is no approval
 
 
 def test_output_dir_holds_the_report_a_single_check_writes(cli, tmp_path: Path) -> None:
@@ -173,4 +176,4 @@ def test_twenty_targets_in_two_workers_match_twenty_single_runs(cli, tmp_path: P
         batch_report = json.loads((out / f"{record['name']}.report.json").read_text())
         single_report = json.loads((tmp_path / "single.json").read_text())
         assert _comparable(batch_report) == _comparable(single_report), model
-    assert {r["decision"] for r in records} == {"approve", "review", "deny"}
+    assert {r["new"] for r in records} == {"approve", "review", "deny"}

@@ -446,6 +446,8 @@ def model_card(report: Report) -> dict[str, Any] | None:
             ("provscan:model:tensor_count", facts.tensor_count),
             ("provscan:model:weight_dtypes", ",".join(facts.weight_dtypes)),
             ("provscan:model:config_dtype", facts.config_dtype),
+            ("provscan:model:context_length", facts.context_length),
+            ("provscan:model:quantization", ",".join(facts.quantization)),
         ]
     properties = [{"name": p.name, "value": p.value} for p in props(pairs)]
     result: dict[str, Any] = {}

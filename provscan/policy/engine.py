@@ -37,7 +37,6 @@ from provscan.policy._bounded import (
 from provscan.policy._child import EXIT_MEMORY, EXIT_ORPHANED, limit_args
 from provscan.policy.backends import REGOPY, PolicyBackend, PolicySetupError
 from provscan.policy.opa_cli import evaluate_with_opa
-from provscan.policy.opa_server import evaluate_on_server
 
 # Re-exported: pack loading lived here before provscan.policy.packs existed.
 from provscan.policy.packs import (
@@ -230,6 +229,9 @@ def evaluate(
     (CPU time; memory as Go's soft GOMEMLIMIT); an OPA server by ``timeout_s`` only.
     """
     if backend.kind == "opa-server":
+        # Imported here: its HTTP client costs a tenth of a second that regopy users never need.
+        from provscan.policy.opa_server import evaluate_on_server
+
         return evaluate_on_server(report, policy_dirs, config, backend, timeout_s)
     packs = load_packs(policy_dirs)
     merged = effective_config(packs, config)
