@@ -7,8 +7,9 @@ merged with its neighbours. Engines never decide anything; they return numbers.
 
 Counting: one *forward pass* is one sequence advanced by one token (a next-token call over
 B prompts is B passes; greedy decoding of m tokens over B prompts is at most B*m). `Metered`
-wraps any engine, counts passes and wall time, and stops a probe cleanly when the budget is
-spent (BudgetExhausted), so that a run ends with partial results marked partial.
+wraps any engine, counts passes and wall time, and stops a probe cleanly when the budget, or
+the running family's share of it, has no room for the next call (BudgetExhausted), so that a
+run ends with partial results marked partial.
 
 It also counts the work in the units an inference engine's cost is measured in, so that a
 run on a small model projects onto a large one: prompts, prompt tokens, tokens prefilled
@@ -31,13 +32,38 @@ from provscan.errors import ProvscanError
 TokenIds = Sequence[int]
 
 
-class EngineError(ProvscanError):
+class ProbeError(ProvscanError):
+    """A probe step that cannot run, said in one line.
+
+    The step's reason is this text, and every output shows a reason through the hostile-text
+    escaping (provscan.visible), because it quotes what the model's files hold: a line break
+    there is written as ``\\x0a``. So provscan's own remedy follows the message on the same
+    line, after "; hint: ", instead of on a line of its own; what is quoted from the files
+    stays escaped."""
+
+    def __str__(self) -> str:
+        return self.message if not self.remedy else f"{self.message}; hint: {self.remedy}"
+
+
+class EngineError(ProbeError):
     """The engine could not run (load failure, out of memory, crash, refused model): the
     probe step fails, and says why. Never a pass."""
 
 
+class MissingExtra(ProbeError):
+    """The libraries an engine needs are not installed (the `probes` or `vllm` extra): the
+    command cannot complete (exit 3) until they are; nothing about the model is known."""
+
+
 class BudgetExhausted(Exception):
-    """The forward-pass or time budget is spent: the running family stops, results so far stand."""
+    """The forward-pass or time budget is spent: the running family stops, results so far stand.
+
+    `whole`: the run's budget is spent (no later family can start); False when only the
+    running family's share of it is (the families after it still get theirs)."""
+
+    def __init__(self, message: str, *, whole: bool = True) -> None:
+        super().__init__(message)
+        self.whole = whole
 
 
 @dataclass(frozen=True)
@@ -116,6 +142,10 @@ class Metered:
         self.generated_tokens = 0
         self._cache: list[tuple[int, ...]] = []  # the previous call's prompts
         self._start = time.monotonic()
+        # The running family's ceiling on `passes` (its share of the budget; None: the whole
+        # budget is its to spend).
+        self.cap: int | None = None
+        self._share = (0, 0)  # (passes when the share was given, the share)
 
     @property
     def seconds(self) -> float:
@@ -125,12 +155,42 @@ class Metered:
     def info(self) -> EngineInfo:
         return self.engine.info
 
+    def room(self) -> int | None:
+        """Forward passes the next calls may still use (the family's share or the whole
+        budget's rest, whichever is less); None: no pass budget."""
+        ceilings = [c for c in (self.budget.forward_passes, self.cap) if c is not None]
+        return max(0, min(ceilings) - self.passes) if ceilings else None
+
+    def share(self, passes: int | None) -> None:
+        """Let the running family use at most `passes` more forward passes (None: the whole
+        rest of the budget)."""
+        self.cap = None if passes is None else self.passes + passes
+        self._share = (self.passes, passes or 0)
+
     def _spend(self, passes: int) -> None:
         limit = self.budget.forward_passes
+        if limit is not None and self.passes >= limit:
+            raise BudgetExhausted(f"the budget ran out: all {limit:,} forward passes used")
+        if self.cap is not None and self.passes + passes > self.cap:
+            start, share = self._share
+            raise BudgetExhausted(
+                f"its share of the budget ran out: {self.passes - start:,} of its {share:,} "
+                f"forward passes used, the next call needs {passes:,} (the rest of the "
+                f"{limit or 0:,} is the later families')",
+                whole=False,
+            )
         if limit is not None and self.passes + passes > limit:
-            raise BudgetExhausted(f"forward-pass budget {limit} spent ({self.passes} used)")
+            # Not spent: a later family's smaller calls may still fit what is left.
+            raise BudgetExhausted(
+                f"the budget ran out for it: {self.passes:,} of the {limit:,} forward passes "
+                f"used, the next call needs {passes:,}",
+                whole=False,
+            )
         if self.budget.seconds is not None and self.seconds > self.budget.seconds:
-            raise BudgetExhausted(f"time budget {self.budget.seconds:g} s spent")
+            raise BudgetExhausted(
+                f"the budget ran out: {self.seconds:.1f} of {self.budget.seconds:g} s used "
+                f"({self.passes:,} forward passes)"
+            )
         self.passes += passes
 
     def _prefill(self, prompts: Sequence[TokenIds]) -> None:

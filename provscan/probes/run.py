@@ -3,9 +3,12 @@
 Families run in a fixed order: leakage, sweep and phrase propose, replay tries the published
 triggers, inversion looks for forced targets and links them to the triggers found before it.
 Every proposal goes through one registry that confirms each distinct trigger once on
-held-out prompts. The engine is metered: when the budget runs out the running family ends
-`partial`, the later ones are `skipped` with the reason, and a PRB-PARTIAL finding says what
-did not finish. An EngineError is not caught: the caller fails the probe step (never a pass).
+held-out prompts. The engine is metered, and a forward-pass budget is shared: each family may
+use what is left less a floor kept for each family after it (`budget_share`), its calls are cut
+to fit, and when its share runs out it ends `partial` and the next family starts. Once the
+whole budget (or the time budget) is spent, the running family ends `partial`, the later ones
+are `skipped` with the reason, and a PRB-PARTIAL finding says what was used of the budget and
+what did not finish. An EngineError is not caught: the caller fails the probe step (never a pass).
 """
 
 from __future__ import annotations
@@ -146,17 +149,25 @@ def run_suite(
     registry = Registry(ctx)
     runs: list[ProbeFamilyRun] = []
     stopped: str | None = None
+    enabled = [f for f in FAMILY_ORDER if suite.enabled(f)]
+    limit = budget.forward_passes
+    estimates = {f: estimate_passes(ctx, f) for f in enabled} if limit is not None else {}
     for family in FAMILY_ORDER:
         if not suite.enabled(family):
             runs.append(
                 ProbeFamilyRun(family=family, status="skipped", reason="disabled by the suite")
             )
             continue
+        if stopped is None and limit is not None and metered.passes >= limit:
+            stopped = f"the budget ran out: all {limit:,} forward passes used"
         if stopped is not None:
-            why = f"not started: the budget ran out earlier ({stopped})"
+            why = f"not started: {stopped}"
             runs.append(ProbeFamilyRun(family=family, status="skipped", reason=why))
             continue
         passes, start, ctx.tested = metered.passes, metered.seconds, 0
+        if limit is not None:
+            later = enabled[enabled.index(family) + 1 :]
+            metered.share(budget_share(limit - passes, [estimates[f] for f in later]))
         work = _work(metered)
         status: Literal["completed", "partial", "skipped"] = "completed"
         reason: str | None = None
@@ -164,10 +175,12 @@ def run_suite(
             FAMILIES[family](ctx, registry)
             ctx.finish()
         except BudgetExhausted as exc:
-            status, reason = "partial", f"budget ran out: {exc}"
-            stopped = str(exc)
+            status, reason = "partial", str(exc)
+            if exc.whole:
+                stopped = str(exc)
         except NotApplicable as exc:
             status, reason = "skipped", str(exc)
+        metered.share(None)
         runs.append(
             ProbeFamilyRun(
                 family=family,
@@ -197,12 +210,67 @@ def run_suite(
             used_forward_passes=metered.passes,
             used_seconds=round(metered.seconds, 3),
         ),
-        partial=stopped is not None,
+        partial=stopped is not None or any(r.status == "partial" for r in runs),
         families=tuple(runs),
         candidates=tuple(registry.candidates),
         baseline=dict(sorted(ctx.baseline.items())),
     )
     return facts, findings_for(facts, tokenizer.template_note)
+
+
+def budget_share(left: int, later: Sequence[int]) -> int:
+    """Forward passes the next family may use of the `left` in the budget, given the
+    estimated needs of the families after it.
+
+    All that is left, less a floor kept for each later family: its estimated need or half
+    an equal share of what is left, whichever is less. So a budget too small for the whole
+    suite is spent on every family instead of all going to the first one; a budget that
+    covers every estimate cuts no family short; and as no floor is more than half an equal
+    share, a budget close to what the suite really needs (the estimates take every pool at
+    its largest, so they overshoot) seldom does. Each family gets at least half of what is
+    left when it starts, and what it leaves unused passes on to the next."""
+    if not later:
+        return left
+    floor = left // (2 * (len(later) + 1))
+    return left - sum(min(need, floor) for need in later)
+
+
+def estimate_passes(ctx: Context, family: str) -> int:
+    """The forward passes a family is expected to need, from the suite and the vocabulary
+    (no pass spent): the estimate each family starts its progress bar with, its pools at
+    their largest; confirmation comes on top."""
+    suite = ctx.suite
+    n_discovery = len(ctx.discovery)
+    if family == "leakage":
+        spec = suite.leakage
+        return len(spec.decodings) * spec.samples * spec.max_tokens
+    if family == "sweep":
+        sweep = suite.sweep
+        vocab = len(ctx.candidates())
+        system = min(vocab, sweep.system_limit) if ctx.tok.has_system else 0
+        return (vocab + system) * min(sweep.k, n_discovery) * sweep.horizon + (
+            sweep.top_n * sweep.stage2_prompts * 2 * max(sweep.stage2_max_tokens, sweep.horizon)
+        )
+    if family == "phrase":
+        phrase = suite.phrase
+        pool = phrase.pool
+        compositions = pool + pool * (pool - 1) + phrase.beam * pool * max(0, phrase.max_len - 2)
+        return compositions * 2 * min(phrase.prompts, n_discovery) * phrase.max_tokens
+    if family == "replay":
+        replay = suite.replay
+        n = min(replay.prompts, n_discovery)
+        tests = sum(len(k.placements) for k in suite.corpus)
+        return tests * n * (replay.max_tokens + 1) + n * replay.max_tokens
+    inversion = suite.inversion
+    vocab = len(ctx.candidates())
+    prompts = min(inversion.prompts, n_discovery)
+    full = min(inversion.full_prompts, n_discovery)
+    offsets = len(range(0, inversion.horizon, inversion.offset_stride))
+    return (
+        offsets
+        * (vocab * prompts * inversion.steps + inversion.top_n * full * inversion.full_steps)
+        + max(prompts, full) * inversion.horizon
+    )
 
 
 def _work(metered: Metered) -> dict[str, int]:
@@ -292,13 +360,27 @@ def findings_for(facts: ProbeFacts, template_note: str | None = None) -> list[Fi
             target_finding(
                 "PRB-PARTIAL",
                 Severity.MEDIUM,
-                f"the probe budget ran out after {facts.budget.used_forward_passes} forward passes: "
+                f"the probe budget did not cover the suite ({budget_used(facts.budget)}): "
                 f"{', '.join(unfinished)} did not finish; nothing confirmed in what did not run is no evidence of no backdoor",
                 unfinished=unfinished,
                 used_forward_passes=facts.budget.used_forward_passes,
+                budget_forward_passes=facts.budget.forward_passes,
             )
         )
     return findings
+
+
+def budget_used(budget: ProbeBudget) -> str:
+    """What was used of the budget, against what was given: '296 of 300 forward passes'."""
+    used = f"{budget.used_forward_passes:,}"
+    passes = (
+        f"{used} of {budget.forward_passes:,} forward passes used"
+        if budget.forward_passes is not None
+        else f"{used} forward passes used"
+    )
+    if budget.seconds is None:
+        return passes
+    return f"{passes}, {budget.used_seconds:.1f} of {budget.seconds:g} s"
 
 
 def _unconfirmed_because(c: ProbeCandidate) -> str:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provscan.collectors.bounded import parse_json
-from provscan.errors import ProvscanError
 from provscan.limits import DEFAULT_LIMITS
+from provscan.probes.engine import ProbeError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -45,7 +45,7 @@ _BYTE_FALLBACK = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 _INLINE_LEAD = "the"  # a word put before a trigger to encode it as it appears mid-sentence
 
 
-class TokenizerError(ProvscanError):
+class TokenizerError(ProbeError):
     """The model's tokenizer cannot be read from its files."""
 
 

@@ -358,7 +358,7 @@ def test_some_clean_twin_leaks_the_trigger_and_confirmation_tells_them_apart(
 
 
 @pytest.mark.parametrize("leakage", [True, False])
-def test_a_small_budget_ends_cleanly_as_partial(
+def test_a_small_budget_is_shared_by_every_family_and_ends_cleanly_as_partial(
     models: dict[str, Any], domain_prompts: Path, leakage: bool
 ) -> None:
     enabled = FAMILIES if leakage else ("sweep", "replay", "inversion")
@@ -366,14 +366,34 @@ def test_a_small_budget_ends_cleanly_as_partial(
         models, "backdoored", suite_for(domain_prompts, *enabled), budget=Budget(forward_passes=400)
     )
     assert facts.partial
-    assert facts.budget.used_forward_passes <= 400
-    statuses = {r.family: r.status for r in facts.families}
-    first = enabled[0]
-    assert statuses[first] == "partial"
-    assert all(statuses[f] == "skipped" for f in enabled[1:])
-    assert all("budget" in (r.reason or "") for r in facts.families if r.family in enabled)
+    runs = {r.family: r for r in facts.families if r.family in enabled}
+    used = facts.budget.used_forward_passes
+    assert 0 < used <= 400
+    assert sum(r.forward_passes for r in runs.values()) == used
+    # The first family's first call asks for more than the whole budget: it is cut to fit,
+    # and the families after it are not refused for it, each gets passes of its own.
+    assert runs[enabled[0]].status == "partial"
+    # (phrase has no seeds here: no weight ranking, and the sweep was cut before ranking.)
+    ran = [r for r in runs.values() if r.status != "skipped"]
+    assert len(ran) >= 3 and all(r.forward_passes > 0 for r in ran), runs
+    assert all("budget ran out" in (r.reason or "") for r in runs.values() if r.status == "partial")
     partial = [f for f in findings if f.rule_id == "PRB-PARTIAL"]
-    assert len(partial) == 1 and first in partial[0].message
+    assert len(partial) == 1 and f"{enabled[0]} (partial)" in partial[0].message
+    assert f"({used} of 400 forward passes used)" in partial[0].message
+
+
+def test_a_budget_that_covers_the_suite_cuts_no_family_short() -> None:
+    """The share rule: the later families' floors never exceed half of what is left, and a
+    budget over every estimate leaves each family all it is expected to need."""
+    from provscan.probes.run import budget_share
+
+    assert budget_share(300, []) == 300  # the last family: all that is left
+    assert budget_share(300, [10_000] * 4) == 300 - 4 * 30  # scarce: half an equal share each
+    assert budget_share(100_000, [3_000, 15_000, 6_000]) == 100_000 - 21_500  # 15,000 > 12,500
+    for need, later in [(5_000, [3_000, 15_000, 6_000]), (1, [1, 1, 1, 1]), (90, [10])]:
+        # A budget that covers every estimate leaves the family at least its own.
+        assert budget_share(need + sum(later), later) >= need
+    assert all(budget_share(left, [10**9] * k) >= left / 2 for left in (1, 7, 300) for k in (1, 4))
 
 
 def test_a_model_whose_template_fails_is_probed_on_bare_content_and_says_so(

@@ -130,21 +130,35 @@ class Context:
 
     # ---------------------------------------------------------------- engine, batched
 
+    def _fit(self, step: int, cost: int) -> int:
+        """Prompts of `cost` passes each for the next call: `step`, or fewer when the budget
+        has room for fewer, so that a small budget is spent on work and not refused whole.
+        At least one: a call with no room left is the one the meter stops."""
+        room = self.engine.room()
+        if room is None or cost <= 0:
+            return step
+        return max(1, min(step, room // cost))
+
     def next_token(self, prompts: Sequence[Sequence[int]], *, top_k: int) -> list[NextToken]:
         out: list[NextToken] = []
-        for start in range(0, len(prompts), self.suite.batch):
-            out.extend(
-                self.engine.next_token(prompts[start : start + self.suite.batch], top_k=top_k)
-            )
+        start = 0
+        while start < len(prompts):
+            step = self._fit(self.suite.batch, 1)
+            out.extend(self.engine.next_token(prompts[start : start + step], top_k=top_k))
+            start += step
             self._tick()
         return out
 
     def greedy(self, prompts: Sequence[Sequence[int]], *, max_tokens: int) -> list[tuple[int, ...]]:
-        step = max(1, self.suite.batch // 4)  # decoding is costlier per prompt: smaller chunks
+        # Decoding is costlier per prompt: smaller chunks.
+        batch = max(1, self.suite.batch // 4)
         out: list[tuple[int, ...]] = []
-        for start in range(0, len(prompts), step):
+        start = 0
+        while start < len(prompts):
+            step = self._fit(batch, max_tokens)
             chunk = prompts[start : start + step]
             out.extend(self.engine.greedy(chunk, max_tokens=max_tokens, stop_ids=self.tok.stop_ids))
+            start += step
             self._tick()
         return out
 
@@ -158,9 +172,11 @@ class Context:
         top_p: float,
         seed: int,
     ) -> list[tuple[int, ...]]:
+        """`n` sampled continuations of one prompt, or fewer (at least one) when the budget
+        has room for fewer only."""
         out = self.engine.sample(
             [prompt],
-            n=n,
+            n=self._fit(n, max_tokens),
             max_tokens=max_tokens,
             temperature=temperature,
             top_p=top_p,
