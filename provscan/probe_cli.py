@@ -125,10 +125,13 @@ def options_from(kw: dict[str, Any]) -> ProbeOptions:
     """ProbeOptions from the parsed flags (the API key comes from OPENAI_API_KEY, never a flag).
 
     The suite is loaded once here, so that a bad suite or prompts file is a usage error
-    (exit 2) before anything is scanned.
+    (exit 2) before anything is scanned. So is a missing extra (torch, transformers) found
+    here, after the flags, but as exit 3, not 2: the command line is right and will work
+    as it is once the extra is installed; the run could not complete, and fails closed.
     """
     from provscan.hub import is_hub_target, parse_hub_target
     from provscan.probes.collect import ProbeOptions
+    from provscan.probes.engines.load import require_extras
     from provscan.probes.suite import load_suite
 
     load_suite(kw["suite"], prompts=kw["prompts"])
@@ -143,6 +146,10 @@ def options_from(kw: dict[str, Any]) -> ProbeOptions:
                 f"--weights-base {base}: not a folder",
                 "give the base model's local folder (with its safetensors) or hf://ORG/NAME",
             )
+    # `check` has the --probes flag (run_probes); `probe` is all probes.
+    require_extras(
+        kw["engine"], "provscan check --probes" if "run_probes" in kw else "provscan probe"
+    )
     return ProbeOptions(
         engine=kw["engine"],
         device=kw["device"],

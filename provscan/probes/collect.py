@@ -60,7 +60,8 @@ def collect_probes(
 ) -> Collected[ProbeFacts | None]:
     """Run the suite on the target's model; skipped when there is no model to run."""
     from provscan.probes.engine import Budget
-    from provscan.probes.engines.load import make_engine
+    from provscan.probes.engines.load import make_engine, require_extras
+    from provscan.probes.quiet import library_notes
     from provscan.probes.run import run_suite
     from provscan.probes.suite import load_suite
     from provscan.probes.tokenizer import ProbeTokenizer
@@ -73,27 +74,37 @@ def collect_probes(
     if not root.is_dir():
         reason = "probes need a model directory (config, tokenizer and safetensors weights)"
         return Collected(value=None, skipped=reason)
+    # The command line said so before scanning; a caller of the library learns it here.
+    require_extras(options.engine)
     suite = load_suite(options.suite, prompts=options.prompts)
     tokenizer = ProbeTokenizer.from_dir(root)
     weights, weight_findings = _weights(root, options.weights_base, limits)
     priority = [t.token_id for t in weights.ranking[:PRIORITY_TOKENS]] if weights else []
-    engine = make_engine(
-        options.engine,
-        root,
-        device=options.device,
-        base_url=options.base_url,
-        served_model=options.served_model,
-        batch_size=options.batch_size,
-        tensor_parallel_size=options.tensor_parallel_size,
-        api_key=options.api_key,
-    )
-    try:
-        budget = Budget(options.budget_forward_passes, options.budget_seconds)
-        facts, findings = run_suite(
-            engine, tokenizer, suite, budget=budget, progress=options.progress, priority=priority
+    # What torch and transformers say meanwhile is kept as the step's findings, not printed.
+    with library_notes(options.engine) as notes:
+        engine = make_engine(
+            options.engine,
+            root,
+            device=options.device,
+            base_url=options.base_url,
+            served_model=options.served_model,
+            batch_size=options.batch_size,
+            tensor_parallel_size=options.tensor_parallel_size,
+            api_key=options.api_key,
         )
-    finally:
-        engine.close()
+        try:
+            budget = Budget(options.budget_forward_passes, options.budget_seconds)
+            facts, findings = run_suite(
+                engine,
+                tokenizer,
+                suite,
+                budget=budget,
+                progress=options.progress,
+                priority=priority,
+            )
+        finally:
+            engine.close()
+    findings = [*findings, *notes.findings()]
     if weights is not None:
         facts = facts.model_copy(
             update={

@@ -11,16 +11,50 @@ heavy libraries (torch, transformers, vllm) only for the engine asked for.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
 from provscan.collectors.base import ScanFile, load_json_object
 from provscan.errors import UsageError
 from provscan.limits import DEFAULT_LIMITS
-from provscan.probes.engine import Engine, EngineError
+from provscan.probes.engine import Engine, EngineError, MissingExtra
 
 ENGINE_NAMES = ("transformers", "vllm", "openai")
 _PROBES_EXTRA = "pip install 'provscan[probes]'"
+# What each engine imports, by the extra (pyproject.toml) that installs it. Every engine reads
+# the model's tokenizer.json with `tokenizers`; the openai engine needs nothing else.
+_NEEDS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "transformers": (("probes", ("torch", "transformers", "tokenizers")),),
+    "vllm": (("vllm", ("vllm",)), ("probes", ("tokenizers",))),
+    "openai": (("probes", ("tokenizers",)),),
+}
+
+
+def require_extras(engine: str, command: str | None = None) -> None:
+    """Raise MissingExtra, one line naming the extra to install, unless the libraries the
+    engine imports are installed. Looked up, not imported: a missing extra is known before
+    anything is scanned, at no cost."""
+    for extra, modules in _NEEDS.get(engine, ()):
+        missing = [m for m in modules if not installed(m)]
+        if missing:
+            who = "the probes need" if extra == "probes" else f"the {extra} engine needs"
+            verb = "is" if len(missing) == 1 else "are"
+            raise MissingExtra(
+                f"{command + ': ' if command else ''}{who} the '{extra}' extra "
+                f"({' and '.join(missing)} {verb} not installed): pip install 'provscan[{extra}]'"
+            )
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported here (found, not imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # an import hook that refuses it, or a parent package that is missing
+        return False
+    except ValueError:  # already imported without a spec (a module made in place)
+        return module in sys.modules
 
 
 def check_loadable(model_dir: Path) -> None:
