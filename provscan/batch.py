@@ -115,7 +115,7 @@ def check_target(target: str, name: str, kw: dict[str, Any], output_dir: Path | 
             outputs=tuple(written),
         )
     except ProvscanError as exc:
-        return _failed(target, name, str(exc), int(exc.exit_code))
+        return _failed(target, name, exc.one_line(), int(exc.exit_code))
     except Exception as exc:  # noqa: BLE001 - one target's crash must not stop the others
         return _failed(
             target, name, f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.INCOMPLETE)

@@ -28,6 +28,11 @@ class ProvscanError(Exception):
     def __str__(self) -> str:
         return self.message if not self.remedy else f"{self.message}\n  hint: {self.remedy}"
 
+    def one_line(self) -> str:
+        """The message and remedy on one line: for a report field or a table cell, where a
+        line break would be escaped as if it came from a hostile file."""
+        return self.message if not self.remedy else f"{self.message}; hint: {self.remedy}"
+
 
 class UsageError(ProvscanError):
     """The command line or a config file asks for something impossible."""

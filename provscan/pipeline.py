@@ -27,6 +27,7 @@ from provscan.collectors.modelfacts import collect_model_facts
 from provscan.collectors.origin import collect_origin
 from provscan.collectors.serialization.scan import scan_serialization
 from provscan.collectors.signatures import SignaturePlan, collect_signatures, plan_signatures
+from provscan.errors import ProvscanError
 from provscan.hub import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.probes.collect import ProbeOptions, collect_probes
@@ -102,7 +103,8 @@ class _StepRunner:
         try:
             result = collect()
         except Exception as exc:  # noqa: BLE001 - isolation is the point: record and go on
-            self._record(name, StepStatus.FAILED, f"{type(exc).__name__}: {exc}", start)
+            text = exc.one_line() if isinstance(exc, ProvscanError) else str(exc)
+            self._record(name, StepStatus.FAILED, f"{type(exc).__name__}: {text}", start)
             return None
         self.findings.extend(result.findings)
         if result.skipped is not None:

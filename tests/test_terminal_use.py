@@ -109,3 +109,21 @@ def test_help_and_version_import_nothing_heavy() -> None:
             [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
         )
         assert json.loads(proc.stdout.splitlines()[-1].replace("'", '"')) == [], args
+
+
+def test_a_failed_steps_hint_is_one_readable_line(cli, monkeypatch) -> None:
+    # A collector that refuses with a remedy, as a real one does on an unreadable file.
+    from provscan import pipeline
+    from provscan.errors import ProvscanError
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise ProvscanError("the licence file cannot be read", "fix its permissions")
+
+    monkeypatch.setattr(pipeline, "collect_licence", refuse)
+    result = cli("check", DEMO_DIR, env={"COLUMNS": "200"})
+    assert result.code == 1  # a required step failed: denied, never approved
+    assert (
+        "step licence failed: ProvscanError: the licence file cannot be read; hint: fix its "
+        "permissions" in result.out
+    )
+    assert "\\x0a" not in result.out

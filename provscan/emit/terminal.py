@@ -107,10 +107,12 @@ def _probes(console: Console, report: Report) -> None:
     if facts is None:
         return
     engine = f"{facts.engine.name} {facts.engine.version} on {facts.engine.device or '?'}"
-    used = (
-        f"{facts.budget.used_forward_passes:,} forward passes in {facts.budget.used_seconds:.1f} s"
+    budget = facts.budget
+    of = f" of {budget.forward_passes:,} budgeted" if budget.forward_passes is not None else ""
+    used = f"{budget.used_forward_passes:,}{of} forward passes in {budget.used_seconds:.1f} s"
+    partial = (
+        "; [yellow]partial: the budget did not cover the suite[/yellow]" if facts.partial else ""
     )
-    partial = "; [yellow]partial: budget spent[/yellow]" if facts.partial else ""
     console.print(
         f"  probes     suite {escape(facts.suite_id)}@{escape(facts.suite_version)} "
         f"({escape(engine)}), {used}{partial}"
