@@ -46,7 +46,7 @@ def run_provscan(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**{k: v for k, v in os.environ.items() if k != "COLUMNS"}, **(env or {})},
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -73,6 +73,8 @@ def cli(
 
     def run(*args: str | Path, env: dict[str, str] | None = None) -> CliResult:
         with monkeypatch.context() as patch:
+            # pytest-xdist sets COLUMNS=80 in its workers; a user's pipe or CI log has none.
+            patch.delenv("COLUMNS", raising=False)
             for name, value in (env or {}).items():
                 patch.setenv(name, value)
             capsys.readouterr()
