@@ -26,6 +26,61 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 GOLDEN_UPDATE = os.environ.get("PROVSCAN_UPDATE_GOLDEN") == "1"
 
 
+# Test files that take 7 s or more of one core each (`python -m pytest --durations=0` on this
+# repository's 2-core CI machine). `python -m pytest --quick` leaves them out: a check of the
+# readers, emitters and rules in under two minutes, not a substitute for the whole suite.
+HEAVY_MODULES = frozenset(
+    {
+        "tests/policy/test_pack.py",
+        "tests/hub/test_hub_metadata.py",
+        "tests/policy/test_backends.py",
+        "tests/probes/test_probe_cli.py",
+        "tests/test_cli.py",
+        "tests/hub/test_hub_targets.py",
+        "tests/probes/test_families.py",
+        "tests/probes/test_hard_fixtures.py",
+        "tests/policy/test_backend_cli.py",
+        "tests/emit/test_cyclonedx.py",
+        "tests/signing/test_attacks.py",
+        "tests/test_licence_cli.py",
+        "tests/policy/test_opa_server_client.py",
+        "tests/probes/test_backdoor_fixture.py",
+        "tests/test_config_file.py",
+        "tests/serialization/test_keras.py",
+        "tests/test_policy_licence.py",
+        "tests/emit/test_hostile_text.py",
+        "tests/test_laundering.py",
+        "tests/hub/test_server.py",
+        "tests/test_precommit.py",
+        "tests/probes/test_engines.py",
+        "tests/probes/test_weights_in_probes.py",
+        "tests/serialization/test_chat_template.py",
+        "tests/serialization/test_joblib.py",
+        "tests/emit/test_sarif.py",
+        "tests/test_evaluate.py",
+        "tests/policy/test_opa_cli.py",
+    }
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help="leave out the test files that take seconds each (tests/conftest.py HEAVY_MODULES)",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if not config.getoption("--quick"):
+        return None
+    try:
+        relative = collection_path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return None
+    return True if relative in HEAVY_MODULES else None
+
+
 @dataclass
 class CliResult:
     code: int

@@ -269,6 +269,7 @@ def test_a_rate_limit_is_retried(hub: HubServer, tmp_path: Path) -> None:
     assert report["target"]["repo_id"] == "acme/busy"
 
 
+@pytest.mark.slow  # retries with backoff: seconds of waiting
 def test_a_hub_that_times_out_is_retried_then_named(hub: HubServer, tmp_path: Path) -> None:
     code, report, stderr = check(hub, tmp_path, "hf://acme/slow", HF_HUB_DOWNLOAD_TIMEOUT="1")
     assert code == 3 and report == {}
@@ -276,6 +277,7 @@ def test_a_hub_that_times_out_is_retried_then_named(hub: HubServer, tmp_path: Pa
     assert sum(1 for r in hub.requests if r.path.startswith("/api/models/acme/slow")) == 4
 
 
+@pytest.mark.slow  # retries with backoff: seconds of waiting
 def test_a_download_that_keeps_failing_ends_the_scan(hub: HubServer, tmp_path: Path) -> None:
     code, report, stderr = check(hub, tmp_path, "hf://acme/dead")
     assert code == 3 and report == {}

@@ -87,6 +87,7 @@ def test_regopy_decides_every_case_as_expected(cases: list[Case]) -> None:
     assert {c.reference.policy.engine for c in cases} == {"regopy"}
 
 
+@pytest.mark.slow  # every table case of both packs through the stand-in server: 30 s
 def test_opa_server_client_against_the_stand_in_server_matches_regopy(cases: list[Case]) -> None:
     with OpaServer() as opa:
         _check_backend(cases, PolicyBackend("opa-server", opa_url=opa.url), "opa-server")

@@ -51,8 +51,15 @@ def test_required_cases_exist_with_their_verdict(case: str, verdict: str) -> Non
     assert expected["verdict"] == verdict
 
 
-def copy_pack(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(PACK, tmp_path / "default"))
+def copy_pack(tmp_path: Path, keep: tuple[str, ...] = ()) -> Path:
+    """The default pack, with only the table cases in ``keep`` when given: each case costs a
+    policy engine run, and the runner's own tests need a handful, not all of them."""
+    pack = Path(shutil.copytree(PACK, tmp_path / "default"))
+    if keep:
+        for case in (pack / "tests").iterdir():
+            if case.name not in keep:
+                shutil.rmtree(case)
+    return pack
 
 
 def edit_expected(pack: Path, case: str, **changes: object) -> None:
@@ -63,7 +70,7 @@ def edit_expected(pack: Path, case: str, **changes: object) -> None:
 
 
 def test_wrong_expectations_are_reported_as_failures(tmp_path: Path) -> None:
-    pack = copy_pack(tmp_path)
+    pack = copy_pack(tmp_path, ("critical_finding_deny", "medium_finding_warn", "clean_approve"))
     edit_expected(pack, "critical_finding_deny", verdict="approve", deny=["SER-OTHER"])
     edit_expected(pack, "medium_finding_warn", warn=[])
     results = {r.name: r for r in run_policy_tests([pack])}
@@ -79,7 +86,16 @@ def test_wrong_expectations_are_reported_as_failures(tmp_path: Path) -> None:
 
 
 def test_broken_case_files_fail_with_a_clear_message(tmp_path: Path) -> None:
-    pack = copy_pack(tmp_path)
+    pack = copy_pack(
+        tmp_path,
+        (
+            "clean_approve",
+            "high_finding_review",
+            "empty_files_deny",
+            "info_finding_ignored",
+            "critical_finding_deny",
+        ),
+    )
     tests = pack / "tests"
     doc = json.loads((tests / "clean_approve" / "input.json").read_text())
     del doc["tool"]
@@ -115,7 +131,8 @@ def test_a_module_that_does_not_parse_stops_the_run_once(tmp_path: Path) -> None
 def test_runner_config_is_merged_under_case_config(tmp_path: Path) -> None:
     # Lowering high findings to 'none' breaks the review case but not the one whose
     # own config maps high to deny.
-    results = {r.name: r for r in run_policy_tests([PACK], {"severity_levels": {"high": "none"}})}
+    pack = copy_pack(tmp_path, ("high_finding_review", "config_high_to_deny"))
+    results = {r.name: r for r in run_policy_tests([pack], {"severity_levels": {"high": "none"}})}
     assert not results["default/high_finding_review"].passed
     assert results["default/config_high_to_deny"].passed
 
