@@ -182,6 +182,8 @@ def _unproven_facts(console: Console, report: Report) -> None:
 
 def _records(console: Console, report: Report) -> None:
     """Each Hub record the files were compared with, and whether a match with it proves anything."""
+    if not report.records:
+        return
     # Imported here: the audit modules read this one's human_size.
     from provscan.emit._audit_records import record_problems, record_summary
 
