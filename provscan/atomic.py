@@ -94,6 +94,15 @@ def write_output(target: Path | str, text: str) -> None:
         write_atomically(path, text)
 
 
+def make_output_dir(directory: Path, flag: str) -> None:
+    """Create a folder that outputs go into (and its parents); OutputError (exit 3) naming the
+    flag when it cannot be made."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{flag} {directory}: cannot create it ({exc.strerror or exc})") from exc
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write the whole file or nothing: a temporary file beside it, fsync, then a rename.
 

@@ -134,24 +134,21 @@ def run_all(
     output_dir: Path | None,
     on_done: Callable[[Row], None] | None = None,
 ) -> list[Row]:
-    """Every target's Outcome, in the order the targets were given."""
+    """Every target's row, in the order the targets were given."""
     names = [output_name(t) for t in targets]
     if output_dir is not None:
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(
-                f"--output-dir {output_dir}: cannot create it ({exc.strerror or exc})"
-            ) from exc
+        from provscan.atomic import make_output_dir
+
+        make_output_dir(output_dir, "--output-dir")
     results: dict[int, Row] = {}
-    for index, outcome in _outcomes(targets, names, kw, jobs, output_dir):
-        results[index] = outcome
+    for index, row in _rows(targets, names, kw, jobs, output_dir):
+        results[index] = row
         if on_done is not None:
-            on_done(outcome)
+            on_done(row)
     return [results[i] for i in range(len(targets))]
 
 
-def _outcomes(
+def _rows(
     targets: Sequence[str],
     names: Sequence[str],
     kw: dict[str, Any],

@@ -26,6 +26,7 @@ from provscan.cli_policy import (
     config_group,
     config_in_target_option,
     config_option,
+    decision_options,
     engine_options,
     options,
     policy,
@@ -204,27 +205,7 @@ def cli() -> None:
 )
 @config_option("Config file (default: ./provscan.toml if present).")
 @config_in_target_option
-@click.option(
-    "--trusted-identity",
-    "trusted_identities",
-    multiple=True,
-    metavar="IDENTITY",
-    help="Sigstore signer identity (e-mail or workflow URI) to trust; pair each with --trusted-issuer.",
-)
-@click.option(
-    "--trusted-issuer",
-    "trusted_issuers",
-    multiple=True,
-    metavar="URL",
-    help="OIDC issuer of the --trusted-identity in the same position.",
-)
-@click.option(
-    "--policy-timeout",
-    type=click.FloatRange(0.1),
-    default=60.0,
-    show_default=True,
-    help="Seconds before the policy engine is stopped (fail closed).",
-)
+@options(decision_options)
 @click.option(
     "--probes",
     "run_probes",

@@ -39,6 +39,35 @@ def policy_option(help_text: str) -> Callable[[F], F]:
     return click.option("--policy", "policies", multiple=True, metavar="DIR", help=help_text)
 
 
+def decision_options() -> list[Callable[[F], F]]:
+    """Which Sigstore identities count as trusted, and how long the policy may take: the
+    options of every command that reaches a verdict (check, evaluate)."""
+    return [
+        click.option(
+            "--trusted-identity",
+            "trusted_identities",
+            multiple=True,
+            metavar="IDENTITY",
+            help="Sigstore signer identity (e-mail or workflow URI) to trust; pair each with "
+            "--trusted-issuer.",
+        ),
+        click.option(
+            "--trusted-issuer",
+            "trusted_issuers",
+            multiple=True,
+            metavar="URL",
+            help="OIDC issuer of the --trusted-identity in the same position.",
+        ),
+        click.option(
+            "--policy-timeout",
+            type=click.FloatRange(0.1),
+            default=60.0,
+            show_default=True,
+            help="Seconds before the policy engine is stopped (fail closed).",
+        ),
+    ]
+
+
 def engine_options() -> list[Callable[[F], F]]:
     """Where the Rego policy runs: embedded regopy, the opa binary, or an OPA server."""
     return [

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from provscan import term
-from provscan.atomic import OutputPath, claim_stdout, write_output
+from provscan.atomic import OutputPath, claim_stdout, make_output_dir, write_output
 from provscan.cli_policy import (
     backend_from,
     config_option,
+    decision_options,
     engine_options,
     options,
     policy_dirs,
@@ -40,7 +41,7 @@ from provscan.cli_policy import (
     server_scope,
     user_config,
 )
-from provscan.errors import ExitCode, OutputError, UsageError
+from provscan.errors import ExitCode, UsageError
 from provscan.summary import Row, json_line, render_table, worst_exit
 
 if TYPE_CHECKING:
@@ -65,28 +66,7 @@ class _Input:
     "Replaces the default pack."
 )
 @config_option("Config file (default: ./provscan.toml if present).")
-@click.option(
-    "--trusted-identity",
-    "trusted_identities",
-    multiple=True,
-    metavar="IDENTITY",
-    help="Sigstore signer identity (e-mail or workflow URI) to trust, as for check; pair each "
-    "with --trusted-issuer. Keys and CAs were applied when the report was made.",
-)
-@click.option(
-    "--trusted-issuer",
-    "trusted_issuers",
-    multiple=True,
-    metavar="URL",
-    help="OIDC issuer of the --trusted-identity in the same position.",
-)
-@click.option(
-    "--policy-timeout",
-    type=click.FloatRange(0.1),
-    default=60.0,
-    show_default=True,
-    help="Seconds before the policy engine is stopped, per input (fail closed).",
-)
+@options(decision_options)
 @options(engine_options)
 @click.option(
     "--json",
@@ -122,7 +102,8 @@ def evaluate_command(
 ) -> int:
     """Decide provscan reports (--json) or AI-BOMs (--bom) again under the given policy,
     without rescanning: print each one's stored verdict, new verdict and the rule ids
-    added (+ID) or removed (-ID). The model folder is not needed.
+    added (+ID) or removed (-ID). The model folder is not needed; the keys and CAs that
+    signatures were checked against are those given when the report was made.
 
     Exit code: the worst new verdict (deny 1, could not complete 3, review 4, approve 0).
     """
@@ -147,12 +128,7 @@ def evaluate_command(
     if write_dir is not None:
         from provscan.emit.json_report import render_json
 
-        try:
-            write_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"--write {write_dir}: cannot create it ({exc.strerror or exc})"
-            ) from exc
+        make_output_dir(write_dir, "--write")
         for path, report in decided:
             write_output(write_dir / names[path], render_json(report))
     if json_out is not None:

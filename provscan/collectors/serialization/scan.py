@@ -13,6 +13,7 @@ from provscan.report import FileFormat, Finding, Severity, file_finding
 
 FormatScanner = Callable[[ScanFile, Limits], list[Finding]]
 
+
 def _lazy(module: str, name: str) -> FormatScanner:
     """A format's scanner, its module imported on the first file of that format: a model
     without zips, archives or HDF5 does not pay their start-up (this runs in every check)."""
