@@ -41,10 +41,14 @@ LISTED, SERVED = 64 * KiB, 300_000_000  # the oversized file: as listed, as serv
 RUNNER = """
 import functools, json, resource, sys
 import httpx2, huggingface_hub, huggingface_hub.hf_api
+import numpy, safetensors
 import provscan.cli as cli, provscan.hub_view, provscan.hub_remote
+import provscan.pipeline as pipeline, provscan.policy.engine, provscan.emit.terminal
+import provscan.emit.json_report, provscan.collectors.serialization.safetensors_scan
 from provscan.limits import Limits
 limits = Limits(**json.loads(sys.argv[1]))
-cli.ScanOptions = functools.partial(cli.ScanOptions, limits=limits)
+# The CLI imports the pipeline when it scans, and takes ScanOptions from it then.
+pipeline.ScanOptions = functools.partial(pipeline.ScanOptions, limits=limits)
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     cli.main(sys.argv[2:])
