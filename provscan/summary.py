@@ -111,7 +111,7 @@ def render_table(rows: Sequence[Row], *, color: bool, width: int) -> str:
         file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
     )
     console.print(table)
-    return buffer.getvalue()
+    return _trimmed(buffer.getvalue())
 
 
 def render_verdicts(rows: Sequence[Row], *, color: bool, width: int) -> str:
@@ -148,7 +148,12 @@ def render_verdicts(rows: Sequence[Row], *, color: bool, width: int) -> str:
     console.print(
         f"{len(rows)} target(s): " + ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
     )
-    return buffer.getvalue()
+    return _trimmed(buffer.getvalue())
+
+
+def _trimmed(text: str) -> str:
+    """rich pads each table line to its width: trailing blanks only make copied text ragged."""
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
 def _value(decision: Decision | None) -> str | None:

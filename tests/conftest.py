@@ -26,7 +26,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 GOLDEN_UPDATE = os.environ.get("PROVSCAN_UPDATE_GOLDEN") == "1"
 
 
-# Test files that take 7 s or more of one core each (`python -m pytest --durations=0` on this
+# Test files that take 5 s or more of one core each (`python -m pytest --durations=0` on this
 # repository's 2-core CI machine). `python -m pytest --quick` leaves them out: a check of the
 # readers, emitters and rules in under two minutes, not a substitute for the whole suite.
 HEAVY_MODULES = frozenset(
@@ -59,6 +59,12 @@ HEAVY_MODULES = frozenset(
         "tests/emit/test_sarif.py",
         "tests/test_evaluate.py",
         "tests/policy/test_opa_cli.py",
+        "tests/policy/test_policy_input.py",
+        "tests/signing/test_interop.py",
+        "tests/test_fuzz.py",
+        "tests/emit/test_audit_report.py",
+        "tests/test_hostile_numbers.py",
+        "tests/probes/test_probe_tokenizer.py",
     }
 )
 
