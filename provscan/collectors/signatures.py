@@ -47,7 +47,6 @@ from provscan.signing.bundle import (
     split_shard,
 )
 from provscan.signing.trust import TrustSettings
-from provscan.signing.verify import verify_signature
 
 CONVENTIONAL_NAME = "model.sig"
 # huggingface_hub's bookkeeping in a `hf download --local-dir` folder (metadata and lock
@@ -192,6 +191,9 @@ def _check_one(
             [_finding("SIG-MALFORMED", Severity.CRITICAL, at, message, signature=item.display)],
         )
     parsed = item.parsed
+    # Imported here: cryptography is loaded only for a model that carries a signature.
+    from provscan.signing.verify import verify_signature
+
     verification = verify_signature(parsed.envelope, trust)
     uncovered = _not_covered(parsed.serialization, files, formats, excluded)
     check = SignatureCheck(

@@ -11,15 +11,18 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sigstore
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from provscan.collectors.base import read_at_most
 from provscan.errors import ConfigError
 from provscan.report import TrustAnchor
+
+if TYPE_CHECKING:
+    # Imported where keys are read: a model without signatures never needs cryptography.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 # A PEM key or certificate bundle is a few KiB; a trusted root JSON some tens of KiB.
 TRUST_FILE_MAX = 1024 * 1024
@@ -90,6 +93,8 @@ class TrustSettings:
 
 def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
     """The hint model_signing writes into a key-signed bundle: SHA-256 of the PEM public key."""
+    from cryptography.hazmat.primitives import serialization
+
     pem = key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -98,6 +103,8 @@ def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
 
 def oms_key_type(key: object) -> str | None:
     """'ecdsa-p256' etc. for a key OMS accepts, None for any other key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if isinstance(key, ec.EllipticCurvePublicKey):
         return OMS_CURVES.get(key.curve.name)
     return None
@@ -115,6 +122,9 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def load_key(path: Path) -> TrustedKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     raw = _read(path, "trusted key")
     try:
         key = serialization.load_pem_public_key(raw)
@@ -133,6 +143,9 @@ def load_key(path: Path) -> TrustedKey:
 
 
 def load_cas(path: Path) -> list[TrustedCA]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     raw = _read(path, "trusted CA certificate")
     try:
         certificates = x509.load_pem_x509_certificates(raw)
