@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,14 +16,12 @@ from typing import TYPE_CHECKING, Any
 from provscan import term
 from provscan.atomic import STDOUT, claim_stdout, write_output
 from provscan.errors import ExitCode
+from provscan.library_warnings import recorded
 
 if TYPE_CHECKING:
     from provscan.probes.collect import ProbeOptions
-    from provscan.report import Decision, Finding, Report
+    from provscan.report import Decision, Report
     from provscan.signing.trust import TrustSettings
-
-# At most this many distinct library warnings are kept in a report; the rest are counted.
-MAX_WARNINGS = 20
 
 
 def exit_code(decision: Decision) -> int:
@@ -119,10 +116,9 @@ def scan_target(
     )
     # A library's warning (a deprecation, a FutureWarning from transformers) printed on
     # stderr would be lost in a CI log and mixed into a terminal's report: the report keeps it.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
+    with recorded() as notes:
         report = _scan_with_progress(target, options) if progress else _scan(target, options)
-    extra = library_warnings(caught)
+    extra = notes.findings("the model was read")
     if not extra:
         return report
     return report.model_copy(update={"findings": (*report.findings, *extra)})
@@ -132,36 +128,6 @@ def _scan(target: str, options: Any) -> Report:
     from provscan.pipeline import scan
 
     return scan(target, options)
-
-
-def library_warnings(caught: Sequence[warnings.WarningMessage]) -> list[Finding]:
-    """Distinct warnings as info findings, in the order first raised, at most MAX_WARNINGS."""
-    from provscan.report import Finding, Severity
-
-    seen: dict[tuple[str, str], int] = {}
-    for item in caught:
-        key = (item.category.__name__, str(item.message))
-        seen[key] = seen.get(key, 0) + 1
-    findings = []
-    for (category, message), count in list(seen.items())[:MAX_WARNINGS]:
-        findings.append(
-            Finding(
-                rule_id="INV-LIBRARY-WARNING",
-                severity=Severity.INFO,
-                message=f"a library warned while the model was read: {category}: {message[:500]}",
-                evidence={"category": category, "count": count},
-            )
-        )
-    if len(seen) > MAX_WARNINGS:
-        findings.append(
-            Finding(
-                rule_id="INV-LIBRARY-WARNING",
-                severity=Severity.INFO,
-                message=f"{len(seen) - MAX_WARNINGS} more distinct library warning(s) not kept",
-                evidence={"count": len(seen) - MAX_WARNINGS},
-            )
-        )
-    return findings
 
 
 def _scan_with_progress(target: str, options: Any) -> Report:

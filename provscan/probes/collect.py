@@ -104,7 +104,7 @@ def collect_probes(
             )
         finally:
             engine.close()
-    findings = [*findings, *notes.findings()]
+    findings = [*findings, *notes.findings("the probes loaded or ran the model", step="probes")]
     if weights is not None:
         facts = facts.model_copy(
             update={

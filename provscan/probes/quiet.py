@@ -6,25 +6,17 @@ lands in the middle of provscan's own progress display and output, and is lost i
 While the probes run, Python warnings are recorded (`warnings.catch_warnings(record=True)`),
 transformers' log records go to a handler that keeps them instead of to its stream handler,
 and its progress bars are off; afterwards each distinct message becomes one info finding of
-the probe step (INV-LIBRARY-WARNING, with how often it came), escaped like any text that
-may quote the model's files, at most MAX_NOTES of them.
+the probe step (provscan.library_warnings).
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
+from provscan.library_warnings import Notes, recorded
 from provscan.probes.engines.load import installed
-from provscan.report import Finding, Severity
-from provscan.visible import visible
-
-# Distinct messages kept (the rest are counted in one more finding), and characters of each.
-MAX_NOTES = 20
-MAX_CHARS = 500
 
 
 class _Keep(logging.Handler):
@@ -42,62 +34,12 @@ class _Keep(logging.Handler):
         self.notes.add(f"{record.name} {record.levelname.lower()}", text, "transformers logging")
 
 
-@dataclass
-class Notes:
-    """Distinct library messages, in the order first seen, with how often each came."""
-
-    seen: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
-
-    def add(self, category: str, text: str, source: str) -> None:
-        key = (category, text)
-        _, count = self.seen.get(key, (source, 0))
-        self.seen[key] = (source, count + 1)
-
-    def findings(self) -> list[Finding]:
-        out = []
-        for (category, text), (source, count) in list(self.seen.items())[:MAX_NOTES]:
-            shown = visible(text)
-            if len(shown) > MAX_CHARS:
-                shown = shown[:MAX_CHARS] + "..."
-            out.append(
-                Finding(
-                    rule_id="INV-LIBRARY-WARNING",
-                    severity=Severity.INFO,
-                    message=f"a library warned while the probes loaded or ran the model: "
-                    f"{visible(category)}: {shown}",
-                    evidence={
-                        "step": "probes",
-                        "source": source,
-                        "category": category,
-                        "count": count,
-                    },
-                )
-            )
-        if len(self.seen) > MAX_NOTES:
-            out.append(
-                Finding(
-                    rule_id="INV-LIBRARY-WARNING",
-                    severity=Severity.INFO,
-                    message=f"{len(self.seen) - MAX_NOTES} more distinct library warning(s) "
-                    "while the probes ran, not kept",
-                    evidence={"step": "probes", "count": len(self.seen) - MAX_NOTES},
-                )
-            )
-        return out
-
-
 @contextmanager
 def library_notes(engine: str) -> Iterator[Notes]:
     """Record the libraries' warnings (and transformers' log and progress output, for the
     engines that load transformers) until the block ends; the notes say what they were."""
-    notes = Notes()
-    with warnings.catch_warnings(record=True) as caught, _transformers_quiet(engine, notes):
-        warnings.simplefilter("always")  # every one counted; Notes keeps each once
-        try:
-            yield notes
-        finally:
-            for item in caught:
-                notes.add(item.category.__name__, str(item.message), "python warnings")
+    with recorded("python warnings") as notes, _transformers_quiet(engine, notes):
+        yield notes
 
 
 @contextmanager
