@@ -42,7 +42,7 @@ from provscan.cli_policy import (
     user_config,
 )
 from provscan.errors import ExitCode, UsageError
-from provscan.summary import Row, json_line, render_table, worst_exit
+from provscan.summary import Row, json_line, render_table, tally, worst_exit
 
 if TYPE_CHECKING:
     from provscan.evaluate_input import Evidence
@@ -138,7 +138,7 @@ def evaluate_command(
     color = term.color_enabled(stream, no_color=no_color)
     table = render_table(rows, color=color, width=term.width(stream))
     # color=True: whether to colour was decided above (click would strip it off a pipe).
-    click.echo(table + _tally(rows), file=stream, color=True)
+    click.echo(table + tally(rows, "input(s)"), file=stream, color=True)
     return worst_exit(row.exit_code for row in rows)
 
 
@@ -218,16 +218,6 @@ def _row(path: str, target: str, evidence: Evidence, verdict: Verdict) -> Row:
         reasons=tuple((r.level, r.rule, r.msg) for r in verdict.reasons),
         notes=notes,
     )
-
-
-def _tally(rows: Sequence[Row]) -> str:
-    counts: dict[str, int] = {}
-    for row in rows:
-        key = "error" if row.error is not None else str(row.new.value if row.new else "none")
-        counts[key] = counts.get(key, 0) + 1
-    order = ("approve", "review", "deny", "error")
-    parts = [f"{counts[k]} {k}" for k in order if k in counts]
-    return f"{len(rows)} input(s): " + ", ".join(parts)
 
 
 def _written_names(paths: Sequence[Path], write_dir: Path) -> dict[Path, str]:

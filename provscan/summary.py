@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provscan.report import Decision
@@ -83,9 +83,6 @@ def json_line(row: Row) -> str:
 
 def render_table(rows: Sequence[Row], *, color: bool, width: int) -> str:
     """The rows as a table for a terminal; every text that came from an input is escaped."""
-    import io
-
-    from rich.console import Console
     from rich.table import Table
 
     from provscan.emit.terminal import escape
@@ -106,20 +103,12 @@ def render_table(rows: Sequence[Row], *, color: bool, width: int) -> str:
             _decision(row.new) if row.error is None else "[red]error[/red]",
             detail + notes,
         )
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
-    )
-    console.print(table)
-    return _trimmed(buffer.getvalue())
+    return _printed(table, color=color, width=width)
 
 
 def render_verdicts(rows: Sequence[Row], *, color: bool, width: int) -> str:
     """`check` of several targets: each target's verdict and the rules that made it, then
     the counts; every text that came from a target is escaped."""
-    import io
-
-    from rich.console import Console
     from rich.table import Table
 
     from provscan.emit.terminal import escape
@@ -127,10 +116,7 @@ def render_verdicts(rows: Sequence[Row], *, color: bool, width: int) -> str:
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
     for name in ("target", "verdict", "why"):
         table.add_column(name, overflow="fold")
-    counts: dict[str, int] = {}
     for row in rows:
-        key = _value(row.new) or "error"
-        counts[key] = counts.get(key, 0) + 1
         if row.error is not None or row.new is None:
             verdict = f"[red]error ({row.exit_code})[/red]"
             why = escape(row.error or "")
@@ -139,15 +125,30 @@ def render_verdicts(rows: Sequence[Row], *, color: bool, width: int) -> str:
             blocking = [rule for level, rule, _ in row.reasons if level in ("deny", "review")]
             why = escape(", ".join(dict.fromkeys(blocking))) or "-"
         table.add_row(escape(row.target), verdict, why)
+    return _printed(table, color=color, width=width) + tally(rows, "target(s)") + "\n"
+
+
+def tally(rows: Sequence[Row], noun: str) -> str:
+    """`3 target(s): 1 approve, 1 deny, 1 error`: how the rows ended, in a fixed order."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        key = "error" if row.error is not None or row.new is None else str(row.new.value)
+        counts[key] = counts.get(key, 0) + 1
+    order = ("approve", "review", "deny", "error")
+    return f"{len(rows)} {noun}: " + ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
+
+
+def _printed(table: Any, *, color: bool, width: int) -> str:
+    """A rich table as text for a stream that does (or does not) take colour."""
+    import io
+
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(
         file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False
     )
     console.print(table)
-    order = ("approve", "review", "deny", "error")
-    console.print(
-        f"{len(rows)} target(s): " + ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
-    )
     return _trimmed(buffer.getvalue())
 
 
