@@ -25,15 +25,7 @@ if TYPE_CHECKING:
 
 
 def exit_code(decision: Decision) -> int:
-    from provscan.report import Decision
-
-    return int(
-        {
-            Decision.APPROVE: ExitCode.APPROVE,
-            Decision.REVIEW: ExitCode.REVIEW,
-            Decision.DENY: ExitCode.DENY,
-        }[decision]
-    )
+    return int(ExitCode.of(decision.value))
 
 
 def with_identities(

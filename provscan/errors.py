@@ -14,6 +14,14 @@ class ExitCode(IntEnum):
     INCOMPLETE = 3  # could not complete: fail closed
     REVIEW = 4
 
+    @classmethod
+    def of(cls, decision: str) -> ExitCode:
+        """The exit code of a verdict (its value: approve, review, deny); anything else is
+        never an approval."""
+        return {"approve": cls.APPROVE, "review": cls.REVIEW, "deny": cls.DENY}.get(
+            decision, cls.INCOMPLETE
+        )
+
 
 class ProvscanError(Exception):
     """An error with a message for the user and a remedy; maps to an exit code."""

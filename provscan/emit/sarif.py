@@ -19,7 +19,7 @@ from provscan.emit._sarif_rules import (
     validate_sarif,
 )
 from provscan.errors import ExitCode, OutputError
-from provscan.report import Decision, Finding, Reason, Report, StepStatus, TargetKind
+from provscan.report import Finding, Reason, Report, StepStatus, TargetKind
 
 __all__ = ["render_sarif", "validate_sarif"]
 
@@ -28,7 +28,6 @@ TARGET_ROOT = "TARGETROOT"
 FINGERPRINT_KEY = "provscan/v1"
 _WAIVED = "POL-WAIVED"
 _OUTCOME_RANK = {"deny": 3, "review": 2, "warn": 1, "waived": 0}
-_EXIT = {Decision.APPROVE: ExitCode.APPROVE, Decision.DENY: ExitCode.DENY}
 # Policy details that tell two results of one policy rule apart, for their fingerprints.
 _IDENTIFYING = ("step", "licence", "via", "key", "country", "org", "role", "metric", "signature")
 _ERRORS_SHOWN = 5
@@ -258,7 +257,7 @@ def _invocation(report: Report) -> dict[str, Any]:
     }
     if report.verdict is not None:
         decision = report.verdict.decision
-        invocation["exitCode"] = int(_EXIT.get(decision, ExitCode.REVIEW))
+        invocation["exitCode"] = int(ExitCode.of(decision.value))
         invocation["exitCodeDescription"] = decision.value
     return invocation
 
