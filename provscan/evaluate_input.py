@@ -19,19 +19,17 @@ Two kinds of failure, told apart because they call for different things:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provscan.diff.fields import BadInput, obj, opt_arr, opt_obj, text
-from provscan.diff.load import detect_kind, parse_json, read_bounded
+from provscan.diff.load import detect_kind, parse_json, read_bounded, schema_version_parts
 from provscan.diff.snapshot import InputKind
 
 if TYPE_CHECKING:
     from provscan.report import Report
 
-_VERSION = re.compile(r"^(\d{1,9})\.(\d{1,9})\.(\d{1,9})$")
 _SHOWN = 200  # characters of a validation error's location or message
 
 
@@ -81,22 +79,20 @@ def check_schema_version(value: Any) -> tuple[str, bool]:
     has this provscan's major and a minor no newer than its own."""
     from provscan.report import SCHEMA_VERSION
 
-    current = _VERSION.match(SCHEMA_VERSION)
-    assert current is not None
-    major, minor = int(current[1]), int(current[2])
+    major, minor, _ = schema_version_parts(SCHEMA_VERSION, "SCHEMA_VERSION")
     reads = f"this provscan reads {major}.x up to {major}.{minor}"
     if not isinstance(value, str):
         raise Refused(f"schema_version is missing or not a string; {reads}")
-    found = _VERSION.match(value)
-    if found is None:
-        raise Refused(f"schema_version {value[:40]!r} is not a MAJOR.MINOR.PATCH version; {reads}")
-    if int(found[1]) != major:
-        newer = int(found[1]) > major
-        who = "a newer provscan" if newer else "an older provscan"
+    try:
+        found_major, found_minor, _ = schema_version_parts(value, "schema_version")
+    except BadInput as exc:
+        raise Refused(f"{exc}; {reads}") from exc
+    if found_major != major:
+        who = "a newer provscan" if found_major > major else "an older provscan"
         raise Refused(f"written by {who} (schema {value}); {reads}")
-    if int(found[2]) > minor:
+    if found_minor > minor:
         raise Refused(f"written by a newer provscan (schema {value}); {reads}")
-    return value, int(found[2]) < minor
+    return value, found_minor < minor
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

@@ -111,18 +111,25 @@ def detect_kind(document: Any) -> InputKind:
     )
 
 
+def schema_version_parts(version: Any, where: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a report schema version; BadInput unless it is three ASCII
+    numbers of at most 9 digits."""
+    value = text(version, where)
+    parts = value.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts):
+        raise BadInput(f"{where} {value[:40]!r} is not a MAJOR.MINOR.PATCH version")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
 def check_schema_major(version: Any, where: str) -> None:
     """Refuse a report schema whose major version this provscan does not read."""
     from provscan.report import SCHEMA_VERSION
 
-    value = text(version, where)
-    parts = value.split(".")
-    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
-        raise BadInput(f"{where} {value[:40]!r} is not a MAJOR.MINOR.PATCH version")
-    supported = SCHEMA_VERSION.split(".")[0]
-    if parts[0] != supported:
+    major = schema_version_parts(version, where)[0]
+    supported = schema_version_parts(SCHEMA_VERSION, "SCHEMA_VERSION")[0]
+    if major != supported:
         raise BadInput(
-            f"report schema {value} is not supported (this provscan reads {supported}.x)"
+            f"report schema {version} is not supported (this provscan reads {supported}.x)"
         )
 
 
