@@ -16,14 +16,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 
-from provscan.collectors.base import ScanFile, open_scanned
+from provscan.collectors.base import ScanFile
 from provscan.collectors.serialization.gguf_reader import (
-    GgufError,
     GgufMetadata,
     GgufValue,
-    read_gguf,
 )
 from provscan.collectors.serialization.gguf_tensors import GGML_TYPE_NAMES, INT64_MAX
 
@@ -134,11 +131,9 @@ def gguf_model_facts(meta: GgufMetadata) -> GgufModelFacts:
     )
 
 
-@lru_cache(maxsize=32)
 def read_gguf_facts(file: ScanFile) -> GgufModelFacts | None:
     """A GGUF file's model facts, None when it does not parse (a serialization finding)."""
-    try:
-        with open_scanned(file) as handle:
-            return gguf_model_facts(read_gguf(handle))
-    except (GgufError, OSError):
-        return None
+    from provscan.collectors.serialization.gguf_scan import read_metadata
+
+    meta = read_metadata(file)
+    return gguf_model_facts(meta) if meta is not None else None

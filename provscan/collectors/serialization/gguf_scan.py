@@ -133,17 +133,25 @@ def _plain(value: GgufValue) -> Any:
 
 
 @lru_cache(maxsize=32)
-def read_provenance(file: ScanFile) -> dict[str, Any] | None:
-    """The general.* keys of a GGUF file, None when it does not parse (a serialization finding).
+def read_metadata(file: ScanFile) -> GgufMetadata | None:
+    """A GGUF file's metadata, None when it does not parse (a serialization finding).
 
-    The origin and licence steps both need them; the file is parsed once per listed file
-    (path, size, inode) for both, not once per step.
+    The origin, licence and model-facts steps all read it; the file is parsed once per listed
+    file (path, size, inode) for them, not once per step. The safety scan (scan_gguf) parses
+    on its own: it reports why a file does not parse.
     """
     try:
         with open_scanned(file) as handle:
-            return gguf_provenance(read_gguf(handle))
+            return read_gguf(handle)
     except (GgufError, OSError):
         return None
+
+
+@lru_cache(maxsize=32)
+def read_provenance(file: ScanFile) -> dict[str, Any] | None:
+    """The general.* keys of a GGUF file, None when it does not parse."""
+    meta = read_metadata(file)
+    return gguf_provenance(meta) if meta is not None else None
 
 
 def gguf_provenance(meta: GgufMetadata) -> dict[str, Any]:
