@@ -19,8 +19,8 @@ from provscan.report import (
     LicenceFacts,
     OriginFacts,
     SignatureFacts,
-    SignatureStatus,
 )
+from provscan.signing.label import files_match_signed
 
 Fact = Literal["licence", "lineage", "card", "family"]
 
@@ -35,7 +35,7 @@ def signed_by(
     """
     proving: dict[str, list[str]] = {}
     for check in facts.signatures if facts is not None else ():
-        if check.status is not SignatureStatus.VERIFIED or check.integrity != "match":
+        if not files_match_signed(check):
             continue
         uncovered = {entry.path for entry in check.not_covered}
         for f in files:
