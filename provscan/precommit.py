@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provscan.collectors.inventory import WEIGHT_FORMATS
 from provscan.collectors.sniff import sniff
 from provscan.limits import DEFAULT_LIMITS
-from provscan.report import FileFormat
 
 # A directory holding one of these is a model's root: a file below it belongs to that model.
 ROOT_MARKERS = (
@@ -48,23 +48,6 @@ MODEL_SUFFIXES = frozenset(
     }
 )
 
-# Content that a loader would take for weights or a serialized object, whatever the name:
-# a pickle named notes.txt is still a model file (a renamed file is how scanners are evaded).
-_MODEL_FORMATS = frozenset(
-    {
-        FileFormat.SAFETENSORS,
-        FileFormat.GGUF,
-        FileFormat.PICKLE,
-        FileFormat.ZIP,
-        FileFormat.ONNX,
-        FileFormat.HDF5,
-        FileFormat.NUMPY,
-        FileFormat.SEVENZIP,
-        FileFormat.TAR,
-        FileFormat.GZIP,
-    }
-)
-
 
 @dataclass
 class Plan:
@@ -84,7 +67,7 @@ def is_model_file(path: Path) -> bool:
         size = path.stat().st_size
     except OSError:
         return False
-    return sniff(head, size) in _MODEL_FORMATS
+    return sniff(head, size) in WEIGHT_FORMATS  # a pickle named notes.txt is a model file
 
 
 def plan(files: Iterable[str], top: Path) -> Plan:

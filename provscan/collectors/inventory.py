@@ -48,7 +48,8 @@ EXPECTED_FORMATS: dict[str, frozenset[FileFormat]] = {
     ".model": frozenset({F.BINARY}),  # sentencepiece protobuf
 }
 
-_WEIGHT_FORMATS = {
+# Formats a loader reads as weights or serialized objects, whatever the file is named.
+WEIGHT_FORMATS = {
     F.SAFETENSORS,
     F.GGUF,
     F.PICKLE,
@@ -125,7 +126,7 @@ def role_of(rel: str, fmt: FileFormat) -> FileRole:
         return FileRole.TOKENIZER
     if name in _CONFIG_NAMES or name.endswith("config.json"):
         return FileRole.CONFIG
-    if fmt in _WEIGHT_FORMATS:
+    if fmt in WEIGHT_FORMATS:
         return FileRole.WEIGHTS
     return FileRole.OTHER
 
