@@ -96,7 +96,7 @@ def check_target(target: str, name: str, kw: dict[str, Any], output_dir: Path | 
         if output_dir is not None:
             from provscan.atomic import write_output
 
-            outputs = render_outputs(report, dict(output_paths(output_dir, name)))
+            outputs = render_outputs(report, output_paths(output_dir, name))
             for path, text in outputs:
                 write_output(path, text)
                 written.append(str(path))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,34 +180,39 @@ def stdout_output(kw: dict[str, Any]) -> str | None:
 
 
 def render_outputs(
-    report: Report, wanted: dict[str, Path | str | None]
+    report: Report, wanted: Mapping[str, Path | str | None]
 ) -> list[tuple[Path | str, str]]:
-    """Each requested output file (json, bom, sarif, markdown, html) with its text."""
-    from provscan.emit.json_report import render_json
-
+    """Each requested output (json, bom, sarif, markdown, html: where to, or None) with its
+    text; each renderer is imported only when its output is asked for."""
     outputs: list[tuple[Path | str, str]] = []
-    if wanted.get("json") is not None:
-        outputs.append((wanted["json"], render_json(report)))  # type: ignore[arg-type]
-    if wanted.get("bom") is not None:
+    for kind, where in wanted.items():
+        if where is not None:
+            outputs.append((where, _render(kind, report)))
+    return outputs
+
+
+def _render(kind: str, report: Report) -> str:
+    if kind == "json":
+        from provscan.emit.json_report import render_json
+
+        return render_json(report)
+    if kind == "bom":
         from provscan.emit.cyclonedx import render_cyclonedx
         from provscan.licence_files import read_licence_texts
 
-        outputs.append(
-            (wanted["bom"], render_cyclonedx(report, licence_texts=read_licence_texts(report)))  # type: ignore[arg-type]
-        )
-    if wanted.get("sarif") is not None:
+        return render_cyclonedx(report, licence_texts=read_licence_texts(report))
+    if kind == "sarif":
         from provscan.emit.sarif import render_sarif
 
-        outputs.append((wanted["sarif"], render_sarif(report, base_dir=Path.cwd())))  # type: ignore[arg-type]
-    if wanted.get("markdown") is not None:
+        return render_sarif(report, base_dir=Path.cwd())
+    if kind == "markdown":
         from provscan.emit.markdown import render_markdown
 
-        outputs.append((wanted["markdown"], render_markdown(report)))  # type: ignore[arg-type]
-    if wanted.get("html") is not None:
-        from provscan.emit.html import render_html
+        return render_markdown(report)
+    assert kind == "html", kind
+    from provscan.emit.html import render_html
 
-        outputs.append((wanted["html"], render_html(report)))  # type: ignore[arg-type]
-    return outputs
+    return render_html(report)
 
 
 def emit(report: Report, kw: dict[str, Any]) -> None:
