@@ -30,16 +30,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def read_targets(path: Path) -> list[str]:
     """One target per line; blank lines and lines starting with '#' are skipped. Relative
     paths are relative to the working directory, as for targets on the command line."""
+    from provscan.diff.fields import BadInput
+    from provscan.diff.load import read_bounded
+
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_TARGETS_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"--targets-from {path}: cannot read it ({exc.strerror or exc})") from exc
-    if len(data) > MAX_TARGETS_FILE_BYTES:
-        raise UsageError(
-            f"--targets-from {path}: larger than {MAX_TARGETS_FILE_BYTES // MiB} MiB; "
-            "not a list of targets"
-        )
+        data = read_bounded(path, MAX_TARGETS_FILE_BYTES, "a list of targets")
+    except BadInput as exc:
+        raise UsageError(f"--targets-from {path}: {exc}") from exc
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

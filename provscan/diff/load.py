@@ -35,17 +35,20 @@ def load_snapshot(path: Path) -> Snapshot:
         ) from exc
 
 
-def read_bounded(path: Path) -> bytes:
-    """The file's bytes, refused (BadInput) past MAX_INPUT_BYTES without reading further."""
+def read_bounded(
+    path: Path, limit: int | None = None, what: str = "a provscan report or BOM"
+) -> bytes:
+    """The file's bytes, refused (BadInput) past ``limit`` (default MAX_INPUT_BYTES, read at
+    call time) without reading further. A pipe (`<(...)`) is read like a file."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
+            data = handle.read(limit + 1)
     except OSError as exc:
         raise BadInput(f"cannot read it ({exc.strerror or exc})") from exc
-    if len(data) > MAX_INPUT_BYTES:
-        limit = MAX_INPUT_BYTES
+    if len(data) > limit:
         size = f"{limit // MiB} MiB" if limit % MiB == 0 else f"{limit} bytes"
-        raise BadInput(f"larger than {size}; not a provscan report or BOM")
+        raise BadInput(f"larger than {size}; not {what}")
     return data
 
 
