@@ -1,7 +1,7 @@
 """Why provscan validates AI-BOMs with its own schema walk: time it against the library's.
 
 cyclonedx-python-lib's JsonStrictValidator checks `uniqueItems` pairwise, which grows with
-the square of the file count; provscan/emit/_cyclonedx_schema.py validates against the same
+the square of the file count; provscan/emit/bom/schema.py validates against the same
 CycloneDX 1.6 schema files with a linear uniqueness check. This renders (and so validates)
 a BOM for a model of N files, then validates the same text with the library, and prints
 both times and their ratio. Usage: python benchmarks/bom_validation.py [N ...]

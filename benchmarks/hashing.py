@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _synthetic import BLOCK, write_small_files, write_weight_file  # noqa: E402  (benchmarks/)
 
-from provscan.collectors.base import ScanFile  # noqa: E402
 from provscan.collectors.hashing import hash_files, is_ignored  # noqa: E402
+from provscan.files import ScanFile  # noqa: E402
 from provscan.limits import DEFAULT_LIMITS, MiB  # noqa: E402
 
 WEIGHT_FILES = 6

@@ -80,7 +80,7 @@ def main() -> int:
     os.environ |= {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"}
     from huggingface_hub import HfApi, __version__
 
-    from provscan.hub_remote import RemoteHeader, fetch_safetensors_headers
+    from provscan.hub.ranges import RemoteHeader, fetch_safetensors_headers
     from provscan.limits import DEFAULT_LIMITS
 
     built = time.perf_counter()

@@ -17,7 +17,7 @@ runs, each as a child process with a FRESH empty HF cache per round, in the same
 For each: HTTP requests and body bytes as the server logged them (both servers, the Hub and its
 CDN), their share of the repo's total size, and wall time (median of --repeat rounds; requests and
 bytes are medians too, flagged if they varied). Wall time includes the child's start and imports
-(about the same for all four). provscan makes its Hub requests with `provscan.hub_view.WORKERS`
+(about the same for all four). provscan makes its Hub requests with `provscan.resolve.hub_metadata.WORKERS`
 parallel workers; snapshot_download uses its default 8. On 127.0.0.1 a request costs well under
 a millisecond: on the real Hub each is a round trip and each byte crosses the network.
 
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))  # run as a script: make `fixtures` and `provscan`
 
 from fixtures.hub_repos import MiB, many_shard_repo  # noqa: E402
 from fixtures.hub_server import HubServer  # noqa: E402
-from provscan.hub_view import WORKERS  # noqa: E402
+from provscan.resolve.hub_metadata import WORKERS  # noqa: E402
 
 SNAPSHOT = """
 import sys; from pathlib import Path; from huggingface_hub import snapshot_download
@@ -114,7 +114,7 @@ def main() -> int:
           f"in all (built in {time.perf_counter() - built:.1f} s)")  # fmt: skip
     print(f"provscan {provscan_version}, huggingface_hub {__version__}, python "
           f"{sys.version.split()[0]}, {len(os.sched_getaffinity(0))} CPUs; provscan requests in "
-          f"parallel with {WORKERS} workers (provscan.hub_view.WORKERS); median of "
+          f"parallel with {WORKERS} workers (provscan.resolve.hub_metadata.WORKERS); median of "
           f"{args.repeat} rounds, each with a fresh empty HF cache")  # fmt: skip
 
     target = f"hf://{repo.repo_id}"

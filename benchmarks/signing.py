@@ -79,8 +79,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _synthetic import BLOCK, write_small_files, write_weight_file  # noqa: E402  (benchmarks/)
 
 from provscan import __version__ as provscan_version  # noqa: E402
-from provscan.collectors.base import ScanFile  # noqa: E402
 from provscan.collectors.hashing import planned_read_bytes, shard_ranges  # noqa: E402
+from provscan.files import ScanFile  # noqa: E402
 from provscan.limits import MiB  # noqa: E402
 from provscan.pipeline import ScanOptions, available_cpus, scan  # noqa: E402
 from provscan.report import StepStatus  # noqa: E402

@@ -26,10 +26,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
-from provscan.collectors.base import ScanFile  # noqa: E402
 from provscan.collectors.hashing import hash_files  # noqa: E402
 from provscan.collectors.inventory import collect_inventory  # noqa: E402
 from provscan.collectors.serialization.scan import scan_serialization  # noqa: E402
+from provscan.files import ScanFile  # noqa: E402
 from provscan.limits import DEFAULT_LIMITS  # noqa: E402
 
 

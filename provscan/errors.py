@@ -6,7 +6,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes. Documented in README.md; tested in tests/test_cli.py."""
+    """Process exit codes. Documented in README.md; tested in tests/cli/test_cli.py."""
 
     APPROVE = 0
     DENY = 1

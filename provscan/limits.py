@@ -86,7 +86,7 @@ class Limits:
     # ... once its output passes this size (small files compress well legitimately).
     decompression_ratio_floor: int = 1 * MiB
 
-    # The document handed to the policy engine (provscan.policy_input): files listed one by
+    # The document handed to the policy engine (provscan.policy.input): files listed one by
     # one, findings listed one by one (the rest summarised per rule and severity), and entries
     # kept of any other per-file list (its full length given beside it). The report keeps all.
     policy_max_files: int = 1_000

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from provscan import __version__
-from provscan.collectors.base import Collected, SniffedFile, swapped_files
 from provscan.collectors.fact_sources import fact_sources, signed_by
 from provscan.collectors.hashing import (
     DEFAULT_IGNORE_PATHS,
@@ -28,7 +27,8 @@ from provscan.collectors.origin import collect_origin
 from provscan.collectors.serialization.scan import scan_serialization
 from provscan.collectors.signatures import SignaturePlan, collect_signatures, plan_signatures
 from provscan.errors import ProvscanError
-from provscan.hub import HubOptions
+from provscan.files import Collected, SniffedFile, swapped_files
+from provscan.hub.download import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.probes.collect import ProbeOptions, collect_probes
 from provscan.report import (
@@ -49,9 +49,9 @@ from provscan.report import (
     TargetKind,
     ToolInfo,
 )
+from provscan.resolve.target import ResolvedTarget, resolve_target
 from provscan.signing.rehash import model_signing_rehash
 from provscan.signing.trust import TrustSettings, load_trust
-from provscan.targets import ResolvedTarget, resolve_target
 
 T = TypeVar("T")
 

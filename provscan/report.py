@@ -773,8 +773,8 @@ class Report(_Frozen):
 
     def policy_input(self) -> dict[str, Any]:
         """The document the policy sees: the report as JSON, without any verdict, its per-file
-        lists bounded (provscan.policy_input)."""
-        from provscan.policy_input import bounded_policy_input
+        lists bounded (provscan.policy.input)."""
+        from provscan.policy.input import bounded_policy_input
 
         return bounded_policy_input(self)
 

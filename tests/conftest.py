@@ -15,6 +15,7 @@ import pytest
 from fixtures.models import build_demo_model
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One worker per core (pytest -n auto): torch's own pool of a thread per core in each
@@ -35,29 +36,29 @@ HEAVY_MODULES = frozenset(
         "tests/hub/test_hub_metadata.py",
         "tests/policy/test_backends.py",
         "tests/probes/test_probe_cli.py",
-        "tests/test_cli.py",
+        "tests/cli/test_cli.py",
         "tests/hub/test_hub_targets.py",
         "tests/probes/test_families.py",
         "tests/probes/test_hard_fixtures.py",
         "tests/policy/test_backend_cli.py",
         "tests/emit/test_cyclonedx.py",
         "tests/signing/test_attacks.py",
-        "tests/test_licence_cli.py",
+        "tests/cli/test_licence_cli.py",
         "tests/policy/test_opa_server_client.py",
         "tests/probes/test_backdoor_fixture.py",
-        "tests/test_config_file.py",
-        "tests/serialization/test_keras.py",
-        "tests/test_policy_licence.py",
+        "tests/policy/test_config_file.py",
+        "tests/collectors/serialization/test_keras.py",
+        "tests/policy/test_policy_licence.py",
         "tests/emit/test_hostile_text.py",
-        "tests/test_laundering.py",
+        "tests/collectors/test_laundering.py",
         "tests/hub/test_server.py",
-        "tests/test_precommit.py",
+        "tests/cli/test_precommit.py",
         "tests/probes/test_engines.py",
         "tests/probes/test_weights_in_probes.py",
-        "tests/serialization/test_chat_template.py",
-        "tests/serialization/test_joblib.py",
+        "tests/collectors/serialization/test_chat_template.py",
+        "tests/collectors/serialization/test_joblib.py",
         "tests/emit/test_sarif.py",
-        "tests/test_evaluate.py",
+        "tests/cli/test_evaluate.py",
         "tests/policy/test_opa_cli.py",
         "tests/policy/test_policy_input.py",
         "tests/signing/test_interop.py",

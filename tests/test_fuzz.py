@@ -25,11 +25,11 @@ from fixtures.fuzz.cli import parse_log, peak_rss_mb
 from fixtures.fuzz.harness import TARGETS, CrashRecorder, Harness, InvariantBroken, Workspace
 from fixtures.fuzz.mutate import DICTIONARIES, Mutator, libfuzzer_dictionary
 from fixtures.fuzz.seeds import seed_corpus
-from provscan.collectors.base import ScanFile
-from provscan.collectors.serialization.archives import scan_7z
-from provscan.collectors.serialization.keras_scan import scan_keras_zip
-from provscan.collectors.serialization.safetensors_scan import scan_safetensors
-from provscan.collectors.serialization.zip_scan import scan_zip
+from provscan.collectors.serialization.containers.archives import scan_7z
+from provscan.collectors.serialization.containers.zip_scan import scan_zip
+from provscan.collectors.serialization.keras.scan import scan_keras_zip
+from provscan.collectors.serialization.safetensors.scan import scan_safetensors
+from provscan.files import ScanFile
 from provscan.limits import Limits
 from provscan.report import Finding, Severity
 
@@ -126,7 +126,7 @@ def test_only_the_documented_diff_error_is_allowed(monkeypatch, tmp_path: Path) 
 def test_chat_templates_are_not_rendered_and_the_render_cache_is_untouched(
     tmp_path: Path,
 ) -> None:
-    from provscan.collectors.serialization import chat_template
+    from provscan.collectors.serialization.chat_template import lint as chat_template
 
     real = chat_template._rendered
     cached = dict(chat_template._RENDERED)
@@ -316,7 +316,7 @@ def test_7z_member_scan_errors_are_not_taken_for_an_unreadable_archive(
     monkeypatch, tmp_path: Path
 ) -> None:
     # Whatever py7zr raises is the archive's; what provscan's own member scan raises is not.
-    from provscan.collectors.serialization import archives
+    from provscan.collectors.serialization.containers import archives
 
     monkeypatch.setattr(archives, "scan_member_bytes", _boom)
     with pytest.raises(ValueError, match="scanner bug"):

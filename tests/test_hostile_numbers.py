@@ -21,17 +21,17 @@ from typing import Any
 import pytest
 
 from fixtures.models import build_demo_model
-from provscan.collectors.base import ScanFile
-from provscan.collectors.bounded import (
+from provscan.collectors.serialization.gguf.scan import scan_tokenizer_config_template
+from provscan.collectors.serialization.keras.scan import scan_keras_zip
+from provscan.files import ScanFile
+from provscan.limits import Limits
+from provscan.parsing import (
     MAX_NESTING,
     MAX_NUMBER_CHARS,
     HostileData,
     parse_json,
     parse_yaml,
 )
-from provscan.collectors.serialization.gguf_scan import scan_tokenizer_config_template
-from provscan.collectors.serialization.keras_scan import scan_keras_zip
-from provscan.limits import Limits
 from provscan.pipeline import ScanOptions, scan
 from provscan.policy.engine import evaluate
 from provscan.report import Decision, Finding, Report, Severity, StepStatus

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
-from provscan.collectors.base import ScanFile
+from provscan.files import ScanFile
 from provscan.report import (
     CardFacts,
     FactSource,

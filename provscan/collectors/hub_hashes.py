@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from provscan.collectors.base import SHA1_HEX, SHA256_HEX, ScanFile, read_scanned
+from provscan.files import SHA1_HEX, SHA256_HEX, ScanFile, read_scanned
 from provscan.report import Finding, JsonValue, Severity, file_finding
 
 # Git-tracked (non-LFS) files on the Hub are small; larger ones are not re-read for SHA-1.

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provscan.collectors.base import SHA1_HEX, ScanFile
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.hub_hashes import (
     LOCAL_DIR_METADATA,
@@ -29,6 +28,7 @@ from provscan.collectors.hub_hashes import (
     compare_local_dir_metadata,
 )
 from provscan.collectors.hub_tree import compare_tree_cache, tree_cache_file
+from provscan.files import SHA1_HEX, ScanFile
 from provscan.report import (
     Finding,
     RecordCheck,

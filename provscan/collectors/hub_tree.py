@@ -20,8 +20,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provscan.collectors.base import ScanFile, read_at_most
-from provscan.collectors.bounded import HostileData, parse_json
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.hub_hashes import (
     LOCAL_DIR_METADATA,
@@ -30,6 +28,8 @@ from provscan.collectors.hub_hashes import (
     check_recorded_hash,
     read_local_dir_metadata,
 )
+from provscan.files import ScanFile, read_at_most
+from provscan.parsing import HostileData, parse_json
 from provscan.report import Finding, Severity, TargetKind, file_finding, target_finding
 
 TREE_CACHE_MAX = 64 * 1024 * 1024

@@ -23,12 +23,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
-from provscan.collectors.base import Collected, SniffedFile, load_json_object
 from provscan.collectors.licence_sources import licence_text_evidence
 from provscan.collectors.normalise import normalise, skeleton
 from provscan.collectors.parent_refs import hub_repo_of_url, shown
-from provscan.collectors.serialization.gguf_scan import read_provenance
-from provscan.knowledge_base import (
+from provscan.collectors.serialization.gguf.scan import read_provenance
+from provscan.files import Collected, SniffedFile, load_json_object
+from provscan.knowledge.base import (
     KnownModel,
     LicenceEntry,
     family_by_key,

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from provscan.collectors.base import SniffedFile, open_scanned
 from provscan.collectors.inventory import role_of
 from provscan.collectors.licence_text import TextIdentity, TextMatch, identify
+from provscan.files import SniffedFile, open_scanned
 from provscan.report import (
     FileFormat,
     FileRole,

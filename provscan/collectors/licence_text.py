@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from provscan.knowledge_base import LicenceEntry, licence_base, reference_text
+from provscan.knowledge.base import LicenceEntry, licence_base, reference_text
 
 SHINGLE = 5
 # Containment a text needs to count as a reference licence, and the share of its markers.

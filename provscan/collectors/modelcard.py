@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
-from provscan.collectors.base import Collected, ScanFile, open_scanned
-from provscan.collectors.bounded import HostileData, parse_yaml, parse_yaml_leniently
 from provscan.collectors.parent_refs import shown
+from provscan.files import Collected, ScanFile, open_scanned
 from provscan.limits import Limits
+from provscan.parsing import HostileData, parse_yaml, parse_yaml_leniently
 from provscan.report import CardFacts, Finding, Severity, file_finding
 
 

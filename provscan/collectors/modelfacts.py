@@ -7,20 +7,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from provscan.collectors.base import (
+from provscan.collectors.serialization.gguf.facts import (
+    SPLIT_NAME,
+    GgufModelFacts,
+    read_gguf_facts,
+)
+from provscan.collectors.serialization.gguf.tensors import INT64_MAX
+from provscan.collectors.serialization.safetensors.header import SafetensorsError, read_header
+from provscan.files import (
     Collected,
     SniffedFile,
     load_json_object,
     open_scanned,
     string_list,
 )
-from provscan.collectors.serialization.gguf_facts import (
-    SPLIT_NAME,
-    GgufModelFacts,
-    read_gguf_facts,
-)
-from provscan.collectors.serialization.gguf_tensors import INT64_MAX
-from provscan.collectors.serialization.safetensors_header import SafetensorsError, read_header
 from provscan.limits import Limits
 from provscan.report import (
     FileFormat,

@@ -16,13 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provscan.collectors.base import (
-    Collected,
-    ScanFile,
-    SniffedFile,
-    load_json_object,
-    string_list,
-)
 from provscan.collectors.origin_hub import HUB_SOURCE, hub_lineage_findings, hub_root_models
 from provscan.collectors.parent_refs import (
     MERGEKIT_FILES,
@@ -31,14 +24,21 @@ from provscan.collectors.parent_refs import (
     resolve_parent,
 )
 from provscan.collectors.sentencepiece_read import SentencePieceUnreadable, read_sentencepiece
-from provscan.collectors.serialization.gguf_scan import (
+from provscan.collectors.serialization.gguf.scan import (
     GgufTokensUnreadable,
     read_gguf_tokens,
     read_provenance,
 )
 from provscan.collectors.tokenizer_read import TokenizerUnreadable, read_tokenizer_tokens
-from provscan.hub_lineage import HubLineage
-from provscan.knowledge_base import (
+from provscan.files import (
+    Collected,
+    ScanFile,
+    SniffedFile,
+    load_json_object,
+    string_list,
+)
+from provscan.hub.lineage import HubLineage
+from provscan.knowledge.base import (
     FamilyEntry,
     KnownModel,
     PublisherEntry,

@@ -1,13 +1,13 @@
 """What does the Hub add to a model's origin? Its recorded roots, and what it could not follow.
 
-For hf:// targets the pipeline walks `base_model` on the Hub (provscan.hub_lineage); the
+For hf:// targets the pipeline walks `base_model` on the Hub (provscan.hub.lineage); the
 origin step then takes the lineage's far ends as the root models (whose publishers and
 licences the model inherits) and turns each gap in the walk into a finding.
 """
 
 from __future__ import annotations
 
-from provscan.hub_lineage import HubLineage
+from provscan.hub.lineage import HubLineage
 from provscan.report import Finding, Severity, TargetInfo, target_finding
 
 # Where an edge read from the Hub's model_info says it came from.

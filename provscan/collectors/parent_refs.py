@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from provscan.collectors.base import ScanFile, read_scanned
-from provscan.collectors.bounded import HostileData, parse_yaml
 from provscan.collectors.normalise import normalise
+from provscan.files import ScanFile, read_scanned
+from provscan.parsing import HostileData, parse_yaml
 from provscan.report import Finding, Severity, file_finding
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")

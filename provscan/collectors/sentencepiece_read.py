@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from provscan.collectors.base import ScanFile, read_scanned
+from provscan.files import ScanFile, read_scanned
 
 SENTENCEPIECE_READ_MAX = 32 * 1024 * 1024  # real models are under 5 MB
 PIECES_MAX = 2_000_000  # real vocabularies have up to ~262k pieces

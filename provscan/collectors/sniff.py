@@ -94,7 +94,7 @@ def _is_text_pickle(head: bytes, size: int) -> bool:
     a call or a STOP is a pickle. Ordinary text fails within a byte or two (a space or '#'
     is not an opcode). Files sniffed otherwise are still walked from byte 0 by the scan.
     """
-    from provscan.collectors.serialization.pickle_scan import walk_pickles
+    from provscan.collectors.serialization.pickle.scan import walk_pickles
 
     walk = walk_pickles(io.BytesIO(head), limit=len(head), max_opcodes=100_000, sniffed=True)
     return walk.plausible > 0 or walk.pickles > 0

@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 
 import ijson
 
-from provscan.collectors.base import ScanFile, open_scanned
-from provscan.collectors.bounded import MAX_NESTING
+from provscan.files import ScanFile, open_scanned
+from provscan.parsing import MAX_NESTING
 
 TOKENIZER_READ_MAX = 64 * 1024 * 1024  # bytes parsed of one file (real ones are under 40 MB)
 TOKENS_KEPT_MAX = 8192  # added / special tokens kept of one file (real ones have < 1,100)

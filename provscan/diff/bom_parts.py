@@ -15,7 +15,7 @@ from provscan.diff.snapshot import FindingGroup, FindingKey, Reason
 
 MODEL_TYPE = "machine-learning-model"
 FINDING_PROPERTY = "provscan:finding"
-# claim:reason:<n> predicates are "<level> <rule>: <msg>" (provscan/emit/_cyclonedx_attest.py).
+# claim:reason:<n> predicates are "<level> <rule>: <msg>" (provscan/emit/bom/attest.py).
 _REASON_PREDICATE = re.compile(r"^(deny|review|warn) (\S+): ")
 _VERDICT_SUMMARY = re.compile(r"^provscan verdict: (APPROVE|REVIEW|DENY)$")
 

@@ -14,11 +14,11 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 
-from provscan.emit._cyclonedx_attest import declarations, definitions
-from provscan.emit._cyclonedx_model import model_card, model_component, model_ref, props
-from provscan.emit._cyclonedx_refs import bom_refs, reference_errors
-from provscan.emit._cyclonedx_report import report_component
-from provscan.emit._cyclonedx_schema import schema_validator
+from provscan.emit.bom.attest import declarations, definitions
+from provscan.emit.bom.model import model_card, model_component, model_ref, props
+from provscan.emit.bom.refs import bom_refs, reference_errors
+from provscan.emit.bom.report import report_component
+from provscan.emit.bom.schema import schema_validator
 from provscan.errors import OutputError
 from provscan.report import Report
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from provscan.emit._audit import build_audit
-from provscan.emit._audit_markup import Markup, escape, join, tag, void
-from provscan.emit._audit_model import (
+from provscan.emit.audit.build import build_audit
+from provscan.emit.audit.markup import Markup, escape, join, tag, void
+from provscan.emit.audit.model import (
     Block,
     Cell,
     Facts,
@@ -25,7 +25,7 @@ from provscan.emit._audit_model import (
     Verbatim,
     VerdictView,
 )
-from provscan.emit._audit_svg import lineage_svg
+from provscan.emit.audit.svg import lineage_svg
 from provscan.report import Report
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"

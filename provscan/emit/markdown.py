@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from provscan.emit._audit import build_audit
-from provscan.emit._audit_model import (
+from provscan.emit.audit.build import build_audit
+from provscan.emit.audit.model import (
     Block,
     Cell,
     Facts,

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from provscan import __version__
-from provscan.emit._sarif_rules import (
+from provscan.emit.sarif_rules import (
     POLICY_LEVEL,
     PROJECT_URL,
     SEVERITY_LEVEL,

@@ -185,7 +185,7 @@ def _records(console: Console, report: Report) -> None:
     if not report.records:
         return
     # Imported here: the audit modules read this one's human_size.
-    from provscan.emit._audit_records import record_problems, record_summary
+    from provscan.emit.audit.records import record_problems, record_summary
 
     for record in report.records:
         colour = "green" if record.authenticated and not record.mismatched else "yellow"

@@ -69,7 +69,7 @@ ENGINE = "regopy"
 # Memory the regopy child may allocate: address space on top of what the engine's library
 # maps when it loads (see provscan.policy._child.bounded_self). The engine's time and memory
 # grow faster than its input (a whole report of 30,000 files: 704 MiB and 23 s; of 6,000
-# findings: 61 s), so it sees a bounded input (provscan.policy_input): a report of 100,000
+# findings: 61 s), so it sees a bounded input (provscan.policy.input): a report of 100,000
 # files and 100,000 findings hands it 232 KB, evaluated in 2.2 s at 226 MiB peak RSS; the
 # tiny-llama demo's report needs 37 MiB. The bound is limits.policy_memory_max.
 DEFAULT_MEMORY_LIMIT = DEFAULT_LIMITS.policy_memory_max

@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import yaml
 
-from provscan.config import merge_config
 from provscan.errors import ConfigError, PolicyError, UsageError
+from provscan.policy.config import merge_config
 from provscan.policy.verdict import PACKAGE
 from provscan.resources import shipped_policy_dir
 

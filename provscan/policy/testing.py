@@ -29,9 +29,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from provscan.config import merge_config
 from provscan.errors import ProvscanError
 from provscan.policy.backends import REGOPY, PolicyBackend, PolicySetupError
+from provscan.policy.config import merge_config
 from provscan.policy.engine import evaluate, load_packs
 from provscan.policy.opa_cli import find_opa
 from provscan.policy.opa_server import push_packs

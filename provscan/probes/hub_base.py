@@ -35,10 +35,10 @@ from provscan.limits import Limits
 def hub_base(target: str, limits: Limits) -> Iterator[Path]:
     """A directory of the base's safetensors files with their embedding and output matrices
     readable (the rest holes), for the duration of the block."""
-    from provscan.hub import HubOptions, hub_traffic, parse_hub_target
-    from provscan.hub_remote import fetch_range
-    from provscan.hub_view import resolve_metadata_only
+    from provscan.hub.download import HubOptions, hub_traffic, parse_hub_target
+    from provscan.hub.ranges import fetch_range
     from provscan.probes.weights import WeightError, WeightLimits, _matrices
+    from provscan.resolve.hub_metadata import resolve_metadata_only
 
     ref = parse_hub_target(target)
     options = HubOptions(include=("*.safetensors",))

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provscan.collectors.bounded import parse_json
 from provscan.limits import DEFAULT_LIMITS
+from provscan.parsing import parse_json
 from provscan.probes.engine import ProbeError
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ def _render_main() -> None:
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from provscan.collectors.serialization.chat_template import generation_extension
+    from provscan.collectors.serialization.chat_template.lint import generation_extension
 
     request = json.loads(sys.stdin.read())
 

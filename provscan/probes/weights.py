@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from provscan.collectors.serialization.safetensors_header import (
+from provscan.collectors.serialization.safetensors.header import (
     SafetensorsError,
     SafetensorsHeader,
     TensorInfo,

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from provscan.atomic import write_output
-from provscan.collectors.base import read_at_most
 from provscan.errors import UsageError
+from provscan.files import read_at_most
 from provscan.report import SignatureStatus, Signer
 from provscan.signing.bundle import (
     DSSE_PAYLOAD_TYPE,

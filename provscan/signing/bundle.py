@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from provscan.collectors.base import read_at_most
-from provscan.collectors.bounded import HostileData, parse_json
+from provscan.files import read_at_most
+from provscan.parsing import HostileData, parse_json
 from provscan.report import SignatureMethod, SignedSerialization
 
 BUNDLE_MEDIA_TYPES = (

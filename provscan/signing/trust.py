@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import sigstore
 
-from provscan.collectors.base import read_at_most
 from provscan.errors import ConfigError
+from provscan.files import read_at_most
 from provscan.report import TrustAnchor
 
 if TYPE_CHECKING:

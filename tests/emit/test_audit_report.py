@@ -46,7 +46,7 @@ from provscan.report import (
 )
 from provscan.resources import default_policy_dir
 from provscan.signing.trust import load_trust
-from tests.test_golden import GOLDEN, check_golden
+from tests.emit.test_golden import GOLDEN, check_golden
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "sbom" / "examples" / "tiny-llama.report.json"

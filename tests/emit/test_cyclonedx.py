@@ -15,11 +15,11 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from fixtures.models import build_demo_model
 from provscan.collectors.licence import collect_licence
+from provscan.collectors.licence_files import read_licence_texts
 from provscan.collectors.origin import collect_origin
-from provscan.emit._cyclonedx_schema import _canonical
+from provscan.emit.bom.schema import _canonical
 from provscan.emit.cyclonedx import render_cyclonedx, validate_cyclonedx
 from provscan.errors import OutputError
-from provscan.licence_files import read_licence_texts
 from provscan.limits import DEFAULT_LIMITS
 from provscan.pipeline import ScanOptions, scan
 from provscan.report import (
@@ -784,8 +784,8 @@ def test_an_hf_reference_is_kept_in_the_embedded_report() -> None:
 
 def test_evaluate_reads_back_the_report_a_bom_embeds(tmp_path: Path) -> None:
     """Every claim the reader compares (schema, digest, files, verdict) agrees as written."""
-    from provscan.emit._cyclonedx_report import shareable
-    from provscan.evaluate_input import load_evidence
+    from provscan.cli.evaluate_input import load_evidence
+    from provscan.emit.bom.report import shareable
 
     for case, build in sorted(CASES.items()):
         report = build()

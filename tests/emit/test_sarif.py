@@ -12,9 +12,10 @@ from urllib.parse import unquote
 import pytest
 
 from fixtures.models import build_demo_model, build_malicious_pickle_model
-from provscan.emit import _sarif_rules, sarif
-from provscan.emit._sarif_rules import parse_rules, rule_catalogue
+from provscan.emit import sarif
+from provscan.emit import sarif_rules as _sarif_rules
 from provscan.emit.sarif import render_sarif, validate_sarif
+from provscan.emit.sarif_rules import parse_rules, rule_catalogue
 from provscan.errors import OutputError
 from provscan.pipeline import ScanOptions, scan
 from provscan.policy.engine import evaluate

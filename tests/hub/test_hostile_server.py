@@ -27,7 +27,7 @@ import pytest
 
 from fixtures.hub_repos import FixtureRepo, demo_files, demo_repo
 from fixtures.hub_server import HubServer
-from provscan.hub import HubLimitError, redirect_refusal
+from provscan.hub.download import HubLimitError, redirect_refusal
 from provscan.limits import DEFAULT_LIMITS
 
 # Child processes against a live server, seconds each: `python -m pytest -m slow`.
@@ -42,9 +42,9 @@ RUNNER = """
 import functools, json, resource, sys
 import httpx2, huggingface_hub, huggingface_hub.hf_api
 import numpy, safetensors
-import provscan.cli as cli, provscan.hub_view, provscan.hub_remote
+import provscan.cli as cli, provscan.resolve.hub_metadata, provscan.hub.ranges
 import provscan.pipeline as pipeline, provscan.policy.engine, provscan.emit.terminal
-import provscan.emit.json_report, provscan.collectors.serialization.safetensors_scan
+import provscan.emit.json_report, provscan.collectors.serialization.safetensors.scan
 from provscan.limits import Limits
 limits = Limits(**json.loads(sys.argv[1]))
 # The CLI imports the pipeline when it scans, and takes ScanOptions from it then.
@@ -193,7 +193,7 @@ def test_which_redirects_are_followed(source: str, target: str, allowed: bool) -
 
 
 def bounded_client(handler: Any, **limits: int) -> httpx2.Client:
-    from provscan.hub_remote import HubTraffic
+    from provscan.hub.ranges import HubTraffic
 
     traffic = HubTraffic(dataclasses.replace(DEFAULT_LIMITS, **limits), current_listed=lambda: None)
     return httpx2.Client(transport=httpx2.MockTransport(handler), event_hooks=traffic.hooks)
@@ -243,7 +243,7 @@ def test_xet_is_off_while_hub_traffic_is_bounded(monkeypatch: pytest.MonkeyPatch
     from huggingface_hub import constants
     from huggingface_hub.utils._runtime import is_xet_available
 
-    from provscan.hub import hub_traffic
+    from provscan.hub.download import hub_traffic
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
     with hub_traffic(DEFAULT_LIMITS):

@@ -18,7 +18,7 @@ from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
 from fixtures.hub_repos import FixtureRepo, base_model_chain, card
 from fixtures.hub_server import HubServer, point_client_at
-from provscan.hub_lineage import MAX_BASES, MAX_TEXT, HubEdge, HubLineage, walk_base_models
+from provscan.hub.lineage import MAX_BASES, MAX_TEXT, HubEdge, HubLineage, walk_base_models
 
 LLAMA = "meta-llama/Llama-3.1-8B"
 

@@ -25,12 +25,12 @@ from fixtures.hub_server import HubServer, point_client_at
 from fixtures.signing import KeyFiles, write_key
 from provscan.collectors import hub_records
 from provscan.emit.terminal import render_terminal
-from provscan.hub import HubOptions
-from provscan.hub_view import Listed, _bad_name, split_by_fetch
+from provscan.hub.download import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.pipeline import ScanOptions, scan
 from provscan.policy.engine import evaluate
 from provscan.report import Report, Verdict
+from provscan.resolve.hub_metadata import Listed, _bad_name, split_by_fetch
 from provscan.resources import default_policy_dir
 from provscan.signing.sign import SigningKey, sign_model
 

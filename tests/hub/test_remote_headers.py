@@ -30,10 +30,10 @@ from fixtures.hub_repos import (
     size_of,
 )
 from fixtures.hub_server import HubServer, point_client_at
-from provscan.collectors.base import ScanFile
-from provscan.collectors.serialization.safetensors_header import read_header
-from provscan.collectors.serialization.safetensors_scan import scan_safetensors
-from provscan.hub_remote import (
+from provscan.collectors.serialization.safetensors.header import read_header
+from provscan.collectors.serialization.safetensors.scan import scan_safetensors
+from provscan.files import ScanFile
+from provscan.hub.ranges import (
     RemoteError,
     RemoteHeader,
     _http_reason,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from provscan.config import load_config, merge_config
 from provscan.errors import ConfigError, ExitCode
+from provscan.policy.config import load_config, merge_config
 from provscan.policy.engine import evaluate
 from provscan.report import Decision, Report
 from provscan.resources import default_policy_dir

@@ -12,7 +12,7 @@ from typing import Any
 
 from provscan.limits import DEFAULT_LIMITS
 from provscan.policy.engine import evaluate
-from provscan.policy_input import policy_caps
+from provscan.policy.input import policy_caps
 from provscan.report import (
     Decision,
     FileEntry,

@@ -12,8 +12,8 @@ import pytest
 from fixtures import backdoor, finetune, hard
 from fixtures.hub_repos import FixtureRepo
 from fixtures.hub_server import HubServer, point_client_at
-from provscan.hub import HubError
-from provscan.hub_remote import fetch_range
+from provscan.hub.download import HubError
+from provscan.hub.ranges import fetch_range
 from provscan.probes.collect import _weights
 from provscan.probes.weights import weight_evidence
 from tests.conftest import CliResult

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from provscan.collectors.base import ScanFile, open_scanned
-from provscan.collectors.serialization.pickle_scan import describe, scan_pickle_bytes
+from provscan.collectors.serialization.pickle.scan import describe, scan_pickle_bytes
+from provscan.files import ScanFile, open_scanned
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
 

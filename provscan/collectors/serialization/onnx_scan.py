@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from provscan.collectors.base import ScanFile, open_scanned
+from provscan.files import ScanFile, open_scanned
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, file_finding
 

@@ -6,8 +6,8 @@ import importlib
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from provscan.collectors.base import Collected, ScanFile, SniffedFile, isolated
-from provscan.collectors.serialization.pickle_scan import scan_as_pickle, scan_pickle_file
+from provscan.collectors.serialization.pickle.scan import scan_as_pickle, scan_pickle_file
+from provscan.files import Collected, ScanFile, SniffedFile, isolated
 from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, Severity, file_finding
 
@@ -28,25 +28,25 @@ def _lazy(module: str, name: str) -> FormatScanner:
     return scanner
 
 
-scan_zip = _lazy("zip_scan", "scan_zip")
-scan_keras_zip = _lazy("keras_scan", "scan_keras_zip")
-scan_keras_folder_config = _lazy("keras_scan", "scan_keras_folder_config")
-scan_tokenizer_config_template = _lazy("gguf_scan", "scan_tokenizer_config_template")
+scan_zip = _lazy("containers.zip_scan", "scan_zip")
+scan_keras_zip = _lazy("keras.scan", "scan_keras_zip")
+scan_keras_folder_config = _lazy("keras.scan", "scan_keras_folder_config")
+scan_tokenizer_config_template = _lazy("gguf.scan", "scan_tokenizer_config_template")
 
 # Routed by the format the content shows, never by the file name.
 SCANNERS: dict[FileFormat, FormatScanner] = {
     FileFormat.PICKLE: scan_pickle_file,
     FileFormat.ZIP: scan_zip,
-    FileFormat.SAFETENSORS: _lazy("safetensors_scan", "scan_safetensors"),
+    FileFormat.SAFETENSORS: _lazy("safetensors.scan", "scan_safetensors"),
     FileFormat.NUMPY: _lazy("numpy_scan", "scan_numpy"),
-    FileFormat.GGUF: _lazy("gguf_scan", "scan_gguf"),
-    FileFormat.TAR: _lazy("archives", "scan_tar"),
-    FileFormat.GZIP: _lazy("archives", "scan_gzip"),
-    FileFormat.SEVENZIP: _lazy("archives", "scan_7z"),
-    FileFormat.HDF5: _lazy("hdf5_scan", "scan_hdf5"),
+    FileFormat.GGUF: _lazy("gguf.scan", "scan_gguf"),
+    FileFormat.TAR: _lazy("containers.archives", "scan_tar"),
+    FileFormat.GZIP: _lazy("containers.archives", "scan_gzip"),
+    FileFormat.SEVENZIP: _lazy("containers.archives", "scan_7z"),
+    FileFormat.HDF5: _lazy("keras.hdf5", "scan_hdf5"),
     # zlib, bz2, xz and joblib's old "ZF" streams have no magic the sniffer trusts; this
     # reads 64 bytes and returns nothing when the content is not compressed.
-    FileFormat.BINARY: _lazy("archives", "scan_compressed"),
+    FileFormat.BINARY: _lazy("containers.archives", "scan_compressed"),
 }
 
 

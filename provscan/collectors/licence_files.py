@@ -1,0 +1,39 @@
+"""What do the model's licence files say? Their text, for the AI-BOM's licence attachments."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from provscan.files import read_at_most
+from provscan.report import FileFormat, FileRole, Report, TargetKind
+
+# A licence longer than this is not attached in full (the Llama licences are ~10 KB).
+MAX_LICENCE_TEXT = 1024 * 1024
+
+
+def read_licence_texts(report: Report) -> dict[str, str]:
+    """Map each readable text licence file (relative path) to its content."""
+    root = Path(report.target.root)
+    base = root if root.is_dir() else root.parent
+    # Re-check containment at read time: a file swapped for a link after the scan must
+    # not smuggle another file's content into the BOM.
+    allowed = base.parent.parent if report.target.kind is TargetKind.HF_CACHE_SNAPSHOT else base
+    texts: dict[str, str] = {}
+    for entry in report.files:
+        if entry.role is not FileRole.LICENCE or entry.format is not FileFormat.TEXT:
+            continue
+        if entry.size > MAX_LICENCE_TEXT:
+            continue
+        real = (base / entry.path).resolve()
+        if not real.is_relative_to(allowed):
+            continue
+        try:
+            raw = read_at_most(real, MAX_LICENCE_TEXT)  # no link followed, no FIFO waited on
+        except OSError:
+            continue
+        # Only the very bytes the scan hashed: a file changed since is not attached.
+        if entry.sha256 is None or hashlib.sha256(raw).hexdigest() != entry.sha256:
+            continue
+        texts[entry.path] = raw.decode("utf-8", errors="replace")
+    return texts

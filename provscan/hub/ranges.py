@@ -1,0 +1,588 @@
+"""What safetensors header does each weight file of a Hub commit carry? Read it by byte ranges.
+
+For a metadata-only scan: per file the exact header bytes (the 8-byte little-endian length N, then
+N bytes of JSON) and no tensor data. Not `HfApi.get_safetensors_metadata`: it asks for
+`bytes=0-100000` of every file (2.4% of a repo of 4 MiB shards, 24 times this module's 0.1%
+target), makes its second request without bounding the declared length, and returns parsed
+metadata, not the raw bytes that provscan's own checks (safetensors_header.py) run on.
+
+Each file goes as in `hf_hub_download`: `hf_hub_url` pinned to the commit; `get_hf_file_metadata`
+(HEAD /resolve with the library's session, backoff, user agent and token; it stops at the Hub's
+cross-origin 302: size, commit, location); then Range GETs on the location via
+`http_stream_backoff`, without `Authorization` off the Hub (`_is_same_or_hub_host`, as
+file_download.py decides). The first GET asks for bytes 0..P-1, P = 1/2048 of the file (8 B to
+64 KiB): over-reading stays under 0.05% of a file and a header that fits costs one GET. Only if
+8+N > P, and after N is checked against `max_header` and the file size, a second GET asks for
+P..8+N-1. `first_read=8` reads exactly: bytes 0-7, then 8..8+N-1.
+
+A server that ignores Range (200) is read streamed only up to what was asked, then closed; the
+bytes received are counted and `range_ignored` says so. A non-safetensors file (a pickle, a zip)
+nearly always fails the length bound (its first 8 bytes read as an enormous N): HeaderTooLarge
+after one GET. A plausible N over bytes that are not a UTF-8 JSON object is NotSafetensors.
+Deeper checks are left to provscan's scanner.
+
+The end of the module bounds every Hub request of a scan, huggingface_hub's and the above
+(`HubTraffic`, installed by `hub.hub_traffic`): sizes, deadlines, redirects.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx2
+from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils._headers import build_hf_headers
+from huggingface_hub.utils._http import (
+    _is_same_or_hub_host,
+    default_client_factory,
+    hf_raise_for_status,
+    http_stream_backoff,
+    parse_ratelimit_headers,
+)
+
+from provscan import __version__
+from provscan.hub.download import HubLimitError, redirect_refusal
+from provscan.limits import Limits
+
+PREFIX = 8  # the little-endian u64 header length
+SPECULATE_DIVISOR, SPECULATE_MAX = 2048, 64 * 1024  # first GET: size // 2048, at most 64 KiB
+_SHA = re.compile(r"[0-9a-f]{40}")
+_STATUS = {
+    401: "unauthorized: gated or private repo, or an invalid token; set HF_TOKEN",
+    403: "forbidden: this token has not been granted access to the repo",
+    416: "the server refused the byte range",
+    429: "rate limited by the Hub, still after retries; set HF_TOKEN or run again later",
+}
+
+
+@dataclass(frozen=True)
+class RemoteHeader:
+    """A file's header as served: `header` is the N JSON bytes after the 8-byte prefix."""
+
+    path: str
+    length_prefix: int  # N, as the first 8 bytes declare it
+    header: bytes
+    file_size: int | None  # from the Hub's HEAD (X-Linked-Size or Content-Length)
+    bytes_downloaded: int  # body bytes received for this file, over-reads included
+    requests: int  # HTTP requests: the HEAD, the GETs and the redirects they followed
+    range_ignored: bool = False  # a server answered 200 to a Range request
+
+    @property
+    def raw(self) -> bytes:
+        """The file's first 8+N bytes, as a local reader reads them."""
+        return self.length_prefix.to_bytes(PREFIX, "little") + self.header
+
+
+@dataclass(frozen=True)
+class RemoteError:
+    """Why a file's header could not be had. `code`: for a bad file, safetensors_header's
+    (HeaderTooSmall, HeaderTooLarge, InvalidHeaderLength) or NotSafetensors; when the Hub could
+    not serve it right: http-NNN, network, ShortRead, RangeMismatch, Encoded, CommitMismatch."""
+
+    path: str
+    reason: str
+    code: str = "error"
+    bytes_downloaded: int = 0
+    requests: int = 0
+    head: bytes = b""  # a file that is not safetensors: its first bytes (see head_bytes)
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, reason: str, head: bytes = b"") -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.head = code, reason, head
+
+
+@dataclass
+class _Counts:
+    requests: int = 0
+    bytes: int = 0
+    range_ignored: bool = False
+
+
+def _get(url: str, start: int, end: int, headers: dict[str, str], counts: _Counts) -> bytes:
+    """Bytes start..end-1 of `url`; of a body that ignores Range, no more than its first `end`."""
+    counts.requests += 1
+    ranged, data, skip = headers | {"Range": f"bytes={start}-{end - 1}"}, bytearray(), 0
+    timeout = constants.HF_HUB_DOWNLOAD_TIMEOUT
+    with http_stream_backoff("GET", url, headers=ranged, timeout=timeout) as response:
+        counts.requests += len(response.history)
+        counts.bytes += sum(r.num_bytes_downloaded for r in response.history)
+        try:
+            hf_raise_for_status(response)  # reads an error body, as the library always does
+            if response.status_code == 200:  # Range ignored: the body starts at byte 0
+                counts.range_ignored, skip = True, start
+            elif not response.headers.get("Content-Range", "").startswith(f"bytes {start}-"):
+                raise _Refused("RangeMismatch", f"asked for bytes from {start}, got others")
+            if response.headers.get("Content-Encoding", "identity") != "identity":
+                raise _Refused("Encoded", "the server compressed the range despite identity")
+            for chunk in response.iter_raw():
+                data += chunk
+                if len(data) >= skip + end - start:
+                    break  # leaving the block closes the response: the rest is never read
+        finally:
+            counts.bytes += response.num_bytes_downloaded
+    return bytes(data[skip : skip + end - start])
+
+
+def _read(
+    url: str,
+    revision: str,
+    max_header: int,
+    first_read: int | None,
+    token: bool | str | None,
+    endpoint: str | None,
+    counts: _Counts,
+    head_bytes: int = 0,
+) -> tuple[int, bytes, int | None]:
+    """(N, header, file size) of the file at `url`, or _Refused."""
+    counts.requests += 1
+    agent = {"provscan": __version__}  # user agent: "...; provscan/0.1.0"
+    meta = get_hf_file_metadata(
+        url, token, endpoint=endpoint, retry_on_errors=True, user_agent=agent
+    )
+    if meta.commit_hash not in (None, revision):
+        raise _Refused("CommitMismatch", f"the Hub served commit {meta.commit_hash}")
+    if (size := meta.size) is not None and size < PREFIX:
+        raise _Refused("HeaderTooSmall", f"file is {size} bytes, shorter than the 8-byte prefix")
+    headers = build_hf_headers(token=token, user_agent=agent) | {"Accept-Encoding": "identity"}
+    if not _is_same_or_hub_host(url, meta.location):
+        headers.pop("authorization", None)  # a CDN: the token stays on the Hub
+    if first_read is None:
+        first_read = min(SPECULATE_MAX, (size or 0) // SPECULATE_DIVISOR)
+    data = _get(meta.location, 0, max(PREFIX, min(first_read, size or first_read)), headers, counts)
+    if len(data) < PREFIX:
+        raise _Refused("ShortRead", f"the server sent {len(data)} of the 8 prefix bytes asked")
+
+    def not_safetensors(code: str, reason: str) -> _Refused:
+        """The refusal, with the file's first `head_bytes` (fetched if not yet) to sniff."""
+        want = min(head_bytes, size) if size is not None else head_bytes
+        head = data + (
+            _get(meta.location, len(data), want, headers, counts) if want > len(data) else b""
+        )
+        return _Refused(code, reason, head[:want])
+
+    if (n := int.from_bytes(data[:PREFIX], "little")) > max_header:
+        raise not_safetensors(
+            "HeaderTooLarge", f"declared header length {n} exceeds the {max_header}-byte limit"
+        )
+    if size is not None and PREFIX + n > size:
+        raise not_safetensors(
+            "InvalidHeaderLength",
+            f"declared header length {n} runs past the end of the {size}-byte file",
+        )
+    if len(data) < PREFIX + n:
+        data += _get(meta.location, len(data), PREFIX + n, headers, counts)
+    if len(data) < PREFIX + n:
+        raise _Refused("ShortRead", f"the server sent {len(data)} of the {PREFIX + n} bytes asked")
+    try:
+        if not isinstance(json.loads(data[PREFIX : PREFIX + n].decode("utf-8")), dict):
+            raise ValueError("not an object")
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError included
+        raise not_safetensors(
+            "NotSafetensors", f"not a safetensors file: header is not a UTF-8 JSON object ({exc})"
+        ) from exc
+    return n, data[PREFIX : PREFIX + n], size
+
+
+def _http_reason(exc: HfHubHTTPError) -> str:
+    status, server = exc.response.status_code, exc.server_message
+    if isinstance(exc, GatedRepoError):
+        what = "gated repo: needs a token granted access" + (", none sent" if status == 401 else "")
+    elif isinstance(exc, RepositoryNotFoundError):
+        what = "repository not found (deleted, renamed, private or misspelt)"
+    elif isinstance(exc, RevisionNotFoundError):
+        what = "revision not found"
+    elif isinstance(exc, RemoteEntryNotFoundError):
+        what = "file not found at this revision"
+    else:
+        what = _STATUS.get(status, "HTTP error")
+    return f"HTTP {status}: {what}" + (f" (Hub: {server})" if server else "")
+
+
+def fetch_safetensors_headers(
+    repo_id: str,
+    revision: str,
+    paths: Sequence[str],
+    *,
+    max_header: int,
+    workers: int = 8,
+    token: bool | str | None = None,
+    endpoint: str | None = None,
+    first_read: int | None = None,
+    head_bytes: int = 0,
+) -> dict[str, RemoteHeader | RemoteError]:
+    """Each path's header at `revision` (a full commit sha), `workers` files at a time.
+
+    `token` as in huggingface_hub (None: the saved token; False: none). `first_read`: bytes of
+    the first GET (default 1/2048 of the file, 8 to 64 KiB). `head_bytes`: for a file that is
+    not safetensors, at least this many of its first bytes come back in `RemoteError.head`
+    (fewer if the file is shorter), so that its format can be told. One file's fault never
+    raises.
+    """
+    if not _SHA.fullmatch(revision):
+        raise ValueError(f"revision must be a full 40-hex commit sha, not {revision!r}")
+    if max_header < 0 or workers < 1 or (first_read is not None and first_read < PREFIX):
+        raise ValueError("need max_header >= 0, workers >= 1 and first_read >= 8")
+    if head_bytes < 0:
+        raise ValueError("need head_bytes >= 0")
+
+    def fetch(path: str) -> RemoteHeader | RemoteError:
+        counts = _Counts()
+        try:
+            url = hf_hub_url(repo_id, path, revision=revision, endpoint=endpoint)
+            n, header, size = _read(
+                url, revision, max_header, first_read, token, endpoint, counts, head_bytes
+            )
+            ignored = counts.range_ignored
+            return RemoteHeader(path, n, header, size, counts.bytes, counts.requests, ignored)
+        except _Refused as exc:
+            code, reason, head = exc.code, exc.reason, exc.head
+        except HfHubHTTPError as exc:
+            code, reason, head = f"http-{exc.response.status_code}", _http_reason(exc), b""
+        except (httpx2.HTTPError, RuntimeError) as exc:  # connection, timeout, protocol
+            code, reason, head = "network", _network_reason(exc), b""
+        return RemoteError(path, reason, code, counts.bytes, counts.requests, head)
+
+    unique = list(dict.fromkeys(paths))
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:
+        return dict(zip(unique, pool.map(fetch, unique), strict=True))
+
+
+def _network_reason(exc: BaseException) -> str:
+    """What went wrong on the wire, after huggingface_hub's retries.
+
+    Its http_stream_backoff is a generator context manager that retries by yielding again: a
+    body cut while it is read (inside the `with`) surfaces as RuntimeError("generator didn't
+    stop after throw()"), the network error as its context."""
+    if isinstance(exc, RuntimeError) and not isinstance(exc.__context__, httpx2.HTTPError):
+        raise exc  # not a network error: a bug, never hidden as one
+    cause = exc.__context__ if isinstance(exc, RuntimeError) else exc
+    return f"network error: {type(cause).__name__}: {cause}"
+
+
+RANGE_CHUNK = 64 * 1024 * 1024  # bytes per GET of fetch_range
+
+
+def fetch_range(
+    repo_id: str,
+    revision: str,
+    path: str,
+    start: int,
+    end: int,
+    *,
+    chunk: int = RANGE_CHUNK,
+    token: bool | str | None = None,
+    endpoint: str | None = None,
+) -> Iterator[tuple[int, bytes]]:
+    """Bytes start..end-1 of one file at `revision` (a full commit sha), `chunk` bytes per
+    Range GET, as (offset, bytes). One HEAD resolves the file as for a header; a server that
+    ignores Range, answers another range, compresses or sends short is an error naming the
+    file (HubError), never a silent gap: the caller would read zeros as weights."""
+    from provscan.hub.download import HubError
+
+    if not _SHA.fullmatch(revision):
+        raise ValueError(f"revision must be a full 40-hex commit sha, not {revision!r}")
+    if not 0 <= start <= end or chunk < 1:
+        raise ValueError("need 0 <= start <= end and chunk >= 1")
+    where = f"hf://{repo_id}@{revision}: {path}"
+    counts = _Counts()
+    agent = {"provscan": __version__}
+    try:
+        url = hf_hub_url(repo_id, path, revision=revision, endpoint=endpoint)
+        meta = get_hf_file_metadata(
+            url, token, endpoint=endpoint, retry_on_errors=True, user_agent=agent
+        )
+        if meta.commit_hash not in (None, revision):
+            raise _Refused("CommitMismatch", f"the Hub served commit {meta.commit_hash}")
+        if meta.size is not None and end > meta.size:
+            raise _Refused("ShortFile", f"bytes up to {end} asked of a {meta.size}-byte file")
+        headers = build_hf_headers(token=token, user_agent=agent) | {"Accept-Encoding": "identity"}
+        if not _is_same_or_hub_host(url, meta.location):
+            headers.pop("authorization", None)
+        for at in range(start, end, chunk):
+            stop = min(end, at + chunk)
+            data = _get(meta.location, at, stop, headers, counts)
+            if counts.range_ignored:
+                raise _Refused("RangeIgnored", "the server ignored the Range header")
+            if len(data) != stop - at:
+                raise _Refused("ShortRead", f"the server sent {len(data)} of {stop - at} bytes")
+            yield at, data
+    except _Refused as exc:
+        raise HubError(f"{where}: bytes {start}-{end - 1}: {exc.reason}") from exc
+    except HfHubHTTPError as exc:
+        raise HubError(f"{where}: {_http_reason(exc)}") from exc
+    except (httpx2.HTTPError, RuntimeError) as exc:
+        raise HubError(f"{where}: {_network_reason(exc)}") from exc
+
+
+# -- Every Hub request of a scan, bounded (hub.hub_traffic installs this) --------------------------
+
+_TIMING = "provscan.hub.download.timing"  # request.extensions key: the request's _Timing
+_DECLARED_KEPT = 4096  # sizes the HEADs declared, kept for the GETs that follow them
+_RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class _Timing:
+    start: float
+    deadline: float
+    scan: bool  # the scan's deadline (hub_scan_deadline) comes first, not hub_request_timeout
+
+
+class HubTraffic:
+    """The bounds on one scan's Hub traffic, enforced by event hooks on huggingface_hub's client.
+
+    Hooks on the client that `get_session()` returns (installed with `set_client_factory`), not
+    provscan's own requests: huggingface_hub reads whole bodies itself (`model_info`,
+    `list_repo_tree`, `repo_info`: `get_session().get(...)` then `.json()`; an error's body in
+    `hf_raise_for_status`), follows redirects itself and writes downloads itself (`http_get`).
+    Its hooks see every request and response, each redirect hop included, before any body is
+    read, and leave proxies, the user agent and the token handling as they are.
+
+    - Size: a body read into memory (anything under /api/, an error, a redirect) is decoded
+      piece by piece (httpx2 inflates gzip, deflate, br and zstd at most 1 MiB a step) and
+      refused past `hub_response_max` bytes; what was read becomes the response's content, so
+      huggingface_hub's `.json()` / `.read()` find it. A file body (any other GET) is asked for
+      with `Accept-Encoding: identity`, refused if encoded all the same, and cut at the size the
+      Hub lists for it (`hub.listed_file`) or, failing that, the size its HEAD declared
+      (`X-Linked-Size` / `Content-Length`, what huggingface_hub's own size check uses): one byte
+      more is a HubLimitError, and nothing past the size reaches the disk.
+    - Time: a request (connect, headers, body) ends within `hub_request_timeout` seconds, a file
+      body within that plus its size (as above, else its Content-Length) at `hub_min_rate`
+      bytes a second; its socket timeouts are cut to the time left and the clock is read after
+      every piece of body, so a server dripping a byte a second is cut off at the deadline.
+      Nothing runs past `hub_scan_deadline` seconds from the start; a Retry-After beyond it
+      fails at once.
+    - Redirects: hub.redirect_refusal.
+    """
+
+    def __init__(
+        self, limits: Limits, current_listed: Callable[[], tuple[str, int] | None]
+    ) -> None:
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.hub_scan_deadline
+        self._listed = current_listed
+        self._declared: OrderedDict[str, tuple[int, str]] = OrderedDict()  # URL: size, file URL
+        self._lock = threading.Lock()
+
+    def client(self) -> httpx2.Client:
+        """huggingface_hub's default client (its request hook, redirects followed), with ours."""
+        client = default_client_factory()
+        hooks = client.event_hooks
+        client.event_hooks = {kind: [*hooks[kind], *mine] for kind, mine in self.hooks.items()}
+        return client
+
+    @property
+    def hooks(self) -> dict[str, list[Callable[..., Any]]]:
+        """The event hooks that bound a client's traffic."""
+        return {"request": [self._on_request], "response": [self._on_response]}
+
+    def check_wait(self, seconds: float, what: str) -> None:
+        """A HubLimitError if waiting `seconds` would pass the scan's deadline."""
+        if time.monotonic() + seconds > self.deadline:
+            raise self.late(f"{what}: waiting {seconds:g} s more", scan=True)
+
+    def late(self, what: str, *, scan: bool) -> HubLimitError:
+        if scan:
+            return HubLimitError(
+                f"{what} passes the deadline for all of the scan's Hub traffic, "
+                f"{self.limits.hub_scan_deadline} s (hub_scan_deadline)",
+                "run again when the Hub answers faster, or raise hub_scan_deadline in provscan/limits.py",
+            )
+        return HubLimitError(
+            f"{what}: no complete answer within {self.limits.hub_request_timeout} s "
+            "(hub_request_timeout, per request)",
+            "run again; if it repeats, the server (HF_ENDPOINT, or a proxy) answers too slowly",
+        )
+
+    def _timing(self, start: float, extra: float = 0.0) -> _Timing:
+        mine = start + self.limits.hub_request_timeout + extra
+        return _Timing(start, min(mine, self.deadline), self.deadline < mine)
+
+    def _on_request(self, request: httpx2.Request) -> None:
+        now = time.monotonic()
+        if now >= self.deadline:
+            raise self.late(f"{request.method} {request.url}", scan=True)
+        timing = self._timing(now)
+        request.extensions[_TIMING] = timing
+        left = timing.deadline - now
+        given = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            kind: min(value, left) if isinstance(value, int | float) else left
+            for kind in ("connect", "read", "write", "pool")
+            for value in [given.get(kind)]
+        }
+        if request.method == "GET" and not _is_api(request.url):
+            request.headers["Accept-Encoding"] = "identity"  # a file: its size is its length
+
+    def _on_response(self, response: httpx2.Response) -> None:
+        request = response.request
+        url, what = str(request.url), f"{request.method} {request.url}"
+        timing = request.extensions.get(_TIMING) or self._timing(time.monotonic())
+        if response.has_redirect_location:
+            location = urljoin(url, response.headers["Location"])
+            if (refused := redirect_refusal(url, location)) is not None:
+                raise HubLimitError(
+                    f"{what}: the Hub's redirect to {location[:300]} is refused: {refused}",
+                    "check HF_ENDPOINT and any proxy between provscan and the Hub",
+                )
+        self._check_retry_after(response, what)
+        cap, name = None, None
+        if request.method == "HEAD" and response.status_code < 400:
+            self._declare(response, url)
+        elif request.method == "GET" and response.is_success and not _is_api(request.url):
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding != "identity":
+                raise HubLimitError(
+                    f"{what}: a file served with Content-Encoding {encoding[:40]!r} though "
+                    "identity was asked; refused (its size could not be bounded)"
+                )
+            cap, name = self._file_cap(response, url)
+            length = _int(response.headers.get("Content-Length"))
+            if cap is not None and length is not None and length > cap:
+                raise _too_long(name or url, cap, f"; it declares {length} bytes")
+            if (size := cap if cap is not None else length) is not None:
+                timing = self._timing(timing.start, size / max(self.limits.hub_min_rate, 1))
+        assert isinstance(response.stream, httpx2.SyncByteStream)  # a sync client's
+        response.stream = _BoundedStream(response.stream, timing, self, what, cap, name or url)
+        if request.method != "HEAD" and (_is_api(request.url) or response.status_code >= 300):
+            self._read_in_memory(response, what)
+
+    def _read_in_memory(self, response: httpx2.Response, what: str) -> None:
+        """The whole (decoded) body, refused past hub_response_max bytes."""
+        cap, data = self.limits.hub_response_max, bytearray()
+        for piece in response.iter_bytes():
+            data += piece
+            if len(data) > cap:
+                response.close()
+                raise HubLimitError(
+                    f"{what}: the response is larger than {cap} bytes decoded "
+                    f"(hub_response_max); refused, nothing past {cap} bytes read",
+                    "if the Hub's answer is legitimately this large, raise hub_response_max in provscan/limits.py",
+                )
+        response._content = bytes(data)  # what read() and json() return, as if read by httpx2
+
+    def _check_retry_after(self, response: httpx2.Response, what: str) -> None:
+        """A HubLimitError when the Hub asks to wait (before the retry huggingface_hub or
+        provscan will make) past the scan's deadline."""
+        if response.status_code not in _RETRY_STATUS:
+            return
+        asked = response.headers.get("Retry-After", "").strip()
+        wait = float(asked) if asked.isdigit() else _seconds_until(asked)
+        if (limited := parse_ratelimit_headers(response.headers)) and limited.remaining == 0:
+            wait = max(wait or 0, limited.reset_in_seconds)
+        if wait is not None:
+            asks = f"{what}: HTTP {response.status_code}, the Hub asks to retry after {wait:g} s"
+            self.check_wait(wait, asks)
+
+    def _declare(self, response: httpx2.Response, url: str) -> None:
+        """Remember the size a HEAD of a file declared, for the GET of where it points (a
+        redirect's own Content-Length is the length of its body, not the file's)."""
+        headers = response.headers
+        length = None if response.is_redirect else headers.get("Content-Length")
+        size = _int(headers.get("X-Linked-Size") or length)
+        if size is None:
+            return
+        key = str(httpx2.URL(urljoin(url, headers.get("Location") or url)))
+        with self._lock:
+            self._declared[key] = (size, url)
+            self._declared.move_to_end(key)
+            while len(self._declared) > _DECLARED_KEPT:
+                self._declared.popitem(last=False)
+
+    def _file_cap(self, response: httpx2.Response, url: str) -> tuple[int | None, str | None]:
+        """(bytes this file body may hold, the file's name if listed), None if unknown."""
+        listed = self._listed()
+        if listed is not None:
+            name, size = listed
+        else:
+            with self._lock:
+                declared = self._declared.get(url)
+            if declared is None:
+                return None, None
+            size, name = declared
+        start = 0
+        if response.status_code == 206:
+            match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+            start = int(match.group(1)) if match else 0
+        return max(size - start, 0), name
+
+
+class _BoundedStream(httpx2.SyncByteStream):
+    """A response's raw body, checked after every piece: the deadline, and `cap` bytes."""
+
+    def __init__(
+        self,
+        inner: httpx2.SyncByteStream,
+        timing: _Timing,
+        traffic: HubTraffic,
+        what: str,
+        cap: int | None,
+        name: str,
+    ) -> None:
+        self._inner, self._timing, self._traffic = inner, timing, traffic
+        self._what, self._cap, self._name, self._read = what, cap, name, 0
+
+    @property
+    def elapsed(self) -> Any:  # httpx2 reads the response's elapsed time from its stream
+        return getattr(self._inner, "elapsed", None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for piece in self._inner:
+                self._read += len(piece)
+                if self._cap is not None and self._read > self._cap:
+                    raise _too_long(self._name, self._cap)
+                if time.monotonic() > self._timing.deadline:
+                    raise self._traffic.late(self._what, scan=self._timing.scan)
+                yield piece
+        except httpx2.TimeoutException as exc:  # a socket timeout cut to the time left
+            if time.monotonic() >= self._timing.deadline - 0.1:
+                raise self._traffic.late(self._what, scan=self._timing.scan) from exc
+            raise
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _too_long(name: str, cap: int, how: str = "") -> HubLimitError:
+    return HubLimitError(
+        f"{name}: the Hub served more than the {cap} bytes it lists for this file{how}; "
+        f"stopped at {cap} bytes, nothing past them kept",
+        "the server sends other bytes than the Hub recorded: check HF_ENDPOINT and any proxy",
+    )
+
+
+def _is_api(url: httpx2.URL) -> bool:
+    return url.path.startswith("/api/") and "/resolve" not in url.path
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def _seconds_until(http_date: str) -> float | None:
+    """Seconds until an HTTP date (a Retry-After), None if it is not one."""
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time()) if when.tzinfo else None
