@@ -24,7 +24,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # of torch; the children inherit it.
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
-GOLDEN_UPDATE = os.environ.get("PROVSCAN_UPDATE_GOLDEN") == "1"
+# Set by `--update-goldens` (pytest_configure runs before any test module imports it).
+GOLDEN_UPDATE = False
 
 
 # Test files that take 5 s or more of one core each (`python -m pytest --durations=0` on this
@@ -76,6 +77,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="leave out the test files that take seconds each (tests/conftest.py HEAVY_MODULES)",
     )
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="rewrite the golden files in tests/golden from this run's outputs; review the diff",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global GOLDEN_UPDATE
+    GOLDEN_UPDATE = bool(config.getoption("--update-goldens"))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
