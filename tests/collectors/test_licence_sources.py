@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.models import build_demo_model, write_files
-from provscan.collectors import licence_sources
-from provscan.collectors.licence_sources import CONTENT_READS_MAX, decode, licence_like
+from provscan.collectors import licence_evidence, licence_sources
+from provscan.collectors.licence_decode import decode
+from provscan.collectors.licence_like import licence_like
+from provscan.collectors.licence_sources import CONTENT_READS_MAX
 from provscan.pipeline import ScanOptions, scan
 from provscan.report import Finding, Report, Severity, StepStatus
 from tests.conftest import TESTS
@@ -256,7 +258,7 @@ def test_a_failure_in_the_matcher_is_a_finding_not_a_lost_scan(
     def boom(text: str) -> object:
         raise RecursionError("crafted")
 
-    monkeypatch.setattr(licence_sources, "identify", boom)
+    monkeypatch.setattr(licence_evidence, "identify", boom)
     report = _scan(_model(tmp_path, {"LICENSE": LLAMA_31}))
     [finding] = _findings(report, "LIC-FILE-UNREADABLE")
     assert finding.location is not None and finding.location.path == "LICENSE"
