@@ -15,7 +15,6 @@ when the record it would check against is unusable.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +27,12 @@ from provscan.collectors.hub_hashes import (
     check_recorded_hash,
     read_local_dir_metadata,
 )
-from provscan.files import ScanFile, read_at_most
+from provscan.files import SHA1_HEX, ScanFile, read_at_most
 from provscan.parsing import HostileData, parse_json
 from provscan.report import Finding, Severity, TargetKind, file_finding, target_finding
 
 TREE_CACHE_MAX = 64 * 1024 * 1024
 LOCAL_DIR_TREES = ".cache/huggingface/trees/"
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _PARTIAL_LISTED = 20
 
 
@@ -48,7 +46,7 @@ def tree_cache_file(
     kind: TargetKind, root: Path, files: Sequence[ScanFile]
 ) -> tuple[Path, str] | None:
     """(listing file, commit) for a cache snapshot or a local-dir download, when one exists."""
-    if kind is TargetKind.HF_CACHE_SNAPSHOT and _COMMIT.match(root.name):
+    if kind is TargetKind.HF_CACHE_SNAPSHOT and SHA1_HEX.fullmatch(root.name):
         path = root.parent.parent / "trees" / f"{root.name}.json"
         return (path, root.name) if path.is_file() else None
     commits = set()
@@ -60,7 +58,7 @@ def tree_cache_file(
     by_rel = {f.rel: f for f in files}
     for commit in sorted(commits):
         listing = by_rel.get(f"{LOCAL_DIR_TREES}{commit}.json")
-        if listing is not None and _COMMIT.match(commit):
+        if listing is not None and SHA1_HEX.fullmatch(commit):
             return listing.path, commit
     return None
 
