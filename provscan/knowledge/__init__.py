@@ -1,1 +1,1 @@
-"""knowledge."""
+"""What does provscan know: licences, publishers, model families and pickle globals (typed YAML)."""

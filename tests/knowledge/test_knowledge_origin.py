@@ -1,7 +1,7 @@
 """Origin knowledge: publishers.yaml, families.yaml and models.yaml (no network).
 
 The family signatures are checked against real model-directory files copied verbatim
-from the shared corpus into tests/data/corpus/.
+from public Hub releases into tests/data/corpus/<org>__<name>/ (see tests/data/README.md).
 """
 
 from __future__ import annotations
