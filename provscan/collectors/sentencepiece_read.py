@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from provscan.collectors.tokenizer_read import TOKENS_KEPT_MAX
 from provscan.files import ScanFile, read_scanned
 
 SENTENCEPIECE_READ_MAX = 32 * 1024 * 1024  # real models are under 5 MB
@@ -21,8 +22,7 @@ PIECES_MAX = 2_000_000  # real vocabularies have up to ~262k pieces
 PIECE_BYTES_MAX = 4096  # one piece: real ones are a few dozen bytes
 FIELDS_MAX = 16  # fields read in one SentencePiece message (it defines three)
 # SentencePiece.Type: NORMAL=1, UNKNOWN=2, CONTROL=3, USER_DEFINED=4, UNUSED=5, BYTE=6.
-SPECIAL_TYPES = frozenset({2, 3, 4})
-SPECIAL_KEPT_MAX = 8192
+SPECIAL_TYPES = frozenset({2, 3, 4})  # kept up to TOKENS_KEPT_MAX, as tokenizer_read does
 
 
 class SentencePieceUnreadable(Exception):
@@ -123,7 +123,7 @@ def _pieces(data: bytes, wanted: frozenset[str], kept: set[str]) -> int:
             raise SentencePieceUnreadable(f"more than {PIECES_MAX:,} pieces")
         piece, kind = _piece(_Reader(data, start, start + length))
         if piece is not None and (
-            piece in wanted or (kind in SPECIAL_TYPES and len(kept) < SPECIAL_KEPT_MAX)
+            piece in wanted or (kind in SPECIAL_TYPES and len(kept) < TOKENS_KEPT_MAX)
         ):
             kept.add(piece)
     if count == 0:
