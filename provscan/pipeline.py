@@ -28,7 +28,7 @@ from provscan.collectors.serialization.scan import scan_serialization
 from provscan.collectors.signatures import SignaturePlan, collect_signatures, plan_signatures
 from provscan.errors import ProvscanError
 from provscan.files import Collected, SniffedFile, swapped_files
-from provscan.hub.download import HubOptions
+from provscan.hub.ref import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.probes.collect import ProbeOptions, collect_probes
 from provscan.report import (
@@ -49,7 +49,8 @@ from provscan.report import (
     TargetKind,
     ToolInfo,
 )
-from provscan.resolve.target import ResolvedTarget, resolve_target
+from provscan.resolve.resolved import ResolvedTarget
+from provscan.resolve.target import resolve_target
 from provscan.signing.rehash import model_signing_rehash
 from provscan.signing.trust import TrustSettings, load_trust
 

@@ -23,7 +23,7 @@ from provscan import pipeline
 from provscan.files import FileSwappedError, ScanFile, open_scanned
 from provscan.pipeline import ScanOptions, scan
 from provscan.report import Report
-from provscan.resolve.target import ResolvedTarget
+from provscan.resolve.resolved import ResolvedTarget
 
 REPO = Path(__file__).resolve().parent.parent
 CANARY = "CANARY-outside-the-target-7f3a"

@@ -87,7 +87,7 @@ def scan_target(
     progress: bool,
 ) -> Report:
     """Scan with the flags' options; warnings libraries raise meanwhile become findings."""
-    from provscan.hub.download import HubOptions
+    from provscan.hub.ref import HubOptions
     from provscan.pipeline import ScanOptions, available_cpus
 
     options = ScanOptions(

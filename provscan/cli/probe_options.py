@@ -129,7 +129,7 @@ def options_from(kw: dict[str, Any]) -> ProbeOptions:
     here, after the flags, but as exit 3, not 2: the command line is right and will work
     as it is once the extra is installed; the run could not complete, and fails closed.
     """
-    from provscan.hub.download import is_hub_target, parse_hub_target
+    from provscan.hub.ref import is_hub_target, parse_hub_target
     from provscan.probes.collect import ProbeOptions
     from provscan.probes.engines.load import require_extras
     from provscan.probes.suite import load_suite

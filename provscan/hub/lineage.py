@@ -5,7 +5,7 @@ the Hub's `baseModels` and `base_model:*` tags), one `model_info` per model: the
 for the target, the default branch for ancestors, each resolved to its commit. A model that
 cannot be fetched (missing, private, rate limited, a timeout) or is not followed (depth or count
 limit) is a node with an `error`, never an exception: the scan goes on and the policy decides;
-only an answer that breaks a bound of `hub.hub_traffic` (size, deadline, redirect) raises.
+only an answer that breaks a bound of `hub.session.hub_traffic` (size, deadline, redirect) raises.
 Cycles and limits are `problems`. Card values are cut to `MAX_TEXT` characters.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from provscan.hub.download import HubLimitError, http_status, is_retryable, limit_error, retry_delay
+from provscan.hub.http import HubLimitError, http_status, is_retryable, limit_error, retry_delay
 from provscan.report import Relation
 
 if TYPE_CHECKING:

@@ -35,7 +35,8 @@ from provscan.limits import Limits
 def hub_base(target: str, limits: Limits) -> Iterator[Path]:
     """A directory of the base's safetensors files with their embedding and output matrices
     readable (the rest holes), for the duration of the block."""
-    from provscan.hub.download import HubOptions, hub_traffic, parse_hub_target
+    from provscan.hub.ref import HubOptions, parse_hub_target
+    from provscan.hub.session import hub_traffic
     from provscan.hub.ranges import fetch_range
     from provscan.probes.weights import WeightError, WeightLimits, _matrices
     from provscan.resolve.hub_metadata import resolve_metadata_only

@@ -9,7 +9,7 @@ SHA-1) and the Hub's own security scan. Then:
   licence, code, index and signature files up to `hub_fetch_metadata_max`
   (`hub_fetch_total_max` in all, smallest first). They are scanned like any local file and
   compared with the hash model_info recorded;
-- every other file is read by HTTP range (`hub_remote`): its safetensors header whole, else
+- every other file is read by HTTP range (`hub.ranges`): its safetensors header whole, else
   its first `limits.sniff_bytes`. Each becomes a sparse stand-in in a private temporary
   directory, as long as the file and holding only the bytes read, so that provscan's own
   readers (format sniffing, the safetensors checks, model facts) run on it unchanged.
@@ -20,7 +20,7 @@ SHA-1) and the Hub's own security scan. Then:
 The listing is hostile input like any file: a name must be a plain relative path, a size a
 non-negative integer; a file that fails is a finding and is never fetched. A failure to fetch
 what the scan needs ends it with a named HubError (fail closed), as a download does; so does a
-file served longer than its listed size, cut there (`hub.listed_file`).
+file served longer than its listed size, cut there (`hub.session.listed_file`).
 """
 
 from __future__ import annotations
@@ -38,15 +38,10 @@ from typing import Any, Literal
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.inventory import role_of
 from provscan.files import SHA1_HEX, SHA256_HEX, ScanFile
-from provscan.hub.download import (
-    HubError,
-    HubLimitError,
-    HubOptions,
-    HubRef,
-    listed_file,
-    security_findings,
-    with_retries,
-)
+from provscan.hub.http import HubError, HubLimitError
+from provscan.hub.records import security_findings
+from provscan.hub.ref import HubOptions, HubRef
+from provscan.hub.session import listed_file, with_retries
 from provscan.limits import Limits
 from provscan.report import (
     FileFormat,
@@ -59,12 +54,12 @@ from provscan.report import (
     file_finding,
     target_finding,
 )
-from provscan.resolve.target import ResolvedTarget
+from provscan.resolve.resolved import ResolvedTarget
 
 _METADATA_ROLES = {
     FileRole.MODEL_CARD, FileRole.CONFIG, FileRole.TOKENIZER, FileRole.LICENCE, FileRole.CODE,
 }  # fmt: skip
-# hub_remote's codes for a file that is simply not safetensors (its first bytes come back).
+# hub.ranges' codes for a file that is simply not safetensors (its first bytes come back).
 _NOT_SAFETENSORS = {"HeaderTooSmall", "HeaderTooLarge", "InvalidHeaderLength", "NotSafetensors"}
 _NAME_MAX = 1000
 WORKERS = 8
@@ -91,7 +86,7 @@ def resolve_metadata_only(
     from huggingface_hub import HfApi, constants
 
     api = HfApi()
-    # huggingface_hub reads model_info's whole body itself: hub_traffic bounds it (hub_remote).
+    # huggingface_hub reads model_info's whole body itself: hub_traffic bounds it (hub.traffic).
     info = with_retries(
         ref,
         lambda: api.model_info(
@@ -294,6 +289,7 @@ def _read_ranges(
     findings: list[Finding],
 ) -> tuple[list[ScanFile], int, int]:
     """Sparse stand-ins under `into` for the files read by range; (files, bytes, requests)."""
+    # Imported here: it loads huggingface_hub's HTTP client, which only a Hub scan needs.
     from provscan.hub.ranges import RemoteError, fetch_safetensors_headers
 
     try:

@@ -27,7 +27,7 @@ import pytest
 
 from fixtures.hub_repos import FixtureRepo, demo_files, demo_repo
 from fixtures.hub_server import HubServer
-from provscan.hub.download import HubLimitError, redirect_refusal
+from provscan.hub.http import HubLimitError, redirect_refusal
 from provscan.limits import DEFAULT_LIMITS
 
 # Child processes against a live server, seconds each: `python -m pytest -m slow`.
@@ -193,7 +193,7 @@ def test_which_redirects_are_followed(source: str, target: str, allowed: bool) -
 
 
 def bounded_client(handler: Any, **limits: int) -> httpx2.Client:
-    from provscan.hub.ranges import HubTraffic
+    from provscan.hub.traffic import HubTraffic
 
     traffic = HubTraffic(dataclasses.replace(DEFAULT_LIMITS, **limits), current_listed=lambda: None)
     return httpx2.Client(transport=httpx2.MockTransport(handler), event_hooks=traffic.hooks)
@@ -243,7 +243,7 @@ def test_xet_is_off_while_hub_traffic_is_bounded(monkeypatch: pytest.MonkeyPatch
     from huggingface_hub import constants
     from huggingface_hub.utils._runtime import is_xet_available
 
-    from provscan.hub.download import hub_traffic
+    from provscan.hub.session import hub_traffic
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
     with hub_traffic(DEFAULT_LIMITS):

@@ -25,7 +25,7 @@ from fixtures.hub_server import HubServer, point_client_at
 from fixtures.signing import KeyFiles, write_key
 from provscan.collectors import hub_records
 from provscan.emit.terminal import render_terminal
-from provscan.hub.download import HubOptions
+from provscan.hub.ref import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.pipeline import ScanOptions, scan
 from provscan.policy.engine import evaluate

@@ -21,7 +21,7 @@ import pytest
 from fixtures.hub_repos import base_model_chain, demo_repo, gated_repo, tampered_repo
 from fixtures.hub_server import HubServer
 from provscan.errors import UsageError
-from provscan.hub.download import HubRef, parse_hub_target
+from provscan.hub.ref import HubRef, parse_hub_target
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,8 @@ def _flaky(failures: list[BaseException]):  # type: ignore[no-untyped-def]
 
 
 def test_connection_failures_are_retried_with_backoff_then_named() -> None:
-    from provscan.hub.download import RETRIES, HubError, with_retries
+    from provscan.hub.http import RETRIES, HubError
+    from provscan.hub.session import with_retries
 
     sleeps: list[float] = []
     failures: list[BaseException] = [httpx2.ConnectError("refused")] * (RETRIES + 1)
@@ -230,7 +231,7 @@ def test_connection_failures_are_retried_with_backoff_then_named() -> None:
 
 
 def test_a_rate_limit_waits_as_long_as_the_hub_says() -> None:
-    from provscan.hub.download import with_retries
+    from provscan.hub.session import with_retries
 
     sleeps: list[float] = []
     failures: list[BaseException] = [_HttpError(429, {"Retry-After": "7"})]
@@ -239,7 +240,8 @@ def test_a_rate_limit_waits_as_long_as_the_hub_says() -> None:
 
 
 def test_a_client_error_is_not_retried() -> None:
-    from provscan.hub.download import HubError, with_retries
+    from provscan.hub.http import HubError
+    from provscan.hub.session import with_retries
 
     sleeps: list[float] = []
     with pytest.raises(HubError, match="HTTP 400"):

@@ -12,7 +12,7 @@ import pytest
 from fixtures import backdoor, finetune, hard
 from fixtures.hub_repos import FixtureRepo
 from fixtures.hub_server import HubServer, point_client_at
-from provscan.hub.download import HubError
+from provscan.hub.http import HubError
 from provscan.hub.ranges import fetch_range
 from provscan.probes.collect import _weights
 from provscan.probes.weights import weight_evidence
