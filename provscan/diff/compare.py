@@ -25,8 +25,8 @@ from dataclasses import asdict
 from typing import Any, TypeVar
 
 from provscan.diff.changes import Change, ChangeKind, Diff, SectionDiff
+from provscan.diff.findings import severity_rank
 from provscan.diff.snapshot import (
-    SEVERITY_RANK,
     FileFacts,
     FindingGroup,
     FindingKey,
@@ -166,7 +166,7 @@ def _finding_value(key: FindingKey, group: FindingGroup) -> dict[str, Any]:
 
 
 def _finding_worse(old: FindingGroup, new: FindingGroup) -> bool:
-    return new.count > old.count or SEVERITY_RANK[new.severity] > SEVERITY_RANK[old.severity]
+    return new.count > old.count or severity_rank(new.severity) > severity_rank(old.severity)
 
 
 def _findings(old: Snapshot, new: Snapshot) -> list[Change]:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from provscan.diff.fields import BadInput, opt_obj, opt_text, text
-from provscan.diff.snapshot import SEVERITY_RANK, FindingGroup, FindingKey
+from provscan.diff.snapshot import FindingGroup, FindingKey
+from provscan.report import Severity
+
+_SEVERITIES = frozenset(severity.value for severity in Severity)
+
+
+def severity_rank(severity: str) -> int:
+    """How severe a recorded severity (info .. critical) is: higher is worse."""
+    return Severity(severity).rank
 
 
 def add_finding(
@@ -17,7 +25,7 @@ def add_finding(
 ) -> None:
     """Count one finding (a report's `findings[]` entry, as JSON) under its key."""
     severity = text(finding.get("severity"), f"{where}.severity")
-    if severity not in SEVERITY_RANK:
+    if severity not in _SEVERITIES:
         raise BadInput(f"{where}.severity: {severity[:40]!r} is not a provscan severity")
     location = opt_obj(finding.get("location"), f"{where}.location") or {}
     key = FindingKey(
@@ -30,5 +38,5 @@ def add_finding(
     if seen is None:
         findings[key] = FindingGroup(count=1, severity=severity, message=message)
         return
-    worst = max(seen.severity, severity, key=SEVERITY_RANK.__getitem__)
+    worst = max(seen.severity, severity, key=severity_rank)
     findings[key] = FindingGroup(count=seen.count + 1, severity=worst, message=seen.message)

@@ -157,6 +157,3 @@ class Snapshot:
     probes: Probes | None  # None: no probes were run
     steps: dict[str, str]
     missing: dict[Section, str] = field(default_factory=dict)
-
-
-SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}

@@ -19,7 +19,7 @@ from provscan.emit.sarif_rules import (
     validate_sarif,
 )
 from provscan.errors import ExitCode, OutputError
-from provscan.report import Finding, Reason, Report, StepStatus, TargetKind
+from provscan.report import LEVELS, Finding, Reason, Report, StepStatus, TargetKind
 
 __all__ = ["render_sarif", "validate_sarif"]
 
@@ -27,7 +27,8 @@ SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 TARGET_ROOT = "TARGETROOT"
 FINGERPRINT_KEY = "provscan/v1"
 _WAIVED = "POL-WAIVED"
-_OUTCOME_RANK = {"deny": 3, "review": 2, "warn": 1, "waived": 0}
+# A result's outcome: its most serious policy level (LEVELS, most serious first), then waived.
+_OUTCOMES = (*LEVELS, "waived")
 # Policy details that tell two results of one policy rule apart, for their fingerprints.
 _IDENTIFYING = ("step", "licence", "via", "key", "country", "org", "role", "metric", "signature")
 _ERRORS_SHOWN = 5
@@ -114,7 +115,7 @@ def _refers_to(reason: Reason, finding: Finding) -> bool:
 
 def _outcome(reasons: list[Reason]) -> str:
     outcomes = ["waived" if r.rule == _WAIVED else r.level for r in reasons]
-    return max(outcomes, key=_OUTCOME_RANK.__getitem__, default="none")
+    return min(outcomes, key=_OUTCOMES.index, default="none")
 
 
 def _identity(report: Report) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from provscan.report import Severity
+from provscan.report import LEVELS, Severity
 from provscan.resources import data_dir
 
 # The official schema (vendored, see schemas/README.md) and GitHub code scanning's limits per
@@ -52,8 +52,13 @@ AREAS = {
 }
 # Heuristic signals are less precise than structural checks of the bytes.
 _PRECISION = {"PRB-CANDIDATE": "medium", "ORG-CLAIM-MISMATCH": "medium"}
-# How bad an observed severity or policy level is, for a rule the docs do not describe.
-_RANK = {"critical": 5, "high": 4, "deny": 4, "medium": 3, "review": 3, "low": 2, "warn": 2}
+# How bad an observed severity or policy level is, for a rule the docs do not describe: a
+# policy level ranks as the severity it rates (POLICY_SEVERITY); info and other words rank
+# below every word here.
+_RANK: dict[str, int] = {
+    **{s.value: s.rank for s in Severity if s.rank > Severity.INFO.rank},
+    **{level: Severity(POLICY_SEVERITY[level]).rank for level in LEVELS},
+}
 _LEVEL_WORD = re.compile(r"\b(critical|high|medium|low|info|deny|review|warn)\b")
 _ROW = re.compile(r"^\|\s*`([A-Z]{3}-[A-Z0-9-]+)`\s*\|(.*)$")
 _ANCHOR_TAG = re.compile(r"<a\s[^>]*>\s*</a>", re.IGNORECASE)

@@ -36,6 +36,7 @@ from provscan.policy._bounded import (
 )
 from provscan.policy._child import EXIT_MEMORY, EXIT_ORPHANED, limit_args
 from provscan.policy.backends import REGOPY, PolicyBackend, PolicySetupError
+from provscan.policy.input import bounded_policy_input
 from provscan.policy.opa_cli import evaluate_with_opa
 
 # Re-exported: pack loading lived here before provscan.policy.packs existed.
@@ -243,7 +244,7 @@ def evaluate(
             backend.opa_binary,
             modules,
             data,
-            report.policy_input(),
+            bounded_policy_input(report),
             timeout_s,
             memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
             cpu_limit_s=cpu_limit_for(timeout_s) if cpu_limit_s is None else cpu_limit_s,
@@ -253,7 +254,7 @@ def evaluate(
         request = {
             "modules": [list(module) for module in modules],
             "data": data,
-            "input": report.policy_input(),
+            "input": bounded_policy_input(report),
             "query": QUERY,
         }
         reply = run_engine(request, timeout_s, memory_limit=memory_limit, cpu_limit_s=cpu_limit_s)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from provscan.limits import DEFAULT_LIMITS
-from provscan.report import SEVERITY_ORDER, FileEntry, Finding, Report
+from provscan.report import FileEntry, Finding, Report
 
 _RECORD_LISTS = ("consistent", "mismatched", "not_compared")
 _SIGNATURE_LISTS = ("changed", "missing", "extra")
@@ -110,7 +110,7 @@ def bounded_findings(findings: tuple[Finding, ...], most: int) -> list[dict[str,
 
     The report orders findings most severe first already; sorting again keeps that true for
     a report read back from disk."""
-    ordered = sorted(findings, key=lambda f: SEVERITY_ORDER[f.severity.value])
+    ordered = sorted(findings, key=lambda f: -f.severity.rank)
     kept = [f.model_dump(mode="json") for f in ordered[:most]]
     rest: dict[tuple[str, str], list[Finding]] = {}
     for finding in ordered[most:]:

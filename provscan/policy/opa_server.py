@@ -20,6 +20,7 @@ from typing import Any
 
 from provscan.errors import PolicyError, UsageError
 from provscan.policy.backends import PolicyBackend
+from provscan.policy.input import bounded_policy_input
 from provscan.policy.opa_http import OpaClient
 from provscan.policy.packs import (
     SERVED_PREFIX,
@@ -163,7 +164,7 @@ def evaluate_on_server(
             )
         else:
             names = _pack_names(before.modules)
-        body = {"input": report.policy_input()}
+        body = {"input": bounded_policy_input(report)}
         params = {"provenance": "true"}
         _, doc = client.call("POST", DECISION_PATH, json_body=body, params=params)
         after = fetch_server_policy(client)

@@ -35,8 +35,7 @@ from provscan.policy.config import merge_config
 from provscan.policy.engine import evaluate, load_packs
 from provscan.policy.opa_cli import find_opa
 from provscan.policy.opa_server import push_packs
-from provscan.policy.verdict import LEVELS
-from provscan.report import Decision, Report, Verdict
+from provscan.report import LEVELS, Decision, Report, Verdict
 
 _EXPECTED_KEYS = {"description", "verdict", "config", *LEVELS}
 

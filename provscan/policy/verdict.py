@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from provscan.errors import PolicyError
-from provscan.report import Decision, PolicyInfo, Reason, Verdict
+from provscan.report import LEVELS, Decision, Level, PolicyInfo, Reason, Verdict
 
-Level = Literal["deny", "review", "warn"]
-LEVELS: tuple[Level, ...] = ("deny", "review", "warn")
 PACKAGE = "provscan.main"
 QUERY = f"data.{PACKAGE}"  # what every backend evaluates
 

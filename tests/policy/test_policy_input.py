@@ -12,7 +12,7 @@ from typing import Any
 
 from provscan.limits import DEFAULT_LIMITS
 from provscan.policy.engine import evaluate
-from provscan.policy.input import policy_caps
+from provscan.policy.input import bounded_policy_input, policy_caps
 from provscan.report import (
     Decision,
     FileEntry,
@@ -55,7 +55,7 @@ def test_file_summary_counts_every_file_and_lists_the_hub_recorded_first() -> No
     report = capped(
         report.model_copy(update={"files": (*files, *report.files)}), policy_max_files=2
     )
-    data = report.policy_input()
+    data = bounded_policy_input(report)
     assert data["file_summary"]["count"] == 22
     assert data["file_summary"]["listed"] == 2
     assert data["file_summary"]["bytes"] == sum(f.size for f in report.files)
@@ -88,7 +88,7 @@ def test_the_hubs_record_covers_every_file_by_count() -> None:
     matched = "matches the Hub's own record"
     assert matched in unsigned_message(report)
     small = capped(report, policy_max_files=1, policy_max_list=1)
-    data = small.policy_input()
+    data = bounded_policy_input(small)
     assert len(data["files"]) == 1 and data["records"][0]["consistent_count"] == 2
     assert matched in unsigned_message(small)  # the counts prove it, not the cut lists
     # One file not consistent: the record no longer covers the target, cut lists or not.
@@ -163,7 +163,7 @@ def test_findings_past_the_cap_still_decide_and_a_path_waiver_cannot_see_them() 
     info = Finding(rule_id="INV-NOTE", severity=Severity.INFO, message="a note")
     findings = (*(_critical(i) for i in range(5)), info)
     report = capped(report.model_copy(update={"findings": findings}), policy_max_findings=2)
-    data = report.policy_input()
+    data = bounded_policy_input(report)
     assert [f["location"] for f in data["findings"][:2]] == [
         {"path": f"m{i}.pkl", "member": None, "offset": None} for i in range(2)
     ]
@@ -203,7 +203,7 @@ def test_a_hundred_thousand_files_and_findings_reach_the_policy_bounded() -> Non
     )
     findings = tuple(_critical(i) for i in range(100_000))
     report = report.model_copy(update={"files": files, "findings": findings})
-    data = report.policy_input()
+    data = bounded_policy_input(report)
     size = len(json.dumps(data))
     assert size < 2_000_000, size  # the whole report's JSON is some 30 MB
     assert data["file_summary"]["count"] == 100_000
