@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape as _markup_escape
 from rich.table import Table
 
+from provscan.emit.audit.records import record_problems, record_summary
+from provscan.emit.sizes import human_size
 from provscan.report import Decision, Report, StepStatus
 from provscan.signing.label import files_match_signed, signer_label
 from provscan.visible import visible
@@ -184,9 +186,6 @@ def _records(console: Console, report: Report) -> None:
     """Each Hub record the files were compared with, and whether a match with it proves anything."""
     if not report.records:
         return
-    # Imported here: the audit modules read this one's human_size.
-    from provscan.emit.audit.records import record_problems, record_summary
-
     for record in report.records:
         colour = "green" if record.authenticated and not record.mismatched else "yellow"
         console.print(f"  records    [{colour}]{escape(record_summary(record))}[/{colour}]")
@@ -332,13 +331,3 @@ def _verdict(console: Console, report: Report) -> None:
         level_style = _LEVEL_STYLE[level]
         grid.add_row("", f"[{level_style}]{level}[/{level_style}]", text)
     console.print(grid)
-
-
-def human_size(n: int) -> str:
-    """A byte count as people read it: 229.9 KiB (the terminal and the audit report agree)."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"

@@ -22,7 +22,8 @@ from provscan.emit.audit.model import (
 )
 from provscan.emit.audit.probes import probes_section
 from provscan.emit.audit.records import records_sections
-from provscan.emit.audit.text import MAX_REASONS, capped, left_out, line, size
+from provscan.emit.audit.text import MAX_REASONS, capped, left_out, line
+from provscan.emit.sizes import human_size
 from provscan.report import Decision, Reason, Report, StepStatus
 
 _DECISION: dict[Decision, tuple[Tone, str]] = {
@@ -73,7 +74,7 @@ def _meta(report: Report) -> Facts:
         ("Scanned at", Cell(report.scanned_at.isoformat().replace("+00:00", "Z"))),
         ("Tool", Cell(f"{line(report.tool.name)} {line(report.tool.version)}")),
         ("Report schema", Cell(line(report.schema_version))),
-        ("Files", Cell(f"{len(report.files):,} ({size(sum(f.size for f in report.files))})")),
+        ("Files", Cell(f"{len(report.files):,} ({human_size(sum(f.size for f in report.files))})")),
     ]
     if report.manifest is not None:
         digest = f"sha256:{report.manifest.root_digest}"
@@ -87,7 +88,9 @@ def _hub(report: Report) -> str:
     hub = report.target.hub
     assert hub is not None
     if hub.mode != "metadata":
-        return f"{hub.mode} from {line(hub.endpoint)}: {hub.files:,} files ({size(hub.bytes)})"
+        return (
+            f"{hub.mode} from {line(hub.endpoint)}: {hub.files:,} files ({human_size(hub.bytes)})"
+        )
     return (
         f"metadata only from {line(hub.endpoint)}: {hub.files_fetched:,} of {hub.files:,} files "
         f"downloaded, {hub.files_ranged:,} read by range; the rest were not hashed here"

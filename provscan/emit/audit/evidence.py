@@ -13,9 +13,17 @@ from provscan.emit.audit.text import (
     left_out,
     line,
     names,
-    size,
 )
-from provscan.report import FileEntry, Finding, Location, Report, SignatureCheck, Signer
+from provscan.emit.sizes import human_size
+from provscan.report import (
+    SEVERITY_ORDER,
+    FileEntry,
+    Finding,
+    Location,
+    Report,
+    SignatureCheck,
+    Signer,
+)
 from provscan.signing.label import files_match_signed
 
 # Serialization first: code that runs on load is the worst thing a model file can hold.
@@ -30,13 +38,12 @@ _AREAS = (
     ("POL", "Policy"),
 )
 _SEVERITY_TONE: dict[str, Tone] = {"critical": "bad", "high": "bad", "medium": "warn"}
-_SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 _STATUS_TONE: dict[str, Tone] = {"verified": "good", "unverified": "warn"}
 
 
 def files_section(report: Report) -> Section:
     files, more = capped(report.files, MAX_ROWS)
-    total = size(sum(f.size for f in report.files))
+    total = human_size(sum(f.size for f in report.files))
     blocks: list[Block] = [Para(f"{len(report.files):,} files, {total} in all.")]
     if files:
         headers = (
@@ -58,7 +65,7 @@ def _file_row(entry: FileEntry) -> tuple[Cell, ...]:
     )
     return (
         Cell(path, mono=True),
-        Cell(size(entry.size)),
+        Cell(human_size(entry.size)),
         Cell(entry.format.value),
         Cell(entry.role.value),
         digest,
@@ -216,7 +223,7 @@ def findings_section(report: Report) -> Section:
     if not report.findings:
         return Section("findings", "Findings", (Para("No findings.", "good"),))
     counts = Counter(f.severity.value for f in report.findings)
-    summary = ", ".join(f"{counts[s]:,} {s}" for s in _SEVERITY_ORDER if counts[s])
+    summary = ", ".join(f"{counts[s.value]:,} {s.value}" for s in SEVERITY_ORDER if counts[s.value])
     blocks: list[Block] = [Para(f"{len(report.findings):,} findings: {summary}.")]
     known = {prefix for prefix, _ in _AREAS}
     areas = [*_AREAS, ("", "Other")]
@@ -236,7 +243,7 @@ def _area(finding: Finding, known: set[str]) -> str:
 
 
 def _worst(group: list[Finding]) -> str:
-    return min((f.severity.value for f in group), key=_SEVERITY_ORDER.index)
+    return max((f.severity for f in group), key=lambda s: s.rank).value
 
 
 def _finding_row(finding: Finding) -> tuple[Cell, ...]:

@@ -4,8 +4,7 @@ A record fetched from the Hub over HTTPS in this run (model_info) is evidence of
 holds. A record read from the model folder (cache blob names, `--local-dir` download
 metadata, a cached tree listing) is not: whoever changed a file can have rewritten its record
 to match, so a match with one is only consistency. The audit report and the terminal output
-both say which kind each match is. (The terminal renderer imports this module when it
-renders, not when it is imported: this module reads `_audit_text`, which reads the terminal's.)
+both say which kind each match is.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from provscan.emit.audit.model import Para
-from provscan.emit.terminal import human_size
 from provscan.visible import visible
 
 T = TypeVar("T")
@@ -66,10 +65,6 @@ def names(items: Sequence[str], limit: int = MAX_NAMES) -> str:
     shown, more = capped(items, limit)
     text = ", ".join(line(item, 200) for item in shown)
     return f"{text} and {more:,} more" if more else text
-
-
-def size(n: int) -> str:
-    return human_size(n)
 
 
 def yes_no(value: bool | None, unknown: str = "unknown") -> str:
