@@ -1,4 +1,4 @@
-"""Is this file a provscan report or a CycloneDX BOM, and what snapshot does it give?
+"""How is an input read safely as JSON, and is it a provscan report or a CycloneDX BOM?
 
 Inputs are read as raw JSON, never through the report model or cyclonedx-python-lib: the
 library drops what it cannot model (modelCard, declarations), and a report of a newer minor
@@ -13,26 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from provscan.diff.fields import BadInput, obj, text
-from provscan.diff.snapshot import InputKind, Snapshot
-from provscan.errors import UsageError
+from provscan.diff.snapshot import InputKind
+from provscan.files import read_capped
 from provscan.limits import MiB
+from provscan.report import SCHEMA_VERSION
 
 # A BOM carries every file, finding and licence text of a model: tens of MiB at most for
 # a model with thousands of files. Beyond this the input is not one provscan wrote.
 MAX_INPUT_BYTES = 256 * MiB
 # provscan's own documents nest about 12 deep (a finding inside BOM evidence).
 MAX_JSON_DEPTH = 64
-
-
-def load_snapshot(path: Path) -> Snapshot:
-    """The snapshot of one input file; UsageError (exit 2) naming the file when it is bad."""
-    try:
-        document = parse_json(read_bounded(path))
-        return _snapshot(document, str(path))
-    except BadInput as exc:
-        raise UsageError(
-            f"{path}: {exc}", remedy="give two provscan reports (--json) or AI-BOMs (--bom)"
-        ) from exc
 
 
 def read_bounded(
@@ -43,10 +33,10 @@ def read_bounded(
     limit = MAX_INPUT_BYTES if limit is None else limit
     try:
         with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+            data, too_large = read_capped(handle, limit)
     except OSError as exc:
         raise BadInput(f"cannot read it ({exc.strerror or exc})") from exc
-    if len(data) > limit:
+    if too_large:
         size = f"{limit // MiB} MiB" if limit % MiB == 0 else f"{limit} bytes"
         raise BadInput(f"larger than {size}; not {what}")
     return data
@@ -126,22 +116,9 @@ def schema_version_parts(version: Any, where: str) -> tuple[int, int, int]:
 
 def check_schema_major(version: Any, where: str) -> None:
     """Refuse a report schema whose major version this provscan does not read."""
-    from provscan.report import SCHEMA_VERSION
-
     major = schema_version_parts(version, where)[0]
     supported = schema_version_parts(SCHEMA_VERSION, "SCHEMA_VERSION")[0]
     if major != supported:
         raise BadInput(
             f"report schema {version} is not supported (this provscan reads {supported}.x)"
         )
-
-
-def _snapshot(document: Any, path: str) -> Snapshot:
-    kind = detect_kind(document)
-    if kind is InputKind.REPORT:
-        from provscan.diff.from_report import report_snapshot
-
-        return report_snapshot(document, path)
-    from provscan.diff.from_bom import bom_snapshot
-
-    return bom_snapshot(document, path)
