@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from provscan import __version__
+from provscan.collectors.base import Collected
 from provscan.collectors.fact_sources import fact_sources, signed_by
 from provscan.collectors.hashing import (
     DEFAULT_IGNORE_PATHS,
@@ -21,19 +22,21 @@ from provscan.collectors.hashing import (
 from provscan.collectors.hub_records import HubRecords, compare_hub_records
 from provscan.collectors.inventory import collect_inventory, file_entry
 from provscan.collectors.licence import collect_licence
+from provscan.collectors.licence_files import licence_texts
 from provscan.collectors.modelcard import collect_model_card
 from provscan.collectors.modelfacts import collect_model_facts
 from provscan.collectors.origin import collect_origin
 from provscan.collectors.serialization.scan import scan_serialization
 from provscan.collectors.signatures import SignaturePlan, collect_signatures, plan_signatures
 from provscan.errors import ProvscanError
-from provscan.files import Collected, SniffedFile, swapped_files
+from provscan.files import SniffedFile, swapped_files
 from provscan.hub.ref import HubOptions
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.probes.collect import ProbeOptions, collect_probes
 from provscan.report import (
-    SEVERITY_ORDER,
     CardFacts,
+    FactSource,
+    FileEntry,
     Finding,
     LicenceFacts,
     Location,
@@ -41,6 +44,7 @@ from provscan.report import (
     ModelFacts,
     OriginFacts,
     ProbeFacts,
+    RecordCheck,
     Report,
     ScanParameters,
     SignatureFacts,
@@ -152,22 +156,8 @@ def _probes_only(resolved: ResolvedTarget, options: ScanOptions, scanned_at: dat
     probes = runner.run(
         "probes", lambda: collect_probes(resolved.info, probe_options, options.limits)
     )
-    return Report(
-        tool=ToolInfo(version=__version__),
-        scanned_at=scanned_at,
-        target=resolved.info,
-        parameters=ScanParameters(
-            serialization=options.serialization,
-            hash_workers=options.hash_workers,
-            limits=options.limits.as_dict(),
-        ),
-        steps=tuple(runner.steps),
-        files=tuple(file_entry(item, None) for item in sniffed or []),
-        probes=probes,
-        findings=tuple(
-            _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)
-        ),
-    )
+    files = tuple(file_entry(item, None) for item in sniffed or [])
+    return _report(resolved, options, scanned_at, runner, files, Sections(probes=probes))
 
 
 def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) -> Report:
@@ -275,21 +265,9 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
     digests = hashed.digests if hashed is not None else {}
     proven = signed_by(signature_facts, files)
     entries = [file_entry(item, digests.get(item.file.rel)) for item in sniffed]
-    return Report(
-        tool=ToolInfo(version=__version__),
-        scanned_at=scanned_at,
-        target=resolved.info,
-        parameters=ScanParameters(
-            serialization=method,
-            shard_size=shard_size if method == "shards" else None,
-            hash_workers=options.hash_workers,
-            limits=options.limits.as_dict(),
-        ),
-        steps=tuple(runner.steps),
-        files=tuple(
-            e.model_copy(update={"signed_by": proven[e.path]}) if e.path in proven else e
-            for e in entries
-        ),
+    sections = Sections(
+        serialization=method,
+        shard_size=shard_size if method == "shards" else None,
         manifest=manifest,
         model=model,
         card=card,
@@ -299,16 +277,75 @@ def _scan(resolved: ResolvedTarget, options: ScanOptions, scanned_at: datetime) 
         records=hub.records,
         fact_sources=fact_sources(card, licence, origin, (e.path for e in entries), proven),
         probes=probes,
+        # Read now, while the files are the ones just hashed (the BOM attaches them).
+        licence_texts=licence_texts(resolved.info, entries),
+    )
+    signed_entries = tuple(
+        e.model_copy(update={"signed_by": proven[e.path]}) if e.path in proven else e
+        for e in entries
+    )
+    return _report(resolved, options, scanned_at, runner, signed_entries, sections)
+
+
+@dataclass(frozen=True)
+class Sections:
+    """What a scan read besides its files, steps and findings (None: not read)."""
+
+    serialization: Literal["files", "shards"] | None = None  # None: the options'
+    shard_size: int | None = None
+    manifest: Manifest | None = None
+    model: ModelFacts | None = None
+    card: CardFacts | None = None
+    origin: OriginFacts | None = None
+    licence: LicenceFacts | None = None
+    signatures: SignatureFacts | None = None
+    records: tuple[RecordCheck, ...] = ()
+    fact_sources: tuple[FactSource, ...] = ()
+    probes: ProbeFacts | None = None
+    licence_texts: dict[str, str] = field(default_factory=dict)
+
+
+def _report(
+    resolved: ResolvedTarget,
+    options: ScanOptions,
+    scanned_at: datetime,
+    runner: _StepRunner,
+    files: tuple[FileEntry, ...],
+    sections: Sections,
+) -> Report:
+    """The Report of a scan: the one place one is built."""
+    return Report(
+        tool=ToolInfo(version=__version__),
+        scanned_at=scanned_at,
+        target=resolved.info,
+        parameters=ScanParameters(
+            serialization=sections.serialization or options.serialization,
+            shard_size=sections.shard_size,
+            hash_workers=options.hash_workers,
+            limits=options.limits.as_dict(),
+        ),
+        steps=tuple(runner.steps),
+        files=files,
+        manifest=sections.manifest,
+        model=sections.model,
+        card=sections.card,
+        origin=sections.origin,
+        licence=sections.licence,
+        signatures=sections.signatures,
+        records=sections.records,
+        fact_sources=sections.fact_sources,
+        probes=sections.probes,
         findings=tuple(
             _capped(_ordered(runner.findings), options.limits.findings_per_rule_and_file)
         ),
+        licence_texts=sections.licence_texts,
     )
 
 
 def _ordered(findings: list[Finding]) -> list[Finding]:
     def key(f: Finding) -> tuple[int, str, str, str]:
         path = f.location.path if f.location and f.location.path else ""
-        return (SEVERITY_ORDER[f.severity.value], f.rule_id, path, f.message)
+        return (-f.severity.rank, f.rule_id, path, f.message)
 
     return sorted(findings, key=key)
 
@@ -333,7 +370,7 @@ def _capped(findings: list[Finding], cap: int) -> list[Finding]:
         else:
             dropped.setdefault(group, []).append(finding)
     for (rule_id, path), rest in dropped.items():
-        worst = min(rest, key=lambda f: SEVERITY_ORDER[f.severity.value])
+        worst = max(rest, key=lambda f: f.severity.rank)
         kept.append(
             Finding(
                 rule_id=rule_id,

@@ -1,26 +1,31 @@
-"""What do the model's licence files say? Their text, for the AI-BOM's licence attachments."""
+"""What do the model's licence files say? Their text, read while scanning, for the AI-BOM."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from provscan.files import read_at_most
-from provscan.report import FileFormat, FileRole, Report, TargetKind
+from provscan.report import FileEntry, FileFormat, FileRole, TargetInfo, TargetKind
 
 # A licence longer than this is not attached in full (the Llama licences are ~10 KB).
 MAX_LICENCE_TEXT = 1024 * 1024
 
 
-def read_licence_texts(report: Report) -> dict[str, str]:
-    """Map each readable text licence file (relative path) to its content."""
-    root = Path(report.target.root)
+def licence_texts(target: TargetInfo, files: Iterable[FileEntry]) -> dict[str, str]:
+    """Map each readable text licence file (relative path) to its content.
+
+    Only the bytes the scan hashed are kept (the entry's SHA-256 must match), so a file
+    changed since it was hashed is not attached.
+    """
+    root = Path(target.root)
     base = root if root.is_dir() else root.parent
-    # Re-check containment at read time: a file swapped for a link after the scan must
-    # not smuggle another file's content into the BOM.
-    allowed = base.parent.parent if report.target.kind is TargetKind.HF_CACHE_SNAPSHOT else base
+    # Check containment at read time: a file swapped for a link must not smuggle another
+    # file's content into the BOM.
+    allowed = base.parent.parent if target.kind is TargetKind.HF_CACHE_SNAPSHOT else base
     texts: dict[str, str] = {}
-    for entry in report.files:
+    for entry in files:
         if entry.role is not FileRole.LICENCE or entry.format is not FileFormat.TEXT:
             continue
         if entry.size > MAX_LICENCE_TEXT:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,10 +14,11 @@ from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 
 from provscan.emit.bom.attest import declarations, definitions
-from provscan.emit.bom.model import model_card, model_component, model_ref, props
+from provscan.emit.bom.model import model_card, model_component
 from provscan.emit.bom.refs import bom_refs, reference_errors
 from provscan.emit.bom.report import report_component
 from provscan.emit.bom.schema import schema_validator
+from provscan.emit.bom.values import model_ref, props
 from provscan.errors import OutputError
 from provscan.report import Report
 
@@ -53,21 +53,23 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
-def serial_number(report: Report, licence_texts: Mapping[str, str]) -> uuid.UUID:
+def serial_number(report: Report) -> uuid.UUID:
     """uuid5 over root digest, scan time, tool version and everything else the BOM shows."""
     # The report and licence texts are hashed too, so two different BOMs of one scan
     # (with and without a verdict, say) never share a serial number.
     content = hashlib.sha256(
-        json.dumps([report.model_dump(mode="json"), dict(licence_texts)], sort_keys=True).encode()
+        json.dumps(
+            [report.model_dump(mode="json"), dict(report.licence_texts)], sort_keys=True
+        ).encode()
     ).hexdigest()
     root = report.manifest.root_digest if report.manifest is not None else "no-manifest"
     key = "|".join((root, _utc(report.scanned_at).isoformat(), report.tool.version, content))
     return uuid.uuid5(_SERIAL_NAMESPACE, key)
 
 
-def _build_bom(report: Report, licence_texts: Mapping[str, str]) -> Bom:
+def _build_bom(report: Report) -> Bom:
     """Everything cyclonedx-python-lib can model itself."""
-    bom = Bom(serial_number=serial_number(report, licence_texts))
+    bom = Bom(serial_number=serial_number(report))
     bom.metadata.timestamp = _utc(report.scanned_at)
     bom.metadata.tools.components.add(
         Component(
@@ -95,7 +97,7 @@ def _build_bom(report: Report, licence_texts: Mapping[str, str]) -> Bom:
         ]
     pairs += [(f"provscan:step:{step.name}", step.status.value) for step in report.steps]
     bom.metadata.properties.update(props(pairs))
-    bom.components.add(model_component(report, licence_texts))
+    bom.components.add(model_component(report))
     if report.verdict is not None:
         bom.definitions = definitions(report.verdict)
     return bom
@@ -120,13 +122,13 @@ def _add_unsupported_parts(doc: dict[str, Any], report: Report) -> dict[str, Any
     return ordered
 
 
-def render_cyclonedx(report: Report, *, licence_texts: Mapping[str, str] | None = None) -> str:
+def render_cyclonedx(report: Report) -> str:
     """The CycloneDX 1.6 AI-BOM of the report as JSON; raises OutputError if it is not valid.
 
-    licence_texts maps the path of a licence file in the model to its text; the text is
-    attached to licences the card declares that are not SPDX ids.
+    A function of the report alone: the licence files' texts the scan read
+    (`Report.licence_texts`) are attached to licences the card declares that are not SPDX ids.
     """
-    bom = _build_bom(report, licence_texts or {})
+    bom = _build_bom(report)
     doc = json.loads(JsonV1Dot6(bom).output_as_string())
     text = json.dumps(_add_unsupported_parts(doc, report), indent=2, ensure_ascii=False)
     errors = [

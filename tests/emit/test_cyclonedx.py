@@ -15,7 +15,6 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from fixtures.models import build_demo_model
 from provscan.collectors.licence import collect_licence
-from provscan.collectors.licence_files import read_licence_texts
 from provscan.collectors.origin import collect_origin
 from provscan.emit.bom.schema import _canonical
 from provscan.emit.cyclonedx import render_cyclonedx, validate_cyclonedx
@@ -251,8 +250,15 @@ CASES: dict[str, Any] = {
 }
 
 
-def render(report: Report, **kwargs: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(render_cyclonedx(report, **kwargs))
+def with_texts(report: Report, licence_texts: dict[str, str]) -> Report:
+    """The report as if the scan had read these licence files' texts."""
+    return report.model_copy(update={"licence_texts": licence_texts})
+
+
+def render(report: Report, licence_texts: dict[str, str] | None = None) -> dict[str, Any]:
+    if licence_texts is not None:
+        report = with_texts(report, licence_texts)
+    doc: dict[str, Any] = json.loads(render_cyclonedx(report))
     return doc
 
 
@@ -270,7 +276,7 @@ def prop(node: dict[str, Any], name: str) -> list[str]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_case_is_valid_cyclonedx_1_6(case: str) -> None:
-    text = render_cyclonedx(CASES[case](), licence_texts={"LICENSE": LLAMA_TEXT})
+    text = render_cyclonedx(with_texts(CASES[case](), {"LICENSE": LLAMA_TEXT}))
     assert validate_cyclonedx(text) == []
     doc = json.loads(text)
     assert doc["specVersion"] == "1.6"
@@ -707,8 +713,8 @@ def test_scanned_derivative_bom_has_concluded_text_supplier_country_and_ancestor
         "---\nlicense: apache-2.0\nbase_model: Qwen/Qwen2.5-7B-Instruct\n---\n# tuned\n"
     )
     report = scan(str(model), ScanOptions(hash_workers=1))
-    texts = read_licence_texts(report)
-    doc = render(report, licence_texts=texts)
+    texts = report.licence_texts
+    doc = render(report)
     bom = model_of(doc)
     by_ack = {lic["acknowledgement"]: lic for lic in (e["license"] for e in bom["licenses"])}
     assert by_ack["declared"]["id"] == "Apache-2.0"
@@ -741,7 +747,7 @@ def test_known_release_bom_names_its_publisher_as_supplier_with_country(tmp_path
     model = build_demo_model(tmp_path / "model")
     snapshot = build_hf_cache_snapshot(tmp_path / "hub", "google/gemma-2b-it", REVISION, model)
     report = scan(str(snapshot), ScanOptions(hash_workers=1))
-    bom = model_of(render(report, licence_texts=read_licence_texts(report)))
+    bom = model_of(render(report))
     assert bom["supplier"]["address"]["country"] == "US"
     assert bom["supplier"]["name"] == "Google LLC"
     types = {ref["type"] for ref in bom["externalReferences"]}
@@ -790,7 +796,7 @@ def test_evaluate_reads_back_the_report_a_bom_embeds(tmp_path: Path) -> None:
     for case, build in sorted(CASES.items()):
         report = build()
         path = tmp_path / f"{case}.cdx.json"
-        path.write_text(render_cyclonedx(report, licence_texts={"LICENSE": LLAMA_TEXT}))
+        path.write_text(render_cyclonedx(with_texts(report, {"LICENSE": LLAMA_TEXT})))
         evidence = load_evidence(path)
         assert evidence.report == shareable(report), case
         assert (evidence.schema_version, evidence.older) == (SCHEMA_VERSION, False)
