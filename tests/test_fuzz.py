@@ -25,8 +25,7 @@ from fixtures.fuzz.cli import parse_log, peak_rss_mb
 from fixtures.fuzz.harness import TARGETS, CrashRecorder, Harness, InvariantBroken, Workspace
 from fixtures.fuzz.mutate import DICTIONARIES, Mutator, libfuzzer_dictionary
 from fixtures.fuzz.seeds import seed_corpus
-from provscan.collectors.serialization.containers.archives import scan_7z
-from provscan.collectors.serialization.containers.zip_scan import scan_zip
+from provscan.collectors.serialization.containers.scan import scan_7z, scan_zip
 from provscan.collectors.serialization.keras.scan import scan_keras_zip
 from provscan.collectors.serialization.safetensors.scan import scan_safetensors
 from provscan.files import ScanFile
@@ -316,9 +315,9 @@ def test_7z_member_scan_errors_are_not_taken_for_an_unreadable_archive(
     monkeypatch, tmp_path: Path
 ) -> None:
     # Whatever py7zr raises is the archive's; what provscan's own member scan raises is not.
-    from provscan.collectors.serialization.containers import archives
+    from provscan.collectors.serialization.containers import scan
 
-    monkeypatch.setattr(archives, "scan_member_bytes", _boom)
+    monkeypatch.setattr(scan, "scan_member_stream", _boom)
     with pytest.raises(ValueError, match="scanner bug"):
         _findings(tmp_path, scan_7z, "model.7z", _sevenzip(_PAYLOAD, None))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provscan.collectors.inventory import WEIGHT_FORMATS
-from provscan.collectors.sniff import sniff
+from provscan.collectors.serialization.sniff import sniff
 from provscan.limits import DEFAULT_LIMITS
 
 # A directory holding one of these is a model's root: a file below it belongs to that model.

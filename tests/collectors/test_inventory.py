@@ -18,7 +18,7 @@ from safetensors.numpy import save_file
 
 from fixtures.models import malicious_pickle
 from provscan.collectors.inventory import collect_inventory, role_of
-from provscan.collectors.sniff import sniff
+from provscan.collectors.serialization.sniff import sniff
 from provscan.files import ScanFile
 from provscan.limits import DEFAULT_LIMITS
 from provscan.report import FileFormat, FileRole

@@ -2,58 +2,64 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from functools import partial
 
+from provscan.files import Collected, isolated
+from provscan.collectors.serialization.containers.scan import (
+    scan_7z,
+    scan_compressed,
+    scan_gzip,
+    scan_tar,
+    scan_zip,
+)
+from provscan.collectors.serialization.gguf.scan import scan_gguf, scan_tokenizer_config_template
+from provscan.collectors.serialization.keras.hdf5 import scan_hdf5
+from provscan.collectors.serialization.keras.scan import scan_keras_folder_config, scan_keras_zip
+from provscan.collectors.serialization.numpy_scan import scan_numpy
+from provscan.collectors.serialization.onnx_scan import scan_onnx
 from provscan.collectors.serialization.pickle.scan import scan_as_pickle, scan_pickle_file
-from provscan.files import Collected, ScanFile, SniffedFile, isolated
+from provscan.collectors.serialization.safetensors.scan import scan_safetensors
+from provscan.files import ScanFile, SniffedFile
 from provscan.limits import Limits
 from provscan.report import FileFormat, Finding, Severity, file_finding
 
+# Every scanner is imported here: what their modules import at load time is the standard
+# library and light parsers. The heavy or optional libraries are imported where they are
+# used, by the scanner that needs them: py7zr when a 7z archive is opened (archives.py),
+# h5py only in the HDF5 child process (keras/hdf5.py), numpy when an .npy header or a joblib
+# dtype is read, jinja2 when a chat template is parsed.
+
 FormatScanner = Callable[[ScanFile, Limits], list[Finding]]
-
-
-def _lazy(module: str, name: str) -> FormatScanner:
-    """A format's scanner, its module imported on the first file of that format: a model
-    without zips, archives or HDF5 does not pay their start-up (this runs in every check)."""
-
-    def scanner(file: ScanFile, limits: Limits) -> list[Finding]:
-        found: FormatScanner = getattr(
-            importlib.import_module(f"provscan.collectors.serialization.{module}"), name
-        )
-        return found(file, limits)
-
-    scanner.__name__ = name
-    return scanner
-
-
-scan_zip = _lazy("containers.zip_scan", "scan_zip")
-scan_keras_zip = _lazy("keras.scan", "scan_keras_zip")
-scan_keras_folder_config = _lazy("keras.scan", "scan_keras_folder_config")
-scan_tokenizer_config_template = _lazy("gguf.scan", "scan_tokenizer_config_template")
 
 # Routed by the format the content shows, never by the file name.
 SCANNERS: dict[FileFormat, FormatScanner] = {
     FileFormat.PICKLE: scan_pickle_file,
     FileFormat.ZIP: scan_zip,
-    FileFormat.SAFETENSORS: _lazy("safetensors.scan", "scan_safetensors"),
-    FileFormat.NUMPY: _lazy("numpy_scan", "scan_numpy"),
-    FileFormat.GGUF: _lazy("gguf.scan", "scan_gguf"),
-    FileFormat.TAR: _lazy("containers.archives", "scan_tar"),
-    FileFormat.GZIP: _lazy("containers.archives", "scan_gzip"),
-    FileFormat.SEVENZIP: _lazy("containers.archives", "scan_7z"),
-    FileFormat.HDF5: _lazy("keras.hdf5", "scan_hdf5"),
+    FileFormat.SAFETENSORS: scan_safetensors,
+    FileFormat.NUMPY: scan_numpy,
+    FileFormat.GGUF: scan_gguf,
+    FileFormat.TAR: scan_tar,
+    FileFormat.GZIP: scan_gzip,
+    FileFormat.SEVENZIP: scan_7z,
+    FileFormat.HDF5: scan_hdf5,
     # zlib, bz2, xz and joblib's old "ZF" streams have no magic the sniffer trusts; this
     # reads 64 bytes and returns nothing when the content is not compressed.
-    FileFormat.BINARY: _lazy("containers.archives", "scan_compressed"),
+    FileFormat.BINARY: scan_compressed,
 }
-
-
-def _scan_onnx(file: ScanFile, limits: Limits, present: frozenset[str]) -> list[Finding]:
-    from provscan.collectors.serialization.onnx_scan import scan_onnx
-
-    return scan_onnx(file, limits, present)
+# Scanned, but not by a scanner of the file alone: ONNX external data is resolved against
+# the other files of the target (scan_serialization binds them).
+NEEDS_TARGET = frozenset({FileFormat.ONNX})
+# Formats no format scanner reads. Each is still walked as a pickle from byte 0 (a pickle
+# loader reads any bytes), except EMPTY; a chat template file is linted by its name.
+NO_FORMAT_SCANNER = frozenset(
+    {
+        FileFormat.JSON,  # data: loading it runs nothing; templates go by name (TEMPLATE_FILES)
+        FileFormat.TEXT,  # likewise
+        FileFormat.EMPTY,  # no bytes, nothing to load
+        FileFormat.UNREADABLE,  # the inventory could not read it (its finding says so)
+    }
+)
 
 
 # Files whose chat template a runtime renders with Jinja (transformers, vLLM, SGLang):
@@ -104,7 +110,7 @@ def scan_serialization(files: Sequence[SniffedFile], limits: Limits) -> Collecte
     scanners: dict[FileFormat, tuple[FormatScanner, ...]] = {
         **{fmt: (scanner,) for fmt, scanner in SCANNERS.items()},
         # ONNX external data is resolved against the other files of the target.
-        FileFormat.ONNX: (lambda file, lim: _scan_onnx(file, lim, present),),
+        FileFormat.ONNX: (lambda file, lim: scan_onnx(file, lim, present),),
         # A Keras v3 archive is a zip whose config.json is code by another name.
         FileFormat.ZIP: (scan_zip, scan_keras_zip),
     }

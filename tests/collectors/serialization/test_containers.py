@@ -20,16 +20,16 @@ import pytest
 
 from fixtures.corpus_containers import legacy_storages, legacy_tar, v7_tar
 from fixtures.models import malicious_pickle
-from provscan.collectors.serialization.containers.archives import (
+from provscan.collectors.serialization.containers.compression import decode_block, detect
+from provscan.collectors.serialization.containers.scan import (
     scan_7z,
     scan_compressed,
     scan_gzip,
     scan_tar,
+    scan_zip,
 )
-from provscan.collectors.serialization.containers.compression import decode_block, detect
-from provscan.collectors.serialization.containers.zip_scan import scan_zip
 from provscan.collectors.serialization.numpy_scan import scan_numpy
-from provscan.collectors.sniff import is_tar_header
+from provscan.collectors.serialization.sniff import is_tar_header
 from provscan.files import ScanFile
 from provscan.limits import Limits, MiB
 from provscan.report import Finding, Severity

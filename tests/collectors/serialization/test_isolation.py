@@ -17,7 +17,8 @@ import pytest
 
 from fixtures.models import malicious_pickle
 from provscan.collectors.serialization import scan
-from provscan.collectors.serialization.containers import archives, zip_scan
+from provscan.collectors.serialization.containers import scan as containers_scan
+from provscan.collectors.serialization.containers import zip_scan
 from provscan.collectors.serialization.scan import scan_serialization
 from provscan.files import ScanFile, SniffedFile
 from provscan.limits import Limits
@@ -77,7 +78,9 @@ def test_a_tar_member_that_breaks_its_scanner_leaves_the_others_findings(
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     monkeypatch.setattr(
-        archives, "scan_member_stream", _fail_on("broken.pkl", archives.scan_member_stream)
+        containers_scan,
+        "scan_member_stream",
+        _fail_on("broken.pkl", containers_scan.scan_member_stream),
     )
     findings = _scan(path, FileFormat.TAR)
     assert _critical(findings, "first.pkl") and _critical(findings, "last.pkl"), findings

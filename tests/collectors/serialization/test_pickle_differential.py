@@ -19,7 +19,7 @@ import pytest
 from fixtures.pickle_fuzz import diverges, fuzz
 from fixtures.pickle_oracle import Oracle
 from provscan.collectors.serialization.pickle.scan import scan_as_pickle, walk_pickles
-from provscan.collectors.serialization.pickle.walk import Reader
+from provscan.collectors.serialization.pickle.values import Reader
 from provscan.files import ScanFile
 from provscan.limits import Limits
 from provscan.report import Severity

@@ -433,11 +433,11 @@ def test_dotted_tails_leave_nested_classes_and_allowed_names_alone() -> None:
 def test_a_pickle_that_builds_too_many_values_stops_early(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from provscan.collectors.serialization.pickle import walk as pickle_walk
+    from provscan.collectors.serialization.pickle import reading as pickle_reading
 
     # 200,000 distinct short strings: few bytes, many live objects. The bound is lowered so the
     # test stays small; the check runs every 65,536 opcodes.
-    monkeypatch.setattr(pickle_walk, "MAX_LIVE_BLOCKS", 50_000)
+    monkeypatch.setattr(pickle_reading, "MAX_LIVE_BLOCKS", 50_000)
     body = b"".join(b"\x8c\x05" + f"{i:05x}".encode() for i in range(200_000))
     findings = rules(scan(tmp_path, b"\x80\x04(" + body + b"l."))
     assert findings["SER-PICKLE-TOO-LARGE"].evidence.keys() == {"max_values"}

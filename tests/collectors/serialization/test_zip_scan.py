@@ -24,7 +24,8 @@ from fixtures.corpus_containers import (
     zip_two_zip64_end_records,
 )
 from fixtures.models import malicious_pickle
-from provscan.collectors.serialization.containers.zip_layout import _heap_sort, read_miniz, span_of
+from provscan.collectors.serialization.containers.zip_entries import span_of
+from provscan.collectors.serialization.containers.zip_miniz import _heap_sort, read_miniz
 from provscan.collectors.serialization.scan import scan_serialization
 from provscan.files import ScanFile, SniffedFile
 from provscan.limits import Limits

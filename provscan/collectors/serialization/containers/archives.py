@@ -14,15 +14,16 @@ import tarfile
 from functools import partial
 from typing import IO, Any
 
-from provscan.collectors.serialization.containers.compression import Detected, detect, inflater
-from provscan.collectors.serialization.containers.inflate import Readable, codec_of
+from provscan.files import isolated
+from provscan.collectors.serialization.containers.compression import Detected, inflater
 from provscan.collectors.serialization.containers.members import (
+    Route,
     escapes,
     member_location,
     name_findings,
-    scan_member_bytes,
-    scan_member_stream,
+    route_bytes,
 )
+from provscan.collectors.serialization.containers.streams import Readable
 from provscan.collectors.serialization.containers.tar_legacy import (
     LAYOUT_MEMBERS,
     PICKLE_MEMBERS,
@@ -30,12 +31,8 @@ from provscan.collectors.serialization.containers.tar_legacy import (
     scan_layout_member,
 )
 from provscan.collectors.serialization.pickle.scan import describe
-from provscan.collectors.sniff import is_tar_header
-from provscan.files import ScanFile, isolated, open_scanned
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
-
-__all__ = ["codec_of", "detect", "scan_7z", "scan_compressed", "scan_gzip", "scan_tar"]
 
 
 def _unreadable(location: Location, what: str, why: str) -> Finding:
@@ -109,10 +106,15 @@ def _legacy_duplicate(name: str, where: Location) -> Finding:
 
 
 def _scan_tar_member(
-    member: Readable, info: tarfile.TarInfo, location: Location, limits: Limits, depth: int
+    member: Readable,
+    info: tarfile.TarInfo,
+    location: Location,
+    limits: Limits,
+    depth: int,
+    route: Route,
 ) -> list[Finding]:
     def by_content(stream: Readable) -> list[Finding]:
-        return scan_member_stream(
+        return route(
             stream,
             info.size,
             location,
@@ -127,8 +129,11 @@ def _scan_tar_member(
     return by_content(member)
 
 
-def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: int) -> list[Finding]:
-    """Walk an uncompressed tar once, in order, as a stream; never extracts anything."""
+def scan_tar_stream(
+    stream: Readable, where: Location, limits: Limits, depth: int, route: Route
+) -> list[Finding]:
+    """Walk an uncompressed tar once, in order, as a stream; never extracts anything.
+    `route` scans each member by its content."""
     findings: list[Finding] = []
     count = total = 0
     legacy_seen: set[str] = set()
@@ -161,7 +166,7 @@ def scan_tar_stream(stream: Readable, where: Location, limits: Limits, depth: in
                 if member is not None:
                     findings.extend(
                         isolated(
-                            partial(_scan_tar_member, member, info, location, limits, depth),
+                            partial(_scan_tar_member, member, info, location, limits, depth, route),
                             partial(_member_unreadable, location),
                             reraise=_TAR_ERRORS,  # the stream broke: the archive's, below
                         )
@@ -179,10 +184,11 @@ def scan_compressed_stream(
     where: Location,
     limits: Limits,
     depth: int,
+    route: Route,
 ) -> list[Finding]:
-    """Decompress in bounded steps, route what comes out by content, then drain the rest."""
+    """Decompress in bounded steps, `route` what comes out by content, then drain the rest."""
     inflated = inflater(stream, detected, compressed_size, limits)
-    findings = scan_member_stream(inflated, None, where, limits, depth)
+    findings = route(inflated, None, where, limits, depth)
     inflated.drain()
     if detected.weak and inflated.produced == 0 and inflated.error:
         # Bytes that happen to look like a zlib or lzma header, inside raw data: not a stream.
@@ -210,9 +216,9 @@ def scan_compressed_stream(
 
 
 def scan_7z_archive(
-    handle: IO[bytes], where: Location, limits: Limits, depth: int
+    handle: IO[bytes], where: Location, limits: Limits, depth: int, route: Route
 ) -> list[Finding]:
-    """List a 7z archive, refuse what its listing says is too big, scan members in memory."""
+    """List a 7z archive, refuse what its listing says is too big, `route` members in memory."""
     try:
         from provscan.collectors.serialization.containers import sevenzip
     except ImportError as exc:  # py7zr is optional: unscanned is a finding, not a pass
@@ -223,43 +229,7 @@ def scan_7z_archive(
 
     def visit(name: str, data: bytes) -> None:
         location = member_location(where, name)
-        findings.extend(scan_member_bytes(data, location, limits, depth, name=name))
+        findings.extend(route_bytes(route, data, location, limits, depth, name=name))
 
     findings.extend(sevenzip.read_members(handle, size, where, limits, visit))
     return findings
-
-
-def _open_and(file: ScanFile, limits: Limits, scan: Any) -> list[Finding]:
-    with open_scanned(file) as handle:
-        result: list[Finding] = scan(handle, Location(path=file.rel), limits)
-        return result
-
-
-def scan_tar(file: ScanFile, limits: Limits) -> list[Finding]:
-    """Scan a tar file on disk (FileFormat.TAR), including torch's legacy tar checkpoints."""
-    with open_scanned(file) as handle:
-        return scan_tar_stream(handle, Location(path=file.rel), limits, 1)
-
-
-def scan_compressed(file: ScanFile, limits: Limits) -> list[Finding]:
-    """Scan a file the sniffer did not name (or named gzip) by what it holds: a compressed
-    stream (gzip, bz2, xz, lzma, zlib, lz4, joblib-zfile) or a tar without "ustar" magic."""
-    with open_scanned(file) as handle:
-        head = handle.read(limits.sniff_bytes)
-        handle.seek(0)
-        where = Location(path=file.rel)
-        if is_tar_header(head):
-            return scan_tar_stream(handle, where, limits, 1)
-        detected = detect(head)
-        if detected is None:
-            return []
-        return scan_compressed_stream(handle, detected, file.size, where, limits, 1)
-
-
-# FileFormat.GZIP today; the same scanner reads every codec that `detect` names.
-scan_gzip = scan_compressed
-
-
-def scan_7z(file: ScanFile, limits: Limits) -> list[Finding]:
-    """Scan a 7z file on disk (FileFormat.SEVENZIP)."""
-    return _open_and(file, limits, lambda h, w, lim: scan_7z_archive(h, w, lim, 1))

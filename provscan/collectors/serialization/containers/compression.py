@@ -29,10 +29,10 @@ from typing import Any
 from provscan.collectors.serialization.containers.inflate import (
     Codec,
     Inflated,
-    Readable,
     _Engine,
     codec_of,
 )
+from provscan.collectors.serialization.containers.streams import Readable
 from provscan.limits import Limits
 
 LZ4_MAGIC = b"\x04\x22\x4d\x18"

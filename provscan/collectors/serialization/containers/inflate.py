@@ -7,18 +7,14 @@ import lzma
 import string
 import zlib
 from enum import Enum
-from typing import Protocol
 
+from provscan.collectors.serialization.containers.streams import Readable
 from provscan.limits import Limits
 
 _CHUNK = 64 * 1024
 # joblib < 0.9.3 wrote "ZF" + the hex length padded to len(hex(2**64)), then zlib data.
 _ZF_HEADER = 2 + len(hex(2**64))
 _HEX = set((string.hexdigits + "xX ").encode())
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class Codec(str, Enum):

@@ -13,13 +13,13 @@ from typing import IO
 import py7zr
 from py7zr.io import Py7zIO, WriterFactory
 
+from provscan.files import BROKEN_SCANNER
 from provscan.collectors.serialization.containers.members import (
     escapes,
     member_location,
     name_findings,
 )
 from provscan.collectors.serialization.pickle.scan import describe
-from provscan.files import BROKEN_SCANNER
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
 

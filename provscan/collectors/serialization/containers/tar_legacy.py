@@ -34,9 +34,10 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from provscan.collectors.serialization.containers.members import Readable, Rejoined, read_bounded
+from provscan.collectors.serialization.containers.streams import Readable, Rejoined, read_bounded
 from provscan.collectors.serialization.pickle.scan import describe, scan_pickle_bytes
-from provscan.collectors.serialization.pickle.walk import Global, PickleWalk, Reader, Walker
+from provscan.collectors.serialization.pickle.values import Global, PickleWalk, Reader
+from provscan.collectors.serialization.pickle.walk import Walker
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding
 

@@ -51,31 +51,30 @@ weights_only=False)` and `zipfile.ZipFile`):
 
 from __future__ import annotations
 
-import bisect
-import struct
 import zipfile
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-_EOCD = b"PK\x05\x06"
-_EOCD64 = b"PK\x06\x06"
-_LOCATOR = b"PK\x06\x07"
-_CENTRAL = b"PK\x01\x02"
-_LOCAL = b"PK\x03\x04"
-_DESCRIPTOR = b"PK\x07\x08"
-_EOCD_SIZE = 22
-_EOCD64_SIZE = 56
-_LOCATOR_SIZE = 20
-_CENTRAL_SIZE = 46
-_LOCAL_SIZE = 30
-_MAX16 = 0xFFFF
-_MAX32 = 0xFFFFFFFF
-# miniz reads the tail in 4 KiB blocks, stepping back 4093 bytes at a time.
-_BLOCK = 4096
-# General purpose flags miniz refuses at get_record: encrypted, patch data, strong encryption.
-_REFUSED_FLAGS = 0x01 | 0x20 | 0x40
+from provscan.collectors.serialization.containers.zip_coverage import (
+    Region,
+    coverage_problems,
+    covered,
+    directory_size,
+    end_records,
+    regions,
+    tail_regions,
+    zipfile_end,
+)
+from provscan.collectors.serialization.containers.zip_entries import (
+    EOCD_SIZE,
+    Entry,
+    Span,
+    span_of,
+    zipfile_entries,
+)
+from provscan.collectors.serialization.containers.zip_miniz import MinizView
+
 # Records torch.load asks its reader for by name, under the archive folder
 # (torch/serialization.py _load, inline_container.cc init).
 TORCH_RECORDS = (
@@ -88,442 +87,6 @@ TORCH_RECORDS = (
     ".data/serialization_id",
     "constants.pkl",
 )
-_MASKED_DIRECTORY = 0x2000
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One central directory entry as a reader resolved it (offsets already adjusted)."""
-
-    raw_name: bytes
-    name: str  # the name as zipfile would show it (cp437 or UTF-8 by flag bit 11)
-    header_offset: int
-    compress_size: int
-    file_size: int
-    method: int
-    flags: int
-    crc: int
-    # miniz also takes the DOS directory attribute for a directory, and reads no bytes of it.
-    directory: bool = False
-
-
-@dataclass(frozen=True)
-class Span:
-    """Where a member's data lies once its local header is read: what the loader reads."""
-
-    data_offset: int
-    compress_size: int
-    method: int
-
-
-@dataclass
-class MinizView:
-    """The archive as PyTorch's reader (miniz) opens it; `error` says why it refuses."""
-
-    entries: list[Entry] = field(default_factory=list)
-    end_offset: int | None = None
-    end_length: int = 0  # the end record with its comment, as far as the file holds it
-    zip64_offset: int | None = None
-    directory: tuple[int, int] | None = None  # (offset, size)
-    error: str | None = None
-    _index: dict[bytes, list[int]] = field(default_factory=dict)
-    _sorted: list[int] | None = None
-
-    @property
-    def prefix(self) -> bytes | None:
-        """The archive folder torch looks names up in: the first entry's top directory."""
-        if not self.entries or b"/" not in self.entries[0].raw_name:
-            return None
-        return self.entries[0].raw_name.split(b"/", 1)[0]
-
-    def duplicates(self) -> list[str]:
-        """Names miniz holds more than once, compared as it compares them (ignoring case)."""
-        return sorted(self.entries[hits[0]].name for hits in self._index.values() if len(hits) > 1)
-
-    def locate(self, name: bytes) -> Entry | None:
-        """mz_zip_reader_locate_file(name, flags=0): case-insensitive binary search."""
-        folded = _lower(name)
-        hits = self._index.get(folded)
-        if not hits:
-            return None
-        if len(hits) == 1:
-            return self.entries[hits[0]]
-        if self._sorted is None:
-            self._sorted = _heap_sort([_lower(e.raw_name) for e in self.entries])
-        keys = [_lower(e.raw_name) for e in self.entries]
-        low, high = 0, len(self._sorted) - 1
-        while low <= high:
-            middle = low + ((high - low) >> 1)
-            index = self._sorted[middle]
-            order = _compare(keys[index], folded)
-            if order == 0:
-                return self.entries[index]
-            if order < 0:
-                low = middle + 1
-            else:
-                high = middle - 1
-        return None  # pragma: no cover - the index says a copy exists
-
-
-def _lower(name: bytes) -> bytes:
-    # MZ_TOLOWER: ASCII letters only.
-    return name.translate(_LOWER)
-
-
-_LOWER = bytes(c + 32 if 65 <= c <= 90 else c for c in range(256))
-
-
-def _compare(left: bytes, right: bytes) -> int:
-    """mz_zip_filename_compare on already-lowered names."""
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            return a - b
-    return len(left) - len(right)
-
-
-def _less(left: bytes, right: bytes) -> bool:
-    """mz_zip_reader_filename_less on already-lowered names."""
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            return a < b
-    return len(left) < len(right)
-
-
-def _heap_sort(keys: list[bytes]) -> list[int]:
-    """mz_zip_reader_sort_central_dir_offsets_by_filename: the same (unstable) heap sort, so
-    duplicate names end up in the order miniz's binary search sees them."""
-    size = len(keys)
-    indices = list(range(size))
-    if size <= 1:
-        return indices
-
-    def sift(root: int, end: int) -> None:
-        while True:
-            child = (root << 1) + 1
-            if child >= end:
-                return
-            if child + 1 < end and _less(keys[indices[child]], keys[indices[child + 1]]):
-                child += 1
-            if not _less(keys[indices[root]], keys[indices[child]]):
-                return
-            indices[root], indices[child] = indices[child], indices[root]
-            root = child
-
-    for start in range((size - 2) >> 1, -1, -1):
-        sift(start, size)
-    for end in range(size - 1, 0, -1):
-        indices[end], indices[0] = indices[0], indices[end]
-        sift(0, end)
-    return indices
-
-
-def read_at(handle: IO[bytes], offset: int, size: int) -> bytes:
-    """Up to `size` bytes at `offset`; nothing for an offset before the file (zipfile moves
-    member offsets by its "concat", which a hostile end record can make negative)."""
-    if offset < 0 or size <= 0 or offset >= 1 << 62:
-        return b""
-    handle.seek(offset)
-    return handle.read(size)
-
-
-def _locate_end(handle: IO[bytes], size: int) -> int | None:
-    """mz_zip_reader_locate_header_sig: the last end-record signature with 22 bytes after it."""
-    if size < _EOCD_SIZE:
-        return None
-    cursor = max(size - _BLOCK, 0)
-    while True:
-        block = read_at(handle, cursor, min(_BLOCK, size - cursor))
-        at = len(block) - 4
-        while at >= 0:
-            at = block.rfind(_EOCD, 0, at + 4)
-            if at < 0:
-                break
-            if size - (cursor + at) >= _EOCD_SIZE:
-                return cursor + at
-            at -= 1
-        if cursor == 0 or size - cursor >= _MAX16 + _EOCD_SIZE:
-            return None
-        cursor = max(cursor - (_BLOCK - 3), 0)
-
-
-def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
-    """The zip64 extended-information field (0x0001) fills the 32-bit fields set to ~0."""
-    at = 0
-    while at + 4 <= len(extra):
-        kind, length = struct.unpack_from("<2H", extra, at)
-        body = extra[at + 4 : at + 4 + length]
-        if len(body) < length:
-            raise ValueError("extra field runs past its entry")
-        if kind == 1:
-            values = [usize, csize, offset]
-            cursor = 0
-            for i, value in enumerate(values):
-                if value == _MAX32:
-                    if cursor + 8 > len(body):
-                        raise ValueError("zip64 extra field is short")
-                    (values[i],) = struct.unpack_from("<Q", body, cursor)
-                    cursor += 8
-            return values[0], values[1], values[2]
-        at += 4 + length
-    if at != len(extra):
-        raise ValueError("extra field is malformed")
-    return usize, csize, offset
-
-
-def _decode(raw: bytes, flags: int) -> str:
-    return raw.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
-
-
-def read_miniz(handle: IO[bytes], size: int, max_entries: int) -> MinizView:
-    """mz_zip_reader_init + mz_zip_reader_read_central_dir, as torch calls it (flags 0)."""
-    view = MinizView()
-    end = _locate_end(handle, size)
-    if end is None:
-        view.error = "no end of central directory record"
-        return view
-    record = read_at(handle, end, _EOCD_SIZE)
-    (disk, cd_disk, on_disk, total, cd_size, cd_offset, comment) = struct.unpack_from(
-        "<4H2LH", record, 4
-    )
-    view.end_offset = end
-    view.end_length = min(_EOCD_SIZE + comment, size - end)
-    if end >= _LOCATOR_SIZE + _EOCD64_SIZE:
-        locator = read_at(handle, end - _LOCATOR_SIZE, _LOCATOR_SIZE)
-        if locator[:4] == _LOCATOR:
-            _, z64_offset, disks = struct.unpack_from("<LQL", locator, 4)
-            if z64_offset > size - _EOCD64_SIZE:
-                view.error = "zip64 end record offset is past the end"
-                return view
-            z64 = read_at(handle, z64_offset, _EOCD64_SIZE)
-            if z64[:4] == _EOCD64:
-                view.zip64_offset = z64_offset
-                (record_size, _, _, disk, cd_disk, on_disk, total, cd_size, cd_offset) = (
-                    struct.unpack_from("<Q2H2L4Q", z64, 4)
-                )
-                if record_size < _EOCD64_SIZE - 12:
-                    view.error = "zip64 end record is too short"
-                elif disks != 1:
-                    view.error = "multi-disk archive"
-                elif max(total, on_disk, cd_size) > _MAX32:
-                    view.error = "zip64 directory too large for miniz"
-                if view.error:
-                    return view
-    if total != on_disk or ((disk | cd_disk) != 0 and (disk != 1 or cd_disk != 1)):
-        view.error = "multi-disk archive"
-        return view
-    if cd_size < total * _CENTRAL_SIZE or cd_offset + cd_size > size:
-        view.error = "central directory does not fit the file"
-        return view
-    view.directory = (cd_offset, cd_size)
-    if total > max_entries:
-        view.error = f"declares {total} entries"
-        return view
-    handle.seek(cd_offset)
-    left = cd_size
-    for _ in range(total):
-        fixed = handle.read(_CENTRAL_SIZE)
-        if left < _CENTRAL_SIZE or len(fixed) < _CENTRAL_SIZE or fixed[:4] != _CENTRAL:
-            view.error = "central directory entry is corrupt"
-            return view
-        fields = struct.unpack_from("<6H3L5H2L", fixed, 4)
-        flags, method, crc, csize, usize = fields[2], fields[3], *fields[6:9]
-        name_len, extra_len, comment_len, disk_start = fields[9:13]
-        external, offset = fields[14], fields[15]
-        variable = handle.read(name_len + extra_len + comment_len)
-        if (csize != _MAX32 and usize != _MAX32) and (
-            (method == 0 and usize != csize) or (usize and not csize)
-        ):
-            view.error = "entry sizes are inconsistent"
-            return view
-        if disk_start == _MAX16 or (disk_start != disk and disk_start != 1):
-            view.error = "multi-disk archive"
-            return view
-        if csize != _MAX32 and offset + _LOCAL_SIZE + csize > size:
-            view.error = "entry runs past the end of the file"
-            return view
-        if flags & _MASKED_DIRECTORY:
-            view.error = "masked local directory (encrypted)"
-            return view
-        whole = _CENTRAL_SIZE + name_len + extra_len + comment_len
-        if whole > left or len(variable) < whole - _CENTRAL_SIZE:
-            view.error = "central directory entry runs past the directory"
-            return view
-        left -= whole
-        raw_name = variable[:name_len]
-        extra = variable[name_len : name_len + extra_len]
-        if _MAX32 in (csize, usize, offset):
-            try:
-                usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
-            except ValueError as exc:
-                view.error = str(exc)
-                return view
-        entry = Entry(
-            raw_name=raw_name,
-            name=_decode(raw_name, flags),
-            header_offset=offset,
-            compress_size=csize,
-            file_size=usize,
-            method=method,
-            flags=flags,
-            crc=crc,
-            directory=raw_name.endswith(b"/") or bool(external & 0x10),
-        )
-        view._index.setdefault(_lower(raw_name), []).append(len(view.entries))
-        view.entries.append(entry)
-    return view
-
-
-def zipfile_entries(archive: zipfile.ZipFile) -> list[Entry]:
-    """The entries zipfile listed (offsets already moved by its "concat")."""
-    return [
-        Entry(
-            raw_name=info.orig_filename.encode(
-                "utf-8" if info.flag_bits & 0x800 else "cp437", errors="replace"
-            ),
-            name=info.filename,
-            header_offset=info.header_offset,
-            compress_size=info.compress_size,
-            file_size=info.file_size,
-            method=info.compress_type,
-            flags=info.flag_bits,
-            crc=info.CRC,
-            # Not is_dir(): CPython 3.11's indexes the name's last character, and a
-            # central entry may have an empty name.
-            directory=info.filename.endswith("/"),
-        )
-        for info in archive.infolist()
-    ]
-
-
-def span_of(handle: IO[bytes], entry: Entry, size: int) -> Span | None:
-    """Where the loader reads the entry's data: local header lengths, central sizes."""
-    local = read_at(handle, entry.header_offset, _LOCAL_SIZE)
-    if len(local) < _LOCAL_SIZE or local[:4] != _LOCAL:
-        return None
-    name_len, extra_len = struct.unpack_from("<2H", local, 26)
-    start = entry.header_offset + _LOCAL_SIZE + name_len + extra_len
-    if start + entry.compress_size > size:
-        return None
-    return Span(start, entry.compress_size, entry.method)
-
-
-def refusal(entry: Entry) -> str | None:
-    """Why miniz's get_record refuses this entry, if it does."""
-    if entry.method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        return f"compression method {entry.method} (torch reads stored and deflate only)"
-    if entry.flags & _REFUSED_FLAGS:
-        return f"flag bits {entry.flags & _REFUSED_FLAGS:#x} (encryption or patch data)"
-    return None
-
-
-def _descriptor_length(handle: IO[bytes], entry: Entry, end: int) -> int:
-    """Bytes of the data descriptor after the data (flag bit 3), in whichever of its four
-    shapes (signature or not, 32- or 64-bit sizes) matches the central entry."""
-    tail = read_at(handle, end, 24)
-    for signed in (True, False):
-        body = tail[4:] if signed else tail
-        if signed and tail[:4] != _DESCRIPTOR:
-            continue
-        for width, shape in ((4, "<3L"), (8, "<LQQ")):
-            need = 4 + 2 * width
-            if len(body) >= need:
-                crc, csize, usize = struct.unpack_from(shape, body)
-                if (crc, csize, usize) == (entry.crc, entry.compress_size, entry.file_size):
-                    return need + (4 if signed else 0)
-    return 0
-
-
-@dataclass(frozen=True)
-class Region:
-    start: int
-    end: int
-    what: str
-
-
-def regions(
-    handle: IO[bytes],
-    entries: list[Entry],
-    size: int,
-    directory: tuple[int, int],
-    tail: list[Region],
-    spans: dict[int, Span | None] | None = None,
-) -> list[Region]:
-    """Every byte range one reader's view accounts for: local headers with their data and
-    descriptors, the central directory, the end records (`tail`)."""
-    found: list[Region] = []
-    known = spans if spans is not None else {}
-    for entry in entries:
-        span = known[id(entry)] if id(entry) in known else span_of(handle, entry, size)
-        if span is None:
-            continue
-        end = span.data_offset + span.compress_size
-        if entry.flags & 0x08:
-            end += _descriptor_length(handle, entry, end)
-        found.append(Region(entry.header_offset, end, f"member {entry.name}"))
-    offset, length = directory
-    found.append(Region(offset, offset + length, "central directory"))
-    found.extend(tail)
-    return sorted(found, key=lambda r: (r.start, r.end))
-
-
-def end_records(handle: IO[bytes], size: int) -> list[int]:
-    """Offsets of every end-record signature in the window both readers search."""
-    start = max(size - (_MAX16 + _EOCD_SIZE + _BLOCK), 0)
-    tail = read_at(handle, start, size - start)
-    found: list[int] = []
-    at = tail.find(_EOCD)
-    while at >= 0:
-        found.append(start + at)
-        at = tail.find(_EOCD, at + 1)
-    return found
-
-
-def coverage_problems(found: list[Region], size: int) -> list[dict[str, Any]]:
-    """Leading, trailing, unaccounted and overlapping byte ranges of one view."""
-    problems: list[dict[str, Any]] = []
-    if not found:
-        return problems
-    if found[0].start > 0:
-        problems.append({"kind": "leading", "start": 0, "end": found[0].start})
-    reach = found[0]
-    for region in found[1:]:
-        if region.start < reach.end:
-            problems.append(
-                {
-                    "kind": "overlap",
-                    "start": region.start,
-                    "end": min(region.end, reach.end),
-                    "parts": [reach.what, region.what],
-                }
-            )
-        elif region.start > reach.end:
-            problems.append({"kind": "gap", "start": reach.end, "end": region.start})
-        if region.end > reach.end:
-            reach = region
-    if reach.end < size:
-        problems.append({"kind": "trailing", "start": reach.end, "end": size})
-    return problems
-
-
-def zipfile_end(handle: IO[bytes], size: int) -> tuple[int, int | None] | None:
-    """zipfile._EndRecData's choice: (end record offset, zip64 end record offset or None)."""
-    if size < _EOCD_SIZE:
-        return None
-    last = read_at(handle, size - _EOCD_SIZE, _EOCD_SIZE)
-    if last[:4] == _EOCD and last[-2:] == b"\x00\x00":
-        end = size - _EOCD_SIZE
-    else:
-        start = max(size - (1 << 16) - _EOCD_SIZE, 0)
-        at = read_at(handle, start, size - start).rfind(_EOCD)
-        if at < 0 or size - (start + at) < _EOCD_SIZE:
-            return None
-        end = start + at
-    zip64 = end - _LOCATOR_SIZE - _EOCD64_SIZE
-    if zip64 < 0:
-        return end, None
-    if read_at(handle, end - _LOCATOR_SIZE, 4) != _LOCATOR:
-        return end, None
-    return end, zip64 if read_at(handle, zip64, 4) == _EOCD64 else None
 
 
 @dataclass(frozen=True)
@@ -552,15 +115,6 @@ def _describe_span(entry: Entry | None, span: Span | None) -> dict[str, Any] | N
     if span is not None:
         shown.update(data_offset=span.data_offset, size=span.compress_size, method=span.method)
     return shown
-
-
-def _tail(view_end: int, end_length: int, zip64: int | None, handle: IO[bytes]) -> list[Region]:
-    found = [Region(view_end, view_end + end_length, "end of central directory")]
-    if zip64 is not None:
-        (record_size,) = struct.unpack("<Q", read_at(handle, zip64 + 4, 8))
-        found.append(Region(zip64, zip64 + 12 + min(record_size, 1 << 20), "zip64 end record"))
-        found.append(Region(view_end - _LOCATOR_SIZE, view_end, "zip64 end locator"))
-    return found
 
 
 def _coverage(
@@ -626,7 +180,7 @@ def compare(
         spans[id(entry)] = span
         if span is not None:
             data_ranges.append((span.data_offset, span.data_offset + span.compress_size))
-    in_data = _covered(data_ranges)
+    in_data = covered(data_ranges)
     stray = [at for at in end_records(handle, size) if at not in used and not in_data(at)]
     if stray:
         problems.append(
@@ -640,7 +194,7 @@ def compare(
     # ------------------------------------------------------------ central directories
     py_directory: tuple[int, int] | None = None
     if archive is not None:
-        py_directory = (archive.start_dir, _directory_size(handle, py_end))
+        py_directory = (archive.start_dir, directory_size(handle, py_end))
     if (
         miniz.directory is not None
         and py_directory is not None
@@ -667,13 +221,17 @@ def compare(
             (
                 miniz.entries,
                 miniz.directory,
-                _tail(miniz.end_offset, miniz.end_length, miniz.zip64_offset, handle),
+                tail_regions(miniz.end_offset, miniz.end_length, miniz.zip64_offset, handle),
             )
         )
     if archive is not None and py_end is not None:
         comment = len(archive.comment)
         views.append(
-            (py_entries, py_directory, _tail(py_end[0], _EOCD_SIZE + comment, py_zip64, handle))
+            (
+                py_entries,
+                py_directory,
+                tail_regions(py_end[0], EOCD_SIZE + comment, py_zip64, handle),
+            )
         )
     for entries, directory, tail in views:
         if directory is None:
@@ -694,32 +252,6 @@ def compare(
         if prefix is not None:
             layout.torch_data_pkl = miniz.locate(prefix + b"/data.pkl")
     return layout
-
-
-def _covered(ranges: list[tuple[int, int]]) -> Callable[[int], bool]:
-    """A test for "does this offset fall inside one of the (start, end) ranges"."""
-    ranges = sorted(ranges)
-    starts = [start for start, _ in ranges]
-    reach: list[int] = []  # the furthest end among ranges starting at or before each start
-    for _, end in ranges:
-        reach.append(max(end, reach[-1]) if reach else end)
-
-    def inside(offset: int) -> bool:
-        at = bisect.bisect_right(starts, offset) - 1
-        return at >= 0 and reach[at] > offset
-
-    return inside
-
-
-def _directory_size(handle: IO[bytes], py_end: tuple[int, int | None] | None) -> int:
-    if py_end is None:
-        return 0
-    end, zip64 = py_end
-    if zip64 is not None:
-        (cd_size,) = struct.unpack("<Q", read_at(handle, zip64 + 40, 8))
-        return int(cd_size)
-    (cd_size,) = struct.unpack("<L", read_at(handle, end + 12, 4))
-    return int(cd_size)
 
 
 _COVERAGE_RULES = {

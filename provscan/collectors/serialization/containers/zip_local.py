@@ -7,11 +7,10 @@ import zipfile
 import zlib
 from typing import IO, Any
 
-from provscan.collectors.serialization.containers.members import read_bounded
-from provscan.collectors.serialization.containers.zip_layout import Entry, read_at
+from provscan.collectors.serialization.containers.streams import read_bounded
+from provscan.collectors.serialization.containers.zip_entries import LOCAL, Entry, read_at
 from provscan.limits import Limits
 
-_LOCAL = b"PK\x03\x04"
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 
 
@@ -22,7 +21,7 @@ def header_disagreement(handle: IO[bytes], entry: Entry) -> dict[str, Any] | Non
     PyTorch) then see different files (picklescan/modelscan bypass history).
     """
     fixed = read_at(handle, entry.header_offset, _LOCAL_HEADER.size)
-    if len(fixed) < _LOCAL_HEADER.size or fixed[:4] != _LOCAL:
+    if len(fixed) < _LOCAL_HEADER.size or fixed[:4] != LOCAL:
         return {"local_header": "missing", "offset": entry.header_offset}
     fields = _LOCAL_HEADER.unpack(fixed)
     flags, method, crc, csize, usize, name_len = fields[3], fields[4], *fields[7:11]
@@ -53,7 +52,7 @@ def raw_member(handle: IO[bytes], entry: Entry, limits: Limits) -> bytes | None:
     """A member's bytes read as PyTorch's reader finds them (local header lengths, central
     sizes), ignoring what makes zipfile refuse it: CRC, flag bits, a differing local name."""
     fixed = read_at(handle, entry.header_offset, _LOCAL_HEADER.size)
-    if len(fixed) < _LOCAL_HEADER.size or fixed[:4] != _LOCAL:
+    if len(fixed) < _LOCAL_HEADER.size or fixed[:4] != LOCAL:
         return None
     name_len, extra_len = _LOCAL_HEADER.unpack(fixed)[-2:]
     handle.seek(entry.header_offset + _LOCAL_HEADER.size + name_len + extra_len)

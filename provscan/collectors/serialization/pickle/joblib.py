@@ -11,7 +11,8 @@ the array it reads straight from the file (joblib 1.6.0, joblib/numpy_pickle.py
   prod(shape) * dtype.itemsize bytes of data.
 
 The bytes come from the file, not from pickle.py's frame buffer, so a BUILD inside a frame
-reads the array after the frame: this module reads exactly where joblib does. The wrapper's
+reads the array after the frame: the walker (walk.py `Walker._joblib_build`) reads exactly
+where joblib does, with the layout this module works out. The wrapper's
 attributes are what its construction set (`__init__` arguments through REDUCE, OBJ or INST;
 nothing through NEWOBJ or copyreg's reconstructors) updated by every BUILD's state, as
 `object.__setstate__`-less classes get them. The dtype is rebuilt with numpy itself from the
@@ -25,10 +26,10 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from provscan.collectors.serialization.pickle.values import Made
 
 if TYPE_CHECKING:
-    from provscan.collectors.serialization.pickle.walk import Made, Walker
+    import numpy as np
 
 # The names under which the unpickler can reach joblib's wrapper classes.
 ARRAY_WRAPPERS = frozenset(
@@ -70,7 +71,8 @@ def _attributes(made: Made) -> dict[str, Any] | str:
 
 
 def _dtype(value: Any) -> np.dtype[Any] | str:
-    from provscan.collectors.serialization.pickle.walk import Made
+    # numpy is heavy and most pickles hold no joblib array: imported on the first one.
+    import numpy as np
 
     if not isinstance(value, Made) or value.by.qualified != _DTYPE:
         return "its dtype is not a numpy.dtype"
@@ -116,61 +118,8 @@ def _layout(attributes: dict[str, Any]) -> tuple[int, bool, bool] | str:
     return count * dtype.itemsize, bool(dtype.hasobject), padded
 
 
-def after_build(walker: Walker, made: Made) -> None:
-    """joblib's load_build: read the array a wrapper stands for, from the file."""
-    name = made.by.qualified
-    if name in FILE_WRAPPERS:
-        return  # reads a separate .npy file, scanned on its own
-    if name not in ARRAY_WRAPPERS:
-        if name.rsplit(".", 1)[-1] in ("NumpyArrayWrapper", "NDArrayWrapper"):
-            walker.fail(f"{name} is not joblib's array wrapper, but is named like it")
-        return
-    walker.stack.pop()
-    walker.walk.joblib_arrays += 1
-    if walker.walk.joblib_from is None:
-        walker.walk.joblib_from = len(walker.walk.trail)
+def array_layout(made: Made) -> tuple[int, bool, bool] | str:
+    """(data bytes, holds objects, has a padding byte) of the array a wrapper stands for, or
+    why they cannot be known."""
     attributes = _attributes(made)
-    layout = attributes if isinstance(attributes, str) else _layout(attributes)
-    if isinstance(layout, str):
-        message = f"the size of the joblib array built at offset {walker.pos} is unknown: {layout}"
-        walker.fail(message)
-        return
-    size, objects, padded = layout
-    stream, start = walker.stream, walker.stream.tell()
-    if objects:
-        _nested(walker, start)
-        walker.append(None)
-        return
-    data = start
-    if padded:
-        pad = stream.read(1)
-        data = start + 1 + (pad[0] if pad else 0)
-    if data + size > walker.limit:
-        walker.walk.exhausted = True
-        remain = max(0, walker.limit - start)
-        walker.fail(
-            f"the joblib array built at offset {walker.pos} declares {size} data bytes at offset "
-            f"{start}, but only {remain} bytes remain"
-        )
-        return
-    stream.seek(data + size)
-    walker.append(None)
-
-
-def _nested(walker: Walker, start: int) -> None:
-    """An object array: joblib unpickles a nested stream here (pickle.py); its imports count."""
-    from provscan.collectors.serialization.pickle.walk import Reader, Walker
-
-    inner = Walker(
-        walker.stream,
-        walker.walk,
-        Reader.PY,
-        limit=walker.limit,
-        max_opcodes=walker.max_opcodes,
-    )
-    if not inner.run():
-        walker.halted = True
-        if walker.walk.error is not None and not walker.walk.error.startswith("nested"):
-            walker.walk.error = (
-                f"nested pickle of a joblib object array at offset {start}: {walker.walk.error}"
-            )
+    return attributes if isinstance(attributes, str) else _layout(attributes)

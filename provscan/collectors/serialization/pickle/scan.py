@@ -16,14 +16,9 @@ from provscan.collectors.serialization.pickle.globals import (
     Unresolved,
     classify_global,
 )
-from provscan.collectors.serialization.pickle.walk import (
-    MAX_LIVE_BLOCKS,
-    TORCH_LEGACY_PICKLES,
-    PickleWalk,
-    Reader,
-    Stream,
-    Walker,
-)
+from provscan.collectors.serialization.pickle.reading import MAX_LIVE_BLOCKS, TORCH_LEGACY_PICKLES
+from provscan.collectors.serialization.pickle.values import PickleWalk, Reader, Stream
+from provscan.collectors.serialization.pickle.walk import Walker
 from provscan.files import ScanFile, open_scanned
 from provscan.limits import Limits
 from provscan.report import Finding, Location, Severity, located_finding

@@ -26,7 +26,7 @@ Two readers, because loaders use both:
   dropped and reading goes on from the stream (bytes payloads excepted: _Unpickler_ReadInto
   takes them in order). It is walked only when the C reading met such an opcode.
 * `Reader.PY` is `pickle._Unpickler` itself, used by joblib (its NumpyUnpickler subclasses it
-  and reads array bytes straight from the file after a wrapper's BUILD: pickle_joblib.py) and
+  and reads array bytes straight from the file after a wrapper's BUILD: joblib.py) and
   dill.
 
 When a stand-in's real value would decide what the loader does next (a STACK_GLOBAL on a
@@ -38,355 +38,26 @@ from __future__ import annotations
 
 import _compat_pickle
 import copyreg
-import enum
 import pickle
-import re
-import sys
-from dataclasses import dataclass, field
-from struct import unpack
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from provscan.collectors.serialization.pickle.cparse import CError
 from provscan.collectors.serialization.pickle.globals import PickleImport, Unresolved
+from provscan.collectors.serialization.pickle.joblib import (
+    ARRAY_WRAPPERS,
+    FILE_WRAPPERS,
+    array_layout,
+)
+from provscan.collectors.serialization.pickle.reading import Reading
+from provscan.collectors.serialization.pickle.values import STUBS, Global, Made, Opaque, Reader
 
-# torch's legacy (non-zip) format: a pickle of this number, then the protocol, sys info,
-# the object and the storage keys, followed by raw storage bytes that must not be parsed.
-TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-TORCH_LEGACY_PICKLES = 5
-# The values a walk may hold alive (Python memory blocks, sys.getallocatedblocks): a pickle's
-# bytes bound its strings, but not the small objects ten million opcodes can build; checked every
-# 2**16 opcodes. 2.5 million small objects are some 180 MB.
-MAX_LIVE_BLOCKS = 2_500_000
-_CHECK_EVERY = 1 << 16
-# A memo index whose slot table _pickle.c cannot allocate (it grows the table to 2x the index).
-C_MEMO_LIMIT = 1 << 26
-
-
-class Reader(enum.Enum):
-    C = "_pickle.c over bytes or a buffered file (pickle.loads, pickle.load, numpy.load)"
-    # _pickle.c over a stream without peek() buffers a frame and, when an opcode runs past its
-    # end, drops the frame's unread bytes and reads on from the stream (_Unpickler_ReadImpl).
-    C_STREAM = "_pickle.c over an unbuffered stream (torch.load's BytesIO of data.pkl)"
-    PY = "pickle.py (joblib.load, dill)"
-
-
-@dataclass
-class PickleWalk:
-    imports: dict[str, PickleImport] = field(default_factory=dict)  # by qualified name
-    dynamic: list[Unresolved] = field(default_factory=list)
-    unknown_extensions: list[Unresolved] = field(default_factory=list)
-    pickles: int = 0  # complete pickles (ended by STOP)
-    opcodes: int = 0
-    error: str | None = None  # first error, where the unpickler stops
-    error_offset: int | None = None
-    exhausted: bool = False  # the input ended inside a pickle
-    opcode_limit: bool = False
-    value_limit: bool = False  # stopped because it held MAX_LIVE_BLOCKS new values
-    speculative_offset: int | None = None  # from here the walk may report more than CPython
-    # Ordered ("import" | "call", "module.name" as written) events. Compared between readers
-    # and against CPython in the differential tests.
-    trail: list[tuple[str, str]] = field(default_factory=list)
-    reader: Reader = Reader.C
-    disagreement: str | None = None  # how the two readers differ, when they do
-    straddle_offset: int | None = None  # an opcode that reads across its frame's end
-    joblib_arrays: int = 0  # joblib array wrappers whose data the walk read past (or tried to)
-    joblib_from: int | None = None  # len(trail) when joblib first read array bytes
-
-    @property
-    def events(self) -> int:
-        return len(self.imports) + len(self.dynamic) + len(self.unknown_extensions)
-
-    @property
-    def plausible(self) -> int:
-        """Imports a loader could resolve (an identifier path), and imports it cannot name."""
-        named = sum(1 for i in self.imports.values() if importable(i.module))
-        return named + len(self.dynamic) + len(self.unknown_extensions)
-
-
-def importable(module: str) -> bool:
-    """Whether `module` is spelled like a module path (text that only parses as one is not)."""
-    return bool(module) and all(part.isidentifier() for part in module.split("."))
-
-
-class Stream(Protocol):
-    """What the walk reads from: a BytesIO, or a BoundedReader over a file."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-    def readline(self) -> bytes: ...
-    def tell(self) -> int: ...
-    def seek(self, offset: int, /) -> int: ...
-
-
-class Global:
-    """What find_class returned: the imported object, never imported."""
-
-    __slots__ = ("raw", "record")
-
-    def __init__(self, record: PickleImport, raw: str) -> None:
-        self.record = record
-        self.raw = raw  # "module.name" as this import wrote it
-
-
-class Made:
-    """What calling an imported object returned; keeps its arguments and state for joblib."""
-
-    __slots__ = ("args", "by", "init", "kwargs", "state")
-
-    def __init__(
-        self, by: PickleImport, args: Any = (), kwargs: Any = None, *, init: bool = False
-    ) -> None:
-        self.by = by
-        self.args = args
-        self.kwargs = kwargs
-        self.init = init  # built by calling the class (its __init__ ran), not by __new__ alone
-        self.state: list[Any] = []
-
-
-class Opaque:
-    """A value the walk cannot know: a persistent id's object, an unknown extension's."""
-
-    __slots__ = ()
-
-
-_STUBS = (Global, Made, Opaque)
 _INSTANTIATE = frozenset({"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"})
 
 
-class _Stop(Exception):
-    pass
-
-
-class CError(pickle.UnpicklingError):
-    """Where _pickle.c stops and pickle.py would not."""
-
-
-# glibc strtol(s, &end, 0): optional whitespace and sign, then 0x/0X hex, 0 octal or decimal.
-_STRTOL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)(?:(0[xX])([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))")
-_C_LONG_MIN, _C_LONG_MAX = -(1 << 63), (1 << 63) - 1
-# PyOS_string_to_double: no leading whitespace, no underscores.
-_C_FLOAT = re.compile(
-    rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)", re.I
-)
-
-
-def _c_string(line: bytes) -> bytes:
-    """A text opcode's line as _pickle.c's C string functions see it: up to the first NUL.
-    A line shorter than two bytes (no argument before the newline) is truncation."""
-    if len(line) < 2:
-        raise CError("pickle data was truncated")
-    nul = line.find(b"\0")
-    return line if nul < 0 else line[:nul]
-
-
-def c_int(line: bytes) -> int:
-    """_pickle.c load_int: strtol base 0, else PyLong_FromString(s, NULL, 0)."""
-    text = _c_string(line)
-    match = _STRTOL.match(text)
-    value, end = 0, 0  # no digits: strtol returns 0 with its end at the start
-    if match:
-        sign, hexa, hex_digits, octal, decimal = match.groups()
-        if hexa:
-            value = int(hex_digits, 16)
-        elif octal:
-            value = int(octal, 8)
-        else:
-            value = int(decimal)
-        value, end = (-value if sign == b"-" else value), match.end()
-    if _C_LONG_MIN <= value <= _C_LONG_MAX and text[end : end + 1] in (b"\n", b""):
-        return value
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise ValueError("could not convert string to int") from None
-
-
-def c_long(line: bytes) -> int:
-    """_pickle.c load_long: a trailing 'L' dropped, then PyLong_FromString(s, NULL, 0)."""
-    text = _c_string(line)
-    return int(_c_string(line[:-2]) if line[-2:-1] == b"L" else text, 0)
-
-
-def c_float(line: bytes) -> float:
-    """_pickle.c load_float: PyOS_string_to_double, then only a newline or NUL may follow."""
-    text = _c_string(line)
-    match = _C_FLOAT.match(text)
-    if not match or text[match.end() : match.end() + 1] not in (b"\n", b""):
-        raise ValueError("could not convert string to float")
-    return float(match.group())
-
-
-def c_index(line: bytes) -> int:
-    """PUT/GET: PyLong_FromString(s, NULL, 10) over the NUL-terminated line."""
-    return int(_c_string(line), 10)
-
-
-class Walker(pickle._Unpickler):
+class Walker(Reading):
     """One reader over one stream; records imports and calls into `walk`."""
 
     dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
-    memo: dict[int, Any]
-
-    def __init__(
-        self,
-        stream: Stream,
-        walk: PickleWalk,
-        reader: Reader,
-        *,
-        limit: int,
-        max_opcodes: int,
-        joblib: bool = True,
-    ) -> None:
-        super().__init__(stream)
-        self.stream = stream
-        self.walk = walk
-        self.reader = reader
-        self.limit = limit
-        self.max_opcodes = max_opcodes
-        self.joblib = joblib and reader is Reader.PY
-        self.c = reader is not Reader.PY
-        self.frame_end: int | None = None  # where the current frame's bytes end (_pickle.c)
-        self.pos = stream.tell()
-        self.opcode = ""
-        self.torch_magic = False
-        self.halted = False  # the stream can no longer be followed
-        self.value: Any = None  # what the pickle built, once STOP is reached
-
-    # ------------------------------------------------------------------ the loop
-    def offset(self) -> int:
-        """The logical offset of the next opcode (pickle.py reads frames ahead)."""
-        unframer = getattr(self, "_unframer", None)
-        frame = unframer.current_frame if unframer is not None else None
-        here = self.stream.tell()
-        if frame is None:
-            return here
-        return int(here - (len(frame.getbuffer()) - frame.tell()))
-
-    def run(self) -> bool:
-        """Unpickle one pickle; True when STOP was reached. Errors are recorded, not raised."""
-        self.metastack: list[Any] = []
-        self.stack: list[Any] = []
-        self.append = self.stack.append
-        self.proto = 0
-        if not self.c:
-            self._unframer = pickle._Unframer(self._file_read, self._file_readline)  # type: ignore[attr-defined]
-            self.read = self._unframer.read
-            self.readinto = self._unframer.readinto
-            self.readline = self._unframer.readline
-        else:
-            self.read = self._c_read
-            self.readline = self._c_readline
-        try:
-            self._loop()
-        except _Stop:
-            return True
-        except RecursionError:
-            self.fail("nesting too deep to follow")
-        except Exception as exc:  # noqa: BLE001 - the unpickler's own errors on hostile bytes
-            self.fail(str(exc) or type(exc).__name__)
-        finally:
-            self._release()
-        return False
-
-    def _release(self) -> None:
-        """Drop every value now: the bound methods stored on self make a reference cycle, and
-        the next reading would otherwise run while this one's values wait for the collector."""
-        self.stack, self.metastack, self.memo = [], [], {}
-        for name in ("read", "readline", "readinto", "append", "_unframer"):
-            self.__dict__.pop(name, None)
-
-    def _loop(self) -> None:
-        walk, dispatch, names, read = self.walk, self.dispatch, _NAMES, self.read
-        position = self.stream.tell if self.c else self.offset
-        count, most = walk.opcodes, self.max_opcodes
-        # sys.getallocatedblocks() costs time in proportion to the heap (33 us each in a scan
-        # of 20,000 small files, 5 s in all when taken per walk): the baseline is taken at the
-        # first check, so a walk under _CHECK_EVERY opcodes never pays it. What the first
-        # _CHECK_EVERY opcodes built goes uncounted: a few blocks each, under 10% of the bound.
-        blocks = -1
-        while not self.halted:
-            if count >= most:
-                walk.opcode_limit = True
-                return
-            if count and not count % _CHECK_EVERY:
-                if blocks < 0:
-                    blocks = sys.getallocatedblocks()
-                elif sys.getallocatedblocks() - blocks > MAX_LIVE_BLOCKS:
-                    walk.opcode_limit = walk.value_limit = True
-                    return
-            self.pos = position()
-            key = read(1)
-            if not key:
-                walk.exhausted = self.pos >= self.limit
-                raise EOFError("pickle data was truncated")
-            code = key[0]
-            handler = dispatch.get(code)
-            count += 1
-            walk.opcodes = count
-            if handler is None:
-                raise pickle.UnpicklingError(f"invalid load key, {key!r}")
-            self.opcode = names[code]
-            handler(self)
-            count = walk.opcodes  # a nested joblib walk counts its opcodes too
-
-    def _past_frame(self, start: int, end: int) -> None:
-        """An opcode reads [start, end) across the current frame's end (a crafted stream)."""
-        frame_end = self.frame_end
-        if frame_end is None or start >= frame_end:
-            self.frame_end = None
-            return
-        if end <= frame_end:
-            return
-        if self.walk.straddle_offset is None:
-            self.walk.straddle_offset = self.pos
-        if self.reader is Reader.C_STREAM:
-            self.stream.seek(frame_end)  # the frame's unread bytes are dropped
-        self.frame_end = None
-
-    def _c_read(self, size: int, *, into: bool = False) -> bytes:
-        """_pickle.c's read: fewer bytes than asked for is truncation. `into`: the payload of
-        a bytes or bytearray opcode, which _Unpickler_ReadInto takes from the frame's unread
-        bytes and then the stream, in order (no bytes dropped)."""
-        if self.frame_end is not None:
-            here = self.stream.tell()
-            if into and here + size > self.frame_end:
-                self.frame_end = None
-            self._past_frame(here, here + size)
-        data = self.stream.read(size)
-        if len(data) < size:
-            self.walk.exhausted = self.stream.tell() >= self.limit
-            raise pickle.UnpicklingError("pickle data was truncated")
-        return data
-
-    def pop_mark(self) -> list[Any]:
-        """pickle.py's own pop_mark (typeshed does not declare it)."""
-        items = self.stack
-        self.stack = self.metastack.pop()
-        self.append = self.stack.append
-        return items
-
-    def _c_readline(self) -> bytes:
-        """_pickle.c's readline: a line the input ends before its newline is truncation."""
-        start = self.stream.tell()
-        line = self.stream.readline()
-        if self.frame_end is not None:
-            end = start + len(line) + (0 if line.endswith(b"\n") else 1)
-            self._past_frame(start, end)
-            if self.stream.tell() != start + len(line):  # C_STREAM: read on after the frame
-                line = self.stream.readline()
-        if not line.endswith(b"\n"):
-            self.walk.exhausted = self.stream.tell() >= self.limit
-            raise pickle.UnpicklingError("pickle data was truncated")
-        return line
-
-    def fail(self, message: str, offset: int | None = None) -> None:
-        if self.walk.error is None:
-            self.walk.error = message
-            self.walk.error_offset = self.pos if offset is None else offset
-        self.halted = True
-
-    def speculate(self) -> None:
-        """From here on, what the loader does depends on a value the walk cannot know."""
-        if self.walk.speculative_offset is None:
-            self.walk.speculative_offset = self.pos
 
     # ------------------------------------------------------------------ recording
     def find_class(self, module: str, name: str) -> Global:
@@ -439,7 +110,7 @@ class Walker(pickle._Unpickler):
 
     def load_stack_global(self) -> None:
         name, module = self.stack.pop(), self.stack.pop()
-        if isinstance(name, _STUBS) or isinstance(module, _STUBS):
+        if isinstance(name, STUBS) or isinstance(module, STUBS):
             detail = f"module is {_kind(module)}, name is {_kind(name)}"
             self.walk.dynamic.append(Unresolved(self.opcode, self.pos, detail))
             self.walk.trail.append(("import", "?"))
@@ -468,13 +139,13 @@ class Walker(pickle._Unpickler):
     def _arguments(self, args: Any, kwargs: Any = None) -> None:
         """Fail where the unpickler fails before calling: _pickle.c wants a tuple (and a dict
         for NEWOBJ_EX), pickle.py's f(*args, **kwargs) an iterable and a mapping."""
-        if isinstance(args, _STUBS) or isinstance(kwargs, _STUBS):
+        if isinstance(args, STUBS) or isinstance(kwargs, STUBS):
             self.speculate()  # the real arguments decide whether the call happens
         elif self.c and not isinstance(args, tuple):
             raise TypeError("argument list must be a tuple")
         elif not self.c:
             iter(args)  # TypeError when pickle.py's *args cannot unpack it
-        if kwargs is None or isinstance(kwargs, _STUBS):
+        if kwargs is None or isinstance(kwargs, STUBS):
             return
         if not isinstance(kwargs, dict):
             raise TypeError("argument after ** must be a mapping")
@@ -489,7 +160,7 @@ class Walker(pickle._Unpickler):
 
     def load_newobj(self) -> None:
         args = self.stack.pop()
-        if self.c and not isinstance(args, (tuple, *_STUBS)):
+        if self.c and not isinstance(args, (tuple, *STUBS)):
             raise pickle.UnpicklingError("NEWOBJ expected an arg tuple.")
         cls = self._as_class(self.stack.pop())
         self._arguments(args)
@@ -499,9 +170,9 @@ class Walker(pickle._Unpickler):
         kwargs, args = self.stack.pop(), self.stack.pop()
         cls = self.stack.pop()
         if self.c:
-            if not isinstance(kwargs, (dict, *_STUBS)):
+            if not isinstance(kwargs, (dict, *STUBS)):
                 raise pickle.UnpicklingError("NEWOBJ_EX kwargs argument must be a dict")
-            if not isinstance(args, (tuple, *_STUBS)):
+            if not isinstance(args, (tuple, *STUBS)):
                 raise pickle.UnpicklingError("NEWOBJ_EX args argument must be a tuple")
         cls = self._as_class(cls)
         self._arguments(args, kwargs)
@@ -511,7 +182,7 @@ class Walker(pickle._Unpickler):
         """NEWOBJ's class: an import is called; a builtin value is not a type (an error)."""
         if isinstance(cls, (Made, Opaque)):
             self.speculate()  # whether a call's result is a class decides
-        if isinstance(cls, _STUBS):
+        if isinstance(cls, STUBS):
             return cls
         raise pickle.UnpicklingError(
             f"NEWOBJ class argument must be a type, not {type(cls).__name__}"
@@ -541,11 +212,9 @@ class Walker(pickle._Unpickler):
             inst.state.append(state)
         if self.mutated(inst):
             if self.joblib and isinstance(inst, Made):
-                from provscan.collectors.serialization.pickle.joblib import after_build
-
-                after_build(self, inst)
+                self._joblib_build(inst)
             return
-        if isinstance(state, _STUBS):
+        if isinstance(state, STUBS):
             self.speculate()  # the state's real value decides; a dict would just be set
             return
         if not self.c:
@@ -566,6 +235,59 @@ class Walker(pickle._Unpickler):
                 raise pickle.UnpicklingError("slot state is not a dictionary")
             for key, value in slotstate.items():
                 setattr(inst, key, value)
+
+    def _joblib_build(self, made: Made) -> None:
+        """joblib's load_build: read the array a wrapper stands for, from the file (joblib.py)."""
+        name = made.by.qualified
+        if name in FILE_WRAPPERS:
+            return  # reads a separate .npy file, scanned on its own
+        if name not in ARRAY_WRAPPERS:
+            if name.rsplit(".", 1)[-1] in ("NumpyArrayWrapper", "NDArrayWrapper"):
+                self.fail(f"{name} is not joblib's array wrapper, but is named like it")
+            return
+        self.stack.pop()
+        self.walk.joblib_arrays += 1
+        if self.walk.joblib_from is None:
+            self.walk.joblib_from = len(self.walk.trail)
+        layout = array_layout(made)
+        if isinstance(layout, str):
+            message = (
+                f"the size of the joblib array built at offset {self.pos} is unknown: {layout}"
+            )
+            self.fail(message)
+            return
+        size, objects, padded = layout
+        stream, start = self.stream, self.stream.tell()
+        if objects:
+            self._joblib_nested(start)
+            self.append(None)
+            return
+        data = start
+        if padded:
+            pad = stream.read(1)
+            data = start + 1 + (pad[0] if pad else 0)
+        if data + size > self.limit:
+            self.walk.exhausted = True
+            remain = max(0, self.limit - start)
+            self.fail(
+                f"the joblib array built at offset {self.pos} declares {size} data bytes at "
+                f"offset {start}, but only {remain} bytes remain"
+            )
+            return
+        stream.seek(data + size)
+        self.append(None)
+
+    def _joblib_nested(self, start: int) -> None:
+        """An object array: joblib unpickles a nested stream here (pickle.py); its imports count."""
+        inner = Walker(
+            self.stream, self.walk, Reader.PY, limit=self.limit, max_opcodes=self.max_opcodes
+        )
+        if not inner.run():
+            self.halted = True
+            if self.walk.error is not None and not self.walk.error.startswith("nested"):
+                self.walk.error = (
+                    f"nested pickle of a joblib object array at offset {start}: {self.walk.error}"
+                )
 
     # ------------------------------------------------------------------ containers
     def _c_items(self) -> list[Any] | None:
@@ -612,7 +334,7 @@ class Walker(pickle._Unpickler):
         if self.c and len(items) % 2:
             raise pickle.UnpicklingError("odd number of items for SETITEMS")
         target = self.stack[-1]
-        if isinstance(target, _STUBS):
+        if isinstance(target, STUBS):
             if len(items) >= 2:  # pickle.py sets pair by pair, then fails on a lone key
                 self.mutated(target)
             if len(items) % 2:
@@ -631,130 +353,10 @@ class Walker(pickle._Unpickler):
             return
         if items and self.mutated(target):
             return
-        add = target.add if not isinstance(target, _STUBS) else None
+        add = target.add if not isinstance(target, STUBS) else None
         for item in items:
             if add is not None:
                 add(item)
-
-    # ------------------------------------------------------------------ bytes payloads
-    def _payload(self, size: int) -> bytes:
-        if size > self.limit - self.offset():  # never allocate what the stream cannot hold
-            self.walk.exhausted = True
-            raise pickle.UnpicklingError("pickle data was truncated")
-        data = self._c_read(size, into=True) if self.c else self.read(size)
-        if self.c and len(data) < size:
-            raise pickle.UnpicklingError("pickle data was truncated")
-        return data
-
-    def load_bytearray8(self) -> None:
-        (size,) = unpack("<Q", self.read(8))
-        data = self._payload(size)
-        if len(data) < size:
-            raise pickle.UnpicklingError("pickle data was truncated")
-        self.append(bytearray(data))
-
-    def load_binbytes(self) -> None:
-        (size,) = unpack("<I", self.read(4))
-        self.append(self._payload(size))
-
-    def load_short_binbytes(self) -> None:
-        self.append(self._payload(self.read(1)[0]))
-
-    def load_binbytes8(self) -> None:
-        (size,) = unpack("<Q", self.read(8))
-        if size > sys.maxsize:
-            raise pickle.UnpicklingError("BINBYTES8 exceeds system's maximum size")
-        self.append(self._payload(size))
-
-    def load_frame(self) -> None:
-        data = self.read(8)
-        if len(data) < 8:
-            raise pickle.UnpicklingError("pickle data was truncated")
-        (size,) = unpack("<Q", data)
-        if not self.c:
-            if size > sys.maxsize:
-                raise ValueError(f"frame size > sys.maxsize: {size}")
-            self._unframer.load_frame(size)
-            return
-        # _pickle.c only checks that the frame's bytes are there, then reads on as usual; a
-        # frame inside the current one's bytes is served from them and changes nothing.
-        here = self.stream.tell()
-        if self.frame_end is not None and here < self.frame_end:
-            if here + size <= self.frame_end:
-                return
-            self._past_frame(here, here + size)
-            here = self.stream.tell()
-        if size > self.limit - here:
-            self.walk.exhausted = True
-            raise pickle.UnpicklingError("pickle data was truncated")
-        self.frame_end = here + size
-
-    # ------------------------------------------------------------------ C number parsing
-    def load_int(self) -> None:
-        if not self.c:
-            super().load_int()  # type: ignore[misc]
-            return
-        line = self.readline()
-        value = c_int(line)
-        self.append(bool(value) if len(line) == 3 and value in (0, 1) else value)
-
-    def load_long(self) -> None:
-        if not self.c:
-            super().load_long()  # type: ignore[misc]
-            return
-        self.append(c_long(self.readline()))
-
-    def load_float(self) -> None:
-        if not self.c:
-            super().load_float()  # type: ignore[misc]
-            return
-        self.append(c_float(self.readline()))
-
-    def load_put(self) -> None:
-        if not self.c:
-            super().load_put()  # type: ignore[misc]
-            return
-        index = c_index(self.readline())
-        if index < 0:
-            raise ValueError("negative PUT argument")
-        self._memo_put(index)
-
-    def load_get(self) -> None:
-        if not self.c:
-            super().load_get()  # type: ignore[misc]
-            return
-        index = c_index(self.readline())
-        if index not in self.memo:
-            raise pickle.UnpicklingError(f"Memo value not found at index {index}")
-        self.append(self.memo[index])
-
-    def load_binput(self) -> None:
-        self._memo_put(self.read(1)[0])
-
-    def load_long_binput(self) -> None:
-        (index,) = unpack("<I", self.read(4))
-        self._memo_put(index)
-
-    def load_memoize(self) -> None:
-        self._memo_put(len(self.memo))
-
-    def _memo_put(self, index: int) -> None:
-        if not self.stack:
-            raise pickle.UnpicklingError("unpickling stack underflow")
-        if self.c and index >= C_MEMO_LIMIT:
-            self.speculate()  # _pickle.c may fail to allocate its memo table here
-        self.memo[index] = self.stack[-1]
-
-    def load_long1(self) -> None:
-        super().load_long1()  # type: ignore[misc]
-        if self.stack[-1] == TORCH_LEGACY_MAGIC:
-            self.torch_magic = True
-
-    def load_stop(self) -> None:
-        if not self.stack:
-            raise pickle.UnpicklingError("unpickling stack underflow")
-        self.value = self.stack.pop()  # what load() returns
-        raise _Stop
 
 
 def _kind(value: Any) -> str:
@@ -772,5 +374,3 @@ for _code, _handler in list(Walker.dispatch.items()):
     _mine = getattr(Walker, _handler.__name__, None)
     if _mine is not None and _mine is not _handler:
         Walker.dispatch[_code] = _mine
-# Opcode names as findings give them (load_stack_global -> STACK_GLOBAL).
-_NAMES = {code: handler.__name__[5:].upper() for code, handler in Walker.dispatch.items()}

@@ -8,6 +8,7 @@ import re
 import struct
 import tarfile
 
+from provscan.collectors.serialization.pickle.scan import walk_pickles
 from provscan.report import FileFormat
 
 _MAGICS: tuple[tuple[bytes, int, FileFormat], ...] = (
@@ -94,8 +95,6 @@ def _is_text_pickle(head: bytes, size: int) -> bool:
     a call or a STOP is a pickle. Ordinary text fails within a byte or two (a space or '#'
     is not an opcode). Files sniffed otherwise are still walked from byte 0 by the scan.
     """
-    from provscan.collectors.serialization.pickle.scan import walk_pickles
-
     walk = walk_pickles(io.BytesIO(head), limit=len(head), max_opcodes=100_000, sniffed=True)
     return walk.plausible > 0 or walk.pickles > 0
 
