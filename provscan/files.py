@@ -1,22 +1,18 @@
-"""What does every collector receive and return?"""
+"""Which file is scanned, and how is it read: never a hang, never outside bytes, never unbounded?"""
 
 from __future__ import annotations
 
 import errno
 import io
-import json
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import IO, Literal
 
-from provscan.parsing import HostileData, parse_json
 from provscan.report import FileFormat, Finding, Severity, file_finding
-
-T = TypeVar("T")
 
 # Lowercase hex digests, matched whole (`fullmatch`): the Hub records SHA-256 for LFS files
 # and git blob SHA-1 for the rest; commits are SHA-1 too.
@@ -94,10 +90,18 @@ def swapped_files(files: Sequence[ScanFile]) -> list[Finding]:
     return found
 
 
+def read_capped(stream: IO[bytes], max_bytes: int) -> tuple[bytes, bool]:
+    """At most max_bytes of an open stream (a scanned file, a pipe), and whether it held more.
+
+    One byte past max_bytes is read to tell; nothing further is read or waited for."""
+    raw = stream.read(max_bytes + 1) or b""
+    return raw[:max_bytes], len(raw) > max_bytes
+
+
 def read_scanned(file: ScanFile, max_bytes: int) -> bytes:
     """Up to max_bytes + 1 bytes of a scanned file (one more than allowed says it is too large)."""
     with open_scanned(file) as stream:
-        return stream.read(max_bytes + 1) or b""
+        return read_capped(stream, max_bytes + 1)[0]
 
 
 def read_at_most(path: Path, max_bytes: int) -> bytes:
@@ -110,7 +114,7 @@ def read_at_most(path: Path, max_bytes: int) -> bytes:
     with io.FileIO(fd, "rb", closefd=True) as stream:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        return stream.read(max_bytes + 1) or b""
+        return read_capped(stream, max_bytes + 1)[0]
 
 
 @dataclass(frozen=True)
@@ -145,68 +149,3 @@ class SniffedFile:
 
     file: ScanFile
     format: FileFormat
-
-
-@dataclass(frozen=True)
-class Collected(Generic[T]):
-    """A collector's section of the report plus its findings.
-
-    `skipped` is set when the step did not run its checks (turned off by an option, or a
-    prerequisite missing); the step is recorded as skipped with that reason, and the
-    default policy denies a skipped required step. A step that simply found nothing to
-    read (no model card) completes, and the absence is a finding.
-    """
-
-    value: T
-    findings: tuple[Finding, ...] = ()
-    skipped: str | None = None
-
-
-def load_json_object(file: ScanFile, max_bytes: int) -> tuple[dict[str, Any] | None, str | None]:
-    """(object, None) for a JSON object file, else (None, what is wrong with it). Bounded."""
-    if file.size > max_bytes:
-        return None, f"larger than {max_bytes} bytes"
-    try:
-        raw = read_scanned(file, max_bytes)  # bounded even if the file grew since the inventory
-        if len(raw) > max_bytes:
-            return None, f"larger than {max_bytes} bytes"
-        document = parse_json(raw)  # bounded: numbers and nesting that break json.loads
-    except OSError as exc:
-        return None, f"unreadable ({exc.strerror or exc})"
-    except HostileData as exc:
-        return None, exc.problem
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"not valid JSON ({exc})"
-    except RecursionError:
-        return None, "nested too deeply to parse"
-    if isinstance(document, dict):
-        return document, None
-    return None, f"a JSON {type(document).__name__}, not an object"
-
-
-def string_list(value: object) -> list[str]:
-    """The strings of a JSON list field; anything else (a bool, a number, a map) gives none."""
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-# A scanner that cannot import a module, or runs out of memory, is broken itself: the step
-# fails (never a pass). Any other exception is the scanned content's doing.
-BROKEN_SCANNER: tuple[type[BaseException], ...] = (ImportError, MemoryError)
-
-
-def isolated(
-    scan: Callable[[], list[Finding]],
-    failed: Callable[[Exception], list[Finding]],
-    reraise: tuple[type[BaseException], ...] = (),
-) -> list[Finding]:
-    """scan()'s findings, or failed(exc)'s when it raises: a file, member or scanner that
-    breaks is a finding for itself, and what every other one found stands. `reraise` names
-    errors that belong to an enclosing reader (a tar stream that broke is the archive's)."""
-    try:
-        return scan()
-    except BROKEN_SCANNER:
-        raise
-    except reraise:
-        raise
-    except Exception as exc:  # noqa: BLE001 - hostile content: a finding, never a crash
-        return failed(exc)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from provscan.files import SHA256_HEX, Collected, ScanFile, open_scanned
+from provscan.collectors.base import Collected
+from provscan.files import SHA256_HEX, ScanFile, open_scanned
 from provscan.report import Finding, Location, Manifest, ManifestResource, Severity
 
 # model_signing's defaults: the git paths (`ignore_git_paths=True`) plus its CLI's

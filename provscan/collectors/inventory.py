@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
+from provscan.collectors.base import Collected
 from provscan.collectors.serialization.sniff import sniff
-from provscan.files import Collected, ScanFile, SniffedFile, open_scanned
+from provscan.files import ScanFile, SniffedFile, open_scanned
 from provscan.limits import Limits
 from provscan.report import FileEntry, FileFormat, FileRole, Finding, Severity, file_finding
 

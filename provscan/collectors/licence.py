@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from provscan.collectors.base import Collected, load_json_object
 from provscan.collectors.licence_conclude import conclude
 from provscan.collectors.licence_evidence import licence_text_evidence
 from provscan.collectors.licence_stated import Gathered, card_evidence, gguf_evidence, looked_up
-from provscan.files import Collected, SniffedFile, load_json_object
+from provscan.files import SniffedFile
 from provscan.knowledge.base import known_model
 from provscan.limits import Limits
 from provscan.report import (

@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
+from provscan.collectors.base import Collected
 from provscan.collectors.parent_refs import shown
-from provscan.files import Collected, ScanFile, open_scanned
+from provscan.files import ScanFile, open_scanned, read_capped
 from provscan.limits import Limits
 from provscan.parsing import HostileData, parse_yaml, parse_yaml_leniently
 from provscan.report import CardFacts, Finding, Severity, file_finding
@@ -26,8 +27,8 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
         return Collected(value=None, findings=(finding,))
     findings: list[Finding] = []
     with open_scanned(card) as handle:
-        raw = handle.read(limits.card_max + 1)
-    if len(raw) > limits.card_max:
+        raw, too_large = read_capped(handle, limits.card_max)
+    if too_large:
         findings.append(
             file_finding(
                 "INV-CARD-TOO-LARGE",
@@ -36,7 +37,6 @@ def collect_model_card(files: Sequence[ScanFile], limits: Limits) -> Collected[C
                 f"{card.rel}: larger than {limits.card_max} bytes; only the start was read",
             )
         )
-        raw = raw[: limits.card_max]
     text = raw.decode("utf-8", errors="replace")
     prose = prose_licence(text)
     bare = CardFacts(path=card.rel, license_prose=prose)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from provscan.collectors.base import Collected, load_json_object, string_list
 from provscan.collectors.serialization.gguf.facts import (
     SPLIT_NAME,
     GgufModelFacts,
@@ -14,13 +15,7 @@ from provscan.collectors.serialization.gguf.facts import (
 )
 from provscan.collectors.serialization.gguf.tensors import INT64_MAX
 from provscan.collectors.serialization.safetensors.header import SafetensorsError, read_header
-from provscan.files import (
-    Collected,
-    SniffedFile,
-    load_json_object,
-    open_scanned,
-    string_list,
-)
+from provscan.files import SniffedFile, open_scanned
 from provscan.limits import Limits
 from provscan.report import (
     FileFormat,

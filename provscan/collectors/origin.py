@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from provscan.collectors.base import Collected
 from provscan.collectors.origin_evidence import Evidence, gather_evidence
 from provscan.collectors.origin_family import FamilyDecision, decide_family
 from provscan.collectors.origin_hub import HUB_SOURCE, hub_lineage_findings, hub_root_models
-from provscan.files import Collected, SniffedFile
+from provscan.files import SniffedFile
 from provscan.hub.lineage import HubLineage
 from provscan.knowledge.base import (
     KnownModel,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from provscan.collectors.base import load_json_object, string_list
 from provscan.collectors.parent_refs import (
     MERGEKIT_FILES,
     REPO_ID,
@@ -26,7 +27,7 @@ from provscan.collectors.serialization.gguf.scan import (
     read_provenance,
 )
 from provscan.collectors.tokenizer_read import TokenizerUnreadable, read_tokenizer_tokens
-from provscan.files import ScanFile, SniffedFile, load_json_object, string_list
+from provscan.files import ScanFile, SniffedFile
 from provscan.knowledge.base import FamilyEntry, family_base
 from provscan.limits import Limits
 from provscan.report import (

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from provscan.collectors.base import Collected
 from provscan.collectors.coverage import readers_of
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.inventory import role_of
-from provscan.files import Collected, ScanFile
+from provscan.files import ScanFile
 from provscan.limits import Limits
 from provscan.report import (
     FileFormat,

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from provscan.errors import ConfigError
+from provscan.files import read_capped
 from provscan.parsing import MAX_NESTING, MAX_NUMBER_CHARS
 from provscan.resources import data_dir
 
@@ -124,10 +125,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not a regular file", remedy)
     try:
         with path.open("rb") as handle:
-            raw = handle.read(CONFIG_MAX_BYTES + 1)
+            raw, too_large = read_capped(handle, CONFIG_MAX_BYTES)
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from exc
-    if len(raw) > CONFIG_MAX_BYTES:
+    if too_large:
         raise ConfigError(f"config file {path} is larger than {CONFIG_MAX_BYTES} bytes")
     try:
         text = raw.decode("utf-8")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from provscan.collectors.base import Collected
 from provscan.errors import ProvscanError
-from provscan.files import Collected
 from provscan.limits import DEFAULT_LIMITS, Limits
 from provscan.report import (
     Finding,

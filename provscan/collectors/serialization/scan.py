@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from provscan.files import Collected, isolated
+from provscan.collectors.base import Collected, isolated
 from provscan.collectors.serialization.containers.scan import (
     scan_7z,
     scan_compressed,

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from provscan.collectors.base import Collected
 from provscan.collectors.inventory import collect_inventory
 from provscan.collectors.modelfacts import collect_model_facts
 from provscan.collectors.serialization.gguf.facts import FILE_TYPES, read_gguf_facts
 from provscan.collectors.serialization.gguf.tensors import GGML_TYPE_NAMES
-from provscan.files import Collected, ScanFile
+from provscan.files import ScanFile
 from provscan.limits import DEFAULT_LIMITS
 from provscan.report import ModelDeclaration, ModelFacts
 from provscan.resolve.target import resolve_target

@@ -14,7 +14,7 @@ import tarfile
 from functools import partial
 from typing import IO, Any
 
-from provscan.files import isolated
+from provscan.collectors.base import isolated
 from provscan.collectors.serialization.containers.compression import Detected, inflater
 from provscan.collectors.serialization.containers.members import (
     Route,

@@ -13,7 +13,7 @@ from typing import IO
 import py7zr
 from py7zr.io import Py7zIO, WriterFactory
 
-from provscan.files import BROKEN_SCANNER
+from provscan.collectors.base import BROKEN_SCANNER
 from provscan.collectors.serialization.containers.members import (
     escapes,
     member_location,

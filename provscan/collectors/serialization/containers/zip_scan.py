@@ -13,7 +13,7 @@ import zlib
 from functools import partial
 from typing import IO
 
-from provscan.files import isolated
+from provscan.collectors.base import isolated
 from provscan.collectors.serialization.containers.members import (
     Route,
     may_be_pickle,

@@ -20,7 +20,7 @@ from provscan.collectors.serialization.gguf.reader import (
     _read_value,
     read_gguf,
 )
-from provscan.files import ScanFile, open_scanned
+from provscan.files import ScanFile, open_scanned, read_capped
 from provscan.limits import Limits
 from provscan.parsing import (
     HostileData,
@@ -193,8 +193,8 @@ def scan_tokenizer_config_template(file: ScanFile, limits: Limits) -> list[Findi
     if file.size > limits.json_file_max:
         return unchecked(f"{file.size} bytes is over json_file_max ({limits.json_file_max})")
     with open_scanned(file) as handle:
-        raw = handle.read(limits.json_file_max + 1)  # bounded even if the file grew
-    if len(raw) > limits.json_file_max:
+        raw, too_large = read_capped(handle, limits.json_file_max)  # even if the file grew
+    if too_large:
         return unchecked(f"the file is over json_file_max ({limits.json_file_max})")
     text = raw.decode("utf-8", errors="replace")
     templates: list[tuple[str, str]] | None = [("chat_template", text)]
