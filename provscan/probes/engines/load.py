@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from provscan.collectors.base import load_json_object
 from provscan.errors import UsageError
-from provscan.files import ScanFile, load_json_object
+from provscan.files import ScanFile
 from provscan.limits import DEFAULT_LIMITS
 from provscan.probes.engine import Engine, EngineError, MissingExtra
 
