@@ -28,13 +28,12 @@ hub.session.hub_traffic is active): sizes, deadlines, redirects.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx2
-from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfFileMetadata, constants, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -50,11 +49,13 @@ from huggingface_hub.utils._http import (
 )
 
 from provscan import __version__
+from provscan.files import SHA1_HEX
 from provscan.hub.http import HubError
+from provscan.hub.ref import HubRef
 
 PREFIX = 8  # the little-endian u64 header length
 SPECULATE_DIVISOR, SPECULATE_MAX = 2048, 64 * 1024  # first GET: size // 2048, at most 64 KiB
-_SHA = re.compile(r"[0-9a-f]{40}")
+_AGENT = {"provscan": __version__}  # user agent: "...; provscan/0.1.0"
 _STATUS = {
     401: "unauthorized: gated or private repo, or an invalid token; set HF_TOKEN",
     403: "forbidden: this token has not been granted access to the repo",
@@ -133,6 +134,22 @@ def _get(url: str, start: int, end: int, headers: dict[str, str], counts: _Count
     return bytes(data[skip : skip + end - start])
 
 
+def _located(
+    url: str, revision: str, token: bool | str | None, endpoint: str | None
+) -> tuple[HfFileMetadata, dict[str, str]]:
+    """The file's HEAD (where it is, its size), pinned to `revision`, and the headers for its
+    Range GETs: the token only while they stay on the Hub."""
+    meta = get_hf_file_metadata(
+        url, token, endpoint=endpoint, retry_on_errors=True, user_agent=_AGENT
+    )
+    if meta.commit_hash not in (None, revision):
+        raise _Refused("CommitMismatch", f"the Hub served commit {meta.commit_hash}")
+    headers = build_hf_headers(token=token, user_agent=_AGENT) | {"Accept-Encoding": "identity"}
+    if not _is_same_or_hub_host(url, meta.location):
+        headers.pop("authorization", None)  # a CDN: the token stays on the Hub
+    return meta, headers
+
+
 def _read(
     url: str,
     revision: str,
@@ -145,17 +162,9 @@ def _read(
 ) -> tuple[int, bytes, int | None]:
     """(N, header, file size) of the file at `url`, or _Refused."""
     counts.requests += 1
-    agent = {"provscan": __version__}  # user agent: "...; provscan/0.1.0"
-    meta = get_hf_file_metadata(
-        url, token, endpoint=endpoint, retry_on_errors=True, user_agent=agent
-    )
-    if meta.commit_hash not in (None, revision):
-        raise _Refused("CommitMismatch", f"the Hub served commit {meta.commit_hash}")
+    meta, headers = _located(url, revision, token, endpoint)
     if (size := meta.size) is not None and size < PREFIX:
         raise _Refused("HeaderTooSmall", f"file is {size} bytes, shorter than the 8-byte prefix")
-    headers = build_hf_headers(token=token, user_agent=agent) | {"Accept-Encoding": "identity"}
-    if not _is_same_or_hub_host(url, meta.location):
-        headers.pop("authorization", None)  # a CDN: the token stays on the Hub
     if first_read is None:
         first_read = min(SPECULATE_MAX, (size or 0) // SPECULATE_DIVISOR)
     data = _get(meta.location, 0, max(PREFIX, min(first_read, size or first_read)), headers, counts)
@@ -228,7 +237,7 @@ def fetch_safetensors_headers(
     (fewer if the file is shorter), so that its format can be told. One file's fault never
     raises.
     """
-    if not _SHA.fullmatch(revision):
+    if not SHA1_HEX.fullmatch(revision):
         raise ValueError(f"revision must be a full 40-hex commit sha, not {revision!r}")
     if max_header < 0 or workers < 1 or (first_read is not None and first_read < PREFIX):
         raise ValueError("need max_header >= 0, workers >= 1 and first_read >= 8")
@@ -287,25 +296,17 @@ def fetch_range(
     Range GET, as (offset, bytes). One HEAD resolves the file as for a header; a server that
     ignores Range, answers another range, compresses or sends short is an error naming the
     file (HubError), never a silent gap: the caller would read zeros as weights."""
-    if not _SHA.fullmatch(revision):
+    if not SHA1_HEX.fullmatch(revision):
         raise ValueError(f"revision must be a full 40-hex commit sha, not {revision!r}")
     if not 0 <= start <= end or chunk < 1:
         raise ValueError("need 0 <= start <= end and chunk >= 1")
-    where = f"hf://{repo_id}@{revision}: {path}"
+    where = f"{HubRef(repo_id, revision)}: {path}"
     counts = _Counts()
-    agent = {"provscan": __version__}
     try:
         url = hf_hub_url(repo_id, path, revision=revision, endpoint=endpoint)
-        meta = get_hf_file_metadata(
-            url, token, endpoint=endpoint, retry_on_errors=True, user_agent=agent
-        )
-        if meta.commit_hash not in (None, revision):
-            raise _Refused("CommitMismatch", f"the Hub served commit {meta.commit_hash}")
+        meta, headers = _located(url, revision, token, endpoint)
         if meta.size is not None and end > meta.size:
             raise _Refused("ShortFile", f"bytes up to {end} asked of a {meta.size}-byte file")
-        headers = build_hf_headers(token=token, user_agent=agent) | {"Accept-Encoding": "identity"}
-        if not _is_same_or_hub_host(url, meta.location):
-            headers.pop("authorization", None)
         for at in range(start, end, chunk):
             stop = min(end, at + chunk)
             data = _get(meta.location, at, stop, headers, counts)
