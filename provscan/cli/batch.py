@@ -9,27 +9,43 @@ failing never stops the others; it is a row with its error and exit code 3 (or 2
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+import click
+
+from provscan.atomic import STDOUT, make_output_dir, write_output
+from provscan.cli import summary, term
+from provscan.cli.checking import check_one, exit_code, show_progress
+from provscan.cli.outputs import FLAG_OF, OutputFormat, OutputRequest, render_outputs
+from provscan.cli.settings import CheckSettings
 from provscan.cli.summary import Row
-from provscan.errors import ExitCode, UsageError
+from provscan.errors import ExitCode, ProvscanError, UsageError
 from provscan.limits import MiB
+from provscan.visible import visible
 
 # A registry's list of models: thousands of lines at most.
 MAX_TARGETS_FILE_BYTES = 4 * MiB
 MAX_TARGETS = 10_000
 # The report, AI-BOM and SARIF of each target, under --output-dir.
-OUTPUT_SUFFIXES = {"json": ".report.json", "bom": ".cdx.json", "sarif": ".sarif.json"}
+OUTPUT_SUFFIXES = {
+    OutputFormat.JSON: ".report.json",
+    OutputFormat.CYCLONEDX: ".cdx.json",
+    OutputFormat.SARIF: ".sarif.json",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def read_targets(path: Path) -> list[str]:
     """One target per line; blank lines and lines starting with '#' are skipped. Relative
     paths are relative to the working directory, as for targets on the command line."""
+    # Imported here: the diff's reader loads the report model (heavy on the `--help` path).
     from provscan.diff.fields import BadInput
     from provscan.diff.load import read_bounded
 
@@ -75,24 +91,19 @@ def output_name(target: str) -> str:
     return f"{slug}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 
-def output_paths(output_dir: Path, name: str) -> dict[str, Path]:
+def output_paths(output_dir: Path, name: str) -> dict[OutputFormat, Path | str]:
     return {kind: output_dir / f"{name}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
 
 
-def check_target(target: str, name: str, kw: dict[str, Any], output_dir: Path | None) -> Row:
+def check_target(target: str, name: str, settings: CheckSettings, output_dir: Path | None) -> Row:
     """Check one target and write its outputs; every failure becomes the row's error.
 
     Runs in a worker process with --jobs: module-level, its arguments plain data."""
-    from provscan.cli.checking import check_one, exit_code, render_outputs
-    from provscan.errors import ProvscanError
-
     try:
-        report = check_one(target, kw, progress=False)
+        report = check_one(target, settings, progress=False)
         assert report.verdict is not None
         written: list[str] = []
         if output_dir is not None:
-            from provscan.atomic import write_output
-
             outputs = render_outputs(report, output_paths(output_dir, name))
             for path, text in outputs:
                 write_output(path, text)
@@ -125,7 +136,7 @@ def _failed(target: str, name: str, error: str, code: int) -> Row:
 
 def run_all(
     targets: Sequence[str],
-    kw: dict[str, Any],
+    settings: CheckSettings,
     *,
     jobs: int,
     output_dir: Path | None,
@@ -134,11 +145,9 @@ def run_all(
     """Every target's row, in the order the targets were given."""
     names = [output_name(t) for t in targets]
     if output_dir is not None:
-        from provscan.atomic import make_output_dir
-
         make_output_dir(output_dir, "--output-dir")
     results: dict[int, Row] = {}
-    for index, row in _rows(targets, names, kw, jobs, output_dir):
+    for index, row in _rows(targets, names, settings, jobs, output_dir):
         results[index] = row
         if on_done is not None:
             on_done(row)
@@ -148,24 +157,20 @@ def run_all(
 def _rows(
     targets: Sequence[str],
     names: Sequence[str],
-    kw: dict[str, Any],
+    settings: CheckSettings,
     jobs: int,
     output_dir: Path | None,
 ) -> Iterator[tuple[int, Row]]:
     if jobs == 1 or len(targets) == 1:
         for index, (target, name) in enumerate(zip(targets, names, strict=True)):
-            yield index, check_target(target, name, kw, output_dir)
+            yield index, check_target(target, name, settings, output_dir)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
     # spawn, not fork: the parent may hold threads (hashing pools, progress), and a forked
     # child of a threaded process can deadlock on a lock some thread held.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(targets)), mp_context=context) as pool:
         futures = {
-            pool.submit(check_target, target, name, kw, output_dir): index
+            pool.submit(check_target, target, name, settings, output_dir): index
             for index, (target, name) in enumerate(zip(targets, names, strict=True))
         }
         try:
@@ -196,10 +201,46 @@ def progress_printer(total: int, stream: Any = None) -> Callable[[Row], None]:
     done = [0]
 
     def show(row: Row) -> None:
-        from provscan.visible import visible
-
         done[0] += 1
         state = row.new.value if row.new is not None else f"error ({row.exit_code})"
         print(f"[{done[0]}/{total}] {visible(row.target)}: {state}", file=out, flush=True)
 
     return show
+
+
+def check_many(
+    targets: list[str],
+    settings: CheckSettings,
+    output: OutputRequest,
+    *,
+    jobs: int,
+    output_dir: Path | None,
+) -> int:
+    """`provscan check` of several targets: each decided on its own, then the summary table
+    (or JSON lines); the exit code is the worst row's."""
+    for fmt in output.files:
+        if fmt is not OutputFormat.JSON:
+            raise UsageError(
+                f"{FLAG_OF[fmt]} names one file, and there are {len(targets)} targets",
+                "give --output-dir DIR: each target's report, AI-BOM and SARIF are written there",
+            )
+    json_out = output.files.get(OutputFormat.JSON)
+    printed_json = output.stdout is OutputFormat.JSON
+    if json_out is not None and printed_json and str(json_out) == STDOUT:
+        raise UsageError("--format json and --json - both write to standard output; give one")
+    on_done = progress_printer(len(targets)) if show_progress(output) else None
+    rows = run_all(targets, settings, jobs=jobs, output_dir=output_dir, on_done=on_done)
+    lines = "".join(summary.json_line(row) for row in rows)
+    if json_out is not None:
+        write_output(json_out, lines)
+    if printed_json:
+        click.echo(lines, nl=False)
+    else:
+        stream = sys.stderr if str(json_out) == STDOUT else sys.stdout
+        text = summary.render_verdicts(
+            rows,
+            color=term.color_enabled(stream, no_color=output.no_color),
+            width=term.width(stream),
+        )
+        click.echo(text, nl=False, file=stream, color=True)
+    return summary.worst_exit(row.exit_code for row in rows)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from provscan.atomic import STDOUT, OutputPath, claim_stdout, write_output
+from provscan.cli.options import format_option
 
 NO_MATERIAL_CHANGE = 0
 CHANGED = 1
@@ -23,14 +24,7 @@ _INPUT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 @click.command("diff")
 @click.argument("old", type=_INPUT)
 @click.argument("new", type=_INPUT)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="What to print on stdout.",
-)
+@format_option
 @click.option(
     "--json",
     "json_out",
@@ -50,7 +44,7 @@ def diff_command(old: Path, new: Path, fmt: str, json_out: Path | str | None, fa
     1: material change; 2: a bad input."""
     # Imported here: this module is imported whenever the CLI starts.
     from provscan.diff.compare import compare
-    from provscan.diff.load import load_snapshot
+    from provscan.diff.inputs import load_snapshot
     from provscan.diff.render import render_json, render_text
 
     on_stdout = claim_stdout(

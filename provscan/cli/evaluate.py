@@ -24,25 +24,32 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from provscan.atomic import OutputPath, claim_stdout, make_output_dir, write_output
 from provscan.cli import term
-from provscan.cli.policy import (
-    backend_from,
+from provscan.cli.checking import exit_code
+from provscan.cli.options import (
+    CONFIG_HELP,
     config_option,
     decision_options,
     engine_options,
-    options,
-    policy_dirs,
+    no_color_option,
     policy_option,
+)
+from provscan.cli.outputs import OutputFormat, render
+from provscan.cli.packs import (
+    backend_from,
+    policy_dirs,
     server_scope,
     user_config,
+    with_identities,
 )
+from provscan.cli.settings import EngineChoice
 from provscan.cli.summary import Row, json_line, render_table, tally, worst_exit
-from provscan.errors import ExitCode, UsageError
+from provscan.errors import ExitCode, PolicyError, UsageError
 
 if TYPE_CHECKING:
     from provscan.cli.evaluate_input import Evidence
@@ -65,9 +72,9 @@ class _Input:
     "Policy pack directory, or a shipped pack's name: default, production. Repeatable. "
     "Replaces the default pack."
 )
-@config_option("Config file (default: ./provscan.toml if present).")
-@options(decision_options)
-@options(engine_options)
+@config_option(CONFIG_HELP)
+@decision_options
+@engine_options
 @click.option(
     "--json",
     "json_out",
@@ -83,22 +90,21 @@ class _Input:
     help=f"Write each input's report with its new verdict to DIR, as NAME{_WRITTEN_SUFFIX} "
     "(NAME: the input's file name less .json).",
 )
-@click.option(
-    "--no-color",
-    is_flag=True,
-    help="No colour (also NO_COLOR=1; FORCE_COLOR=1 forces colour when not a terminal).",
-)
-def evaluate_command(
+@no_color_option
+def evaluate_command(  # noqa: PLR0913 - one parameter per flag
     reports: tuple[Path, ...],
     policies: tuple[str, ...],
     config_path: Path | None,
     trusted_identities: tuple[str, ...],
     trusted_issuers: tuple[str, ...],
     policy_timeout: float,
+    policy_engine: str,
+    opa_binary: str,
+    opa_url: str | None,
+    opa_token_env: str | None,
     json_out: Path | str | None,
     write_dir: Path | None,
     no_color: bool,
-    **kw: Any,
 ) -> int:
     """Decide provscan reports (--json) or AI-BOMs (--bom) again under the given policy,
     without rescanning: print each one's stored verdict, new verdict and the rule ids
@@ -107,30 +113,27 @@ def evaluate_command(
 
     Exit code: the worst new verdict (deny 1, could not complete 3, review 4, approve 0).
     """
-    from provscan.cli.checking import with_identities
-
     on_stdout = claim_stdout([("--json", json_out)])
     packs = policy_dirs(policies)
     config_file = user_config(config_path, packs)
     config = with_identities(config_file.table, trusted_identities, trusted_issuers)
-    backend = backend_from(kw)
+    backend = backend_from(EngineChoice(policy_engine, opa_binary, opa_url, opa_token_env))
     packs, policy_config = server_scope(backend, policies, packs, config)
     inputs = _load_all(reports)
     _config_outside_models(config_file.path, inputs)
     names = _written_names(reports, write_dir) if write_dir is not None else {}
 
     def decide(report: Report) -> Verdict:
+        # Imported here: the policy engine loads the report model (heavy for --help).
         from provscan.policy.engine import evaluate
 
         return evaluate(report, packs, policy_config, timeout_s=policy_timeout, backend=backend)
 
     rows, decided = _decide_all(inputs, decide)
     if write_dir is not None:
-        from provscan.emit.json_report import render_json
-
         make_output_dir(write_dir, "--write")
         for path, report in decided:
-            write_output(write_dir / names[path], render_json(report))
+            write_output(write_dir / names[path], render(OutputFormat.JSON, report))
     if json_out is not None:
         write_output(json_out, "".join(json_line(row) for row in rows))
     # --json - owns stdout: the table for people goes to stderr.
@@ -144,6 +147,7 @@ def evaluate_command(
 
 def _load_all(paths: Sequence[Path]) -> list[_Input]:
     """Every input read; a UsageError naming the first one this provscan must not judge."""
+    # Imported here: reading a report validates it with the report model (heavy for --help).
     from provscan.cli.evaluate_input import Damaged, Refused, load_evidence
 
     inputs, refused = [], []
@@ -167,8 +171,6 @@ def _load_all(paths: Sequence[Path]) -> list[_Input]:
 def _decide_all(
     inputs: Sequence[_Input], decide: Callable[[Report], Verdict]
 ) -> tuple[list[Row], list[tuple[Path, Report]]]:
-    from provscan.errors import PolicyError
-
     rows: list[Row] = []
     decided: list[tuple[Path, Report]] = []
     for item in inputs:
@@ -192,8 +194,6 @@ def _error_row(path: str, target: str, error: str) -> Row:
 
 
 def _row(path: str, target: str, evidence: Evidence, verdict: Verdict) -> Row:
-    from provscan.cli.checking import exit_code
-
     old = evidence.report.verdict
     old_rules = {r.rule for r in old.reasons} if old is not None else set()
     new_rules = {r.rule for r in verdict.reasons}

@@ -1,4 +1,4 @@
-"""Which models does a commit touch? Groups pre-commit's file list into scan targets.
+"""`provscan pre-commit`: which models does a commit touch? Checks each, one child per model.
 
 A model is found from its model files (weights and serialized objects: by name, or by
 content for a file named otherwise), never from a config file alone: a repository's own
@@ -7,13 +7,17 @@ config.json or notes.txt must not make the whole repository one model.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provscan.collectors.inventory import WEIGHT_FORMATS
-from provscan.collectors.serialization.sniff import sniff
+import click
+
+from provscan.cli.options import CONFIG_SEARCH_HELP, config_option, policy_option
 from provscan.limits import DEFAULT_LIMITS
+from provscan.visible import visible
 
 # A directory holding one of these is a model's root: a file below it belongs to that model.
 ROOT_MARKERS = (
@@ -59,6 +63,10 @@ class Plan:
 
 def is_model_file(path: Path) -> bool:
     """Weights or a serialized object: by its name, else by its first bytes."""
+    # Imported here: the inventory loads the report model, heavy on the `--help` path.
+    from provscan.collectors.inventory import WEIGHT_FORMATS
+    from provscan.collectors.serialization.sniff import sniff
+
     if path.suffix.lower() in MODEL_SUFFIXES:
         return True
     try:
@@ -149,3 +157,49 @@ def worst_exit(codes: Iterable[int], fail_on_review: bool) -> int:
             return code
     unknown = seen - {0, 4}
     return max(unknown) if unknown else 0
+
+
+@click.command("pre-commit")
+@click.argument("files", nargs=-1)
+@policy_option("Policy pack directory or shipped pack name. Repeatable.")
+@config_option(CONFIG_SEARCH_HELP)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["review", "deny"]),
+    default="review",
+    show_default=True,
+    help="Which verdicts block the commit (a check that cannot complete always blocks).",
+)
+def pre_commit(
+    files: tuple[str, ...], policies: tuple[str, ...], config_path: Path | None, fail_on: str
+) -> int:
+    """The pre-commit hook: check every model that FILES (the staged files) belong to.
+
+    A model file's (weights, a serialized object) model is the nearest directory above it
+    holding config.json, model.sig, model_index.json, adapter_config.json or params.json,
+    else its own directory; one at the repository's top is checked as that single file.
+    Any other file belongs to the nearest directory holding a model, else to none: it is
+    not checked (the repository itself is a model only when its top holds both a config
+    and a model file).
+    """
+    found = plan(files, Path.cwd())
+    if found.not_models:
+        shown = ", ".join(visible(name) for name in found.not_models[:5])
+        more = len(found.not_models) - 5
+        shown += f" and {more} more" if more > 0 else ""
+        click.echo(f"provscan pre-commit: not part of a model, nothing to check: {shown}")
+    extra: list[str] = [arg for pack in policies for arg in ("--policy", pack)]
+    if config_path is not None:
+        extra += ["--config", str(config_path)]
+    codes = []
+    for root in found.targets:
+        # A folder name may hold escapes, or bytes that are not UTF-8: shown, not obeyed.
+        click.echo(f"provscan pre-commit: checking {visible(str(root))}")
+        sys.stdout.flush()  # before the child writes to the same stream
+        # One child per model, exactly as `provscan check` runs: its own exit code and output.
+        proc = subprocess.run(  # noqa: S603 - fixed command, no shell
+            [sys.executable, "-m", "provscan", "check", str(root), "--quiet", *extra],
+            check=False,
+        )
+        codes.append(proc.returncode)
+    return worst_exit(codes, fail_on_review=fail_on == "review")

@@ -11,6 +11,7 @@ import pytest
 
 from fixtures.models import DEMO_DIR, build_malicious_pickle_model
 from provscan.cli import batch
+from provscan.cli.settings import CheckSettings
 from provscan.cli.summary import worst_exit
 
 
@@ -71,16 +72,14 @@ def test_json_lines_one_per_target_in_the_order_given(cli, tmp_path: Path) -> No
 def test_a_crash_on_one_target_does_not_stop_the_others(cli, tmp_path: Path, monkeypatch) -> None:
     first, second = _models(tmp_path, 1)[0], tmp_path / "copy"
     shutil.copytree(first, second)
-    from provscan.cli import checking
+    real = batch.check_one
 
-    real = checking.check_one
-
-    def flaky(target: str, kw: dict[str, Any], *, progress: bool) -> Any:
+    def flaky(target: str, settings: CheckSettings, *, progress: bool) -> Any:
         if target == str(first):
             raise RuntimeError("parser blew up")
-        return real(target, kw, progress=progress)
+        return real(target, settings, progress=progress)
 
-    monkeypatch.setattr(checking, "check_one", flaky)
+    monkeypatch.setattr(batch, "check_one", flaky)
     result = cli("check", first, second, "--format", "json")
     records = [json.loads(line) for line in result.out.splitlines()]
     assert records[0]["new"] is None

@@ -242,7 +242,7 @@ def test_config_schema_prints_the_shipped_schema(tmp_path: Path) -> None:
 def test_a_config_inside_the_model_is_refused(
     tmp_path: Path, demo_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from provscan.cli.policy import target_config
+    from provscan.cli.packs import target_config
     from provscan.errors import UsageError
     from provscan.resources import default_policy_dir
 
