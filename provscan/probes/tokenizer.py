@@ -314,7 +314,7 @@ def _render_main() -> None:
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from provscan.collectors.serialization.chat_template.lint import generation_extension
+    from provscan.collectors.serialization.chat_template.sandbox import generation_extension
 
     request = json.loads(sys.stdin.read())
 

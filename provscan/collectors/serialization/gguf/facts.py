@@ -21,6 +21,7 @@ from provscan.collectors.serialization.gguf.reader import (
     GgufMetadata,
     GgufValue,
 )
+from provscan.collectors.serialization.gguf.scan import read_metadata
 from provscan.collectors.serialization.gguf.tensors import GGML_TYPE_NAMES, INT64_MAX
 from provscan.files import ScanFile
 
@@ -133,7 +134,5 @@ def gguf_model_facts(meta: GgufMetadata) -> GgufModelFacts:
 
 def read_gguf_facts(file: ScanFile) -> GgufModelFacts | None:
     """A GGUF file's model facts, None when it does not parse (a serialization finding)."""
-    from provscan.collectors.serialization.gguf.scan import read_metadata
-
     meta = read_metadata(file)
     return gguf_model_facts(meta) if meta is not None else None

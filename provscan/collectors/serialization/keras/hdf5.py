@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from provscan.collectors.serialization.keras.scan import keras_config_findings
+from provscan.collectors.serialization.keras.config import keras_config_findings
 from provscan.files import ScanFile, open_scanned
 from provscan.limits import Limits
 from provscan.parsing import (

@@ -1,5 +1,8 @@
-"""How are a pickle's bytes read, as _pickle.c or pickle.py reads them: the opcode loop, frames,
-lines, bytes payloads, numbers and the memo? What each opcode builds is walk.py's `Walker`."""
+"""How are a pickle's bytes read, as _pickle.c or pickle.py reads them, opcode by opcode?
+
+The opcode loop, frames, lines, bytes payloads, numbers and the memo; what each opcode
+imports, calls or builds is walk.py's `Walker`, which subclasses `Reading`.
+"""
 
 from __future__ import annotations
 
