@@ -1,6 +1,6 @@
 """Render a chat template in Jinja's sandbox, in a bounded child process, and report what it refused.
 
-The lint in chat_template.py reads the template; this check runs it. A name assembled at
+The lint in lint.py reads the template; this check runs it. A name assembled at
 render time (`'__cla' ~ 'ss__'`, `|join`, `|format`, `|reverse`, a macro argument) is plain
 text to a parser, but it reaches the renderer as the attribute it spells. transformers and
 vLLM render chat templates in Jinja's ImmutableSandboxedEnvironment, so a template that works

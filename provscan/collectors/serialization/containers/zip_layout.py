@@ -4,9 +4,10 @@
 (caffe2/serialize/inline_container.cc over the miniz 3.0.2 that PyTorch vendors,
 https://github.com/pytorch/pytorch/blob/main/caffe2/serialize/inline_container.cc ,
 https://github.com/pytorch/pytorch/tree/main/third_party/miniz-3.0.2); numpy (`.npz`), Keras and most
-scanners use Python's `zipfile`. This module models miniz's reader byte for byte and compares
-it with what `zipfile` resolves. Facts below were established by experiment with torch
-2.13.0+cpu and CPython 3.11.7 `zipfile` (hand-built archives, read with
+scanners use Python's `zipfile`. zip_miniz.py models miniz's reader byte for byte; this module
+compares it with what `zipfile` resolves (zip_coverage.py: which bytes each view accounts
+for). Facts below were established by experiment with torch 2.13.0+cpu and CPython 3.11.7
+`zipfile` (hand-built archives, read with
 `PyTorchFileReader(path).get_all_records()` / `.get_record(name)`, `torch.load(...,
 weights_only=False)` and `zipfile.ZipFile`):
 
