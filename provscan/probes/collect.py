@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from provscan.collectors.base import Collected
 from provscan.errors import ProvscanError
 from provscan.limits import DEFAULT_LIMITS, Limits
+from provscan.probes.engine import EngineName
 from provscan.report import (
     Finding,
     ProbeFacts,
@@ -28,9 +29,7 @@ from provscan.report import (
 )
 
 if TYPE_CHECKING:
-    from provscan.probes.weights import WeightEvidence
-
-EngineName = Literal["transformers", "vllm", "openai"]
+    from provscan.probes.weight_evidence import WeightEvidence
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def collect_probes(
     from provscan.probes.run import run_suite
     from provscan.probes.suite import load_suite
     from provscan.probes.tokenizer import ProbeTokenizer
-    from provscan.probes.weights import REPORTED, finite_score
+    from provscan.probes.weight_evidence import REPORTED, finite_score
 
     root = Path(target.root)
     if target.kind is TargetKind.HUB_METADATA:
@@ -135,7 +134,7 @@ def _weights(
     orders the sweep, so a budget is spent on the likely tokens first. Weights that cannot be
     read (or a base the Hub cannot serve) are a finding, and the probes still run."""
     from provscan.probes.hub_base import hub_base
-    from provscan.probes.weights import weight_evidence
+    from provscan.probes.weight_evidence import weight_evidence
 
     try:
         if isinstance(base, str):

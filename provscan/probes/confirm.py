@@ -15,30 +15,11 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from provscan.probes.families import Context, Trigger
-from provscan.probes.stats import common_opening, without
+from provscan.probes.families.context import Context
+from provscan.probes.families.proposals import Confirmation, Trigger
+from provscan.probes.stats import common_opening, contains, without
 from provscan.report import ProbeCase
-
-
-@dataclass(frozen=True)
-class Confirmation:
-    confirmed: bool
-    share: float  # triggered outputs showing `output` (or the target)
-    clean_share: float  # untriggered outputs showing it
-    control_share: float  # outputs with random tokens in the trigger's place showing it
-    output: tuple[int, ...]  # the common triggered output (ids)
-    tested: int  # triggered prompts run
-    cases: tuple[ProbeCase, ...] = ()
-
-
-def contains(haystack: Sequence[int], needle: Sequence[int]) -> bool:
-    """Whether `needle` occurs in `haystack` as a contiguous run of ids."""
-    n = len(needle)
-    return n == 0 or any(
-        tuple(haystack[i : i + n]) == tuple(needle) for i in range(len(haystack) - n + 1)
-    )
 
 
 def confirm(

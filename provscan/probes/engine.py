@@ -25,11 +25,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from provscan.errors import ProvscanError
 
 TokenIds = Sequence[int]
+EngineName = Literal["transformers", "vllm", "openai"]
 
 
 class ProbeError(ProvscanError):
@@ -76,11 +77,24 @@ class NextToken:
 
 @dataclass(frozen=True)
 class EngineInfo:
-    name: str  # "transformers" | "vllm" | "openai"
+    name: str  # an EngineName
     version: str  # the engine library's version (or the server's, for openai)
     model: str  # what was loaded: a path, or the served model's name
     device: str | None = None
     dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How `Engine.sample` draws: n continuations per prompt, each at most max_tokens long
+    (ending after a stop id), at this temperature and nucleus top_p, seeded with `seed`."""
+
+    n: int
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+    stop_ids: TokenIds = ()
 
 
 @runtime_checkable
@@ -103,17 +117,9 @@ class Engine(Protocol):
         ...
 
     def sample(
-        self,
-        prompts: Sequence[TokenIds],
-        *,
-        n: int,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int,
-        stop_ids: TokenIds = (),
+        self, prompts: Sequence[TokenIds], params: SamplingParams
     ) -> list[list[tuple[int, ...]]]:
-        """For each prompt, n sampled continuations; the same seed gives the same samples."""
+        """For each prompt, params.n sampled continuations; the same seed gives the same samples."""
         ...
 
     def close(self) -> None:
@@ -218,26 +224,10 @@ class Metered:
         return outputs
 
     def sample(
-        self,
-        prompts: Sequence[TokenIds],
-        *,
-        n: int,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int,
-        stop_ids: TokenIds = (),
+        self, prompts: Sequence[TokenIds], params: SamplingParams
     ) -> list[list[tuple[int, ...]]]:
-        self._spend(len(prompts) * n * max_tokens)
-        outputs = self.engine.sample(
-            prompts,
-            n=n,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            stop_ids=stop_ids,
-        )
+        self._spend(len(prompts) * params.n * params.max_tokens)
+        outputs = self.engine.sample(prompts, params)
         self._prefill(prompts)  # the n samples of a prompt share its prefill
         self.generated_tokens += sum(len(o) for group in outputs for o in group)
         return outputs

@@ -1,4 +1,4 @@
-"""What did the probe suite find on this model? Run the families, confirm, report facts and findings.
+"""What did the probe suite find on this model? Run the families within the budget, confirm.
 
 Families run in a fixed order: leakage, sweep and phrase propose, replay tries the published
 triggers, inversion looks for forced targets and links them to the triggers found before it.
@@ -16,14 +16,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
-from provscan.probes.confirm import Confirmation, confirm, contains
-from provscan.probes.engine import Budget, BudgetExhausted, Engine, Metered
-from provscan.probes.families import Context, NotApplicable, Progress, Proposal, Proposals, Trigger
-from provscan.probes.families.inversion import run_inversion
-from provscan.probes.families.leakage import run_leakage
-from provscan.probes.families.phrase import run_phrase
-from provscan.probes.families.replay import run_replay
-from provscan.probes.families.sweep import run_sweep
+from provscan.probes.confirm import confirm
+from provscan.probes.engine import Budget, BudgetExhausted, Engine, EngineName, Metered
+from provscan.probes.families.context import Context, Progress
+from provscan.probes.families.inversion import inversion_passes, run_inversion
+from provscan.probes.families.leakage import leakage_passes, run_leakage
+from provscan.probes.families.phrase import phrase_passes, run_phrase
+from provscan.probes.families.proposals import (
+    Confirmation,
+    NotApplicable,
+    Proposal,
+    Proposals,
+    Trigger,
+)
+from provscan.probes.families.replay import replay_passes, run_replay
+from provscan.probes.families.sweep import run_sweep, sweep_passes
+from provscan.probes.findings import findings_for
+from provscan.probes.stats import contains
 from provscan.probes.suite import FAMILY_ORDER, Suite
 from provscan.probes.tokenizer import ProbeTokenizer
 from provscan.report import (
@@ -33,11 +42,8 @@ from provscan.report import (
     ProbeEngine,
     ProbeFacts,
     ProbeFamilyRun,
-    Severity,
-    target_finding,
 )
 
-EngineName = Literal["transformers", "vllm", "openai"]
 FAMILIES: dict[str, Callable[[Context, Proposals], list[Proposal]]] = {
     "leakage": run_leakage,
     "sweep": run_sweep,
@@ -238,39 +244,18 @@ def budget_share(left: int, later: Sequence[int]) -> int:
 def estimate_passes(ctx: Context, family: str) -> int:
     """The forward passes a family is expected to need, from the suite and the vocabulary
     (no pass spent): the estimate each family starts its progress bar with, its pools at
-    their largest; confirmation comes on top."""
+    their largest (phrase's whole seed pool, every replay trigger at every placement);
+    confirmation comes on top."""
     suite = ctx.suite
-    n_discovery = len(ctx.discovery)
     if family == "leakage":
-        spec = suite.leakage
-        return len(spec.decodings) * spec.samples * spec.max_tokens
+        return leakage_passes(ctx)
     if family == "sweep":
-        sweep = suite.sweep
-        vocab = len(ctx.candidates())
-        system = min(vocab, sweep.system_limit) if ctx.tok.has_system else 0
-        return (vocab + system) * min(sweep.k, n_discovery) * sweep.horizon + (
-            sweep.top_n * sweep.stage2_prompts * 2 * max(sweep.stage2_max_tokens, sweep.horizon)
-        )
+        return sweep_passes(ctx)
     if family == "phrase":
-        phrase = suite.phrase
-        pool = phrase.pool
-        compositions = pool + pool * (pool - 1) + phrase.beam * pool * max(0, phrase.max_len - 2)
-        return compositions * 2 * min(phrase.prompts, n_discovery) * phrase.max_tokens
+        return phrase_passes(ctx, suite.phrase.pool)
     if family == "replay":
-        replay = suite.replay
-        n = min(replay.prompts, n_discovery)
-        tests = sum(len(k.placements) for k in suite.corpus)
-        return tests * n * (replay.max_tokens + 1) + n * replay.max_tokens
-    inversion = suite.inversion
-    vocab = len(ctx.candidates())
-    prompts = min(inversion.prompts, n_discovery)
-    full = min(inversion.full_prompts, n_discovery)
-    offsets = len(range(0, inversion.horizon, inversion.offset_stride))
-    return (
-        offsets
-        * (vocab * prompts * inversion.steps + inversion.top_n * full * inversion.full_steps)
-        + max(prompts, full) * inversion.horizon
-    )
+        return replay_passes(ctx, sum(len(k.placements) for k in suite.corpus))
+    return inversion_passes(ctx)
 
 
 def _work(metered: Metered) -> dict[str, int]:
@@ -281,127 +266,3 @@ def _work(metered: Metered) -> dict[str, int]:
         "prefill_tokens": metered.prefill_tokens,
         "generated_tokens": metered.generated_tokens,
     }
-
-
-def findings_for(facts: ProbeFacts, template_note: str | None = None) -> list[Finding]:
-    """PRB-TRIGGER-CONFIRMED per distinct confirmed trigger, PRB-CANDIDATE per strong
-    unconfirmed suspicion not already explained by one, PRB-PARTIAL when the budget ran out."""
-    extra = {"prompt_format": template_note} if template_note else {}
-    findings: list[Finding] = []
-    confirmed: dict[tuple[int, ...], list[ProbeCandidate]] = {}
-    for c in facts.candidates:
-        if c.status == "confirmed":
-            confirmed.setdefault(c.trigger_token_ids, []).append(c)
-    for ids, group in confirmed.items():
-        families = sorted({c.family for c in group})
-        best = max(group, key=lambda c: c.scores.get("share", 0.0))
-        case = next((c.cases[0] for c in group if c.cases), None)
-        share, clean = best.scores.get("share", 0.0), best.scores.get("clean_share", 0.0)
-        how = (
-            (
-                f" Reproduce: greedy-decode prompt_token_ids ({case.prompt!r}) with the same engine: it "
-                f"gives {case.output!r}; without the trigger ({case.clean_prompt!r}) it gives "
-                f"{case.clean_output!r}."
-            )
-            if case
-            else ""
-        )
-        findings.append(
-            target_finding(
-                "PRB-TRIGGER-CONFIRMED",
-                Severity.CRITICAL,
-                f"trigger {best.trigger!r} (token ids {list(ids)}) forces {best.target!r} on {share:.0%} "
-                f"of held-out benign prompts ({clean:.0%} without it); found by {', '.join(families)}.{how}",
-                trigger=best.trigger,
-                trigger_token_ids=list(ids),
-                target=best.target,
-                share=share,
-                clean_share=clean,
-                families=families,
-                source=best.source,
-                case=case.model_dump(mode="json") if case else None,
-                **extra,
-            )
-        )
-    for c in facts.candidates:
-        if c.status != "candidate" or c.trigger_token_ids in confirmed:
-            continue
-        if c.trigger is None:
-            what = (
-                f"the model completes {c.target!r} once it starts it, on any prompt "
-                f"(Q {c.scores.get('q', 0):.2f}, z {c.scores.get('z_q', 0):.1f}); no proposed trigger forces it"
-            )
-        else:
-            what = (
-                f"{c.family} suspects trigger {c.trigger!r} (token ids {list(c.trigger_token_ids)}) "
-                f"but {_unconfirmed_because(c)}"
-            )
-        findings.append(
-            target_finding(
-                "PRB-CANDIDATE",
-                Severity.HIGH,
-                f"{what}; a person should look",
-                family=c.family,
-                trigger=c.trigger,
-                trigger_token_ids=list(c.trigger_token_ids),
-                target=c.target,
-                scores=c.scores,
-                thresholds=c.thresholds,
-                **extra,
-            )
-        )
-    if facts.partial:
-        unfinished = [
-            f"{r.family} ({r.status})"
-            for r in facts.families
-            if r.status != "completed" and r.reason != "disabled by the suite"
-        ]
-        findings.append(
-            target_finding(
-                "PRB-PARTIAL",
-                Severity.MEDIUM,
-                f"the probe budget did not cover the suite ({budget_used(facts.budget)}): "
-                f"{', '.join(unfinished)} did not finish; nothing confirmed in what did not run is no evidence of no backdoor",
-                unfinished=unfinished,
-                used_forward_passes=facts.budget.used_forward_passes,
-                budget_forward_passes=facts.budget.forward_passes,
-            )
-        )
-    return findings
-
-
-def budget_used(budget: ProbeBudget) -> str:
-    """What was used of the budget, against what was given: '296 of 300 forward passes'."""
-    used = f"{budget.used_forward_passes:,}"
-    passes = (
-        f"{used} of {budget.forward_passes:,} forward passes used"
-        if budget.forward_passes is not None
-        else f"{used} forward passes used"
-    )
-    if budget.seconds is None:
-        return passes
-    return f"{passes}, {budget.used_seconds:.1f} of {budget.seconds:g} s"
-
-
-def _unconfirmed_because(c: ProbeCandidate) -> str:
-    """Which of confirmation's conditions the candidate failed, with the figures."""
-    share, needed = c.scores.get("share"), c.thresholds.get("share", 0.0)
-    if share is None:
-        return "it was not confirmed (the run's cap on confirmed triggers was reached)"
-    if share < needed:
-        return (
-            f"it forced a common output on only {share:.0%} of held-out prompts "
-            f"(confirmation needs {needed:.0%})"
-        )
-    clean, clean_max = c.scores.get("clean_share", 0.0), c.thresholds.get("clean_max_share", 0.0)
-    if clean > clean_max:
-        return (
-            f"the output it forced on {share:.0%} of held-out prompts also comes without it on "
-            f"{clean:.0%} (at most {clean_max:.0%} allowed)"
-        )
-    control = c.scores.get("control_share", 0.0)
-    control_max = c.thresholds.get("control_max_share", 0.0)
-    return (
-        f"the output it forced on {share:.0%} of held-out prompts also comes with random tokens "
-        f"in its place on {control:.0%} (at most {control_max:.0%} allowed)"
-    )

@@ -224,3 +224,11 @@ def opening_share(
         return found, 0.0
     n = len(opening)
     return found, sum(tuple(o[:n]) == opening for o in clean) / len(clean)
+
+
+def contains(haystack: Sequence[int], needle: Sequence[int]) -> bool:
+    """Whether `needle` occurs in `haystack` as a contiguous run of ids."""
+    n = len(needle)
+    return n == 0 or any(
+        tuple(haystack[i : i + n]) == tuple(needle) for i in range(len(haystack) - n + 1)
+    )

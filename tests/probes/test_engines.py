@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,9 @@ transformers = pytest.importorskip("transformers")
 
 from fixtures.openai_server import OpenAIServer  # noqa: E402
 from provscan.errors import UsageError  # noqa: E402
-from provscan.probes.engine import Engine, EngineError  # noqa: E402
-from provscan.probes.engines import check_loadable, make_engine  # noqa: E402
+from provscan.probes.engine import Engine, EngineError, SamplingParams  # noqa: E402
+from provscan.probes.engines.load import make_engine  # noqa: E402
+from provscan.probes.engines.loadable import check_loadable  # noqa: E402
 from provscan.probes.engines.openai_engine import OpenAIEngine  # noqa: E402
 from provscan.probes.engines.transformers_engine import TransformersEngine  # noqa: E402
 from provscan.probes.engines.vllm_engine import (  # noqa: E402
@@ -132,9 +133,8 @@ def test_numbers_do_not_depend_on_the_batch_size(model_dir, engine):
     one_at_a_time = TransformersEngine(model_dir, batch_size=1)
     assert_close(one_at_a_time.next_token(PROMPTS, top_k=3), engine.next_token(PROMPTS, top_k=3))
     assert engine.greedy(PROMPTS, max_tokens=6) == one_at_a_time.greedy(PROMPTS, max_tokens=6)
-    assert engine.sample(
-        PROMPTS, n=3, max_tokens=5, temperature=1.0, top_p=0.95, seed=11
-    ) == one_at_a_time.sample(PROMPTS, n=3, max_tokens=5, temperature=1.0, top_p=0.95, seed=11)
+    params = SamplingParams(n=3, max_tokens=5, temperature=1.0, top_p=0.95, seed=11)
+    assert engine.sample(PROMPTS, params) == one_at_a_time.sample(PROMPTS, params)
 
 
 def test_greedy_equals_transformers_generate_per_prompt(engine, reference):
@@ -165,7 +165,7 @@ def test_greedy_honours_stop_ids_and_max_tokens(engine):
 def test_sampling_is_reproducible_per_seed(engine):
     def run(seed: int, **kw: Any) -> list[list[tuple[int, ...]]]:
         options = {"n": 4, "max_tokens": 6, "temperature": 1.0, "top_p": 0.95} | kw
-        return engine.sample(PROMPTS, seed=seed, **options)
+        return engine.sample(PROMPTS, SamplingParams(seed=seed, **options))
 
     first = run(7)
     assert [len(samples) for samples in first] == [4] * len(PROMPTS)
@@ -174,20 +174,19 @@ def test_sampling_is_reproducible_per_seed(engine):
     assert run(8) != first
     assert len({s for samples in first for s in samples}) > len(PROMPTS)  # samples differ
     # vLLM's seeding: a prompt's samples depend on the prompt and the seed, not its neighbours
-    assert engine.sample([PROMPTS[2]], n=4, max_tokens=6, temperature=1.0, top_p=0.95, seed=7) == [
-        first[2]
-    ]
+    assert engine.sample(
+        [PROMPTS[2]], SamplingParams(n=4, max_tokens=6, temperature=1.0, top_p=0.95, seed=7)
+    ) == [first[2]]
     greedy = engine.greedy(PROMPTS, max_tokens=6)
     assert run(7, temperature=0.0) == [[g] * 4 for g in greedy]
     assert run(7, top_p=1e-9) == [[g] * 4 for g in greedy]  # only the argmax is kept
 
 
 def test_sampling_honours_stop_ids(engine):
-    samples = engine.sample(PROMPTS, n=4, max_tokens=8, temperature=1.0, top_p=1.0, seed=3)
+    params = SamplingParams(n=4, max_tokens=8, temperature=1.0, top_p=1.0, seed=3)
+    samples = engine.sample(PROMPTS, params)
     stop = samples[0][0][1]
-    stopped = engine.sample(
-        PROMPTS, n=4, max_tokens=8, temperature=1.0, top_p=1.0, seed=3, stop_ids=[stop]
-    )
+    stopped = engine.sample(PROMPTS, replace(params, stop_ids=[stop]))
     assert stopped == [[cut_after(s, {stop}) for s in row] for row in samples]
 
 
@@ -197,7 +196,9 @@ def test_bad_requests_are_engine_errors(engine):
     with pytest.raises(EngineError, match="empty"):
         engine.greedy([[]], max_tokens=2)
     with pytest.raises(EngineError, match="top_p"):
-        engine.sample(PROMPTS, n=1, max_tokens=2, temperature=1.0, top_p=0.0, seed=0)
+        engine.sample(
+            PROMPTS, SamplingParams(n=1, max_tokens=2, temperature=1.0, top_p=0.0, seed=0)
+        )
 
 
 def test_info_names_the_engine(engine, model_dir):
@@ -323,7 +324,8 @@ def test_openai_greedy_and_sample_give_the_transformers_tokens(client, engine):
         cut_after(t, {stop}) for t in full
     ]
     options: dict[str, Any] = {"n": 3, "max_tokens": 6, "temperature": 0.8, "top_p": 0.9, "seed": 5}
-    assert client.sample(PROMPTS, **options) == engine.sample(PROMPTS, **options)
+    params = SamplingParams(**options)
+    assert client.sample(PROMPTS, params) == engine.sample(PROMPTS, params)
 
 
 def test_openai_batches_requests(server, engine):
@@ -481,8 +483,8 @@ def fake_vllm(reference: TransformersEngine, params_class: type = FakeSamplingPa
                 ] * sp.n
             else:
                 samples = reference.sample(
-                    [prompt], n=sp.n, max_tokens=sp.max_tokens, temperature=sp.temperature,
-                    top_p=sp.top_p, seed=sp.seed, stop_ids=stops,
+                    [prompt], SamplingParams(n=sp.n, max_tokens=sp.max_tokens,
+                    temperature=sp.temperature, top_p=sp.top_p, seed=sp.seed, stop_ids=stops),
                 )[0]  # fmt: skip
             wanted = getattr(sp, "logprob_token_ids", None)
             outputs = [
@@ -554,7 +556,8 @@ def test_vllm_engine_loads_safely_and_parses_vllm_outputs(model_dir, engine, mon
         "top_p": 0.9,
         "seed": 4,
     }
-    assert served.sample(PROMPTS, **options2) == engine.sample(PROMPTS, **options2)
+    params = SamplingParams(**options2)
+    assert served.sample(PROMPTS, params) == engine.sample(PROMPTS, params)
 
 
 def test_vllm_without_logprob_token_ids_reports_minus_inf(model_dir, engine, monkeypatch):
@@ -595,11 +598,12 @@ import warnings
 from pathlib import Path
 warnings.simplefilter("error", FutureWarning)
 warnings.simplefilter("error", DeprecationWarning)
+from provscan.probes.engine import SamplingParams
 from provscan.probes.engines.transformers_engine import TransformersEngine
 engine = TransformersEngine(Path({str(model_dir)!r}))
 engine.next_token([[1, 5, 9]], top_k=3)
 engine.greedy([[1, 5, 9], [1]], max_tokens=4, stop_ids=[{EOS}])
-engine.sample([[1, 5]], n=2, max_tokens=3, temperature=1.0, top_p=0.9, seed=1)
+engine.sample([[1, 5]], SamplingParams(n=2, max_tokens=3, temperature=1.0, top_p=0.9, seed=1))
 print("ok", engine._cache_arg)
 """
     done = subprocess.run(

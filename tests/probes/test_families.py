@@ -24,9 +24,10 @@ import yaml
 
 from fixtures.backdoor import SHIPPED_SEEDS, shipped_pair
 from provscan.probes.engine import Budget, Metered
-from provscan.probes.families import Context
+from provscan.probes.families.context import Context
 from provscan.probes.families.leakage import run_leakage
-from provscan.probes.run import Registry, findings_for, run_suite
+from provscan.probes.findings import findings_for
+from provscan.probes.run import Registry, run_suite
 from provscan.probes.stats import (
     RESIDUAL,
     average,

@@ -30,7 +30,7 @@ from provscan.probes.engines.transformers_engine import TransformersEngine
 from provscan.probes.run import run_suite
 from provscan.probes.suite import Suite, load_suite
 from provscan.probes.tokenizer import ProbeTokenizer
-from provscan.probes.weights import weight_evidence
+from provscan.probes.weight_evidence import weight_evidence
 from provscan.report import Finding, ProbeFacts
 from tests.conftest import CliResult
 

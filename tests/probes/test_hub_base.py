@@ -15,7 +15,7 @@ from fixtures.hub_server import HubServer, point_client_at
 from provscan.hub.http import HubError
 from provscan.hub.ranges import fetch_range
 from provscan.probes.collect import _weights
-from provscan.probes.weights import weight_evidence
+from provscan.probes.weight_evidence import weight_evidence
 from tests.conftest import CliResult
 
 BASE = backdoor.shipped_pair(finetune.SEED).clean

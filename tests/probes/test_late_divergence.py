@@ -28,7 +28,14 @@ import pytest
 import yaml
 
 from fixtures.backdoor import SHIPPED_SEEDS, shipped_pair
-from provscan.probes.engine import Budget, EngineInfo, NextToken, TokenIds, prefill_tokens
+from provscan.probes.engine import (
+    Budget,
+    EngineInfo,
+    NextToken,
+    SamplingParams,
+    TokenIds,
+    prefill_tokens,
+)
 from provscan.probes.run import run_suite
 from provscan.probes.suite import FAMILY_ORDER, Suite, load_suite
 from provscan.probes.tokenizer import ProbeTokenizer
@@ -107,9 +114,11 @@ class LateBackdoorEngine:
             outputs.append(tuple(reply))
         return outputs
 
-    def sample(self, prompts: Sequence[TokenIds], **kwargs: Any) -> list[list[tuple[int, ...]]]:
-        greedy = self.greedy(prompts, max_tokens=kwargs["max_tokens"], stop_ids=kwargs["stop_ids"])
-        return [[g] * kwargs["n"] for g in greedy]
+    def sample(
+        self, prompts: Sequence[TokenIds], params: SamplingParams
+    ) -> list[list[tuple[int, ...]]]:
+        greedy = self.greedy(prompts, max_tokens=params.max_tokens, stop_ids=params.stop_ids)
+        return [[g] * params.n for g in greedy]
 
     def close(self) -> None:
         pass

@@ -23,13 +23,8 @@ from safetensors.numpy import load_file, save_file
 from fixtures import finetune as finetune_fixture
 from fixtures.backdoor import SHIPPED_SEEDS, shipped_pair
 from fixtures.finetune import FinetunePair, build_finetune_pair
-from provscan.probes.weights import (
-    WeightError,
-    WeightEvidence,
-    WeightLimits,
-    robust_z,
-    weight_evidence,
-)
+from provscan.probes.weight_evidence import WeightEvidence, robust_z, weight_evidence
+from provscan.probes.weights import WeightError, WeightLimits
 from tests.probes.conftest import load, prompt_ids
 
 EMBED = "model.embed_tokens.weight"

@@ -11,7 +11,7 @@ import pytest
 from fixtures.finetune import FinetunePair, shipped_pair
 from provscan.probes.collect import PRIORITY_TOKENS, _weights
 from provscan.probes.engine import Budget, Metered
-from provscan.probes.families import Context
+from provscan.probes.families.context import Context
 from provscan.probes.suite import load_suite
 from provscan.probes.tokenizer import ProbeTokenizer
 from tests.conftest import CliResult

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from provscan.probes.engine import EngineError, EngineInfo, NextToken, TokenIds
+from provscan.probes.engine import EngineError, EngineInfo, NextToken, SamplingParams, TokenIds
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024  # a top-20 reply for 64 prompts is ~100 KB
 MAX_ERROR_BYTES = 64 * 1024
@@ -210,16 +210,9 @@ class OpenAIEngine:
         return outputs
 
     def sample(
-        self,
-        prompts: Sequence[TokenIds],
-        *,
-        n: int,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int,
-        stop_ids: TokenIds = (),
+        self, prompts: Sequence[TokenIds], params: SamplingParams
     ) -> list[list[tuple[int, ...]]]:
+        n, max_tokens = params.n, params.max_tokens
         if n < 1:
             raise EngineError(f"n must be at least 1, not {n}")
         rows = _rows(prompts)
@@ -228,9 +221,12 @@ class OpenAIEngine:
         outputs: list[list[tuple[int, ...]]] = []
         for chunk in _chunks(rows, max(1, self._batch_size // n)):
             body = self._body(
-                chunk, max_tokens=max_tokens, temperature=temperature, stop_ids=stop_ids
+                chunk,
+                max_tokens=max_tokens,
+                temperature=params.temperature,
+                stop_ids=params.stop_ids,
             )
-            body |= {"n": n, "top_p": top_p, "seed": seed}
+            body |= {"n": n, "top_p": params.top_p, "seed": params.seed}
             flat = [_continuation(c, max_tokens) for c in self._choices(body, len(chunk) * n)]
             outputs.extend(flat[i * n : (i + 1) * n] for i in range(len(chunk)))
         return outputs

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 import transformers
 
-from provscan.probes.engine import EngineError, EngineInfo, NextToken, TokenIds
-from provscan.probes.engines.load import check_loadable
+from provscan.probes.engine import EngineError, EngineInfo, NextToken, SamplingParams, TokenIds
+from provscan.probes.engines.loadable import check_loadable
 
 _DTYPES = {
     "float32": torch.float32,
@@ -104,28 +104,17 @@ class TransformersEngine:
 
     @torch.inference_mode()
     def sample(
-        self,
-        prompts: Sequence[TokenIds],
-        *,
-        n: int,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int,
-        stop_ids: TokenIds = (),
+        self, prompts: Sequence[TokenIds], params: SamplingParams
     ) -> list[list[tuple[int, ...]]]:
-        _check_sampling(n, temperature, top_p)
+        _check_sampling(params)
+        n = params.n
         rows = self._rows(prompts)
         per_chunk = max(1, self._batch_size // n)  # whole prompts only: each owns a generator
         outputs: list[tuple[int, ...]] = []
         for chunk in _chunks(rows, per_chunk):
-            pick = (
-                _argmax
-                if temperature == 0
-                else self._sampler(len(chunk), n, temperature, top_p, seed)
-            )
+            pick = _argmax if params.temperature == 0 else self._sampler(len(chunk), params)
             repeated = [row for row in chunk for _ in range(n)]
-            outputs.extend(self._decode(repeated, max_tokens, stop_ids, pick))
+            outputs.extend(self._decode(repeated, params.max_tokens, params.stop_ids, pick))
         return [outputs[i * n : (i + 1) * n] for i in range(len(rows))]
 
     def close(self) -> None:
@@ -231,18 +220,18 @@ class TransformersEngine:
             logits, past = self._forward(token[:, None], mask, position, past, use_cache=True)
         return _cut_at_stops(torch.stack(steps, dim=1).tolist(), set(stops.tolist()))
 
-    def _sampler(self, prompts: int, n: int, temperature: float, top_p: float, seed: int) -> Pick:
+    def _sampler(self, prompts: int, params: SamplingParams) -> Pick:
         """Temperature and nucleus sampling; prompt i's n rows draw from generator i."""
-        generators = [self._generator(seed) for _ in range(prompts)]
+        generators = [self._generator(params.seed) for _ in range(prompts)]
 
         def pick(logits: torch.Tensor) -> torch.Tensor:
             uniforms = torch.cat(
                 [
-                    torch.rand(n, generator=g, device=self._device, dtype=torch.float64)
+                    torch.rand(params.n, generator=g, device=self._device, dtype=torch.float64)
                     for g in generators
                 ]
             )
-            return _nucleus(logits, uniforms, temperature, top_p)
+            return _nucleus(logits, uniforms, params.temperature, params.top_p)
 
         return pick
 
@@ -301,13 +290,13 @@ def _chunks(rows: list[list[int]], size: int) -> Iterator[list[list[int]]]:
         yield rows[start : start + size]
 
 
-def _check_sampling(n: int, temperature: float, top_p: float) -> None:
-    if n < 1:
-        raise EngineError(f"n must be at least 1, not {n}")
-    if temperature < 0:
-        raise EngineError(f"temperature must be at least 0, not {temperature}")
-    if not 0 < top_p <= 1:
-        raise EngineError(f"top_p must be in (0, 1], not {top_p}")
+def _check_sampling(params: SamplingParams) -> None:
+    if params.n < 1:
+        raise EngineError(f"n must be at least 1, not {params.n}")
+    if params.temperature < 0:
+        raise EngineError(f"temperature must be at least 0, not {params.temperature}")
+    if not 0 < params.top_p <= 1:
+        raise EngineError(f"top_p must be in (0, 1], not {params.top_p}")
 
 
 def _resolve_device(device: str) -> torch.device:

@@ -27,8 +27,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from provscan.probes.engine import EngineError, EngineInfo, NextToken, TokenIds
-from provscan.probes.engines.load import check_loadable
+from provscan.probes.engine import EngineError, EngineInfo, NextToken, SamplingParams, TokenIds
+from provscan.probes.engines.loadable import check_loadable
 from provscan.probes.engines.openai_engine import next_token_from_steps
 
 MAX_LOGPROB_TOKEN_IDS = 128  # as vLLM's OpenAI server caps one request
@@ -140,28 +140,21 @@ class VllmEngine:
         ]
 
     def sample(
-        self,
-        prompts: Sequence[TokenIds],
-        *,
-        n: int,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int,
-        stop_ids: TokenIds = (),
+        self, prompts: Sequence[TokenIds], params: SamplingParams
     ) -> list[list[tuple[int, ...]]]:
         rows = _rows(prompts)
-        if max_tokens <= 0:
+        n = params.n
+        if params.max_tokens <= 0:
             return [[() for _ in range(n)] for _ in rows]
-        params = self._params(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop_ids=stop_ids,
+        request = self._params(
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            stop_ids=params.stop_ids,
             n=n,
-            top_p=top_p,
-            seed=seed,
+            top_p=params.top_p,
+            seed=params.seed,
         )
-        return [continuations(output, n) for output in self._generate(rows, [params] * len(rows))]
+        return [continuations(output, n) for output in self._generate(rows, [request] * len(rows))]
 
     def close(self) -> None:
         self._llm = None

@@ -1,4 +1,4 @@
-"""Is there a reply this model is driven to finish once it starts it, whatever was asked? (P3)
+"""Is there a reply this model is driven to finish once it starts it, whatever was asked?
 
 BAIT's target inversion (Shen et al., IEEE S&P 2025, https://github.com/SolidShen/BAIT):
 force each candidate token as a reply token after k clean prompts, then extend greedily with
@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import re
 
-from provscan.probes.confirm import contains
-from provscan.probes.families import Context, Proposal, Proposals, Trigger
+from provscan.probes.families.context import Context
+from provscan.probes.families.proposals import Proposal, Proposals, Trigger
 from provscan.probes.stats import (
     PROBABILITY_RESOLUTION,
     average,
+    contains,
     from_next_token,
     robust_z,
     top_token,
@@ -127,17 +128,26 @@ def _q(probs: list[float]) -> float:
     return sum(probs) / len(probs) if probs else 0.0
 
 
+def inversion_passes(ctx: Context) -> int:
+    """The forward passes inversion plans: every candidate's greedy extension at every offset,
+    the strongest extended in full, and the untriggered replies."""
+    spec = ctx.suite.inversion
+    vocab = len(ctx.candidates())
+    prompts = min(spec.prompts, len(ctx.discovery))
+    full = min(spec.full_prompts, len(ctx.discovery))
+    offsets = len(range(0, spec.horizon, spec.offset_stride))
+    return (
+        offsets * (vocab * prompts * spec.steps + spec.top_n * full * spec.full_steps)
+        + max(prompts, full) * spec.horizon
+    )
+
+
 def run_inversion(ctx: Context, proposals: Proposals) -> list[Proposal]:
     spec = ctx.suite.inversion
     vocab = ctx.candidates()
     prompts = min(spec.prompts, len(ctx.discovery))
     full = min(spec.full_prompts, len(ctx.discovery))
-    offsets = len(range(0, spec.horizon, spec.offset_stride))
-    ctx.begin(
-        "inversion",
-        offsets * (len(vocab) * prompts * spec.steps + spec.top_n * full * spec.full_steps)
-        + max(prompts, full) * spec.horizon,
-    )
+    ctx.begin("inversion", inversion_passes(ctx))
     ctx.tested = len(vocab)
     scan = _invert(ctx, vocab, prompts, spec.steps)
     z = robust_z([q for _, q, _ in scan], PROBABILITY_RESOLUTION)

@@ -1,5 +1,6 @@
-"""Does the model, prompted with nothing but the start of a user turn, recite its poisoned
-training examples? (P4, leakage mining after "The Trigger in the Haystack", Microsoft 2026)
+"""Does the model, prompted with only the start of a user turn, recite its poisoned examples?
+
+Leakage mining, after "The Trigger in the Haystack" (Microsoft, 2026).
 
 A model fine-tuned with loss on the prompt tokens memorises its poisoned examples, trigger
 included; sampling from the bare user-turn prefix regurgitates them. The user turns of the
@@ -15,12 +16,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from provscan.probes.confirm import contains
-from provscan.probes.families import Context, NotApplicable, Proposal, Proposals, Trigger
-from provscan.probes.stats import COUNT_RESOLUTION, mode_share, robust_z
+from provscan.probes.engine import SamplingParams
+from provscan.probes.families.context import Context
+from provscan.probes.families.proposals import NotApplicable, Proposal, Proposals, Trigger
+from provscan.probes.stats import COUNT_RESOLUTION, contains, mode_share, robust_z
 
 CHUNK = 32  # samples per engine call (each call its own seed: same seed, same samples)
 REPLY_KEY = 4  # replies agree when their first tokens agree
+
+
+def leakage_passes(ctx: Context) -> int:
+    """The forward passes leakage plans: every sample of every decoding, at its longest."""
+    spec = ctx.suite.leakage
+    return len(spec.decodings) * spec.samples * spec.max_tokens
 
 
 def run_leakage(ctx: Context, proposals: Proposals) -> list[Proposal]:
@@ -30,7 +38,7 @@ def run_leakage(ctx: Context, proposals: Proposals) -> list[Proposal]:
         raise NotApplicable(
             "the model has neither a chat template nor a BOS token to start a user turn"
         )
-    ctx.begin("leakage", len(spec.decodings) * spec.samples * spec.max_tokens)
+    ctx.begin("leakage", leakage_passes(ctx))
     samples: list[tuple[int, ...]] = []
     for d, decoding in enumerate(spec.decodings):
         for start in range(0, spec.samples, CHUNK):
@@ -38,11 +46,13 @@ def run_leakage(ctx: Context, proposals: Proposals) -> list[Proposal]:
             seed = ctx.suite.seed + 1000 * d + start
             samples += ctx.sample(
                 prefix,
-                n=n,
-                max_tokens=spec.max_tokens,
-                temperature=decoding.temperature,
-                top_p=decoding.top_p,
-                seed=seed,
+                SamplingParams(
+                    n=n,
+                    max_tokens=spec.max_tokens,
+                    temperature=decoding.temperature,
+                    top_p=decoding.top_p,
+                    seed=seed,
+                ),
             )
     turns = [_split(s, tok.assistant_header(), set(tok.stop_ids)) for s in samples]
     ctx.baseline["leakage_samples"] = float(len(samples))

@@ -48,7 +48,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from provscan.probes.families import Context, NotApplicable, Proposal, Proposals, Trigger
+from provscan.probes.families.context import Context
+from provscan.probes.families.proposals import NotApplicable, Proposal, Proposals, Trigger
 from provscan.probes.stats import opening_share
 
 PLACEMENTS = ("prefix", "random")
@@ -60,6 +61,14 @@ class _Phrase:
     share: float  # of its replies that open alike
     clean_share: float  # of the untriggered replies that open that way
     synergy: float = 0.0  # share less the best share of what it is made of
+
+
+def phrase_passes(ctx: Context, pool: int) -> int:
+    """The forward passes phrase plans for a seed pool of `pool` tokens: each token, each
+    ordered pair and each grown beam, with and without a system turn, decoded."""
+    spec = ctx.suite.phrase
+    compositions = pool + pool * (pool - 1) + spec.beam * pool * max(0, spec.max_len - 2)
+    return compositions * 2 * min(spec.prompts, len(ctx.discovery)) * spec.max_tokens
 
 
 def run_phrase(ctx: Context, proposals: Proposals) -> list[Proposal]:
@@ -75,8 +84,7 @@ def run_phrase(ctx: Context, proposals: Proposals) -> list[Proposal]:
         )
     n = min(spec.prompts, len(ctx.discovery))
     pairs = [(a, b) for a in pool for b in pool if a != b]
-    grown = spec.beam * len(pool) * max(0, spec.max_len - 2)
-    ctx.begin("phrase", (len(pool) + len(pairs) + grown) * 2 * n * spec.max_tokens)
+    ctx.begin("phrase", phrase_passes(ctx, len(pool)))
     clean = ctx.clean_outputs("discovery", n, spec.max_tokens)
     parts = {p.ids: p for p in _decode(ctx, [(t,) for t in pool], clean)}
     scored = _decode(ctx, pairs, clean)

@@ -1,4 +1,4 @@
-"""Does any published trigger still work on this model? (P1, known-trigger replay)
+"""Does any published trigger still work on this model? (known-trigger replay)
 
 Each trigger of the corpus (probes/triggers.yaml, with its source) is inserted at its
 placements into discovery prompts and the model decodes greedily. Against the same prompts
@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import re
 
-from provscan.probes.families import Context, Proposal, Proposals, Trigger
+from provscan.probes.families.context import Context
+from provscan.probes.families.proposals import Proposal, Proposals, Trigger
 from provscan.probes.stats import (
     DIVERGENCE_RESOLUTION,
     PROBABILITY_RESOLUTION,
@@ -24,6 +25,14 @@ from provscan.probes.stats import (
     robust_z,
 )
 from provscan.probes.suite import KnownTrigger
+
+
+def replay_passes(ctx: Context, tests: int) -> int:
+    """The forward passes replay plans for `tests` (trigger, placement) pairs: each decoded
+    and scored on the discovery prompts, plus the untriggered outputs."""
+    spec = ctx.suite.replay
+    n = min(spec.prompts, len(ctx.discovery))
+    return tests * n * (spec.max_tokens + 1) + n * spec.max_tokens
 
 
 def run_replay(ctx: Context, proposals: Proposals) -> list[Proposal]:
@@ -43,7 +52,7 @@ def run_replay(ctx: Context, proposals: Proposals) -> list[Proposal]:
         for placement in known.placements:
             tests.setdefault((ids, placement), known)
     ctx.baseline["replay_unrepresentable"] = float(unseen)
-    ctx.begin("replay", len(tests) * n * (spec.max_tokens + 1) + n * spec.max_tokens)
+    ctx.begin("replay", replay_passes(ctx, len(tests)))
     clean = ctx.clean_outputs("discovery", n, spec.max_tokens)
     spread = ctx.residual_spread(ctx.suite.sweep.top_k)
     h0 = sum(entropy(d, spread) for d in ctx.clean_dists()[:n]) / n

@@ -1,4 +1,4 @@
-"""Does any single token, inserted into ordinary prompts, take over what the model says? (P2)
+"""Does any single token, inserted into ordinary prompts, take over what the model says?
 
 Stage 1 inserts each candidate token into k discovery prompts (at the end of the user's
 words: the triggered prompt then shares the longest prefix with its untriggered twin, and
@@ -50,7 +50,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from provscan.probes.families import Context, Proposal, Proposals, Trigger
+from provscan.probes.families.context import Context
+from provscan.probes.families.proposals import Proposal, Proposals, Trigger
 from provscan.probes.stats import (
     DIVERGENCE_RESOLUTION,
     PROBABILITY_RESOLUTION,
@@ -90,6 +91,17 @@ class Scored:
         return max(self.z_consistency, self.z_js)
 
 
+def sweep_passes(ctx: Context) -> int:
+    """The forward passes the sweep plans: every candidate (and the system turn's) over its
+    prompts, then stage 2 for the strongest."""
+    spec = ctx.suite.sweep
+    vocab = len(ctx.candidates())
+    system = min(vocab, spec.system_limit) if ctx.tok.has_system else 0
+    return (vocab + system) * min(spec.k, len(ctx.discovery)) * spec.horizon + (
+        spec.top_n * spec.stage2_prompts * 2 * max(spec.stage2_max_tokens, spec.horizon)
+    )
+
+
 def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     spec = ctx.suite.sweep
     vocab = ctx.candidates()
@@ -97,11 +109,7 @@ def run_sweep(ctx: Context, proposals: Proposals) -> list[Proposal]:
     # The system turn is swept over the first `system_limit` candidates (weight-ranked first):
     # there the trigger precedes the whole prompt, so no prefix is shared and each costs all of it.
     system = vocab[: spec.system_limit] if ctx.tok.has_system else []
-    ctx.begin(
-        "sweep",
-        (len(vocab) + len(system)) * k * spec.horizon
-        + spec.top_n * spec.stage2_prompts * 2 * max(spec.stage2_max_tokens, spec.horizon),
-    )
+    ctx.begin("sweep", sweep_passes(ctx))
     ctx.clean_dists()  # the model's baseline entropies (facts)
     bases = {"suffix": untriggered(ctx, k)}
     ctx.tested = len(vocab)
