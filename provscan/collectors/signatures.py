@@ -16,7 +16,7 @@ folder cannot widen what the publisher's signature leaves unchecked.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,12 +25,12 @@ from provscan.collectors.base import Collected
 from provscan.collectors.coverage import readers_of
 from provscan.collectors.hashing import DEFAULT_IGNORE_PATHS, is_ignored
 from provscan.collectors.inventory import role_of
+from provscan.collectors.signature_compare import compare_files, file_of, signature_finding
 from provscan.files import ScanFile
 from provscan.limits import Limits
 from provscan.report import (
     FileFormat,
     Finding,
-    JsonValue,
     Manifest,
     Severity,
     SignatureCheck,
@@ -38,21 +38,16 @@ from provscan.report import (
     SignatureStatus,
     SignedSerialization,
     UncoveredFile,
-    file_finding,
-    target_finding,
 )
 from provscan.signing.bundle import (
     ParsedSignature,
     SignatureFormatError,
     read_signature,
-    split_shard,
 )
+from provscan.signing.layout import CONVENTIONAL_NAME, HF_LOCAL_DIR_PATHS
+from provscan.signing.rehash import RehashFn
 from provscan.signing.trust import TrustSettings
 
-CONVENTIONAL_NAME = "model.sig"
-# huggingface_hub's bookkeeping in a `hf download --local-dir` folder (metadata and lock
-# files, rewritten on every re-check): never part of what a publisher signed.
-HF_LOCAL_DIR_PATHS = (".cache/huggingface",)
 # Left out of every comparison: git metadata (model_signing's verify always leaves it
 # out) and huggingface_hub's download bookkeeping; the signature files are added per plan.
 _ALWAYS_EXCLUDED = (*DEFAULT_IGNORE_PATHS, *HF_LOCAL_DIR_PATHS)
@@ -62,9 +57,6 @@ _STATUS_RULES = {
     SignatureStatus.MALFORMED: ("SIG-MALFORMED", Severity.CRITICAL),
     SignatureStatus.UNVERIFIED: ("SIG-UNVERIFIED", Severity.INFO),
 }
-# Builds the target's manifest the way a signature says (another hash or serialization),
-# leaving out the paths given.
-RehashFn = Callable[[SignedSerialization, Sequence[str]], Manifest]
 
 
 @dataclass(frozen=True)
@@ -189,7 +181,11 @@ def _check_one(
                 status=SignatureStatus.MALFORMED,
                 reason=item.error,
             ),
-            [_finding("SIG-MALFORMED", Severity.CRITICAL, at, message, signature=item.display)],
+            [
+                signature_finding(
+                    "SIG-MALFORMED", Severity.CRITICAL, at, message, signature=item.display
+                )
+            ],
         )
     parsed = item.parsed
     # Imported here: cryptography is loaded only for a model that carries a signature.
@@ -206,15 +202,15 @@ def _check_one(
         predicate_type=parsed.predicate_type,
         serialization=parsed.serialization,
         signed_root_digest=parsed.subject_digest,
-        signed_files=len({_file_of(name, parsed) for name in parsed.resources}),
+        signed_files=len({file_of(name, parsed) for name in parsed.resources}),
         not_covered=uncovered,
     )
     findings: list[Finding] = []
     if verification.status in _STATUS_RULES:
         rule, severity = _STATUS_RULES[verification.status]
         message = f"{item.display}: {verification.reason}"
-        findings.append(_finding(rule, severity, at, message, signature=item.display))
-    check, integrity = _compare(check, parsed, manifest, files, rehash, excluded)
+        findings.append(signature_finding(rule, severity, at, message, signature=item.display))
+    check, integrity = compare_files(check, parsed, manifest, files, rehash, excluded)
     findings.extend(integrity)
     if verification.status is SignatureStatus.VERIFIED:
         # A record per file for the reader; the policy decides what an uncovered file means
@@ -230,7 +226,7 @@ def _not_covered_finding(entry: UncoveredFile, signature: str) -> Finding:
         "unnamed": "its name cannot be part of a manifest",
     }[entry.reason]
     read = f"read by {'; '.join(entry.read_by)}" if entry.loader_read else "no loader reads it"
-    return _finding(
+    return signature_finding(
         "SIG-NOT-COVERED",
         Severity.INFO,
         entry.path,
@@ -240,160 +236,6 @@ def _not_covered_finding(entry: UncoveredFile, signature: str) -> Finding:
         role=entry.role.value,
         loader_read=entry.loader_read,
     )
-
-
-def _compare(
-    check: SignatureCheck,
-    parsed: ParsedSignature,
-    manifest: Manifest | None,
-    files: Sequence[ScanFile],
-    rehash: RehashFn | None,
-    excluded: tuple[str, ...],
-) -> tuple[SignatureCheck, list[Finding]]:
-    own = parsed.serialization.ignore_paths
-    ours = (
-        _without(manifest, own, files)
-        if manifest is not None and _same_serialization(manifest, parsed.serialization)
-        else None
-    )
-    compared_with: Literal["manifest", "rehash", "hub-record"] = "manifest"
-    if ours is None and manifest is not None and rehash is not None:
-        compared_with = "rehash"
-        try:
-            ours = rehash(parsed.serialization, sorted({*excluded, *own}))
-        except Exception as exc:  # noqa: BLE001 - any failure leaves the files unchecked, and says why
-            reason = f"the files could not be hashed the way the signer did ({type(exc).__name__}: {exc})"
-            return _unchecked(check, reason)
-    if ours is None:
-        reason = (
-            "some files could not be hashed, so the files were not compared"
-            if manifest is None
-            else f"the signature uses {parsed.serialization.method}/{parsed.serialization.hash_type} hashing, which this run did not compute"
-            + (
-                " (the weights were not downloaded: scan with --download)"
-                if any(f.read != "whole" for f in files)
-                else ""
-            )
-        )
-        return _unchecked(check, reason)
-    single = {f.rel for f in files if f.in_manifest} if len(files) == 1 else None
-    signed = _by_file(parsed.resources, parsed, single)
-    actual = _by_file({r.name: (r.algorithm, r.digest) for r in ours.resources}, parsed, single)
-    changed = sorted(name for name in signed.keys() & actual.keys() if signed[name] != actual[name])
-    missing = sorted(signed.keys() - actual.keys())
-    extra = sorted(actual.keys() - signed.keys())
-    findings = [_changed_finding(rel, signed[rel], actual[rel], check.path) for rel in changed]
-    present = {f.rel: f for f in files}
-    findings += [
-        _finding(
-            "SIG-FILE-MISSING",
-            Severity.CRITICAL,
-            None,
-            f"{rel}: signed by {check.path} but "
-            + (
-                "now empty (no shard left of what was signed)"
-                if rel in present and present[rel].size == 0
-                else "absent"
-            ),
-            signature=check.path,
-            file=rel,
-        )
-        for rel in missing
-    ]
-    findings += [
-        _finding(
-            "SIG-FILE-EXTRA",
-            Severity.CRITICAL,
-            rel,
-            f"{rel}: present but not signed by {check.path}",
-            signature=check.path,
-        )
-        for rel in extra
-    ]
-    integrity = "mismatch" if changed or missing or extra else "match"
-    if compared_with == "manifest" and any(
-        f.read != "whole" and f.rel in signed for f in files
-    ):  # the files not downloaded were compared by the digest the Hub recorded for them
-        compared_with = "hub-record"
-    updated = check.model_copy(
-        update={
-            "integrity": integrity,
-            "compared_with": compared_with,
-            "changed": tuple(changed),
-            "missing": tuple(missing),
-            "extra": tuple(extra),
-        }
-    )
-    return updated, findings
-
-
-def _changed_finding(
-    rel: str,
-    signed: tuple[tuple[str, str, str], ...],
-    actual: tuple[tuple[str, str, str], ...],
-    signature: str,
-) -> Finding:
-    """SIG-FILE-CHANGED with the signed and actual digests (or which shards differ)."""
-    evidence: dict[str, str]
-    if len(signed) == 1 and len(actual) == 1:
-        (_, algorithm, want), (_, _, got) = signed[0], actual[0]
-        detail = f"signed {algorithm} {want}, found {got}"
-        evidence = {"algorithm": algorithm, "signed": want, "actual": got}
-    else:
-        differing = sorted({name for name, *_ in set(signed) ^ set(actual)})
-        more = " ..." if len(differing) > 5 else ""
-        detail = f"shards differ: {', '.join(differing[:5])}{more}"
-        evidence = {"shards": ", ".join(differing[:50])}
-    message = f"{rel}: content differs from what {signature} signed ({detail})"
-    return _finding(
-        "SIG-FILE-CHANGED", Severity.CRITICAL, rel, message, signature=signature, **evidence
-    )
-
-
-def _unchecked(check: SignatureCheck, reason: str) -> tuple[SignatureCheck, list[Finding]]:
-    updated = check.model_copy(update={"integrity": "not_checked", "integrity_reason": reason})
-    message = f"{check.path}: {reason}"
-    return updated, [_finding("SIG-UNCHECKED", Severity.HIGH, None, message, signature=check.path)]
-
-
-def _same_serialization(manifest: Manifest, signed: SignedSerialization) -> bool:
-    return (
-        manifest.method == signed.method
-        and manifest.hash_type == signed.hash_type
-        and (signed.method == "files" or manifest.shard_size == signed.shard_size)
-    )
-
-
-def _file_of(name: str, parsed: ParsedSignature) -> str:
-    return split_shard(name)[0] if parsed.serialization.method == "shards" else name
-
-
-def _by_file(
-    resources: Mapping[str, tuple[str, str]], parsed: ParsedSignature, single: set[str] | None
-) -> dict[str, tuple[tuple[str, str, str], ...]]:
-    """Resources grouped per file: a file differs when any of its shards (or its digest) does."""
-    grouped: dict[str, list[tuple[str, str, str]]] = {}
-    for name, (algorithm, digest) in resources.items():
-        path = _file_of(name, parsed)
-        if path == "." and single:  # a single-file model: model_signing names it "."
-            path = next(iter(single))
-        grouped.setdefault(path, []).append((name, algorithm, digest))
-    return {path: tuple(sorted(items)) for path, items in grouped.items()}
-
-
-def _without(manifest: Manifest, ignored: Sequence[str], files: Sequence[ScanFile]) -> Manifest:
-    """The manifest less the resources of files a signature's own ignore list leaves out (a
-    single-file model ignores nothing, as in model_signing)."""
-    if not ignored or (len(files) == 1 and all(r.name == "." for r in manifest.resources)):
-        return manifest
-    kept = tuple(
-        r
-        for r in manifest.resources
-        if not is_ignored(
-            split_shard(r.name)[0] if manifest.method == "shards" else r.name, ignored
-        )
-    )
-    return manifest.model_copy(update={"resources": kept})
 
 
 def _not_covered(
@@ -427,11 +269,3 @@ def _not_covered(
             )
         )
     return tuple(sorted(out, key=lambda entry: entry.path))
-
-
-def _finding(
-    rule: str, severity: Severity, path: str | None, message: str, **evidence: JsonValue
-) -> Finding:
-    if path is not None:
-        return file_finding(rule, severity, path, message, **evidence)
-    return target_finding(rule, severity, message, **evidence)

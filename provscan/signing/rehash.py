@@ -8,11 +8,14 @@ as `compared_with: rehash`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from provscan.collectors.signatures import RehashFn
 from provscan.report import Manifest, ManifestResource, SignedSerialization
+
+# Builds the target's manifest the way a signature says (another hash or serialization),
+# leaving out the paths given.
+RehashFn = Callable[[SignedSerialization, Sequence[str]], Manifest]
 
 
 def model_signing_rehash(root: Path) -> RehashFn:

@@ -24,8 +24,8 @@ from typing import Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from provscan.collectors.signatures import CONVENTIONAL_NAME, HF_LOCAL_DIR_PATHS
 from provscan.errors import ConfigError, ProvscanError, UsageError
+from provscan.signing.layout import CONVENTIONAL_NAME, HF_LOCAL_DIR_PATHS
 from provscan.signing.trust import oms_key_type
 
 
