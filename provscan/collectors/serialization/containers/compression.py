@@ -27,16 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from provscan.collectors.serialization.containers.inflate import (
+    CHUNK,
     Codec,
+    Engine,
     Inflated,
-    _Engine,
     codec_of,
 )
 from provscan.collectors.serialization.containers.streams import Readable
 from provscan.limits import Limits
 
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
-_CHUNK = 64 * 1024
 _WINDOW = 64 * 1024
 _BLOCK_SIZES = {4: 64 * 1024, 5: 256 * 1024, 6: 1024 * 1024, 7: 4 * 1024 * 1024}
 
@@ -241,7 +241,7 @@ def decode_block(block: bytes, window: bytes, limit: int) -> bytes:
     return bytes(out[base:])
 
 
-class _LZ4Engine(_Engine):
+class _LZ4Engine(Engine):
     """inflate.py's engine interface over one lz4 frame (python-lz4, or the decoder above)."""
 
     def __init__(self) -> None:  # noqa: D107 - no zlib/bz2/lzma state to set up
@@ -277,7 +277,7 @@ class LZ4Inflated(Inflated):
         self._engine = _LZ4Engine()
 
     def _next_stream(self) -> bool:
-        rest = self._engine.unused or self._take(_CHUNK)
+        rest = self._engine.unused or self._take(CHUNK)
         if rest[:4] != LZ4_MAGIC:
             return False
         self._engine = _LZ4Engine()

@@ -11,7 +11,8 @@ from enum import Enum
 from provscan.collectors.serialization.containers.streams import Readable
 from provscan.limits import Limits
 
-_CHUNK = 64 * 1024
+# Compressed bytes taken (and output asked for) per step: what a step can cost is bounded.
+CHUNK = 64 * 1024
 # joblib < 0.9.3 wrote "ZF" + the hex length padded to len(hex(2**64)), then zlib data.
 _ZF_HEADER = 2 + len(hex(2**64))
 _HEX = set((string.hexdigits + "xX ").encode())
@@ -47,7 +48,7 @@ def codec_of(head: bytes) -> Codec | None:
     return None
 
 
-class _Engine:
+class Engine:
     """One decompressor with a uniform bounded interface over zlib, bz2 and lzma."""
 
     def __init__(self, codec: Codec) -> None:
@@ -110,7 +111,7 @@ class Inflated:
         self.too_large = False
         self.error: str | None = None
         self.done = False
-        self._engine = _Engine(codec)
+        self._engine = Engine(codec)
         if codec is Codec.JOBLIB_ZF:
             header = self._take(_ZF_HEADER + 1)
             # joblib <= 0.8.4 padded one byte wider; zlib data never starts with a space.
@@ -128,13 +129,13 @@ class Inflated:
 
     def _next_stream(self) -> bool:
         """Concatenated gzip/bz2/xz streams read as one, as the stdlib readers do."""
-        rest = self._engine.unused or self._take(_CHUNK)
+        rest = self._engine.unused or self._take(CHUNK)
         if (
             self.codec in (Codec.ZLIB, Codec.JOBLIB_ZF, Codec.LZMA)
             or codec_of(rest) is not self.codec
         ):
             return False
-        self._engine = _Engine(self.codec)
+        self._engine = Engine(self.codec)
         self._engine.pending = rest
         return True
 
@@ -144,7 +145,7 @@ class Inflated:
                 self.done = True
                 break
             if self._engine.hungry:
-                chunk = self._take(_CHUNK)
+                chunk = self._take(CHUNK)
                 if not chunk:
                     self.error = self.error or "compressed data ends early"
                     self.done = True
@@ -177,7 +178,7 @@ class Inflated:
         parts: list[bytes] = []
         got = 0
         while (size < 0 or got < size) and not self.done:
-            piece = self._inflate(_CHUNK if size < 0 else min(_CHUNK, size - got))
+            piece = self._inflate(CHUNK if size < 0 else min(CHUNK, size - got))
             if not piece:
                 break
             parts.append(piece)
@@ -186,5 +187,5 @@ class Inflated:
 
     def drain(self) -> None:
         """Decompress the rest, discarding it, so a bomb shows whatever the content was."""
-        while not self.done and self._inflate(_CHUNK):
+        while not self.done and self._inflate(CHUNK):
             pass
