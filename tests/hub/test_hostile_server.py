@@ -43,6 +43,7 @@ import functools, json, resource, sys
 import httpx2, huggingface_hub, huggingface_hub.hf_api
 import numpy, safetensors
 import provscan.cli as cli, provscan.resolve.hub_metadata, provscan.hub.ranges
+import provscan.hub.traffic
 import provscan.pipeline as pipeline, provscan.policy.engine, provscan.emit.terminal
 import provscan.emit.json_report, provscan.collectors.serialization.safetensors.scan
 from provscan.limits import Limits
