@@ -58,6 +58,8 @@ def collect_probes(
     target: TargetInfo, options: ProbeOptions, limits: Limits = DEFAULT_LIMITS
 ) -> Collected[ProbeFacts | None]:
     """Run the suite on the target's model; skipped when there is no model to run."""
+    # Imported only when the probes run: they load numpy, yaml and the engines' libraries,
+    # which a scan without --probes never needs.
     from provscan.probes.engine import Budget
     from provscan.probes.engines.load import make_engine, require_extras
     from provscan.probes.quiet import library_notes
@@ -133,6 +135,7 @@ def _weights(
     (--weights-base: a folder, or hf:// read by range), or the rows on their own. The ranking
     orders the sweep, so a budget is spent on the likely tokens first. Weights that cannot be
     read (or a base the Hub cannot serve) are a finding, and the probes still run."""
+    # Imported only when weight evidence is asked for: it loads numpy.
     from provscan.probes.hub_base import hub_base
     from provscan.probes.weight_evidence import weight_evidence
 

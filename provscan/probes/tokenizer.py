@@ -95,7 +95,7 @@ class ProbeTokenizer:
 
     @classmethod
     def from_dir(cls, model_dir: Path) -> ProbeTokenizer:
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # heavy, and optional: the `probes` extra
 
         path = model_dir / "tokenizer.json"
         if not path.is_file():
@@ -308,6 +308,7 @@ def _render_main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (RENDER_MEMORY, RENDER_MEMORY))
     except (ImportError, ValueError, OSError):
         pass  # not POSIX: the parent's timeout still bounds the render
+    # Imported only now, in the child and under its memory limit: what renders the template.
     from datetime import datetime
 
     import jinja2

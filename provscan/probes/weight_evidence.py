@@ -135,7 +135,7 @@ def _anomaly(matrix: Matrix, limits: WeightLimits) -> tuple[Doubles, bool]:
 def _token_strings(model_dir: Path, count: int) -> list[str | None]:
     """Token strings from tokenizer.json when the tokenizers library is installed."""
     path = model_dir / "tokenizer.json"
-    try:
+    try:  # heavy, and optional (the `probes` extra): token strings are a nicety
         from tokenizers import Tokenizer
     except ImportError:
         return [None] * count

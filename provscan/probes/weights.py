@@ -90,7 +90,7 @@ class Matrix:
                     for start in range(0, stop, step):
                         yield start, self._bf16(handle, start, min(stop, start + step))
                 return
-            from safetensors import safe_open
+            from safetensors import safe_open  # optional (the `probes` extra), native code
 
             with safe_open(str(self.path), framework="numpy") as opened:
                 view = opened.get_slice(self.info.name)

@@ -81,6 +81,7 @@ def bom_statement(bom: Path, raw: bytes) -> bytes:
 
 def sign_bom(bom: Path, output: Path, signer: SigningKey) -> None:
     """Write a Sigstore bundle with a DSSE envelope over the AI-BOM (key or certificate)."""
+    # model_signing loads slowly (sigstore, protobufs): imported only when a BOM is signed.
     from model_signing._signing import sign_ec_key, sign_sigstore_pb
 
     raw = _read_bom(bom)

@@ -22,7 +22,7 @@ def model_signing_rehash(root: Path) -> RehashFn:
     """A RehashFn that hashes `root` with model_signing itself (a second read of every file)."""
 
     def rehash(serialization: SignedSerialization, ignored: Sequence[str]) -> Manifest:
-        from model_signing import hashing
+        from model_signing import hashing  # loads slowly: only for a signature hashed otherwise
 
         paths = sorted(set(ignored))
         config = hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]

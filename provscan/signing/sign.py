@@ -20,6 +20,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -66,6 +67,7 @@ def sign_model(
     ignore: Sequence[str] = (),
 ) -> None:
     """Sign `model` into `output` with model_signing: a key, a certificate, or Sigstore keyless."""
+    # model_signing loads slowly (sigstore, protobufs): imported only when a model is signed.
     from model_signing import hashing, signing
 
     model = model.resolve()
@@ -117,7 +119,7 @@ def sign_model(
 
 def _check_identity(token: str | None, *, ambient: bool) -> None:
     """Refuse, before any network use or hashing, a keyless signing that has no usable token."""
-    from sigstore import oidc
+    from sigstore import oidc  # loads slowly: imported only for keyless signing
 
     if token is not None:
         try:
@@ -159,7 +161,7 @@ def _check_identity(token: str | None, *, ambient: bool) -> None:
 
 def _token_problem(exc: BaseException) -> str:
     """Why sigstore-python refused a token: its own message hides the JWT library's reason."""
-    import jwt
+    import jwt  # sigstore's own dependency, loaded only when a keyless signing fails
 
     cause = exc.__cause__
     if isinstance(cause, jwt.ExpiredSignatureError):
@@ -190,6 +192,7 @@ def _sigstore_failures(*, setup: bool) -> Iterator[None]:
     lets requests' errors (Fulcio, Rekor) and its private client errors through as they are.
     `setup`: no model file is read yet, so a file error is about Sigstore's own cache.
     """
+    # sigstore and requests load slowly: imported only when Sigstore signs.
     import requests
     from sigstore import errors, oidc
 
@@ -251,6 +254,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _network_failure(exc: BaseException) -> bool:
+    # requests and tuf (sigstore's) load slowly: imported only when Sigstore signing failed.
     import requests
     from tuf.api.exceptions import DownloadError
 
@@ -287,8 +291,6 @@ def _cause(exc: BaseException) -> str:
 
 def _host(exc: BaseException) -> str | None:
     """The host the failed request went to, from requests' or urllib3's exception."""
-    from urllib.parse import urlsplit
-
     for inner in _chain(exc):
         request = getattr(inner, "request", None)
         url = getattr(request, "url", None)

@@ -8,6 +8,7 @@ all, so they are loaded here, and a file that cannot be used is a usage error na
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,7 @@ class TrustSettings:
 
 def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
     """The hint model_signing writes into a key-signed bundle: SHA-256 of the PEM public key."""
+    # cryptography loads slowly: imported only when keys or certificates are read.
     from cryptography.hazmat.primitives import serialization
 
     pem = key.public_bytes(
@@ -103,6 +105,7 @@ def key_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
 
 def oms_key_type(key: object) -> str | None:
     """'ecdsa-p256' etc. for a key OMS accepts, None for any other key."""
+    # cryptography loads slowly: imported only when keys or certificates are read.
     from cryptography.hazmat.primitives.asymmetric import ec
 
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -122,6 +125,7 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def load_key(path: Path) -> TrustedKey:
+    # cryptography loads slowly: imported only when keys or certificates are read.
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -143,6 +147,7 @@ def load_key(path: Path) -> TrustedKey:
 
 
 def load_cas(path: Path) -> list[TrustedCA]:
+    # cryptography loads slowly: imported only when keys or certificates are read.
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -216,8 +221,6 @@ def trust_from_config(
 
 def validate_identities(value: object) -> None:
     """Each trusted identity names an `issuer` and exactly one of `identity` / `identity_pattern`."""
-    import re
-
     if not isinstance(value, list):
         raise ConfigError("config [trust] identities is not a list of tables")
     for number, entry in enumerate(value, start=1):
@@ -247,6 +250,7 @@ def validate_identities(value: object) -> None:
 
 
 def _check_trusted_root(path: Path) -> None:
+    # sigstore's models load slowly (protobufs): imported only when a root file is given.
     from sigstore.models import TrustedRoot
 
     _read(path, "Sigstore trusted root")

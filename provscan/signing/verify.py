@@ -65,6 +65,7 @@ def verify_signature(
 
 def _model_signing_bundle(envelope: Envelope) -> object:
     """The bundle as model_signing's key / certificate verifiers take it."""
+    # model_signing and sigstore load slowly: imported only when a signature is checked.
     from model_signing._signing import sign_sigstore_pb
     from sigstore_models.bundle import v1 as bundle_pb
 
@@ -96,6 +97,7 @@ def _checked_payload(verifier: object, envelope: Envelope) -> None:
 
 
 def _verify_key(envelope: Envelope, trust: TrustSettings) -> Verification:
+    # model_signing and sigstore load slowly: imported only when a signature is checked.
     from model_signing._signing import sign_ec_key
 
     material = envelope.document["verificationMaterial"]["publicKey"]
@@ -175,6 +177,7 @@ def _leaf_signature_valid(leaf: x509.Certificate, envelope: Envelope) -> bool:
     operating system's CAs when given none: provscan must say "valid signature, untrusted
     chain" without trusting anything the user did not give.
     """
+    # model_signing and sigstore load slowly: imported only when a signature is checked.
     from model_signing._signing import sign_ec_key, sign_sigstore_pb
 
     key = leaf.public_key()
@@ -193,6 +196,7 @@ def _leaf_signature_valid(leaf: x509.Certificate, envelope: Envelope) -> bool:
 
 
 def _verify_certificate(envelope: Envelope, trust: TrustSettings, now: datetime) -> Verification:
+    # model_signing and sigstore load slowly: imported only when a signature is checked.
     from model_signing._signing import sign_certificate
 
     try:
@@ -248,6 +252,7 @@ def _verify_certificate(envelope: Envelope, trust: TrustSettings, now: datetime)
 
 
 def _verify_sigstore(envelope: Envelope, trust: TrustSettings) -> Verification:
+    # model_signing and sigstore load slowly: imported only when a signature is checked.
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier

@@ -14,6 +14,7 @@ from typing import get_args
 
 from provscan.errors import UsageError
 from provscan.probes.engine import Engine, EngineName, MissingExtra
+from provscan.probes.engines.openai_engine import OpenAIEngine, served_models
 
 ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
 # What each engine imports, by the extra (pyproject.toml) that installs it. Every engine reads
@@ -65,20 +66,19 @@ def make_engine(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
     if name == "transformers":
+        # Imported only for the engine asked for: it imports torch and transformers.
         from provscan.probes.engines.transformers_engine import TransformersEngine
 
         return TransformersEngine(target, device=device or "cpu", batch_size=batch_size)
     if name == "vllm":
         if device is not None and not device.startswith("cuda"):
             raise UsageError(f"the vllm engine runs on CUDA GPUs, not {device!r}")
-        from provscan.probes.engines.vllm_engine import VllmEngine
+        from provscan.probes.engines.vllm_engine import VllmEngine  # imports vllm when it loads
 
         return VllmEngine(target, tensor_parallel_size=tensor_parallel_size)
     if name == "openai":
         if not base_url:
             raise UsageError("the openai engine needs --base-url (e.g. http://host:8000/v1)")
-        from provscan.probes.engines.openai_engine import OpenAIEngine, served_models
-
         model = served_model or _only_served_model(served_models(base_url, api_key=api_key))
         return OpenAIEngine(base_url, model, api_key=api_key, batch_size=batch_size)
     raise UsageError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")

@@ -86,7 +86,7 @@ def _require_shipped_architecture(config: dict[str, Any], path: Path) -> None:
 
 def _causal_lm_classes() -> tuple[set[str], set[str], str]:
     """transformers' own causal-LM table: model types, class names, library version."""
-    try:
+    try:  # heavy, and optional (the `probes` extra): imported only to check a model
         import transformers
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     except ImportError as error:

@@ -37,7 +37,7 @@ NOT_INSTALLED = "vLLM is not installed: pip install 'provscan[vllm]' on a machin
 
 def import_vllm() -> tuple[Any, Any]:
     """The `vllm` module and its TokensPrompt, or EngineError saying how to get them."""
-    try:
+    try:  # heavy, and optional (the `vllm` extra): imported when an engine is made
         import vllm
         from vllm.inputs import TokensPrompt
     except ImportError as error:
@@ -160,7 +160,7 @@ class VllmEngine:
         self._llm = None
         gc.collect()
         try:
-            import torch
+            import torch  # heavy: vLLM has loaded it by now, when it is installed at all
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
