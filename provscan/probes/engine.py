@@ -23,13 +23,14 @@ call generates none, its distribution comes out of the prefill).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from provscan.errors import ProvscanError
 
 TokenIds = Sequence[int]
+T = TypeVar("T")
 EngineName = Literal["transformers", "vllm", "openai"]
 
 
@@ -252,3 +253,9 @@ def prefill_tokens(rows: Sequence[tuple[int, ...]], cached: Sequence[tuple[int, 
             total += max(1, len(row) - shared)
         before = row
     return total
+
+
+def chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    """`items` in consecutive slices of at most `size`: how an engine batches its requests."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

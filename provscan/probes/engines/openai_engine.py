@@ -28,18 +28,23 @@ import json
 import math
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from provscan.probes.engine import EngineError, EngineInfo, NextToken, SamplingParams, TokenIds
+from provscan.probes.engine import (
+    EngineError,
+    EngineInfo,
+    NextToken,
+    SamplingParams,
+    TokenIds,
+    chunks,
+)
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024  # a top-20 reply for 64 prompts is ~100 KB
 MAX_ERROR_BYTES = 64 * 1024
 MAX_LOGPROB_TOKEN_IDS = 128  # vLLM's own cap per request
 _ID_PREFIX = "token_id:"
 _JSON_NEG_INF = -9999.0
-
-T = TypeVar("T")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -183,11 +188,11 @@ class OpenAIEngine:
     ) -> list[NextToken]:
         chosen = list(dict.fromkeys(int(t) for t in token_ids))
         results: list[NextToken] = []
-        for chunk in _chunks(_rows(prompts), self._batch_size):
+        for chunk in chunks(_rows(prompts), self._batch_size):
             steps = self._first_steps(chunk, logprobs=top_k)
             extra: list[dict[int, float]] = [{} for _ in chunk]
             if any(t not in step for step in steps for t in chosen):
-                for ids in _chunks(chosen, MAX_LOGPROB_TOKEN_IDS):
+                for ids in chunks(chosen, MAX_LOGPROB_TOKEN_IDS):
                     more = self._first_steps(chunk, logprobs=0, logprob_token_ids=ids)
                     for have, add in zip(extra, more, strict=True):
                         have.update(add)
@@ -204,7 +209,7 @@ class OpenAIEngine:
         if max_tokens <= 0:  # vLLM refuses max_tokens=0 unless echoing
             return [() for _ in rows]
         outputs: list[tuple[int, ...]] = []
-        for chunk in _chunks(rows, self._batch_size):
+        for chunk in chunks(rows, self._batch_size):
             body = self._body(chunk, max_tokens=max_tokens, temperature=0.0, stop_ids=stop_ids)
             outputs.extend(_continuation(c, max_tokens) for c in self._choices(body, len(chunk)))
         return outputs
@@ -219,7 +224,7 @@ class OpenAIEngine:
         if max_tokens <= 0:
             return [[() for _ in range(n)] for _ in rows]
         outputs: list[list[tuple[int, ...]]] = []
-        for chunk in _chunks(rows, max(1, self._batch_size // n)):
+        for chunk in chunks(rows, max(1, self._batch_size // n)):
             body = self._body(
                 chunk,
                 max_tokens=max_tokens,
@@ -312,11 +317,6 @@ def _rows(prompts: Sequence[TokenIds]) -> list[list[int]]:
         if min(row) < 0:
             raise EngineError(f"prompt {index} holds a negative token id")
     return rows
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _token_id(token: Any) -> int:

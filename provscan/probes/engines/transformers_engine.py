@@ -23,7 +23,14 @@ from typing import Any
 import torch
 import transformers
 
-from provscan.probes.engine import EngineError, EngineInfo, NextToken, SamplingParams, TokenIds
+from provscan.probes.engine import (
+    EngineError,
+    EngineInfo,
+    NextToken,
+    SamplingParams,
+    TokenIds,
+    chunks,
+)
 from provscan.probes.engines.loadable import check_loadable
 
 _DTYPES = {
@@ -86,7 +93,7 @@ class TransformersEngine:
         rows = self._rows(prompts)
         chosen = [int(t) for t in token_ids]
         results: list[NextToken] = []
-        for chunk in _chunks(rows, self._batch_size):
+        for chunk in chunks(rows, self._batch_size):
             ids, mask, positions = self._left_pad(chunk)
             logits, _ = self._forward(ids, mask, positions, None, use_cache=False)
             results.extend(_distributions(torch.log_softmax(logits, dim=-1), top_k, chosen))
@@ -98,7 +105,7 @@ class TransformersEngine:
     ) -> list[tuple[int, ...]]:
         rows = self._rows(prompts)
         outputs: list[tuple[int, ...]] = []
-        for chunk in _chunks(rows, self._batch_size):
+        for chunk in chunks(rows, self._batch_size):
             outputs.extend(self._decode(chunk, max_tokens, stop_ids, _argmax))
         return outputs
 
@@ -111,7 +118,7 @@ class TransformersEngine:
         rows = self._rows(prompts)
         per_chunk = max(1, self._batch_size // n)  # whole prompts only: each owns a generator
         outputs: list[tuple[int, ...]] = []
-        for chunk in _chunks(rows, per_chunk):
+        for chunk in chunks(rows, per_chunk):
             pick = _argmax if params.temperature == 0 else self._sampler(len(chunk), params)
             repeated = [row for row in chunk for _ in range(n)]
             outputs.extend(self._decode(repeated, params.max_tokens, params.stop_ids, pick))
@@ -283,11 +290,6 @@ def _cut_at_stops(rows: list[list[int]], stops: set[int]) -> list[tuple[int, ...
         end = next((i + 1 for i, token in enumerate(row) if token in stops), len(row))
         cut.append(tuple(row[:end]))
     return cut
-
-
-def _chunks(rows: list[list[int]], size: int) -> Iterator[list[list[int]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def _check_sampling(params: SamplingParams) -> None:

@@ -23,15 +23,21 @@ vLLM is imported lazily (it pins its own torch and needs CUDA); without it: Engi
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from provscan.probes.engine import EngineError, EngineInfo, NextToken, SamplingParams, TokenIds
+from provscan.probes.engine import (
+    EngineError,
+    EngineInfo,
+    NextToken,
+    SamplingParams,
+    TokenIds,
+    chunks,
+)
 from provscan.probes.engines.loadable import check_loadable
-from provscan.probes.engines.openai_engine import next_token_from_steps
+from provscan.probes.engines.openai_engine import MAX_LOGPROB_TOKEN_IDS, next_token_from_steps
 
-MAX_LOGPROB_TOKEN_IDS = 128  # as vLLM's OpenAI server caps one request
 NOT_INSTALLED = "vLLM is not installed: pip install 'provscan[vllm]' on a machine with a GPU"
 
 
@@ -115,7 +121,7 @@ class VllmEngine:
         steps = [first_step(output) for output in self._generate(rows, [top] * len(rows))]
         extra: list[dict[int, float]] = [{} for _ in rows]
         if any(t not in step for step in steps for t in chosen):
-            for ids in _batches(chosen, MAX_LOGPROB_TOKEN_IDS):
+            for ids in chunks(chosen, MAX_LOGPROB_TOKEN_IDS):
                 params = self._id_params(ids)
                 if params is None:
                     break  # this vLLM has no logprob_token_ids: absent ids stay -inf
@@ -238,11 +244,6 @@ def _rows(prompts: Sequence[TokenIds]) -> list[list[int]]:
         if not row:
             raise EngineError(f"prompt {index} is empty; a prompt needs at least one token")
     return rows
-
-
-def _batches(ids: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 def _loaded_dtype(llm: Any, asked: str) -> str:
