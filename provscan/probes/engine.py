@@ -57,6 +57,11 @@ class MissingExtra(ProbeError):
     command cannot complete (exit 3) until they are; nothing about the model is known."""
 
 
+def install_command(extra: str) -> str:
+    """How to install one of provscan's extras (pyproject.toml), as a remedy says it."""
+    return f"pip install 'provscan[{extra}]'"
+
+
 class BudgetExhausted(Exception):
     """The forward-pass or time budget is spent: the running family stops, results so far stand.
 

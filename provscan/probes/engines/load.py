@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import get_args
 
 from provscan.errors import UsageError
-from provscan.probes.engine import Engine, EngineName, MissingExtra
+from provscan.probes.engine import Engine, EngineName, MissingExtra, install_command
 from provscan.probes.engines.openai_engine import OpenAIEngine, served_models
 
 ENGINE_NAMES: tuple[EngineName, ...] = get_args(EngineName)
@@ -37,7 +37,7 @@ def require_extras(engine: str, command: str | None = None) -> None:
             verb = "is" if len(missing) == 1 else "are"
             raise MissingExtra(
                 f"{command + ': ' if command else ''}{who} the '{extra}' extra "
-                f"({' and '.join(missing)} {verb} not installed): pip install 'provscan[{extra}]'"
+                f"({' and '.join(missing)} {verb} not installed): {install_command(extra)}"
             )
 
 

@@ -16,9 +16,7 @@ from typing import Any
 from provscan.collectors.base import load_json_object
 from provscan.files import ScanFile
 from provscan.limits import DEFAULT_LIMITS
-from provscan.probes.engine import EngineError
-
-_PROBES_EXTRA = "pip install 'provscan[probes]'"
+from provscan.probes.engine import EngineError, install_command
 
 
 def check_loadable(model_dir: Path) -> None:
@@ -90,7 +88,9 @@ def _causal_lm_classes() -> tuple[set[str], set[str], str]:
         import transformers
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     except ImportError as error:
-        raise EngineError(f"transformers is not installed ({error})", _PROBES_EXTRA) from error
+        raise EngineError(
+            f"transformers is not installed ({error})", install_command("probes")
+        ) from error
     classes: set[str] = set()
     for value in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
         classes.update([value] if isinstance(value, str) else value)

@@ -34,11 +34,12 @@ from provscan.probes.engine import (
     SamplingParams,
     TokenIds,
     chunks,
+    install_command,
 )
 from provscan.probes.engines.loadable import check_loadable
 from provscan.probes.engines.openai_engine import MAX_LOGPROB_TOKEN_IDS, next_token_from_steps
 
-NOT_INSTALLED = "vLLM is not installed: pip install 'provscan[vllm]' on a machine with a GPU"
+NOT_INSTALLED = f"vLLM is not installed: {install_command('vllm')} on a machine with a GPU"
 
 
 def import_vllm() -> tuple[Any, Any]:
