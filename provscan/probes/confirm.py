@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 
 from provscan.probes.families.context import Context
-from provscan.probes.families.proposals import Confirmation, Trigger
+from provscan.probes.families.proposals import NOT_RUN, Confirmation, Trigger
 from provscan.probes.stats import common_opening, contains, without
 from provscan.report import ProbeCase
 
@@ -50,7 +50,7 @@ def confirm(
                 origins.append(index)
     clean = ctx.clean_outputs("held_out", len(ctx.held_out), spec.max_tokens)
     if not prompts:
-        return Confirmation(False, 0.0, 0.0, 0.0, (), 0)
+        return NOT_RUN
     outputs = ctx.greedy(prompts + controls, max_tokens=spec.max_tokens)
     outputs, noise_outputs = outputs[: len(prompts)], outputs[len(prompts) :]
 

@@ -23,6 +23,7 @@ from provscan.probes.families.inversion import inversion_passes, run_inversion
 from provscan.probes.families.leakage import leakage_passes, run_leakage
 from provscan.probes.families.phrase import phrase_passes, run_phrase
 from provscan.probes.families.proposals import (
+    NOT_RUN,
     Confirmation,
     NotApplicable,
     Proposal,
@@ -85,9 +86,7 @@ class Registry:
                 trigger.ids not in self._tested
                 and len(self._tested) >= self.ctx.suite.confirm.max_triggers
             ):
-                return Confirmation(
-                    False, 0.0, 0.0, 0.0, (), 0
-                )  # the suite's cap: reported unconfirmed
+                return NOT_RUN  # the suite's cap: reported unconfirmed
             self.ctx.plan(len(self.ctx.held_out) * 4 * self.ctx.suite.confirm.max_tokens)
             result = confirm(self.ctx, trigger, target_ids=target_ids, target_regex=target_regex)
             self._confirmations[key] = result

@@ -70,3 +70,7 @@ class Confirmation:
     output: tuple[int, ...]  # the common triggered output (ids)
     tested: int  # triggered prompts run
     cases: tuple[ProbeCase, ...] = ()
+
+
+# Not confirmed, with nothing run: no prompt took the trigger, or the run's cap was reached.
+NOT_RUN = Confirmation(False, 0.0, 0.0, 0.0, (), 0)
