@@ -52,20 +52,17 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         ctx.obj.verbose = verbose
 
 
-for command in (
-    check,
-    inspect,
-    probe,
-    sign,
-    sign_bom_command,
-    verify_bom_command,
-    diff_command,
-    evaluate_command,
-    policy,
-    config_group,
-    pre_commit,
-):
-    cli.add_command(command)
+cli.add_command(check)
+cli.add_command(inspect)
+cli.add_command(probe)
+cli.add_command(sign)
+cli.add_command(sign_bom_command)
+cli.add_command(verify_bom_command)
+cli.add_command(diff_command)
+cli.add_command(evaluate_command)
+cli.add_command(policy)
+cli.add_command(config_group)
+cli.add_command(pre_commit)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

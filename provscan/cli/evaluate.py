@@ -91,7 +91,7 @@ class _Input:
     "(NAME: the input's file name less .json).",
 )
 @no_color_option
-def evaluate_command(  # noqa: PLR0913 - one parameter per flag
+def evaluate_command(
     reports: tuple[Path, ...],
     policies: tuple[str, ...],
     config_path: Path | None,

@@ -80,7 +80,7 @@ Serialization = Literal["files", "shards"]
 @engine_options
 @probe_options
 @scan_options
-def check(  # noqa: PLR0913 - one parameter per flag
+def check(
     targets: tuple[str, ...],
     policies: tuple[str, ...],
     config_path: Path | None,
@@ -198,7 +198,7 @@ def check(  # noqa: PLR0913 - one parameter per flag
 @click.command()
 @click.argument("target")
 @scan_options
-def inspect(  # noqa: PLR0913 - one parameter per flag
+def inspect(
     target: str,
     workers: int | None,
     serialization: Serialization,
@@ -267,7 +267,7 @@ def inspect(  # noqa: PLR0913 - one parameter per flag
     help="hf:// targets: download the snapshot first (probes need the weights).",
 )
 @click.option("--offline", is_flag=True, help="hf:// targets: use only the Hugging Face cache.")
-def probe(  # noqa: PLR0913 - one parameter per flag
+def probe(
     target: str,
     policies: tuple[str, ...],
     config_path: Path | None,

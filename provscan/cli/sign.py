@@ -122,7 +122,7 @@ def _signing_key(
     "--ignore", multiple=True, metavar="PATH", help="Relative path to leave unsigned. Repeatable."
 )
 @click.option("--force", is_flag=True, help="Replace an existing signature file.")
-def sign(  # noqa: PLR0913 - one parameter per flag
+def sign(
     model: Path,
     key: Path | None,
     password_env: str | None,
