@@ -7,8 +7,12 @@ import pytest
 
 from fixtures.models import DEMO_DIR
 from provscan.atomic import OutputPath
+from provscan.cli.checking import scan_target
 from provscan.cli.outputs import FILE_FLAGS, RENDERERS, STDOUT_FORMATS, OutputFormat, render
 from provscan.cli.scan import check, inspect, probe
+from provscan.cli.settings import ScanSettings
+from provscan.report import Report
+from provscan.signing.trust import load_trust
 
 
 def test_every_format_has_a_renderer() -> None:
@@ -31,16 +35,13 @@ def test_every_output_flag_maps_to_a_format(command: click.Command) -> None:
 
 
 @pytest.fixture(scope="module")
-def canonical_report():  # type: ignore[no-untyped-def]
-    from provscan.cli.checking import scan_target
-    from provscan.cli.settings import ScanSettings
-    from provscan.signing.trust import load_trust
-
+def canonical_report() -> Report:
+    """The demo model's report, scanned once: what every renderer is given."""
     return scan_target(str(DEMO_DIR), ScanSettings(), load_trust((), (), None), progress=False)
 
 
 @pytest.mark.parametrize("fmt", list(OutputFormat), ids=lambda f: f.value)
-def test_each_renderer_returns_text(fmt: OutputFormat, canonical_report) -> None:  # type: ignore[no-untyped-def]
+def test_each_renderer_returns_text(fmt: OutputFormat, canonical_report: Report) -> None:
     text = render(fmt, canonical_report)
     assert isinstance(text, str)
     assert text.strip()
