@@ -6,10 +6,10 @@ over a bound. The values are recorded in every report (ScanParameters.limits).
 
 Structural bounds that follow from a format's own specification rather than from a
 policy choice stay beside their reader, as named constants at the top of the module:
-GGUF (collectors/serialization/gguf_reader.py: key, string, array, tensor and metadata
+GGUF (collectors/serialization/gguf/reader.py: key, string, array, tensor and metadata
 bounds), ONNX (onnx_scan.py: nesting depth, fields visited, string length), HDF5
-(hdf5_scan.py: child memory cap and timeout), chat templates (chat_template.py: parse
-size) and Keras configs (keras_scan.py: JSON nodes walked).
+(keras/hdf5.py: child memory cap and timeout), chat templates (chat_template/lint.py: parse
+size) and Keras configs (keras/config.py: JSON nodes walked).
 """
 
 from __future__ import annotations

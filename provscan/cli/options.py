@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from provscan.atomic import OutputPath
+from provscan.signing.layout import DEFAULT_SHARD_SIZE
 
 # What click.option returns: a function (or command) in, the same with the option added, out.
 Decorator = Callable[[Any], Any]
@@ -125,7 +126,6 @@ output_options: Decorator = stacked(
 # How a target is read and hashed, and what its signatures are checked against.
 serialization_choice = click.Choice(["files", "shards"])
 shard_size_type = click.IntRange(1)
-DEFAULT_SHARD_SIZE = 1_000_000_000
 download_help = (
     "hf:// targets: download the snapshot into the Hugging Face cache (HF_HOME, "
     "HF_TOKEN) and scan every byte. Without it, an hf:// target is scanned as metadata: "

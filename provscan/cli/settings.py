@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from provscan.cli.options import DEFAULT_SHARD_SIZE
+from provscan.signing.layout import DEFAULT_SHARD_SIZE
 
 if TYPE_CHECKING:
     from provscan.probes.engine import EngineName

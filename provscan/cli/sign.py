@@ -14,7 +14,6 @@ import click
 
 from provscan.atomic import STDOUT
 from provscan.cli.options import (
-    DEFAULT_SHARD_SIZE,
     EXISTING_FILE,
     Decorator,
     files_option,
@@ -23,6 +22,7 @@ from provscan.cli.options import (
     stacked,
 )
 from provscan.errors import ExitCode, UsageError
+from provscan.signing.layout import DEFAULT_SHARD_SIZE
 
 if TYPE_CHECKING:
     from provscan.signing.sign import SigningKey

@@ -25,11 +25,11 @@ from typing import Any, Literal
 from provscan.collectors.base import Collected
 from provscan.files import SHA256_HEX, ScanFile, open_scanned
 from provscan.report import Finding, Location, Manifest, ManifestResource, Severity
+from provscan.signing.layout import DEFAULT_SHARD_SIZE
 
 # model_signing's defaults: the git paths (`ignore_git_paths=True`) plus its CLI's
 # signature file. Recorded in the manifest as the relative paths model_signing records.
 DEFAULT_IGNORE_PATHS = (".git", ".gitattributes", ".github", ".gitignore", "model.sig")
-DEFAULT_SHARD_SIZE = 1_000_000_000
 HASH_RULE_UNREADABLE = "HSH-UNREADABLE"
 
 

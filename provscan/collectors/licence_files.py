@@ -6,11 +6,9 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from provscan.collectors.licence_sources import LICENCE_TEXT_MAX
 from provscan.files import read_at_most
 from provscan.report import FileEntry, FileFormat, FileRole, TargetInfo, TargetKind
-
-# A licence longer than this is not attached in full (the Llama licences are ~10 KB).
-MAX_LICENCE_TEXT = 1024 * 1024
 
 
 def licence_texts(target: TargetInfo, files: Iterable[FileEntry]) -> dict[str, str]:
@@ -28,13 +26,13 @@ def licence_texts(target: TargetInfo, files: Iterable[FileEntry]) -> dict[str, s
     for entry in files:
         if entry.role is not FileRole.LICENCE or entry.format is not FileFormat.TEXT:
             continue
-        if entry.size > MAX_LICENCE_TEXT:
+        if entry.size > LICENCE_TEXT_MAX:
             continue
         real = (base / entry.path).resolve()
         if not real.is_relative_to(allowed):
             continue
         try:
-            raw = read_at_most(real, MAX_LICENCE_TEXT)  # no link followed, no FIFO waited on
+            raw = read_at_most(real, LICENCE_TEXT_MAX)  # no link followed, no FIFO waited on
         except OSError:
             continue
         # Only the very bytes the scan hashed: a file changed since is not attached.

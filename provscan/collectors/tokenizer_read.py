@@ -7,7 +7,7 @@ special_tokens_map.json (its values). Searching raw bytes misses a token written
 parsing decodes every string.
 
 Why ijson (https://github.com/ICRAR/ijson) and not provscan's bounded json loader
-(collectors/bounded.py): a tokenizer.json is commonly 10-35 MB (Gemma 3's is about 33 MB),
+(provscan/parsing.py): a tokenizer.json is commonly 10-35 MB (Gemma 3's is about 33 MB),
 more than the loader's 16 MiB `json_file_max`, and loading it whole builds a Python object
 for every vocabulary entry and merge (hundreds of MB). The streaming parser keeps only the
 tokens asked for and a few counters, whatever the file's size; the bounds below (bytes read,

@@ -2,7 +2,7 @@
 
 One file: inline CSS, no JavaScript, and a Content-Security-Policy that lets nothing load
 from anywhere, so a hostile string that slipped through could still not fetch or run anything.
-All scanned text is escaped by `_audit_markup.tag`.
+All scanned text is escaped by `emit.audit.markup.tag`.
 """
 
 from __future__ import annotations

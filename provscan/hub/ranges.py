@@ -4,7 +4,7 @@ For a metadata-only scan: per file the exact header bytes (the 8-byte little-end
 N bytes of JSON) and no tensor data. Not `HfApi.get_safetensors_metadata`: it asks for
 `bytes=0-100000` of every file (2.4% of a repo of 4 MiB shards, 24 times this module's 0.1%
 target), makes its second request without bounding the declared length, and returns parsed
-metadata, not the raw bytes that provscan's own checks (safetensors_header.py) run on.
+metadata, not the raw bytes that provscan's own checks (serialization/safetensors/header.py) run on.
 
 Each file goes as in `hf_hub_download`: `hf_hub_url` pinned to the commit; `get_hf_file_metadata`
 (HEAD /resolve with the library's session, backoff, user agent and token; it stops at the Hub's
@@ -84,7 +84,7 @@ class RemoteHeader:
 
 @dataclass(frozen=True)
 class RemoteError:
-    """Why a file's header could not be had. `code`: for a bad file, safetensors_header's
+    """Why a file's header could not be had. `code`: for a bad file, safetensors.header's
     (HeaderTooSmall, HeaderTooLarge, InvalidHeaderLength) or NotSafetensors; when the Hub could
     not serve it right: http-NNN, network, ShortRead, RangeMismatch, Encoded, CommitMismatch."""
 

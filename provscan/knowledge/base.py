@@ -196,7 +196,8 @@ class ModelBase(_Strict):
         return self
 
 
-def _load(name: str) -> Any:
+def load_yaml(name: str) -> Any:
+    """A shipped knowledge file (provscan/knowledge/NAME), parsed with the safe constructor."""
     text = (resources.files("provscan") / "knowledge" / name).read_text(encoding="utf-8")
     # libyaml's parser when PyYAML was built with it: the same safe constructor, a tenth of
     # the time (the knowledge base is most of a small check's CPU with the pure-Python one).
@@ -205,22 +206,22 @@ def _load(name: str) -> Any:
 
 @cache
 def licence_base() -> LicenceBase:
-    return LicenceBase.model_validate(_load("licences.yaml"))
+    return LicenceBase.model_validate(load_yaml("licences.yaml"))
 
 
 @cache
 def publisher_base() -> PublisherBase:
-    return PublisherBase.model_validate(_load("publishers.yaml"))
+    return PublisherBase.model_validate(load_yaml("publishers.yaml"))
 
 
 @cache
 def family_base() -> FamilyBase:
-    return FamilyBase.model_validate(_load("families.yaml"))
+    return FamilyBase.model_validate(load_yaml("families.yaml"))
 
 
 @cache
 def model_base() -> ModelBase:
-    return ModelBase.model_validate(_load("models.yaml"))
+    return ModelBase.model_validate(load_yaml("models.yaml"))
 
 
 @cache

@@ -6,11 +6,12 @@ evidence reads two matrices of the base (``provscan/probes/weights.py``), a few 
 fetched:
 
 - the commit's listing and every top-level ``*.safetensors`` file's header, as a metadata-only
-  hf:// scan reads them (``hub_view.resolve_metadata_only``, inside ``hub.hub_traffic``'s
-  bounds): small files come whole into the HF cache, the others become sparse stand-ins in a
-  private temporary directory, as long as the file and holding only its header;
+  hf:// scan reads them (``resolve.hub_metadata.resolve_metadata_only``, inside
+  ``hub.session.hub_traffic``'s bounds): small files come whole into the HF cache, the others
+  become sparse stand-ins in a private temporary directory, as long as the file and holding
+  only its header;
 - the embedding and output tensors are found in those headers by the same names and checks
-  as on a local base; each one's bytes are fetched by Range GETs (``hub_remote.fetch_range``)
+  as on a local base; each one's bytes are fetched by Range GETs (``hub.ranges.fetch_range``)
   and written into its stand-in at their offset. Nothing else of the file is read, and the
   weight reader then reads the stand-ins as local files.
 
@@ -28,19 +29,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from provscan.errors import ProvscanError
+from provscan.hub.ranges import fetch_range
+from provscan.hub.ref import HubOptions, parse_hub_target
+from provscan.hub.session import hub_traffic
 from provscan.limits import Limits
+from provscan.probes.weights import WeightError, WeightLimits, _matrices
+from provscan.resolve.hub_metadata import resolve_metadata_only
 
 
 @contextlib.contextmanager
 def hub_base(target: str, limits: Limits) -> Iterator[Path]:
     """A directory of the base's safetensors files with their embedding and output matrices
     readable (the rest holes), for the duration of the block."""
-    from provscan.hub.ref import HubOptions, parse_hub_target
-    from provscan.hub.session import hub_traffic
-    from provscan.hub.ranges import fetch_range
-    from provscan.probes.weights import WeightError, WeightLimits, _matrices
-    from provscan.resolve.hub_metadata import resolve_metadata_only
-
     ref = parse_hub_target(target)
     options = HubOptions(include=("*.safetensors",))
     with contextlib.ExitStack() as stack:

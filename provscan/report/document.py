@@ -49,7 +49,7 @@ class Report(ReportModel):
     verdict: Verdict | None = None
     # The text of each licence file (relative path -> text) that the licence step read while
     # it scanned, for the AI-BOM to attach: only text licence files of at most
-    # MAX_LICENCE_TEXT bytes (collectors/licence_files.py) inside the target, and only the very bytes that were hashed.
+    # LICENCE_TEXT_MAX bytes (collectors/licence_sources.py) inside the target, and only the very bytes that were hashed.
     # Held in memory and never serialized: the JSON report records each licence file's
     # SHA-256 (files, licence.evidence), the BOM attaches the text.
     licence_texts: dict[str, str] = Field(default_factory=dict, exclude=True)

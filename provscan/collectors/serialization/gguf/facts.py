@@ -1,6 +1,6 @@
 """What does a GGUF header say the model is: architecture, size, context length, quantization?
 
-Read with the same bounded reader as the safety scan (gguf_reader.read_gguf); tensor data is
+Read with the same bounded reader as the safety scan (gguf.reader.read_gguf); tensor data is
 never read. The keys are the spec's standardized ones
 (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md, "Standardized key-value pairs"):
 `general.architecture`, `general.name`, `general.file_type`, and `<arch>.context_length`,

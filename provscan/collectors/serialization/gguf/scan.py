@@ -93,7 +93,7 @@ def _chat_templates(meta: GgufMetadata) -> list[tuple[str, str]]:
 
 def scan_gguf(file: ScanFile, limits: Limits) -> list[Finding]:
     """Check a GGUF file's structure with the bounded reader, then lint its chat templates."""
-    del limits  # GGUF bounds are module constants in gguf_reader until they move to Limits
+    del limits  # GGUF bounds are module constants in gguf.reader until they move to Limits
     try:
         with open_scanned(file) as handle:
             meta = read_gguf(handle)

@@ -5,7 +5,7 @@ Keras 2 `.h5` models keep their architecture as a JSON string in the root group'
 library with its own history of memory-safety bugs on crafted files, so the attribute is
 read in a child process under a memory limit and a timeout: a crash or hang there is a
 finding about the file, never a crash of the scan. Only attributes are read, no datasets.
-The config itself is then checked like a `.keras` archive's (keras_scan).
+The config itself is then checked like a `.keras` archive's (keras.scan).
 """
 
 from __future__ import annotations

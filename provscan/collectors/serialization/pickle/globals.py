@@ -6,10 +6,9 @@ import fnmatch
 import functools
 from dataclasses import dataclass
 from enum import Enum
-from importlib import resources
 from typing import Any
 
-import yaml
+from provscan.knowledge.base import load_yaml
 
 
 @dataclass
@@ -51,8 +50,7 @@ class _Danger:
 
 
 def _knowledge(name: str) -> dict[str, Any]:
-    text = (resources.files("provscan") / "knowledge" / name).read_text(encoding="utf-8")
-    document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - shipped file, safe constructor
+    document = load_yaml(name)
     if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
         raise ValueError(f"provscan/knowledge/{name}: expected a mapping with an 'entries' list")
     return document
