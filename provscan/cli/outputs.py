@@ -18,6 +18,7 @@ import click
 
 from provscan.atomic import STDOUT, claim_stdout, write_output
 from provscan.cli import term
+from provscan.emit.formats import FORMATS
 
 if TYPE_CHECKING:
     from provscan.report import Report
@@ -58,51 +59,27 @@ class Layout:
 Renderer = Callable[["Report", Layout], str]
 
 
-# Each renderer imports its emitter when called: the report model, rich and the CycloneDX
-# and SARIF builders are heavy, and `provscan --help` must not load them.
 def _terminal(report: Report, layout: Layout) -> str:
+    # Imported when called: the report model and rich are heavy, and `--help` must not load them.
     from provscan.emit.terminal import render_terminal
 
     return render_terminal(report, color=layout.color, width=layout.width)
 
 
-def _json(report: Report, layout: Layout) -> str:
-    from provscan.emit.json_report import render_json
+def _file_format(name: str) -> Renderer:
+    render_file = FORMATS[name]  # a KeyError here: an output format emit cannot write
 
-    return render_json(report)
+    def renderer(report: Report, layout: Layout) -> str:
+        return render_file(report)  # files are written without colour or a width
 
-
-def _sarif(report: Report, layout: Layout) -> str:
-    from provscan.emit.sarif import render_sarif
-
-    return render_sarif(report, base_dir=Path.cwd())
+    return renderer
 
 
-def _cyclonedx(report: Report, layout: Layout) -> str:
-    from provscan.emit.cyclonedx import render_cyclonedx
-
-    return render_cyclonedx(report)
-
-
-def _markdown(report: Report, layout: Layout) -> str:
-    from provscan.emit.markdown import render_markdown
-
-    return render_markdown(report)
-
-
-def _html(report: Report, layout: Layout) -> str:
-    from provscan.emit.html import render_html
-
-    return render_html(report)
-
-
+# The terminal summary is laid out for a person; every other form is emit's file format of
+# the same name (provscan.emit.formats.FORMATS).
 RENDERERS: dict[OutputFormat, Renderer] = {
     OutputFormat.TERMINAL: _terminal,
-    OutputFormat.JSON: _json,
-    OutputFormat.SARIF: _sarif,
-    OutputFormat.CYCLONEDX: _cyclonedx,
-    OutputFormat.MARKDOWN: _markdown,
-    OutputFormat.HTML: _html,
+    **{fmt: _file_format(fmt.value) for fmt in OutputFormat if fmt is not OutputFormat.TERMINAL},
 }
 
 

@@ -52,7 +52,7 @@ def _html(report: Report) -> str:
 # Format name -> the function that renders a Report as that format's text.
 FORMATS: Mapping[str, Renderer] = {
     "json": _json,
-    "bom": _bom,
+    "cyclonedx": _bom,
     "sarif": _sarif,
     "markdown": _markdown,
     "html": _html,

@@ -11,12 +11,18 @@ from provscan.cli.checking import scan_target
 from provscan.cli.outputs import FILE_FLAGS, RENDERERS, STDOUT_FORMATS, OutputFormat, render
 from provscan.cli.scan import check, inspect, probe
 from provscan.cli.settings import ScanSettings
+from provscan.emit.formats import FORMATS
 from provscan.report import Report
 from provscan.signing.trust import load_trust
 
 
 def test_every_format_has_a_renderer() -> None:
     assert set(RENDERERS) == set(OutputFormat)
+
+
+def test_every_file_format_emit_writes_is_offered_and_no_other() -> None:
+    # The terminal summary is for a person; every other form is one of emit's file formats.
+    assert set(FORMATS) == {fmt.value for fmt in OutputFormat} - {OutputFormat.TERMINAL.value}
 
 
 @pytest.mark.parametrize("command", [check, inspect, probe], ids=lambda c: c.name)

@@ -1,6 +1,6 @@
 """Does the audit report (Markdown and HTML) show a person the verdict, the evidence, and nothing hostile?
 
-Golden files: regenerate with PROVSCAN_UPDATE_GOLDEN=1 and review the diff.
+Golden files: regenerate with `python -m pytest --update-goldens` and review the diff.
 """
 
 from __future__ import annotations

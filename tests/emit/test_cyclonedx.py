@@ -32,11 +32,7 @@ from provscan.report import (
     HubFetch,
     LicenceFacts,
     Location,
-    Manifest,
-    ManifestResource,
-    ModelFacts,
     OriginFacts,
-    PolicyInfo,
     ProbeBudget,
     ProbeCandidate,
     ProbeEngine,
@@ -44,7 +40,6 @@ from provscan.report import (
     Reason,
     RecordCheck,
     Report,
-    ScanParameters,
     Severity,
     SignatureCheck,
     SignatureFacts,
@@ -52,129 +47,11 @@ from provscan.report import (
     Signer,
     Step,
     StepStatus,
-    TargetInfo,
-    TargetKind,
     TlogEntry,
-    ToolInfo,
     UncoveredFile,
-    Verdict,
 )
-
-LLAMA_TEXT = (
-    "LLAMA 3 COMMUNITY LICENSE AGREEMENT\nMeta Llama 3 Version Release Date: April 18, 2024\n"
-)
-REVISION = "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2"
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-FILES = (
-    FileEntry(
-        path="config.json", size=612, format=FileFormat.JSON, role=FileRole.CONFIG, sha256=_sha("c")
-    ),
-    FileEntry(
-        path="model.safetensors",
-        size=4096,
-        format=FileFormat.SAFETENSORS,
-        role=FileRole.WEIGHTS,
-        sha256=_sha("w"),
-    ),
-    FileEntry(
-        path="README.md",
-        size=900,
-        format=FileFormat.TEXT,
-        role=FileRole.MODEL_CARD,
-        sha256=_sha("r"),
-    ),
-    FileEntry(
-        path="LICENSE",
-        size=len(LLAMA_TEXT),
-        format=FileFormat.TEXT,
-        role=FileRole.LICENCE,
-        sha256=_sha("l"),
-    ),
-    FileEntry(
-        path="sub/tokenizer.json",
-        size=30,
-        format=FileFormat.JSON,
-        role=FileRole.TOKENIZER,
-        sha256=_sha("t"),
-    ),
-)
-
-
-def make_report(
-    *,
-    decision: Decision | None = Decision.APPROVE,
-    reasons: tuple[Reason, ...] = (),
-    findings: tuple[Finding, ...] = (),
-    steps: tuple[Step, ...] | None = None,
-    card: CardFacts | None = None,
-    repo_id: str | None = None,
-    revision: str | None = None,
-    files: tuple[FileEntry, ...] = FILES,
-) -> Report:
-    """A hand-built report of a small local model, for emitter tests."""
-    manifest = Manifest(
-        model_name="tiny-llama",
-        method="files",
-        allow_symlinks=False,
-        ignore_paths=(".git",),
-        resources=tuple(
-            ManifestResource(name=f.path, algorithm="sha256", digest=f.sha256 or "") for f in files
-        ),
-        root_digest=_sha("root"),
-    )
-    verdict = (
-        None
-        if decision is None
-        else Verdict(
-            decision=decision,
-            reasons=reasons,
-            policy=PolicyInfo(
-                packs=("default",),
-                digest="sha256:" + _sha("policy"),
-                engine="regopy",
-                engine_version="1.5.2",
-            ),
-        )
-    )
-    return Report(
-        tool=ToolInfo(version="0.1.0"),
-        scanned_at=datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc),
-        target=TargetInfo(
-            input=repo_id or "./tiny-llama",
-            kind=TargetKind.HF_CACHE_SNAPSHOT if repo_id else TargetKind.DIRECTORY,
-            root="/models/tiny-llama",
-            name=repo_id.split("/")[-1] if repo_id else "tiny-llama",
-            repo_id=repo_id,
-            revision=revision,
-        ),
-        parameters=ScanParameters(hash_workers=4, limits={"card_max": 4194304}),
-        steps=steps
-        if steps is not None
-        else (
-            Step(name="inventory", status=StepStatus.COMPLETED),
-            Step(name="hashing", status=StepStatus.COMPLETED),
-        ),
-        files=files,
-        manifest=manifest,
-        model=ModelFacts(
-            architectures=("LlamaForCausalLM",),
-            model_type="llama",
-            config_dtype="bfloat16",
-            weight_dtypes=("BF16",),
-            tensor_count=3,
-            parameter_count=1024,
-            weight_files=("model.safetensors",),
-        ),
-        card=card,
-        findings=findings,
-        verdict=verdict,
-    )
-
+from tests.emit.reports import FILES, LLAMA_TEXT, make_report
+from tests.emit.reports import sha as _sha
 
 DENY_FINDINGS = (
     Finding(
@@ -207,6 +84,8 @@ DENY_STEPS = (
     Step(name="signatures", status=StepStatus.FAILED, reason="bundle unreadable"),
     Step(name="probes", status=StepStatus.SKIPPED, reason="not asked for"),
 )
+
+REVISION = "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2"
 
 
 def deny_report() -> Report:

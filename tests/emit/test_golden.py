@@ -1,6 +1,6 @@
 """Committed outputs that must not drift silently: the report schema, and the demo's report, BOM and summary.
 
-Regenerate with PROVSCAN_UPDATE_GOLDEN=1 and review the diff.
+Regenerate with `python -m pytest --update-goldens` and review the diff.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def check_golden(path: Path, text: str) -> None:
     if GOLDEN_UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with PROVSCAN_UPDATE_GOLDEN=1"
+    assert path.exists(), f"{path} is missing: run with --update-goldens"
     assert path.read_text() == text, (
-        f"{path} drifted: rerun with PROVSCAN_UPDATE_GOLDEN=1 and review the diff"
+        f"{path} drifted: rerun with --update-goldens and review the diff"
     )
 
 

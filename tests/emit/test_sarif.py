@@ -21,13 +21,9 @@ from provscan.pipeline import ScanOptions, scan
 from provscan.policy.engine import evaluate
 from provscan.report import (
     Decision,
-    FileEntry,
-    FileFormat,
-    FileRole,
     Finding,
     HubFetch,
     Location,
-    PolicyInfo,
     Reason,
     Report,
     ScanParameters,
@@ -36,10 +32,9 @@ from provscan.report import (
     StepStatus,
     TargetInfo,
     TargetKind,
-    ToolInfo,
-    Verdict,
 )
 from provscan.resources import default_policy_dir
+from tests.emit import reports
 
 DOCS = "https://github.com/provscan/provscan/blob/main/docs/rules.md"
 REVISION = "8afb486c1db24fe5011ec46dfbe5b5dccdb575c2"
@@ -89,34 +84,23 @@ def make_report(
     target: TargetInfo | None = None,
     steps: tuple[Step, ...] = (Step(name="inventory", status=StepStatus.COMPLETED),),
 ) -> Report:
-    """A hand-built report of a small model at /models/tiny (outside any base_dir used here)."""
-    verdict = None
-    if reasons is not None:
-        levels = {r.level for r in reasons}
-        decision = (
-            Decision.DENY if "deny" in levels else Decision.REVIEW if "review" in levels else None
-        )
-        verdict = Verdict(
-            decision=decision or Decision.APPROVE,
-            reasons=reasons,
-            policy=PolicyInfo(
-                packs=("default",), digest="ab" * 32, engine="regopy", engine_version="1.5.2"
-            ),
-        )
-    return Report(
-        tool=ToolInfo(version="0.1.0"),
-        scanned_at=datetime(2025, 6, 1, tzinfo=timezone.utc),
+    """The emitter tests' report of a small model at /models/tiny (outside any base_dir used
+    here), known only by its file names; no verdict when reasons is None."""
+    return reports.make_report(
+        decision=None if reasons is None else reports.decision_of(reasons),
+        reasons=reasons or (),
+        findings=findings,
+        steps=steps,
+        files=reports.entries(files),
         target=target
         or TargetInfo(
             input="/models/tiny", kind=TargetKind.DIRECTORY, root="/models/tiny", name="tiny"
         ),
+        with_manifest=False,
+        with_model=False,
+        scanned_at=datetime(2025, 6, 1, tzinfo=timezone.utc),
         parameters=ScanParameters(hash_workers=1, limits={}),
-        steps=steps,
-        files=tuple(
-            FileEntry(path=p, size=1, format=FileFormat.BINARY, role=FileRole.OTHER) for p in files
-        ),
-        findings=findings,
-        verdict=verdict,
+        policy_digest="ab" * 32,
     )
 
 

@@ -1,1 +1,1 @@
-"""gguf."""
+"""GGUF files (llama.cpp): header, metadata and tensor table, read without trusting a count."""

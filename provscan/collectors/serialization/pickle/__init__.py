@@ -1,1 +1,1 @@
-"""pickle."""
+"""Pickles (plain, in torch checkpoints, joblib): what loading them would import and call."""

@@ -1,1 +1,1 @@
-"""safetensors."""
+"""safetensors files: the header checked, and read again by the safetensors library itself."""
