@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from provscan.files import read_capped
 from provscan.probes.engine import (
     EngineError,
     EngineInfo,
@@ -80,7 +81,7 @@ class _Client:
         url = request.full_url
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read(MAX_REPLY_BYTES + 1)
+                raw, too_long = read_capped(response, MAX_REPLY_BYTES)
         except urllib.error.HTTPError as error:
             raise _http_error(url, error) from error
         except TimeoutError as error:
@@ -95,7 +96,7 @@ class _Client:
             raise EngineError(
                 f"{url}: the connection failed ({type(error).__name__}: {error})"
             ) from error
-        if len(raw) > MAX_REPLY_BYTES:
+        if too_long:
             raise EngineError(f"{url}: reply over {MAX_REPLY_BYTES:,} bytes; refused")
         try:
             return json.loads(raw)

@@ -18,7 +18,7 @@ import zlib
 from pathlib import PurePosixPath
 
 from provscan.collectors.serialization.keras.config import keras_config_findings
-from provscan.files import ScanFile, open_scanned, read_scanned
+from provscan.files import ScanFile, open_scanned, read_capped, read_scanned
 from provscan.limits import Limits
 from provscan.parsing import (
     HostileData,
@@ -99,7 +99,7 @@ def _check_member(
         ]
     try:
         with archive.open(info) as stream:
-            raw = stream.read(limits.json_file_max + 1)
+            raw, inflates_past = read_capped(stream, limits.json_file_max)
     except _UNREADABLE_MEMBER as exc:
         if not keras_like:
             return []  # the zip scanner reports members it cannot read
@@ -108,7 +108,7 @@ def _check_member(
         why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         problem = f"{info.filename} cannot be read ({why})"
         return [_malformed(rel, problem, info.filename)]
-    if len(raw) > limits.json_file_max:
+    if inflates_past:
         return [_malformed(rel, f"{info.filename} inflates past the size limit", info.filename)]
     try:
         # bytes: UTF-8, UTF-16 or UTF-32, as Keras' json.loads reads; a hostile number is
