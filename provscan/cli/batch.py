@@ -9,12 +9,9 @@ failing never stops the others; it is a row with its error and exit code 3 (or 2
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +162,11 @@ def _rows(
         for index, (target, name) in enumerate(zip(targets, names, strict=True)):
             yield index, check_target(target, name, settings, output_dir)
         return
+    # Imported here: the process pool's machinery is a tenth of `provscan --help`'s start-up.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
     # spawn, not fork: the parent may hold threads (hashing pools, progress), and a forked
     # child of a threaded process can deadlock on a lock some thread held.
     context = multiprocessing.get_context("spawn")

@@ -7,7 +7,6 @@ config.json or notes.txt must not make the whole repository one model.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -191,6 +190,8 @@ def pre_commit(
     extra: list[str] = [arg for pack in policies for arg in ("--policy", pack)]
     if config_path is not None:
         extra += ["--config", str(config_path)]
+    import subprocess  # here: every other command's start-up, `--help` included, skips it
+
     codes = []
     for root in found.targets:
         # A folder name may hold escapes, or bytes that are not UTF-8: shown, not obeyed.
