@@ -8,6 +8,7 @@ decorator too. Nothing here imports more than click: `provscan --help` loads thi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import click
 
 from provscan.atomic import OutputPath
+from provscan.cli.outputs import OutputRequest
+from provscan.cli.settings import ProbeRequest
 from provscan.signing.layout import DEFAULT_SHARD_SIZE
 
 # What click.option returns: a function (or command) in, the same with the option added, out.
@@ -35,6 +38,33 @@ def stacked(*options: Decorator) -> Decorator:
         return func
 
     return apply
+
+
+def gathered(name: str, build: Callable[..., Any], *options: Decorator) -> Decorator:
+    """Several options handed to the command as one typed value, `name=build(**their values)`.
+
+    The command then takes, say, `output: OutputRequest` instead of each output flag.
+    """
+    names = [param.name for param in stacked(*options)(_Params()).__click_params__]
+
+    def apply(func: Any) -> Any:
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {key: kwargs.pop(key) for key in names}
+            return func(*args, **kwargs, **{name: build(**values)})
+
+        return stacked(*options)(command)
+
+    return apply
+
+
+class _Params:
+    """A stand-in that collects click's parameters, to learn which names a set of options gives."""
+
+    __click_params__: list[click.Parameter]
+
+    def __init__(self) -> None:
+        self.__click_params__ = []
 
 
 def files_option(flag: str, dest: str, metavar: str, help_text: str) -> Decorator:
@@ -112,7 +142,9 @@ no_color_option = click.option(
     is_flag=True,
     help="No colour (also NO_COLOR=1; FORCE_COLOR=1 forces colour when not a terminal).",
 )
-output_options: Decorator = stacked(
+output_options: Decorator = gathered(
+    "output",
+    OutputRequest.from_flags,
     format_option,
     json_option,
     bom_option,
@@ -280,7 +312,9 @@ class BudgetType(click.ParamType):  # type: ignore[type-arg]
 
 
 # The engine, suite and budget of the behavioural probes (check --probes, probe).
-probe_options: Decorator = stacked(
+probe_options: Decorator = gathered(
+    "probes",
+    ProbeRequest,
     click.option(
         "--engine",
         type=click.Choice(["transformers", "vllm", "openai"]),

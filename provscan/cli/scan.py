@@ -30,7 +30,6 @@ from provscan.cli.outputs import OutputRequest, emit
 from provscan.cli.packs import policy_dirs, probe_command_config, target_config
 from provscan.cli.probe_request import probe_options as probe_options_from
 from provscan.cli.settings import (
-    Budget,
     CheckSettings,
     DecisionSettings,
     EngineChoice,
@@ -40,7 +39,7 @@ from provscan.cli.settings import (
 from provscan.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from provscan.probes.engine import EngineName
+    pass
 
 Serialization = Literal["files", "shards"]
 
@@ -96,27 +95,11 @@ def check(
     opa_binary: str,
     opa_url: str | None,
     opa_token_env: str | None,
-    engine: EngineName,
-    device: str | None,
-    suite: str,
-    prompts: Path | None,
-    weights_base: str | None,
-    budget: Budget | None,
-    base_url: str | None,
-    served_model: str | None,
-    batch_size: int,
-    tensor_parallel_size: int,
+    probes: ProbeRequest,
     workers: int | None,
     serialization: Serialization,
     shard_size: int,
-    fmt: str,
-    json_out: Path | str | None,
-    bom_out: Path | str | None,
-    sarif_out: Path | str | None,
-    markdown_out: Path | str | None,
-    html_out: Path | str | None,
-    quiet: bool,
-    no_color: bool,
+    output: OutputRequest,
     signatures: tuple[Path, ...],
     trusted_keys: tuple[Path, ...],
     trusted_cas: tuple[Path, ...],
@@ -136,28 +119,6 @@ def check(
     a summary table follows (--format json: JSON lines; --json FILE: JSON lines to FILE); the
     exit code is the worst verdict's: deny, then could not complete, then review, then approve.
     """
-    output = OutputRequest.from_flags(
-        fmt=fmt,
-        json_out=json_out,
-        bom_out=bom_out,
-        sarif_out=sarif_out,
-        markdown_out=markdown_out,
-        html_out=html_out,
-        quiet=quiet,
-        no_color=no_color,
-    )
-    probes = ProbeRequest(
-        engine=engine,
-        device=device,
-        suite=suite,
-        prompts=prompts,
-        weights_base=weights_base,
-        budget=budget,
-        base_url=base_url,
-        served_model=served_model,
-        batch_size=batch_size,
-        tensor_parallel_size=tensor_parallel_size,
-    )
     settings = CheckSettings(
         decision=DecisionSettings(
             policies=policies,
@@ -203,14 +164,7 @@ def inspect(
     workers: int | None,
     serialization: Serialization,
     shard_size: int,
-    fmt: str,
-    json_out: Path | str | None,
-    bom_out: Path | str | None,
-    sarif_out: Path | str | None,
-    markdown_out: Path | str | None,
-    html_out: Path | str | None,
-    quiet: bool,
-    no_color: bool,
+    output: OutputRequest,
     signatures: tuple[Path, ...],
     trusted_keys: tuple[Path, ...],
     trusted_cas: tuple[Path, ...],
@@ -224,16 +178,6 @@ def inspect(
     # Imported here: the trust loader pulls in cryptography (heavy for --help).
     from provscan.signing.trust import load_trust
 
-    output = OutputRequest.from_flags(
-        fmt=fmt,
-        json_out=json_out,
-        bom_out=bom_out,
-        sarif_out=sarif_out,
-        markdown_out=markdown_out,
-        html_out=html_out,
-        quiet=quiet,
-        no_color=no_color,
-    )
     scan = ScanSettings(
         workers=workers,
         serialization=serialization,
@@ -272,24 +216,8 @@ def probe(
     policies: tuple[str, ...],
     config_path: Path | None,
     config_from_target: bool,
-    engine: EngineName,
-    device: str | None,
-    suite: str,
-    prompts: Path | None,
-    weights_base: str | None,
-    budget: Budget | None,
-    base_url: str | None,
-    served_model: str | None,
-    batch_size: int,
-    tensor_parallel_size: int,
-    fmt: str,
-    json_out: Path | str | None,
-    bom_out: Path | str | None,
-    sarif_out: Path | str | None,
-    markdown_out: Path | str | None,
-    html_out: Path | str | None,
-    quiet: bool,
-    no_color: bool,
+    probes: ProbeRequest,
+    output: OutputRequest,
     download: bool,
     offline: bool,
 ) -> int:
@@ -302,28 +230,6 @@ def probe(
     from provscan.policy.engine import evaluate
     from provscan.signing.trust import load_trust
 
-    output = OutputRequest.from_flags(
-        fmt=fmt,
-        json_out=json_out,
-        bom_out=bom_out,
-        sarif_out=sarif_out,
-        markdown_out=markdown_out,
-        html_out=html_out,
-        quiet=quiet,
-        no_color=no_color,
-    )
-    request = ProbeRequest(
-        engine=engine,
-        device=device,
-        suite=suite,
-        prompts=prompts,
-        weights_base=weights_base,
-        budget=budget,
-        base_url=base_url,
-        served_model=served_model,
-        batch_size=batch_size,
-        tensor_parallel_size=tensor_parallel_size,
-    )
     output.stdout_output()
     packs = policy_dirs(policies)
     config = target_config(config_path, packs, target, from_target=config_from_target).table
@@ -333,7 +239,7 @@ def probe(
         target,
         ScanSettings(download=download, offline=offline),
         load_trust((), (), None),
-        probe_options_from(request, "provscan probe"),
+        probe_options_from(probes, "provscan probe"),
         probes_only=True,
         progress=show_progress(output),
     )
