@@ -18,7 +18,7 @@ import click
 
 from provscan.atomic import OutputPath
 from provscan.cli.outputs import OutputRequest
-from provscan.cli.settings import ProbeRequest
+from provscan.cli.settings import ProbeRequest, ScanSettings
 from provscan.signing.layout import DEFAULT_SHARD_SIZE
 
 # What click.option returns: a function (or command) in, the same with the option added, out.
@@ -40,22 +40,30 @@ def stacked(*options: Decorator) -> Decorator:
     return apply
 
 
-def gathered(name: str, build: Callable[..., Any], *options: Decorator) -> Decorator:
+class gathered:  # noqa: N801 - used as a decorator, named like one
     """Several options handed to the command as one typed value, `name=build(**their values)`.
 
-    The command then takes, say, `output: OutputRequest` instead of each output flag.
+    The command then takes, say, `output: OutputRequest` instead of each output flag. A
+    gathered group may hold another (the scan options hold the output options): each builds
+    its own value from its own flags.
     """
-    names = [param.name for param in stacked(*options)(_Params()).__click_params__]
 
-    def apply(func: Any) -> Any:
+    def __init__(self, name: str, build: Callable[..., Any], *options: Decorator) -> None:
+        self.name, self.build, self.options = name, build, options
+        collected = [param.name for param in stacked(*options)(_Params()).__click_params__]
+        nested = {key for option in options for key in getattr(option, "gathers", ())}
+        self.own = [key for key in collected if key not in nested]
+        self.gathers = frozenset(collected)
+
+    def __call__(self, func: Any) -> Any:
+        own, name, build = self.own, self.name, self.build
+
         @functools.wraps(func)
         def command(*args: Any, **kwargs: Any) -> Any:
-            values = {key: kwargs.pop(key) for key in names}
+            values = {key: kwargs.pop(key) for key in own}
             return func(*args, **kwargs, **{name: build(**values)})
 
-        return stacked(*options)(command)
-
-    return apply
+        return stacked(*self.options)(command)
 
 
 class _Params:
@@ -163,7 +171,9 @@ download_help = (
     "HF_TOKEN) and scan every byte. Without it, an hf:// target is scanned as metadata: "
     "small files downloaded, weights read by range (headers only)."
 )
-scan_options: Decorator = stacked(
+scan_options: Decorator = gathered(
+    "scan",
+    ScanSettings,
     click.option(
         "--workers",
         type=click.IntRange(1, 256),

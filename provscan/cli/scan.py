@@ -7,7 +7,7 @@ hands them to provscan.cli.checking (one target) or provscan.cli.batch (several)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import click
 
@@ -40,8 +40,6 @@ from provscan.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     pass
-
-Serialization = Literal["files", "shards"]
 
 
 @click.command()
@@ -96,18 +94,8 @@ def check(
     opa_url: str | None,
     opa_token_env: str | None,
     probes: ProbeRequest,
-    workers: int | None,
-    serialization: Serialization,
-    shard_size: int,
+    scan: ScanSettings,
     output: OutputRequest,
-    signatures: tuple[Path, ...],
-    trusted_keys: tuple[Path, ...],
-    trusted_cas: tuple[Path, ...],
-    download: bool,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    offline: bool,
-    sigstore_trusted_root: Path | None,
 ) -> int:
     """Scan each TARGET, evaluate the policy, print the verdict and write the outputs.
 
@@ -129,19 +117,7 @@ def check(
             policy_timeout=policy_timeout,
             config_from_target=config_from_target,
         ),
-        scan=ScanSettings(
-            workers=workers,
-            serialization=serialization,
-            shard_size=shard_size,
-            signatures=signatures,
-            trusted_keys=trusted_keys,
-            trusted_cas=trusted_cas,
-            sigstore_trusted_root=sigstore_trusted_root,
-            download=download,
-            include=include,
-            exclude=exclude,
-            offline=offline,
-        ),
+        scan=scan,
         probes=probes if run_probes else None,
     )
     if len(targets) == 1 and targets_from is None and output_dir is None:
@@ -161,38 +137,15 @@ def check(
 @scan_options
 def inspect(
     target: str,
-    workers: int | None,
-    serialization: Serialization,
-    shard_size: int,
+    scan: ScanSettings,
     output: OutputRequest,
-    signatures: tuple[Path, ...],
-    trusted_keys: tuple[Path, ...],
-    trusted_cas: tuple[Path, ...],
-    download: bool,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    offline: bool,
-    sigstore_trusted_root: Path | None,
 ) -> int:
     """Scan TARGET and report what was found, without a policy verdict (exit 0 when the report was produced)."""
     # Imported here: the trust loader pulls in cryptography (heavy for --help).
     from provscan.signing.trust import load_trust
 
-    scan = ScanSettings(
-        workers=workers,
-        serialization=serialization,
-        shard_size=shard_size,
-        signatures=signatures,
-        trusted_keys=trusted_keys,
-        trusted_cas=trusted_cas,
-        sigstore_trusted_root=sigstore_trusted_root,
-        download=download,
-        include=include,
-        exclude=exclude,
-        offline=offline,
-    )
     output.stdout_output()
-    trust = load_trust(trusted_keys, trusted_cas, sigstore_trusted_root)
+    trust = load_trust(scan.trusted_keys, scan.trusted_cas, scan.sigstore_trusted_root)
     report = scan_target(target, scan, trust, progress=show_progress(output))
     emit(report, output)
     return int(ExitCode.APPROVE)
