@@ -7,7 +7,6 @@ hands them to provscan.cli.checking (one target) or provscan.cli.batch (several)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -37,9 +36,6 @@ from provscan.cli.settings import (
     ScanSettings,
 )
 from provscan.errors import ExitCode, UsageError
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()
