@@ -11,11 +11,11 @@ import fnmatch
 import re
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from provscan.knowledge.files import load_yaml
 from provscan.report import Commercial, LicenceKind, Threshold
 
 
@@ -194,14 +194,6 @@ class ModelBase(_Strict):
             if unknown:
                 raise ValueError(f"model {model.pattern}: unknown families {sorted(unknown)}")
         return self
-
-
-def load_yaml(name: str) -> Any:
-    """A shipped knowledge file (provscan/knowledge/NAME), parsed with the safe constructor."""
-    text = (resources.files("provscan") / "knowledge" / name).read_text(encoding="utf-8")
-    # libyaml's parser when PyYAML was built with it: the same safe constructor, a tenth of
-    # the time (the knowledge base is most of a small check's CPU with the pure-Python one).
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
 
 
 @cache

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from provscan.knowledge import base as kb
+from provscan.knowledge.files import load_yaml
 from tests.conftest import TESTS
 
 CORPUS = TESTS / "data" / "corpus"
@@ -565,14 +566,14 @@ def test_every_family_names_its_licences(family: str) -> None:
 
 
 def test_unknown_family_licence_is_refused() -> None:
-    data = kb.load_yaml("families.yaml")
+    data = load_yaml("families.yaml")
     data["families"][0]["licences"] = ["no-such-licence"]
     with pytest.raises(ValueError, match="unknown licence keys"):
         kb.FamilyBase.model_validate(data)
 
 
 def test_built_on_must_name_a_family() -> None:
-    data = kb.load_yaml("models.yaml")
+    data = load_yaml("models.yaml")
     data["models"][0]["built_on"] = ["no-such-family"]
     with pytest.raises(ValueError, match="unknown families"):
         kb.ModelBase.model_validate(data)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from provscan.knowledge.base import load_yaml
+from provscan.knowledge.files import load_yaml
 
 
 @dataclass
