@@ -75,12 +75,16 @@ def _check_backend(cases: list[Case], backend: PolicyBackend, engine: str) -> No
     assert not problems, "\n".join(problems)
 
 
+# Slow: the `cases` fixture runs every case of both packs through regopy (about 35 s); the
+# default run checks the default pack's table in tests/policy/test_pack.py.
+@pytest.mark.slow
 def test_the_table_covers_both_shipped_packs(cases: list[Case]) -> None:
     packs = {case.pack.name for case in cases}
     assert packs == {"default", "production"}
     assert len(cases) > 50
 
 
+@pytest.mark.slow  # the same table run as above
 def test_regopy_decides_every_case_as_expected(cases: list[Case]) -> None:
     problems = [f"{c.name}: {p}" for c in cases for p in compare_verdict(c.expected, c.reference)]
     assert not problems, "\n".join(problems)

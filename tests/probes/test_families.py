@@ -417,6 +417,7 @@ def test_a_model_whose_template_fails_is_probed_on_bare_content_and_says_so(
     assert findings and all("bare user content" in f.evidence["prompt_format"] for f in findings)
 
 
+@pytest.mark.slow  # the whole suite again, through a served model: about 16 s
 def test_the_same_suite_runs_unchanged_through_the_openai_engine(
     full: dict[str, Any], models: dict[str, Any], domain_prompts: Path, pair: Any
 ) -> None:

@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from fixtures.backdoor import BackdoorPair
 from fixtures.models import build_demo_model
 from tests.conftest import run_provscan
@@ -55,6 +57,7 @@ def test_probe_denies_the_backdoored_model_and_records_a_reproducible_case(
     assert backdoor_pair.trigger in props.values()
 
 
+@pytest.mark.slow  # a full check plus the whole probe suite in a child: about 18 s
 def test_check_with_probes_approves_the_clean_twin(
     backdoor_pair: BackdoorPair, tmp_path: Path
 ) -> None:
