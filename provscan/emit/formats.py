@@ -24,7 +24,7 @@ def _json(report: Report) -> str:
     return render_json(report)
 
 
-def _bom(report: Report) -> str:
+def _cyclonedx(report: Report) -> str:
     from provscan.emit.cyclonedx import render_cyclonedx  # heavy: cyclonedx-python-lib
 
     return render_cyclonedx(report)
@@ -52,7 +52,7 @@ def _html(report: Report) -> str:
 # Format name -> the function that renders a Report as that format's text.
 FORMATS: Mapping[str, Renderer] = {
     "json": _json,
-    "cyclonedx": _bom,
+    "cyclonedx": _cyclonedx,
     "sarif": _sarif,
     "markdown": _markdown,
     "html": _html,
