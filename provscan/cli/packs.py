@@ -101,12 +101,11 @@ def with_identities(
 
 def probe_command_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config `provscan probe` decides with: the shipped overlay merged over ``config``."""
-    import tomllib
-
     # Imported here: provscan.policy.config pulls in the report model (heavy for --help).
-    from provscan.policy.config import merge_config
+    from provscan.policy.config import merge_config, read_toml
 
-    overlay = tomllib.loads((default_policy_dir() / PROBE_OVERLAY).read_text("utf-8"))
+    # Read as a user's config file is (bounded, tomli on Python 3.10).
+    overlay = read_toml(default_policy_dir() / PROBE_OVERLAY)
     return merge_config(config, overlay)
 
 

@@ -85,23 +85,23 @@ def find_config(path: Path | None, cwd: Path) -> ConfigFile:
     if path is not None:
         path = path if path.is_absolute() else cwd / path
         if path.name == PYPROJECT_NAME:
-            table = _tool_table(_read_toml(path), path)
+            table = _tool_table(read_toml(path), path)
             if table is None:
                 raise ConfigError(
                     f"config file {path} has no [tool.provscan] table",
                     "add one, or pass a provscan.toml to --config",
                 )
             return ConfigFile(table, path, "--config")
-        return ConfigFile(_read_toml(path), path, "--config")
+        return ConfigFile(read_toml(path), path, "--config")
     own, pyproject = cwd / CONFIG_FILE_NAME, cwd / PYPROJECT_NAME
-    tool = _tool_table(_read_toml(pyproject), pyproject) if pyproject.is_file() else None
+    tool = _tool_table(read_toml(pyproject), pyproject) if pyproject.is_file() else None
     if own.exists():
         if tool is not None:
             raise ConfigError(
                 f"both {own} and the [tool.provscan] table of {pyproject} configure provscan",
                 "keep one of them, or name the one to use with --config",
             )
-        return ConfigFile(_read_toml(own), own, CONFIG_FILE_NAME)
+        return ConfigFile(read_toml(own), own, CONFIG_FILE_NAME)
     if tool is not None:
         return ConfigFile(tool, pyproject, f"{PYPROJECT_NAME} [tool.provscan]")
     return ConfigFile({})
@@ -117,7 +117,8 @@ def _tool_table(document: dict[str, Any], path: Path) -> dict[str, Any] | None:
     return table
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a table: bounded, UTF-8, hazards refused; a ConfigError names the file."""
     remedy = "pass an existing TOML file to --config, or remove the option"
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist", remedy)
